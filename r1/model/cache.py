@@ -1,0 +1,81 @@
+"""Preallocated KV caches.
+
+Each row of the cache is one sequence. A token's keys are written at its absolute position in its row, so rows
+advance independently (the engine's continuous batching relies on this) and a query at position p may attend to
+every cached slot s <= p. Slots beyond a row's current length may hold stale data; the position mask hides them.
+
+What a layer stores depends on the attention:
+- MLA absorbed: one tensor [B, S, kv_lora_rank + qk_rope_head_dim] — the normalised latent ĉ and the rotated
+  shared rope key; nothing per head (576 values per token per layer for DeepSeek-V3).
+- MLA naive: full per-head keys [B, S, H, d_nope + d_rope] and values [B, S, H, d_v].
+- GQA (dense students): keys and values [B, S, H_kv, d_head].
+"""
+
+from __future__ import annotations
+
+import torch
+
+from r1.model.config import ModelConfig
+
+
+class KVCache:
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        batch_size: int,
+        max_len: int,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+        mla_impl: str = "absorb",
+    ) -> None:
+        if mla_impl not in ("absorb", "naive"):
+            raise ValueError(f"mla_impl={mla_impl!r}: must be 'absorb' or 'naive'")
+        self.cfg, self.batch_size, self.max_len = cfg, batch_size, max_len
+        self.mla_impl = mla_impl if cfg.is_deepseek else "gqa"
+        self.buffers: list[tuple[torch.Tensor, ...]] = []
+        for _ in range(cfg.num_hidden_layers):
+            shapes = self.slot_shapes(cfg, self.mla_impl)
+            self.buffers.append(tuple(torch.zeros(batch_size, max_len, *s, dtype=dtype, device=device) for s in shapes))
+        self.kv_len = 0  # slots attended this forward; set by the model from the positions
+
+    @staticmethod
+    def slot_shapes(cfg: ModelConfig, mla_impl: str) -> list[tuple[int, ...]]:
+        """Per-token shapes of the tensors one layer caches."""
+        if mla_impl == "absorb":
+            return [(cfg.kv_lora_rank + cfg.qk_rope_head_dim,)]
+        if mla_impl == "naive":
+            h = cfg.num_attention_heads
+            return [(h, cfg.qk_head_dim), (h, cfg.v_head_dim)]
+        return [(cfg.num_key_value_heads, cfg.head_dim), (cfg.num_key_value_heads, cfg.head_dim)]
+
+    @classmethod
+    def elements_per_token(cls, cfg: ModelConfig, mla_impl: str = "absorb") -> int:
+        """Cached values per token per layer."""
+        impl = mla_impl if cfg.is_deepseek else "gqa"
+        total = 0
+        for shape in cls.slot_shapes(cfg, impl):
+            n = 1
+            for s in shape:
+                n *= s
+            total += n
+        return total
+
+    def bytes_per_token(self) -> int:
+        """Cache bytes per token over all layers."""
+        per_layer = sum(b[0, 0].numel() * b.element_size() for b in self.buffers[0])
+        return per_layer * len(self.buffers)
+
+    def write(self, layer: int, positions_BT: torch.Tensor, *new: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Store the new tokens' tensors at their positions; return the first `kv_len` slots of each buffer."""
+        bufs = self.buffers[layer]
+        rows = torch.arange(positions_BT.shape[0], device=positions_BT.device)[:, None].expand_as(positions_BT)
+        for buf, t in zip(bufs, new):
+            buf[rows, positions_BT] = t.to(buf.dtype)
+        return tuple(b[:, : self.kv_len] for b in bufs)
+
+    def copy_rows(self, src: torch.Tensor, dst: torch.Tensor, length: int | None = None) -> None:
+        """Copy cached slots of rows `src` into rows `dst` (e.g. one prefill shared by n samples)."""
+        n = self.max_len if length is None else length
+        for bufs in self.buffers:
+            for b in bufs:
+                b[dst, :n] = b[src, :n]

@@ -1,0 +1,563 @@
+"""One model config for the DeepSeek-V3 family and the dense (Llama/Qwen2-style) students.
+
+Field names are the Hugging Face `config.json` keys, so a config round-trips through `to_hf_dict` /
+`from_hf_dict` without a translation table. The architecture is picked by `model_type`:
+
+- `deepseek_v3` (and `deepseek_v2`): MLA attention, DeepSeekMoE after `first_k_dense_replace` dense layers,
+  optional multi-token prediction (`num_nextn_predict_layers`).
+- `qwen2`, `llama`: grouped-query attention with rotate-half RoPE and a dense SwiGLU MLP.
+
+Training knobs that belong to the model's loss (MTP weight λ, balance-loss weight α, bias update speed γ) live
+here too, so one object describes what `model(...)` computes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from r1.errors import ConfigError
+
+DEEPSEEK_TYPES = ("deepseek_v3", "deepseek_v2")
+DENSE_TYPES = ("qwen2", "llama")
+MODEL_TYPES = DEEPSEEK_TYPES + DENSE_TYPES
+
+HF_ARCHITECTURES = {
+    "deepseek_v3": "DeepseekV3ForCausalLM",
+    "deepseek_v2": "DeepseekV2ForCausalLM",
+    "qwen2": "Qwen2ForCausalLM",
+    "llama": "LlamaForCausalLM",
+}
+
+
+@dataclass
+class ModelConfig:
+    model_type: str = "deepseek_v3"
+    vocab_size: int = 2048
+    hidden_size: int = 128
+    intermediate_size: int = 352
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    # dense students only (GQA); MLA has no separate KV heads
+    num_key_value_heads: int | None = None
+    head_dim: int | None = None
+    attention_bias: bool = False  # bias on q/k/v projections (Qwen2)
+    max_position_embeddings: int = 4096
+    rms_norm_eps: float = 1e-6
+    rope_theta: float = 10000.0
+    # None (plain RoPE), {"type": "yarn", ...} or {"rope_type": "llama3", ...}
+    rope_scaling: dict[str, Any] | None = None
+    tie_word_embeddings: bool = False
+    # MLA
+    q_lora_rank: int | None = None
+    kv_lora_rank: int = 64
+    qk_nope_head_dim: int = 32
+    qk_rope_head_dim: int = 16
+    v_head_dim: int = 32
+    # DeepSeekMoE
+    n_routed_experts: int = 0
+    n_shared_experts: int = 0
+    num_experts_per_tok: int = 0
+    moe_intermediate_size: int = 0
+    first_k_dense_replace: int = 0
+    moe_layer_freq: int = 1
+    n_group: int = 1
+    topk_group: int = 1
+    scoring_func: str = "sigmoid"
+    topk_method: str = "noaux_tc"
+    norm_topk_prob: bool = True
+    routed_scaling_factor: float = 1.0
+    # multi-token prediction depth D
+    num_nextn_predict_layers: int = 0
+    bos_token_id: int | None = 0
+    eos_token_id: int | None = 1
+    pad_token_id: int | None = None
+    initializer_range: float = 0.006
+    # loss knobs: L = L_main + mtp_loss_weight·mean_k(L_mtp^k) + seq_aux_loss_alpha·L_bal
+    mtp_loss_weight: float = 0.3
+    seq_aux_loss_alpha: float = 1e-4
+    bias_update_speed: float = 1e-3
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.num_key_value_heads is None:
+            self.num_key_value_heads = self.num_attention_heads
+        if self.head_dim is None and self.is_dense:
+            self.head_dim = self.hidden_size // max(self.num_attention_heads, 1)
+        self.validate()
+
+    # ----------------------------------------------------------------------------------------- derived
+    @property
+    def is_deepseek(self) -> bool:
+        return self.model_type in DEEPSEEK_TYPES
+
+    @property
+    def is_dense(self) -> bool:
+        return self.model_type in DENSE_TYPES
+
+    @property
+    def qk_head_dim(self) -> int:
+        return self.qk_nope_head_dim + self.qk_rope_head_dim
+
+    @property
+    def rope_dim(self) -> int:
+        return self.qk_rope_head_dim if self.is_deepseek else int(self.head_dim)
+
+    @property
+    def rope_type(self) -> str:
+        if not self.rope_scaling:
+            return "default"
+        return str(self.rope_scaling.get("rope_type", self.rope_scaling.get("type", "default")))
+
+    def is_moe_layer(self, layer_idx: int) -> bool:
+        """Layers [0, first_k_dense_replace) are dense; MoE every `moe_layer_freq` layers after that."""
+        return (
+            self.is_deepseek
+            and self.n_routed_experts > 0
+            and layer_idx >= self.first_k_dense_replace
+            and layer_idx % self.moe_layer_freq == 0
+        )
+
+    @property
+    def softmax_scale(self) -> float:
+        """1/sqrt(d_qk), times mscale² when YaRN is on (DeepSeek applies mscale to the attention logits)."""
+        d = self.qk_head_dim if self.is_deepseek else int(self.head_dim)
+        scale = d**-0.5
+        if self.is_deepseek and self.rope_type == "yarn":
+            m_all = self.rope_scaling.get("mscale_all_dim") or 0
+            if m_all:
+                m = yarn_mscale(float(self.rope_scaling["factor"]), float(m_all))
+                scale *= m * m
+        return scale
+
+    # ----------------------------------------------------------------------------------------- checks
+    def validate(self) -> None:
+        def need(cond: bool, name: str, rule: str) -> None:
+            if not cond:
+                raise ConfigError(f"model config: {name}={getattr(self, name, None)!r}: {rule}")
+
+        need(self.model_type in MODEL_TYPES, "model_type", f"must be one of {', '.join(MODEL_TYPES)}")
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
+            v = getattr(self, name)
+            need(isinstance(v, int) and not isinstance(v, bool) and v > 0, name, "must be a positive integer")
+        need(self.max_position_embeddings > 0, "max_position_embeddings", "must be positive")
+        need(self.rms_norm_eps > 0, "rms_norm_eps", "must be positive")
+        need(self.rope_theta > 0, "rope_theta", "must be positive")
+        need(self.initializer_range > 0, "initializer_range", "must be positive")
+        for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+            v = getattr(self, name)
+            need(
+                v is None or 0 <= v < self.vocab_size, name, f"must be a token id in [0, vocab_size={self.vocab_size})"
+            )
+        if self.is_dense:
+            need(self.num_key_value_heads > 0, "num_key_value_heads", "must be positive")
+            need(
+                self.num_attention_heads % self.num_key_value_heads == 0,
+                "num_key_value_heads",
+                f"must divide num_attention_heads={self.num_attention_heads}",
+            )
+            need(
+                self.head_dim > 0 and self.head_dim % 2 == 0, "head_dim", "must be a positive even number (RoPE pairs)"
+            )
+            need(self.n_routed_experts == 0, "n_routed_experts", f"must be 0 for dense model_type {self.model_type}")
+            need(self.num_nextn_predict_layers == 0, "num_nextn_predict_layers", "MTP is a DeepSeek-V3 feature")
+        else:
+            need(
+                self.q_lora_rank is None or self.q_lora_rank > 0, "q_lora_rank", "must be positive or null (no q LoRA)"
+            )
+            for name in ("kv_lora_rank", "qk_nope_head_dim", "v_head_dim", "qk_rope_head_dim"):
+                need(getattr(self, name) > 0, name, "must be positive")
+            need(self.qk_rope_head_dim % 2 == 0, "qk_rope_head_dim", "must be even (RoPE rotates pairs)")
+            need(
+                0 <= self.first_k_dense_replace <= self.num_hidden_layers,
+                "first_k_dense_replace",
+                f"must be in [0, num_hidden_layers={self.num_hidden_layers}]",
+            )
+            need(self.moe_layer_freq >= 1, "moe_layer_freq", "must be >= 1")
+            need(self.num_nextn_predict_layers >= 0, "num_nextn_predict_layers", "must be >= 0")
+            if self.n_routed_experts > 0:
+                self._validate_moe(need)
+        self._validate_rope(need)
+
+    def _validate_moe(self, need) -> None:
+        e = self.n_routed_experts
+        need(self.moe_intermediate_size > 0, "moe_intermediate_size", "must be positive when experts exist")
+        need(1 <= self.num_experts_per_tok <= e, "num_experts_per_tok", f"must be in [1, n_routed_experts={e}]")
+        need(self.n_shared_experts >= 0, "n_shared_experts", "must be >= 0")
+        need(self.scoring_func in ("sigmoid", "softmax"), "scoring_func", "must be 'sigmoid' or 'softmax'")
+        need(
+            self.topk_method in ("noaux_tc", "greedy", "group_limited_greedy"),
+            "topk_method",
+            "must be 'noaux_tc', 'greedy' or 'group_limited_greedy'",
+        )
+        need(self.n_group >= 1 and e % self.n_group == 0, "n_group", f"must divide n_routed_experts={e}")
+        need(1 <= self.topk_group <= self.n_group, "topk_group", f"must be in [1, n_group={self.n_group}]")
+        per_group = e // self.n_group
+        need(
+            self.topk_group * per_group >= self.num_experts_per_tok,
+            "topk_group",
+            f"keeps {self.topk_group}×{per_group} experts, fewer than num_experts_per_tok="
+            f"{self.num_experts_per_tok}: top-k would pick masked experts",
+        )
+        if self.topk_method == "noaux_tc" and self.n_group > 1:
+            need(
+                per_group >= 2, "n_group", "noaux_tc scores a group by its top-2 experts: needs >= 2 experts per group"
+            )
+        need(self.routed_scaling_factor > 0, "routed_scaling_factor", "must be positive")
+
+    def _validate_rope(self, need) -> None:
+        if not self.rope_scaling:
+            return
+        kind = self.rope_type
+        need(kind in ("yarn", "llama3", "default"), "rope_scaling", "type must be 'yarn', 'llama3' or absent")
+        if kind in ("yarn", "llama3"):
+            rs = self.rope_scaling
+            need(float(rs.get("factor", 0)) >= 1, "rope_scaling", "factor must be >= 1")
+            need(
+                int(rs.get("original_max_position_embeddings", 0)) > 0,
+                "rope_scaling",
+                "needs original_max_position_embeddings > 0",
+            )
+
+    # ----------------------------------------------------------------------------------------- HF I/O
+    def to_hf_dict(self) -> dict[str, Any]:
+        """The `config.json` transformers reads for this architecture."""
+        d: dict[str, Any] = {
+            "architectures": [HF_ARCHITECTURES[self.model_type]],
+            "model_type": self.model_type,
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "num_key_value_heads": self.num_key_value_heads,
+            "hidden_act": "silu",
+            "max_position_embeddings": self.max_position_embeddings,
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope_theta,
+            "rope_scaling": dict(self.rope_scaling) if self.rope_scaling else None,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "attention_bias": self.attention_bias,
+            "attention_dropout": 0.0,
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": self.eos_token_id,
+            "pad_token_id": self.pad_token_id,
+            "initializer_range": self.initializer_range,
+            "torch_dtype": "float32",
+            "use_cache": True,
+        }
+        if self.is_dense:
+            d["head_dim"] = self.head_dim
+            if self.model_type == "qwen2":
+                d.update(use_sliding_window=False, sliding_window=None, max_window_layers=self.num_hidden_layers)
+            else:
+                d.update(mlp_bias=False, pretraining_tp=1)
+        else:
+            d.update(
+                q_lora_rank=self.q_lora_rank,
+                kv_lora_rank=self.kv_lora_rank,
+                qk_nope_head_dim=self.qk_nope_head_dim,
+                qk_rope_head_dim=self.qk_rope_head_dim,
+                v_head_dim=self.v_head_dim,
+                head_dim=self.qk_rope_head_dim,
+                rope_interleave=True,
+                n_routed_experts=self.n_routed_experts or None,
+                n_shared_experts=self.n_shared_experts or None,
+                num_experts_per_tok=self.num_experts_per_tok or None,
+                moe_intermediate_size=self.moe_intermediate_size,
+                first_k_dense_replace=self.first_k_dense_replace,
+                moe_layer_freq=self.moe_layer_freq,
+                n_group=self.n_group,
+                topk_group=self.topk_group,
+                scoring_func=self.scoring_func,
+                topk_method=self.topk_method,
+                norm_topk_prob=self.norm_topk_prob,
+                routed_scaling_factor=self.routed_scaling_factor,
+                num_nextn_predict_layers=self.num_nextn_predict_layers,
+                aux_loss_alpha=self.seq_aux_loss_alpha,
+                seq_aux=True,
+                ep_size=1,
+            )
+        d["r1"] = {
+            "mtp_loss_weight": self.mtp_loss_weight,
+            "seq_aux_loss_alpha": self.seq_aux_loss_alpha,
+            "bias_update_speed": self.bias_update_speed,
+        }
+        return d
+
+    @classmethod
+    def from_hf_dict(cls, d: dict[str, Any], source: str = "config.json") -> ModelConfig:
+        """Reads an HF config dict (legacy `rope_scaling` or v5 `rope_parameters`)."""
+        model_type = d.get("model_type")
+        if model_type not in MODEL_TYPES:
+            raise ConfigError(f"{source}: model_type={model_type!r} is not supported; expected one of {MODEL_TYPES}")
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "model_type"}
+        kwargs: dict[str, Any] = {k: d[k] for k in names if k in d}
+        rope = d.get("rope_scaling")
+        params = d.get("rope_parameters")
+        if params and not rope:
+            kind = params.get("rope_type", params.get("type", "default"))
+            kwargs["rope_theta"] = params.get("rope_theta", d.get("rope_theta", 10000.0))
+            if kind != "default":
+                rope = {k: v for k, v in params.items() if k not in ("rope_theta",)}
+        if rope:
+            rope = dict(rope)
+            kind = rope.get("rope_type", rope.get("type"))
+            rope.setdefault("type", kind)
+            rope.setdefault("rope_type", kind)
+        kwargs["rope_scaling"] = rope or None
+        if model_type in DEEPSEEK_TYPES:
+            kwargs.pop("head_dim", None)  # HF stores qk_rope_head_dim there
+            for k in ("n_routed_experts", "n_shared_experts", "num_experts_per_tok"):
+                kwargs[k] = kwargs.get(k) or 0
+            if "aux_loss_alpha" in d and "seq_aux_loss_alpha" not in d.get("r1", {}):
+                kwargs["seq_aux_loss_alpha"] = d["aux_loss_alpha"]
+        if "initializer_range" not in d:
+            kwargs["initializer_range"] = 0.02
+        kwargs.update({k: v for k, v in d.get("r1", {}).items() if k in names})
+        eos = kwargs.get("eos_token_id")
+        if isinstance(eos, list):  # several stop ids (Llama 3.1): keep the first as the model's EOS
+            kwargs["eos_token_id"] = eos[0] if eos else None
+        return cls(model_type=model_type, **kwargs)
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with some fields changed; unknown field names are an error listing the valid ones."""
+        names = {f.name for f in dataclasses.fields(self)}
+        bad = sorted(set(changes) - names)
+        if bad:
+            raise ConfigError(f"model config: unknown field(s) {bad}; valid fields: {', '.join(sorted(names))}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("extra")
+        return d
+
+
+def yarn_mscale(factor: float, m: float = 1.0) -> float:
+    """YaRN's attention temperature: 0.1·m·ln(s) + 1 (1 when the context is not extended)."""
+    return 1.0 if factor <= 1 else 0.1 * m * math.log(factor) + 1.0
+
+
+# --------------------------------------------------------------------------------------------- presets
+def _v3_yarn(factor: float, original: int, m: float = 1.0) -> dict[str, Any]:
+    return {
+        "type": "yarn",
+        "rope_type": "yarn",
+        "factor": factor,
+        "original_max_position_embeddings": original,
+        "beta_fast": 32,
+        "beta_slow": 1,
+        "mscale": m,
+        "mscale_all_dim": m,
+    }
+
+
+def _deepseek_v3_671b() -> ModelConfig:
+    return ModelConfig(
+        model_type="deepseek_v3",
+        vocab_size=129280,
+        hidden_size=7168,
+        intermediate_size=18432,
+        moe_intermediate_size=2048,
+        num_hidden_layers=61,
+        first_k_dense_replace=3,
+        num_attention_heads=128,
+        n_routed_experts=256,
+        n_shared_experts=1,
+        num_experts_per_tok=8,
+        n_group=8,
+        topk_group=4,
+        scoring_func="sigmoid",
+        topk_method="noaux_tc",
+        norm_topk_prob=True,
+        routed_scaling_factor=2.5,
+        q_lora_rank=1536,
+        kv_lora_rank=512,
+        qk_nope_head_dim=128,
+        qk_rope_head_dim=64,
+        v_head_dim=128,
+        max_position_embeddings=163840,
+        rope_theta=10000.0,
+        rope_scaling=_v3_yarn(40.0, 4096, 1.0),
+        num_nextn_predict_layers=1,
+        bos_token_id=0,
+        eos_token_id=1,
+        initializer_range=0.006,
+    )
+
+
+def _deepseek_v2_lite() -> ModelConfig:
+    return ModelConfig(
+        model_type="deepseek_v2",
+        vocab_size=102400,
+        hidden_size=2048,
+        intermediate_size=10944,
+        moe_intermediate_size=1408,
+        num_hidden_layers=27,
+        first_k_dense_replace=1,
+        num_attention_heads=16,
+        n_routed_experts=64,
+        n_shared_experts=2,
+        num_experts_per_tok=6,
+        n_group=1,
+        topk_group=1,
+        scoring_func="softmax",
+        topk_method="greedy",
+        norm_topk_prob=False,
+        routed_scaling_factor=1.0,
+        q_lora_rank=None,
+        kv_lora_rank=512,
+        qk_nope_head_dim=128,
+        qk_rope_head_dim=64,
+        v_head_dim=128,
+        max_position_embeddings=163840,
+        rope_scaling=_v3_yarn(40.0, 4096, 0.707),
+        num_nextn_predict_layers=0,
+        bos_token_id=100000,
+        eos_token_id=100001,
+        initializer_range=0.006,
+    )
+
+
+def _tiny() -> ModelConfig:
+    # V3 ratios at CPU size: kv_lora = 2·d_h, q_lora = 1.5·kv_lora, rope = d_h/2, 1 shared + 16 fine-grained experts,
+    # 4 groups of 4 with 2 kept (8 reachable ≥ top-2), sigmoid + bias routing, first layer dense, MTP depth 1.
+    return ModelConfig(
+        model_type="deepseek_v3",
+        vocab_size=2048,
+        hidden_size=128,
+        intermediate_size=352,
+        moe_intermediate_size=64,
+        num_hidden_layers=4,
+        first_k_dense_replace=1,
+        num_attention_heads=4,
+        n_routed_experts=16,
+        n_shared_experts=1,
+        num_experts_per_tok=2,
+        n_group=4,
+        topk_group=2,
+        routed_scaling_factor=2.5,
+        q_lora_rank=96,
+        kv_lora_rank=64,
+        qk_nope_head_dim=32,
+        qk_rope_head_dim=16,
+        v_head_dim=32,
+        max_position_embeddings=2048,
+        num_nextn_predict_layers=1,
+        initializer_range=0.006,
+    )
+
+
+def _small() -> ModelConfig:
+    return ModelConfig(
+        model_type="deepseek_v3",
+        vocab_size=4096,
+        hidden_size=256,
+        intermediate_size=704,
+        moe_intermediate_size=128,
+        num_hidden_layers=8,
+        first_k_dense_replace=1,
+        num_attention_heads=8,
+        n_routed_experts=32,
+        n_shared_experts=1,
+        num_experts_per_tok=4,
+        n_group=4,
+        topk_group=2,
+        routed_scaling_factor=2.5,
+        q_lora_rank=192,
+        kv_lora_rank=128,
+        qk_nope_head_dim=32,
+        qk_rope_head_dim=16,
+        v_head_dim=32,
+        max_position_embeddings=4096,
+        num_nextn_predict_layers=1,
+        initializer_range=0.006,
+    )
+
+
+def _qwen25_15b() -> ModelConfig:
+    return ModelConfig(
+        model_type="qwen2",
+        vocab_size=151936,
+        hidden_size=1536,
+        intermediate_size=8960,
+        num_hidden_layers=28,
+        num_attention_heads=12,
+        num_key_value_heads=2,
+        head_dim=128,
+        attention_bias=True,
+        max_position_embeddings=131072,
+        rope_theta=1000000.0,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=True,
+        bos_token_id=151643,
+        eos_token_id=151643,
+        initializer_range=0.02,
+    )
+
+
+def _llama31_8b() -> ModelConfig:
+    return ModelConfig(
+        model_type="llama",
+        vocab_size=128256,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=128,
+        max_position_embeddings=131072,
+        rope_theta=500000.0,
+        rope_scaling={
+            "rope_type": "llama3",
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+        },
+        rms_norm_eps=1e-5,
+        bos_token_id=128000,
+        eos_token_id=128001,
+        initializer_range=0.02,
+    )
+
+
+def _tiny_dense(model_type: str) -> ModelConfig:
+    # A CPU-size student for distillation experiments, same vocabulary as `tiny`.
+    return ModelConfig(
+        model_type=model_type,
+        vocab_size=2048,
+        hidden_size=128,
+        intermediate_size=352,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=32,
+        attention_bias=model_type == "qwen2",
+        max_position_embeddings=2048,
+        tie_word_embeddings=model_type == "qwen2",
+        initializer_range=0.02,
+    )
+
+
+PRESETS = {
+    "deepseek-v3-671b": _deepseek_v3_671b,
+    "deepseek-v2-lite": _deepseek_v2_lite,
+    "qwen2.5-1.5b": _qwen25_15b,
+    "llama-3.1-8b": _llama31_8b,
+    "tiny": _tiny,
+    "small": _small,
+    "tiny-qwen2": lambda: _tiny_dense("qwen2"),
+    "tiny-llama": lambda: _tiny_dense("llama"),
+}
+
+
+def preset(name: str, **overrides: Any) -> ModelConfig:
+    """A named config; `overrides` change fields (unknown names are an error)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown model preset {name!r}; valid presets: {', '.join(PRESETS)}")
+    cfg = PRESETS[name]()
+    return cfg.replace(**overrides) if overrides else cfg

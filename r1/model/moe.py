@@ -1,0 +1,122 @@
+"""DeepSeekMoE: shared experts plus fine-grained routed experts, with auxiliary-loss-free balancing.
+
+Routing for one token u (spec §4), in fp32:
+    s = sigmoid(W_g u)            (softmax for V2-style configs)
+    z = s + b                     b = e_score_correction_bias: used only to *choose* experts
+    groups: score each of n_group groups by the sum of its top-2 z (V3; the max for bias-free configs), keep the
+            best topk_group groups, mask the rest with −∞
+    i_1..i_k = top-k of the masked z;  w_j = s_{i_j} (raw score)  → / Σ w (norm_topk_prob) → × routed_scaling_factor
+    MoE(u) = Σ_j w_j Expert_{i_j}(u) + Shared(u)
+
+Dispatch sorts the (token, expert) pairs by expert and runs each active expert once on a contiguous slice.
+Balancing: after each optimizer step the trainer calls `update_bias` with the step's global load counts:
+b_i += γ·sign(mean(c) − c_i). The complementary sequence-wise loss α·Σ_i f_i P_i (eqs. 17–20) is computed here.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from r1.model.config import ModelConfig
+from r1.model.layers import MLP
+
+
+class Router(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_experts, self.top_k = cfg.n_routed_experts, cfg.num_experts_per_tok
+        self.n_group, self.topk_group = cfg.n_group, cfg.topk_group
+        self.scoring = cfg.scoring_func
+        self.use_bias = cfg.topk_method == "noaux_tc"
+        self.grouped = cfg.n_group > 1 and cfg.topk_method in ("noaux_tc", "group_limited_greedy")
+        self.norm_topk = cfg.norm_topk_prob
+        self.scale = cfg.routed_scaling_factor
+        self.weight = nn.Parameter(torch.empty(self.n_experts, cfg.hidden_size))
+        if self.use_bias:
+            # fp32, not a parameter: changed by the balancing rule, never by the optimizer
+            self.register_buffer("e_score_correction_bias", torch.zeros(self.n_experts, dtype=torch.float32))
+
+    def forward(self, x_ND: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns (scores [N, E] fp32, top-k indices [N, k], top-k weights [N, k] fp32)."""
+        logits = F.linear(x_ND.float(), self.weight.float())
+        scores = logits.sigmoid() if self.scoring == "sigmoid" else logits.softmax(dim=-1)
+        choice = scores + self.e_score_correction_bias if self.use_bias else scores
+        with torch.no_grad():
+            masked = self._mask_groups(choice.detach()) if self.grouped else choice.detach()
+            idx = masked.topk(self.top_k, dim=-1, sorted=False).indices
+        weights = scores.gather(1, idx)
+        if self.norm_topk and self.top_k > 1:
+            weights = weights / (weights.sum(dim=-1, keepdim=True) + 1e-20)
+        return scores, idx, weights * self.scale
+
+    def _mask_groups(self, choice: torch.Tensor) -> torch.Tensor:
+        N = choice.shape[0]
+        g = choice.view(N, self.n_group, -1)
+        group_score = g.topk(2, dim=-1).values.sum(-1) if self.use_bias else g.amax(dim=-1)
+        keep = group_score.topk(self.topk_group, dim=-1, sorted=False).indices
+        group_mask = torch.zeros_like(group_score, dtype=torch.bool).scatter_(1, keep, True)
+        return g.masked_fill(~group_mask[..., None], float("-inf")).view(N, -1)
+
+
+class MoE(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_experts, self.top_k = cfg.n_routed_experts, cfg.num_experts_per_tok
+        self.gate = Router(cfg)
+        self.experts = nn.ModuleList(MLP(cfg.hidden_size, cfg.moe_intermediate_size) for _ in range(self.n_experts))
+        self.shared_experts = (
+            MLP(cfg.hidden_size, cfg.moe_intermediate_size * cfg.n_shared_experts) if cfg.n_shared_experts else None
+        )
+        self.balance_alpha = cfg.seq_aux_loss_alpha
+        # filled by forward for the trainer: routed-token counts per expert, and the sequence-wise balance loss
+        self.last_counts: torch.Tensor | None = None
+        self.last_balance_loss: torch.Tensor | None = None
+
+    def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
+        B, T, D = x_BTD.shape
+        x_ND = x_BTD.reshape(-1, D)
+        scores, idx_Nk, w_Nk = self.gate(x_ND)
+        counts = torch.bincount(idx_Nk.flatten(), minlength=self.n_experts)
+        y_ND = self._dispatch(x_ND, idx_Nk, w_Nk, counts.tolist())
+        if self.shared_experts is not None:
+            y_ND = y_ND + self.shared_experts(x_ND)
+        self.last_counts = counts
+        if self.training and self.balance_alpha > 0:
+            self.last_balance_loss = self._sequence_balance_loss(scores.view(B, T, -1), idx_Nk.view(B, T, -1))
+        else:
+            self.last_balance_loss = None
+        return y_ND.view(B, T, D)
+
+    def _dispatch(
+        self, x_ND: torch.Tensor, idx_Nk: torch.Tensor, w_Nk: torch.Tensor, counts: list[int]
+    ) -> torch.Tensor:
+        order = idx_Nk.flatten().argsort(stable=True)
+        token = order // self.top_k  # which token each sorted (token, expert) pair came from
+        x_sorted = x_ND.index_select(0, token)
+        outs, start = [], 0
+        for e, n in enumerate(counts):
+            if n:
+                outs.append(self.experts[e](x_sorted[start : start + n]))
+                start += n
+        y_sorted = torch.cat(outs) * w_Nk.flatten()[order, None].to(x_ND.dtype)
+        return torch.zeros_like(x_ND).index_add_(0, token, y_sorted)
+
+    def _sequence_balance_loss(self, scores_BTE: torch.Tensor, idx_BTk: torch.Tensor) -> torch.Tensor:
+        """α·Σ_i f_i·P_i per sequence, averaged over the batch (V3 report eqs. 17–20)."""
+        B, T, E = scores_BTE.shape
+        hits = torch.zeros(B, E, device=scores_BTE.device).scatter_add_(
+            1, idx_BTk.reshape(B, -1), torch.ones(B, T * self.top_k, device=scores_BTE.device)
+        )
+        f = hits * (E / (self.top_k * T))  # no gradient: it counts the routing actually taken
+        p = (scores_BTE / scores_BTE.sum(-1, keepdim=True)).mean(dim=1)
+        return self.balance_alpha * (f * p).sum(-1).mean()
+
+    @torch.no_grad()
+    def update_bias(self, counts_E: torch.Tensor, gamma: float) -> None:
+        """Auxiliary-loss-free balancing: raise the bias of under-loaded experts, lower it for over-loaded ones."""
+        if not self.gate.use_bias or gamma == 0:
+            return
+        c = counts_E.float().to(self.gate.e_score_correction_bias.device)
+        self.gate.e_score_correction_bias.add_(gamma * torch.sign(c.mean() - c))
