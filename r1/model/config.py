@@ -86,6 +86,9 @@ class ModelConfig:
             self.num_key_value_heads = self.num_attention_heads
         if self.head_dim is None and self.is_dense:
             self.head_dim = self.hidden_size // max(self.num_attention_heads, 1)
+        if self.rope_scaling:  # HF has used both spellings of the key; keep both so either reader finds it
+            kind = self.rope_scaling.get("rope_type", self.rope_scaling.get("type"))
+            self.rope_scaling = {**self.rope_scaling, "type": kind, "rope_type": kind}
         self.validate()
 
     # ----------------------------------------------------------------------------------------- derived
@@ -302,12 +305,7 @@ class ModelConfig:
             kwargs["rope_theta"] = params.get("rope_theta", d.get("rope_theta", 10000.0))
             if kind != "default":
                 rope = {k: v for k, v in params.items() if k not in ("rope_theta",)}
-        if rope:
-            rope = dict(rope)
-            kind = rope.get("rope_type", rope.get("type"))
-            rope.setdefault("type", kind)
-            rope.setdefault("rope_type", kind)
-        kwargs["rope_scaling"] = rope or None
+        kwargs["rope_scaling"] = dict(rope) if rope else None
         if model_type in DEEPSEEK_TYPES:
             kwargs.pop("head_dim", None)  # HF stores qk_rope_head_dim there
             for k in ("n_routed_experts", "n_shared_experts", "num_experts_per_tok"):

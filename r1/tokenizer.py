@@ -1,0 +1,759 @@
+"""Byte-level BPE tokenizer with the DeepSeek-R1 special tokens and chat template.
+
+The tokenizer is trained locally with the Hugging Face `tokenizers` library and saved in the Hugging Face layout
+(`tokenizer.json` + `tokenizer_config.json`), so `transformers.AutoTokenizer.from_pretrained(dir)` gives the same
+ids, the same special tokens and the same rendered chats as this module. Choices that matter downstream:
+
+- Byte-level: every string round-trips, whatever the script; no unknown token exists.
+- Each digit is its own pre-token, so "123" is always three tokens. Tiny models learn arithmetic far more easily
+  when a number's tokens line up with its digits.
+- No post-processor: `encode(text)` is exactly the text's ids. BOS comes from the chat template, or callers add
+  it, so no code path adds it twice.
+- The special tokens take ids 0..8 in a fixed order (`SPECIAL_TOKENS`), so checkpoints, rewards and the engine can
+  rely on them whatever corpus the tokenizer was trained on.
+
+`Tokenizer.load` also reads any other Hugging Face `tokenizer.json`, so tests and evaluation can use real
+tokenizers; pickled (slow) tokenizers are never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, overload
+
+import jinja2
+from jinja2.ext import loopcontrols
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from tokenizers import AddedToken, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer as BackendTokenizer
+
+from r1.errors import UserError
+
+# The first five strings are DeepSeek-R1's own: fullwidth vertical bars (U+FF5C) and the ▁ block (U+2581).
+BOS = "<｜begin▁of▁sentence｜>"
+EOS = "<｜end▁of▁sentence｜>"
+PAD = "<｜▁pad▁｜>"
+USER = "<｜User｜>"
+ASSISTANT = "<｜Assistant｜>"
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+ANSWER_OPEN = "<answer>"
+ANSWER_CLOSE = "</answer>"
+# Order is the id order: BOS is 0, EOS 1, PAD 2, ... ANSWER_CLOSE 8.
+SPECIAL_TOKENS = [BOS, EOS, PAD, USER, ASSISTANT, THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE]
+
+# What the model is prompted with: R1's usage notes ask that every response starts with "<think>\n".
+GENERATION_PROMPT = f"{ASSISTANT}{THINK_OPEN}\n"
+ROLES = ("system", "user", "assistant")
+
+TOKENIZER_FILE = "tokenizer.json"
+CONFIG_FILE = "tokenizer_config.json"
+CHAT_TEMPLATE_FILE = "chat_template.jinja"
+# DeepSeek-R1's tokenizer_config.json value; long enough for R1-style reasoning traces on the small models here.
+DEFAULT_MODEL_MAX_LENGTH = 16384
+# Below this the trainer cannot keep the 256 byte symbols and the specials, and silently returns more than asked.
+MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)
+
+# DeepSeek-R1's template, reduced to the roles used here. Kept on one line per statement with no text between
+# tags, so the output does not depend on Jinja's whitespace options. History assistant turns lose their reasoning
+# (everything up to the last </think>), as in DeepSeek's template: reasoning is never fed back to the model.
+CHAT_TEMPLATE = "".join(
+    [
+        "{% if add_generation_prompt is not defined %}{% set add_generation_prompt = false %}{% endif %}",
+        "{% set ns = namespace(system_prompt='', has_system=false) %}",
+        "{% for message in messages %}",
+        "{% if message['role'] == 'system' %}",
+        "{% if ns.has_system %}{% set ns.system_prompt = ns.system_prompt + '\\n\\n' + message['content'] %}",
+        "{% else %}{% set ns.system_prompt = message['content'] %}{% set ns.has_system = true %}{% endif %}",
+        "{% endif %}",
+        "{% endfor %}",
+        "{{ bos_token }}{{ ns.system_prompt }}",
+        "{% for message in messages %}",
+        "{% if message['role'] == 'user' %}",
+        f"{{{{ '{USER}' + message['content'] }}}}",
+        "{% elif message['role'] == 'assistant' %}",
+        "{% set content = message['content'] %}",
+        f"{{% if '{THINK_CLOSE}' in content %}}{{% set content = content.split('{THINK_CLOSE}')[-1] %}}{{% endif %}}",
+        f"{{{{ '{ASSISTANT}' + content + '{EOS}' }}}}",
+        "{% endif %}",
+        "{% endfor %}",
+        f"{{% if add_generation_prompt %}}{{{{ '{ASSISTANT}{THINK_OPEN}\\n' }}}}{{% endif %}}",
+    ]
+)
+
+
+class Tokenizer:
+    """A `tokenizers.Tokenizer` plus what the R1 code needs around it: special ids, the chat template, HF I/O.
+
+    Wrapping rather than subclassing keeps the Rust object swappable (any HF `tokenizer.json` loads) and keeps
+    padding/truncation settings from leaking into `encode`, which must return exactly the text's ids.
+    """
+
+    def __init__(
+        self,
+        backend: BackendTokenizer,
+        *,
+        bos_token: str | None = BOS,
+        eos_token: str | None = EOS,
+        pad_token: str | None = PAD,
+        chat_template: str = CHAT_TEMPLATE,
+        model_max_length: int = DEFAULT_MODEL_MAX_LENGTH,
+    ) -> None:
+        backend.no_padding()
+        backend.no_truncation()
+        self._backend = backend
+        # A special token the vocabulary lacks would encode as several pieces; treat it as absent instead.
+        self.bos_token = bos_token if _in_vocab(backend, bos_token) else None
+        self.eos_token = eos_token if _in_vocab(backend, eos_token) else None
+        self.pad_token = pad_token if _in_vocab(backend, pad_token) else None
+        self.chat_template = chat_template
+        self.model_max_length = model_max_length
+
+    # ----------------------------------------------------------------------------------------------- training
+
+    @classmethod
+    def train(cls, texts: Iterable[str], vocab_size: int = 2048, min_frequency: int = 2) -> Tokenizer:
+        """Train a byte-level BPE whose ids 0..8 are `SPECIAL_TOKENS`, whatever the corpus.
+
+        Special tokens are extracted before counting pairs, so merges never learn pieces of `<think>` and the like.
+        """
+        if vocab_size < MIN_VOCAB_SIZE:
+            raise UserError(f"vocab_size must be at least {MIN_VOCAB_SIZE} (256 bytes + specials), got {vocab_size}")
+        if min_frequency < 1:
+            raise UserError(f"min_frequency must be at least 1, got {min_frequency}")
+        backend = new_backend()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=[_special_added_token(t) for t in SPECIAL_TOKENS],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        backend.train_from_iterator(_checked_texts(texts), trainer=trainer)
+        return cls(backend)
+
+    # ----------------------------------------------------------------------------------------- encode/decode
+
+    def encode(self, text: str) -> list[int]:
+        """The ids of `text` and nothing else: no BOS/EOS, special-token strings become their single ids."""
+        return self._backend.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: Iterable[str]) -> list[list[int]]:
+        """Like `encode` for many texts, run in parallel by the Rust batch encoder."""
+        encodings = self._backend.encode_batch(list(texts), add_special_tokens=False)
+        return [e.ids for e in encodings]
+
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
+        """Text for `ids`; specials are kept by default because `<think>`/`<answer>` carry meaning here."""
+        return self._backend.decode(list(ids), skip_special_tokens=skip_special_tokens)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self._backend.token_to_id(token)
+
+    def id_to_token(self, token_id: int) -> str | None:
+        return self._backend.id_to_token(token_id)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids, special tokens included: the embedding table needs a row for each."""
+        return self._backend.get_vocab_size(with_added_tokens=True)
+
+    @property
+    def bos_id(self) -> int | None:
+        return _token_id(self._backend, self.bos_token)
+
+    @property
+    def eos_id(self) -> int | None:
+        return _token_id(self._backend, self.eos_token)
+
+    @property
+    def pad_id(self) -> int | None:
+        return _token_id(self._backend, self.pad_token)
+
+    @property
+    def backend(self) -> BackendTokenizer:
+        """The wrapped `tokenizers.Tokenizer`, for callers that need offsets or other Rust-side features."""
+        return self._backend
+
+    # ------------------------------------------------------------------------------------------------- chat
+
+    @overload
+    def apply_chat_template(
+        self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = ..., tokenize: Literal[False] = ...
+    ) -> str: ...
+
+    @overload
+    def apply_chat_template(
+        self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = ..., *, tokenize: Literal[True]
+    ) -> list[int]: ...
+
+    def apply_chat_template(
+        self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = True, tokenize: bool = False
+    ) -> str | list[int]:
+        """Render `messages` the way `transformers` would, so prompts match between this code and HF tools.
+
+        The generation prompt defaults to on because nearly every caller here is about to sample a response.
+        """
+        checked = validate_messages(messages)
+        specials = {"bos_token": self.bos_token, "eos_token": self.eos_token, "pad_token": self.pad_token}
+        context = {key: value for key, value in specials.items() if value is not None}
+        try:
+            text = _compile_template(self.chat_template).render(
+                messages=checked, tools=None, documents=None, add_generation_prompt=add_generation_prompt, **context
+            )
+        except jinja2.TemplateError as exc:
+            raise UserError(f"chat template failed: {exc}") from exc
+        return self.encode(text) if tokenize else text
+
+    # ------------------------------------------------------------------------------------------------- files
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write `tokenizer.json` and `tokenizer_config.json`; each write is atomic so a crash leaves no half file."""
+        out = Path(directory)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create tokenizer directory {out}: {exc}") from exc
+        _atomic_write_text(out / TOKENIZER_FILE, self._backend.to_str(pretty=True))
+        _atomic_write_text(out / CONFIG_FILE, json.dumps(self.hf_config(), indent=2, ensure_ascii=False) + "\n")
+        return out
+
+    def hf_config(self) -> dict[str, Any]:
+        """The `tokenizer_config.json` that makes `AutoTokenizer` behave exactly like this object."""
+        added = self._backend.get_added_tokens_decoder()
+        return {
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "bos_token": self.bos_token,
+            "eos_token": self.eos_token,
+            "pad_token": self.pad_token,
+            # Older transformers versions read these; without them some classes insert BOS themselves.
+            "add_bos_token": False,
+            "add_eos_token": False,
+            "clean_up_tokenization_spaces": False,
+            "model_max_length": self.model_max_length,
+            "chat_template": self.chat_template,
+            "added_tokens_decoder": {str(i): _added_token_dict(added[i]) for i in sorted(added)},
+        }
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Tokenizer:
+        """Load a directory holding `tokenizer.json` (plus optional config/template files), or the file itself.
+
+        Files next to `tokenizer.json` are read as transformers reads them: `chat_template.jinja` wins over the
+        config's `chat_template`, and special tokens may be strings or `{"content": ...}` dicts.
+        """
+        given = Path(path)
+        file = given / TOKENIZER_FILE if given.is_dir() else given
+        if not file.is_file():
+            raise UserError(f"tokenizer not found: {file} (expected a directory with {TOKENIZER_FILE}, or the file)")
+        backend = _read_backend(file)
+        config = _read_config(file.parent / CONFIG_FILE)
+        return cls(
+            backend,
+            bos_token=_config_token(config, "bos_token", BOS),
+            eos_token=_config_token(config, "eos_token", EOS),
+            pad_token=_config_token(config, "pad_token", PAD),
+            chat_template=_read_chat_template(file.parent, config),
+            model_max_length=_config_max_length(config),
+        )
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(vocab_size={self.vocab_size}, bos={self.bos_token!r}, eos={self.eos_token!r})"
+
+
+class IncrementalDecoder:
+    """Turn a stream of token ids into text pieces without ever emitting half a UTF-8 character.
+
+    Byte-level tokens can end inside a multi-byte character; decoding such a prefix yields U+FFFD, so text is held
+    back until the character completes. The last emitted stretch of ids is kept as left context because some
+    decoders (SentencePiece-style `Metaspace`) decode a token differently at the start of a string.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, skip_special_tokens: bool = False) -> None:
+        self._tokenizer = tokenizer
+        self._skip_special_tokens = skip_special_tokens
+        self._ids: list[int] = []
+        self._read = 0  # ids[:read] were emitted; they are context for decoding the rest
+
+    def push(self, token_id: int) -> str:
+        """Add one id; return the text it completes ("" while a character is still incomplete)."""
+        self._ids.append(token_id)
+        emitted, full = self._decode_window()
+        if len(full) <= len(emitted) or full.endswith("\ufffd"):
+            return ""
+        # The last emitted stretch becomes the next call's left context; older ids are no longer needed.
+        self._ids = self._ids[self._read :]
+        self._read = len(self._ids)
+        return full[len(emitted) :]
+
+    def flush(self) -> str:
+        """Return whatever is held back (possibly with U+FFFD for a truncated character) and start over."""
+        emitted, full = self._decode_window()
+        self.reset()
+        return full[len(emitted) :]
+
+    def reset(self) -> None:
+        self._ids = []
+        self._read = 0
+
+    def _decode_window(self) -> tuple[str, str]:
+        decode = self._tokenizer.decode
+        skip = self._skip_special_tokens
+        return decode(self._ids[: self._read], skip), decode(self._ids, skip)
+
+
+# ------------------------------------------------------------------------------------------ building blocks
+
+
+def new_backend() -> BackendTokenizer:
+    """An untrained tokenizer with the R1 pipeline; exposed so tests and tools can build variants of it."""
+    backend = BackendTokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
+    backend.decoder = decoders.ByteLevel()
+    return backend
+
+
+def validate_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Check chat messages up front so a bad one is reported by index, not as a Jinja error deep in a template."""
+    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
+        raise UserError(f"messages must be a list of {{role, content}} objects, got {type(messages).__name__}")
+    checked = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise UserError(
+                f"messages[{index}]: expected an object with role and content, got {type(message).__name__}"
+            )
+        role = message.get("role")
+        if role not in ROLES:
+            raise UserError(f"messages[{index}].role: expected one of {', '.join(ROLES)}, got {role!r}")
+        content = message.get("content")
+        if not isinstance(content, str):
+            raise UserError(f"messages[{index}].content: expected a string, got {type(content).__name__}")
+        checked.append(dict(message))
+    return checked
+
+
+def _special_added_token(content: str) -> AddedToken:
+    return AddedToken(content, special=True, normalized=False, lstrip=False, rstrip=False, single_word=False)
+
+
+def _added_token_dict(token: AddedToken) -> dict[str, Any]:
+    return {
+        "content": token.content,
+        "lstrip": token.lstrip,
+        "normalized": token.normalized,
+        "rstrip": token.rstrip,
+        "single_word": token.single_word,
+        "special": token.special,
+    }
+
+
+def _in_vocab(backend: BackendTokenizer, token: str | None) -> bool:
+    return token is not None and backend.token_to_id(token) is not None
+
+
+def _token_id(backend: BackendTokenizer, token: str | None) -> int | None:
+    return None if token is None else backend.token_to_id(token)
+
+
+def _checked_texts(texts: Iterable[str]) -> Iterator[str]:
+    """The Rust trainer reports a non-string as an opaque error; name the culprit instead."""
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise UserError(f"training text #{index} is {type(text).__name__}, expected str")
+        yield text
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write through a temp file in the same directory, then rename: readers see the old file or the new one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_backend(file: Path) -> BackendTokenizer:
+    try:
+        return BackendTokenizer.from_file(str(file))
+    except Exception as exc:  # the Rust side raises a bare Exception for bad JSON or unknown components
+        raise UserError(f"cannot read tokenizer {file}: {exc}") from exc
+
+
+def _read_config(file: Path) -> dict[str, Any]:
+    if not file.exists():
+        return {}
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read tokenizer config {file}: {exc}") from exc
+    if not isinstance(config, dict):
+        raise UserError(f"tokenizer config {file} must hold a JSON object, got {type(config).__name__}")
+    return config
+
+
+def _config_token(config: Mapping[str, Any], key: str, default: str) -> str | None:
+    """A special token from an HF config, where it may be a string, a serialized AddedToken dict, or null."""
+    if key not in config:
+        return default
+    value = config[key]
+    if isinstance(value, Mapping):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
+def _config_max_length(config: Mapping[str, Any]) -> int:
+    value = config.get("model_max_length")
+    return value if isinstance(value, int) and value > 0 else DEFAULT_MODEL_MAX_LENGTH
+
+
+def _read_chat_template(directory: Path, config: Mapping[str, Any]) -> str:
+    """The template transformers would use: chat_template.jinja, else the config entry, else ours."""
+    jinja_file = directory / CHAT_TEMPLATE_FILE
+    if jinja_file.is_file():
+        try:
+            return jinja_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read chat template {jinja_file}: {exc}") from exc
+    template = config.get("chat_template")
+    if isinstance(template, list):  # older HF format: [{"name": ..., "template": ...}, ...]
+        named = {t.get("name"): t.get("template") for t in template if isinstance(t, Mapping)}
+        template = named.get("default", next(iter(named.values()), None))
+    elif isinstance(template, Mapping):
+        template = template.get("default")
+    return template if isinstance(template, str) else CHAT_TEMPLATE
+
+
+def _template_raise(message: str) -> None:
+    raise jinja2.exceptions.TemplateError(message)
+
+
+def _template_tojson(
+    value: Any, ensure_ascii: bool = False, indent: int | None = None, separators: Any = None, sort_keys: bool = False
+) -> str:
+    # Jinja's own tojson escapes HTML characters; transformers replaces it with plain json.dumps, and so do we.
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+@lru_cache(maxsize=16)
+def _compile_template(source: str) -> jinja2.Template:
+    """Compile like `transformers.utils.chat_template_utils` does, so foreign templates render identically.
+
+    The sandbox matters: templates come with downloaded tokenizers and are untrusted code.
+    """
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env.filters["tojson"] = _template_tojson
+    env.globals["raise_exception"] = _template_raise
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    try:
+        return env.from_string(source)
+    except jinja2.TemplateError as exc:
+        raise UserError(f"chat template does not compile: {exc}") from exc
+
+
+# -------------------------------------------------------------------------------------- built-in corpus
+
+_ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen".split()
+_ONES += ["seventeen", "eighteen", "nineteen"]
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ZH_DIGITS = "零一二三四五六七八九"
+_NAMES = ["Alice", "Bob", "Carol", "Dan", "Eve", "Frank", "Grace", "Hana", "Ivan", "Julia", "Li Wei", "Mia", "Omar"]
+_ITEMS = [
+    "apples", "bananas", "books", "cards", "coins", "cookies", "eggs", "flowers", "marbles", "oranges", "pages",
+    "pencils", "stamps", "stickers", "tickets", "toys",
+]  # fmt: skip
+_PLACES = ["the market", "school", "the library", "the park", "a shop", "the garden", "the station", "home"]
+_GAINS = [
+    ("buys", "buying"),
+    ("finds", "finding"),
+    ("collects", "collecting"),
+    ("gets", "getting"),
+    ("makes", "making"),
+]
+_LOSSES = [("gives away", "given away"), ("loses", "lost"), ("eats", "eaten"), ("sells", "sold"), ("uses", "used")]
+_OPENERS = [
+    "Let me think step by step.", "First, I need to understand the question.", "Okay, let's see.",
+    "Let me break this down.", "I will solve this carefully.", "Hmm, let me work it out.",
+]  # fmt: skip
+_CHECKS = [
+    "Let me double-check.", "Wait, let me verify that.", "Checking the result again.",
+    "Hmm, that looks right.", "Let me recompute to be sure.", "Yes, that is consistent.",
+]  # fmt: skip
+_ZH_ITEMS = ["个苹果", "本书", "枚硬币", "颗弹珠", "支铅笔", "张邮票", "块饼干", "朵花"]
+_ZH_NAMES = ["小明", "小红", "小华", "老师", "妈妈", "哥哥"]
+_ZH_PHRASES = [
+    "让我们一步一步地思考。", "首先，我们要理解这个问题。", "我再检查一遍。", "所以答案是正确的。",
+    "等一下，我算错了。", "这个方法更简单。", "最后的结果是", "我们可以用加法来计算。",
+]  # fmt: skip
+_EMOJI = ["🎉", "✅", "🙂", "🤔", "👍", "❌", "🔢", "⭐", "💡", "📚"]
+
+
+def _english_number(n: int) -> str:
+    if n < 20:
+        return _ONES[n]
+    tens, ones = divmod(n, 10)
+    return _TENS[tens] if ones == 0 else f"{_TENS[tens]}-{_ONES[ones]}"
+
+
+def _chinese_number(n: int) -> str:
+    if n < 10:
+        return _ZH_DIGITS[n]
+    tens, ones = divmod(n, 10)
+    head = "" if tens == 1 else _ZH_DIGITS[tens]
+    return f"{head}十{_ZH_DIGITS[ones] if ones else ''}"
+
+
+def _is_prime(n: int) -> bool:
+    return n > 1 and all(n % d for d in range(2, int(n**0.5) + 1))
+
+
+def _arithmetic_line(rng: random.Random) -> str:
+    a, b = rng.randint(0, 999), rng.randint(0, 999)
+    op = rng.choice("+-*")
+    if op == "*":
+        a, b = rng.randint(0, 99), rng.randint(0, 99)
+    value = {"+": a + b, "-": a - b, "*": a * b}[op]
+    if rng.random() < 0.3:
+        c = rng.randint(1, 9)
+        return f"({a} {op} {b}) * {c} = {value * c}"
+    return f"{a} {op} {b} = {value}"
+
+
+def _addition_steps(a: int, b: int) -> list[str]:
+    """Column addition from the right, one line per digit, the way a worked solution spells it out."""
+    steps, carry, place = [], 0, 0
+    names = ["ones", "tens", "hundreds", "thousands"]
+    while a or b or carry:
+        da, db = a % 10, b % 10
+        total = da + db + carry
+        carry_text = f" + {carry}" if carry else ""
+        steps.append(
+            f"{names[place].capitalize()}: {da} + {db}{carry_text} = {total}, write {total % 10}, carry {total // 10}."
+        )
+        a, b, carry, place = a // 10, b // 10, total // 10, place + 1
+    return steps
+
+
+def _word_problem(rng: random.Random) -> tuple[str, list[str], int]:
+    name, item, place = rng.choice(_NAMES), rng.choice(_ITEMS), rng.choice(_PLACES)
+    (gain, gaining), (loss, lost) = rng.choice(_GAINS), rng.choice(_LOSSES)
+    a, b = rng.randint(5, 60), rng.randint(1, 40)
+    c = rng.randint(0, a + b)
+    question = f"{name} has {a} {item} and {gain} {b} more at {place}, then {loss} {c}. How many {item} are left?"
+    steps = [
+        f"{name} starts with {a} {item}.",
+        f"After {gaining} {b} more: {a} + {b} = {a + b}.",
+        f"After {c} {item} are {lost}: {a + b} - {c} = {a + b - c}.",
+    ]
+    return question, steps, a + b - c
+
+
+def _worked_solution(rng: random.Random) -> str:
+    kind = rng.random()
+    if kind < 0.4:
+        a, b = rng.randint(10, 999), rng.randint(10, 999)
+        question, steps, answer = f"What is {a} + {b}?", _addition_steps(a, b), a + b
+    elif kind < 0.7:
+        x, y = rng.randint(2, 30), rng.randint(2, 30)
+        question, answer = f"Compute {x} * {y}.", x * y
+        steps = [f"{x} * {y} = {x} * {y - 1} + {x} = {x * (y - 1)} + {x} = {answer}."]
+    else:
+        question, steps, answer = _word_problem(rng)
+    steps = [rng.choice(_OPENERS), *steps, rng.choice(_CHECKS), f"So the answer is {answer}."]
+    response = f"{THINK_OPEN}\n" + "\n".join(steps) + f"\n{THINK_CLOSE}\n{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
+    if rng.random() < 0.5:  # as the model sees it in training, specials and all
+        return f"{USER}{question}{ASSISTANT}{response}{EOS}"
+    return f"{question}\n{response}"
+
+
+def _english_sentence(rng: random.Random) -> str:
+    a, b = rng.randint(0, 40), rng.randint(1, 40)
+    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+    sentences = [
+        f"{_english_number(a).capitalize()} plus {_english_number(b)} equals {_english_number(a + b)}.",
+        f"{name} has {a} {item} and buys {b} more, so {name} has {a + b} {item}.",
+        f"The number {a} is {'even' if a % 2 == 0 else 'odd'}.",
+        f"The number {a} is {'' if _is_prime(a) else 'not '}a prime number.",
+        f"Is {a} greater than {b}? {'Yes' if a > b else 'No'}, because {max(a, b)} is the larger one.",
+        f"The sum of {a} and {b} is {a + b}, and their product is {a * b}.",
+        f"The difference between {a} and {b} is {abs(a - b)}.",
+        f"{a} divided by {b} is {a // b} with a remainder of {a % b}.",
+        f"The square of {a} is {a * a}. Half of {2 * a} is {a}.",
+        f"Let me check the answer again: {a} + {b} = {a + b}. Correct {rng.choice(_EMOJI)}",
+        f"Wait, I made a mistake. {a} - {b} is {a - b}, not {a - b + 1}.",
+        f"{rng.choice(_CHECKS)} {rng.choice(_OPENERS)}",
+    ]
+    return rng.choice(sentences)
+
+
+def _chinese_sentence(rng: random.Random) -> str:
+    a, b = rng.randint(0, 49), rng.randint(1, 49)
+    item, name = rng.choice(_ZH_ITEMS), rng.choice(_ZH_NAMES)
+    sentences = [
+        f"{_chinese_number(a)}加{_chinese_number(b)}等于{_chinese_number(a + b)}。",
+        f"{_chinese_number(a)}乘以{_chinese_number(b % 10)}等于{a * (b % 10)}。",
+        f"{name}有{a}{item}，又买了{b}{item}，一共有{a + b}{item}。",
+        f"{name}有{a + b}{item}，送给朋友{b}{item}，还剩{a}{item}。",
+        f"数字{a}是{'偶数' if a % 2 == 0 else '奇数'}。",
+        f"{a}除以{b}得{a // b}，余数是{a % b}。",
+        f"{a}和{b}的和是{a + b}，差是{a - b}。",
+        f"我们一步一步地计算：{a} + {b} = {a + b}，答案是{a + b}。{rng.choice(_EMOJI)}",
+        f"{rng.choice(_ZH_PHRASES)}{rng.choice(_ZH_PHRASES)}",
+    ]
+    return rng.choice(sentences)
+
+
+_CORPUS_KINDS: list[tuple[float, Callable[[random.Random], str]]] = [
+    (0.25, _arithmetic_line),
+    (0.30, _worked_solution),
+    (0.25, _english_sentence),
+    (0.20, _chinese_sentence),
+]
+
+
+def default_training_text(n: int = 20000, seed: int = 0) -> Iterator[str]:
+    """A seeded, generated corpus shaped like what the tiny models here see: arithmetic, worked solutions in R1
+    format, and short English and Chinese sentences (so multi-byte text gets real merges). No download needed.
+    """
+    rng = random.Random(seed)
+    weights = [w for w, _ in _CORPUS_KINDS]
+    makers = [m for _, m in _CORPUS_KINDS]
+    for _ in range(n):
+        (make,) = rng.choices(makers, weights=weights)
+        yield make(rng)
+
+
+# ------------------------------------------------------------------------------------------------------ CLI
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `r1 tokenizer {train,encode,chat}`."""
+    parser = subparsers.add_parser(
+        "tokenizer",
+        help="train or inspect a byte-level BPE tokenizer with the R1 chat template",
+        description="Train or inspect a byte-level BPE tokenizer with the DeepSeek-R1 special tokens and template.",
+    )
+    actions = parser.add_subparsers(dest="tokenizer_command", metavar="ACTION")
+    parser.set_defaults(func=lambda args: _print_help(parser))
+
+    train = actions.add_parser("train", help="train a tokenizer on text/JSONL files (or the built-in corpus)")
+    train.add_argument(
+        "--input",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="text files (one text per line) or .jsonl files with a 'text' field; default: built-in corpus",
+    )
+    train.add_argument("--vocab-size", type=int, default=2048, help="total ids, specials included (default 2048)")
+    train.add_argument("--min-frequency", type=int, default=2, help="minimum pair count to merge (default 2)")
+    train.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory to write the tokenizer to")
+    train.set_defaults(func=_cmd_train)
+
+    encode = actions.add_parser("encode", help="print the ids and tokens of a text")
+    encode.add_argument("--tokenizer", type=Path, required=True, metavar="DIR", help="tokenizer directory or file")
+    encode.add_argument("text", help="text to encode (special-token strings become single ids)")
+    encode.set_defaults(func=_cmd_encode)
+
+    chat = actions.add_parser("chat", help="print a conversation rendered with the chat template")
+    chat.add_argument("--tokenizer", type=Path, required=True, metavar="DIR", help="tokenizer directory or file")
+    chat.add_argument(
+        "--messages", required=True, metavar="JSON", help='e.g. \'[{"role": "user", "content": "1 + 1?"}]\''
+    )
+    chat.add_argument("--no-generation-prompt", action="store_true", help="do not append the assistant prompt")
+    chat.set_defaults(func=_cmd_chat)
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    """`r1 tokenizer` without an action: show what the actions are rather than the top-level help."""
+    parser.print_help()
+    return 2
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    if args.input:
+        for path in args.input:
+            if not path.is_file():
+                raise UserError(f"input file not found: {path}")
+        texts = iter_training_files(args.input)
+    else:
+        texts = default_training_text()
+    tokenizer = Tokenizer.train(texts, vocab_size=args.vocab_size, min_frequency=args.min_frequency)
+    tokenizer.save(args.out)
+    asked = args.vocab_size
+    note = "" if tokenizer.vocab_size >= asked else f" (asked for {asked}: the corpus has too few frequent pairs)"
+    print(f"saved tokenizer with {tokenizer.vocab_size} tokens ({len(SPECIAL_TOKENS)} special) to {args.out}{note}")
+    return 0
+
+
+def _cmd_encode(args: argparse.Namespace) -> int:
+    tokenizer = Tokenizer.load(args.tokenizer)
+    ids = tokenizer.encode(args.text)
+    print(f"ids ({len(ids)}): {json.dumps(ids)}")
+    print(f"tokens: {json.dumps([tokenizer.id_to_token(i) for i in ids], ensure_ascii=False)}")
+    print(f"pieces: {json.dumps([tokenizer.decode([i]) for i in ids], ensure_ascii=False)}")
+    return 0
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    tokenizer = Tokenizer.load(args.tokenizer)
+    try:
+        messages = json.loads(args.messages)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--messages is not valid JSON: {exc}") from exc
+    print(tokenizer.apply_chat_template(messages, add_generation_prompt=not args.no_generation_prompt))
+    return 0
+
+
+def iter_training_files(paths: Iterable[Path]) -> Iterator[str]:
+    """Stream texts from files: `.jsonl` lines give their "text" field, other files give one text per line."""
+    for path in paths:
+        if path.suffix == ".jsonl":
+            yield from _iter_jsonl(path)
+        else:
+            yield from _iter_text_lines(path)
+
+
+def _iter_text_lines(path: Path) -> Iterator[str]:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            yield from handle  # newline kept: the tokenizer should learn newline tokens too
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from exc
+
+
+def _iter_jsonl(path: Path) -> Iterator[str]:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield _jsonl_text(path, lineno, line)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from exc
+
+
+def _jsonl_text(path: Path, lineno: int, line: str) -> str:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
+    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+        raise UserError(f'{path}:{lineno}: expected an object with a string "text" field')
+    return record["text"]

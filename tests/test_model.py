@@ -1,0 +1,292 @@
+"""The model's maths: routing rules, dispatch, losses, balancing, attention paths, caches, YaRN, configs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from r1.cli import main as cli
+from r1.errors import ConfigError
+from r1.model import PRESETS, ModelConfig, Transformer, preset
+from r1.model.info import model_info
+from r1.model.moe import MoE
+from r1.model.rope import inv_frequencies
+
+
+def tiny(**kw) -> ModelConfig:
+    return preset("tiny", vocab_size=97, max_position_embeddings=128, initializer_range=0.1, **kw)
+
+
+def model_of(cfg: ModelConfig, seed: int = 0) -> Transformer:
+    torch.manual_seed(seed)
+    return Transformer(cfg).eval()
+
+
+# ---------------------------------------------------------------------------------------------- config
+@pytest.mark.parametrize(
+    "change, field, rule",
+    [
+        (dict(topk_group=1, num_experts_per_tok=6), "topk_group", "fewer than num_experts_per_tok"),
+        (dict(n_group=3), "n_group", "must divide n_routed_experts=16"),
+        (dict(num_experts_per_tok=17), "num_experts_per_tok", "must be in [1, n_routed_experts=16]"),
+        (dict(qk_rope_head_dim=15), "qk_rope_head_dim", "must be even"),
+        (dict(scoring_func="relu"), "scoring_func", "must be 'sigmoid' or 'softmax'"),
+        (dict(hidden_size=0), "hidden_size", "must be a positive integer"),
+        (dict(first_k_dense_replace=9), "first_k_dense_replace", "must be in [0, num_hidden_layers=4]"),
+        (dict(eos_token_id=5000), "eos_token_id", "must be a token id"),
+    ],
+)
+def test_invalid_config_names_field_and_rule(change, field, rule):
+    with pytest.raises(ValueError) as err:
+        preset("tiny", **change)
+    assert f"{field}=" in str(err.value) and rule in str(err.value)
+
+
+def test_dense_config_rules():
+    with pytest.raises(ConfigError, match="num_key_value_heads=3: must divide num_attention_heads=4"):
+        preset("tiny-llama", num_key_value_heads=3)
+    with pytest.raises(ConfigError, match="unknown field"):
+        preset("tiny", not_a_field=1)
+    with pytest.raises(ConfigError, match="valid presets"):
+        preset("gpt-5")
+
+
+def test_hf_test_config_routing_is_rejected():
+    # transformers' own tiny test config keeps 1 group of 4 experts but asks for top-8: it would pick masked experts
+    with pytest.raises(ConfigError, match="topk_group"):
+        preset("tiny", n_routed_experts=8, n_group=2, topk_group=1, num_experts_per_tok=8)
+
+
+def test_presets_are_valid_and_sized():
+    for name in PRESETS:
+        cfg = preset(name)
+        assert cfg.to_hf_dict()["model_type"] == cfg.model_type
+        assert ModelConfig.from_hf_dict(cfg.to_hf_dict()) == cfg
+    assert 1e6 < model_info(preset("tiny")).total < 1e7
+    assert 1e7 < model_info(preset("small")).total < 1e8
+
+
+def test_671b_counts_match_the_report(capsys):
+    info = model_info(preset("deepseek-v3-671b"))
+    assert abs(info.total / 671e9 - 1) < 0.01
+    assert abs(info.active / 37e9 - 1) < 0.03  # 37.55B computed; the report rounds to 37B
+    assert info.total == 671_026_419_200
+    assert abs(info.mtp / 11.61e9 - 1) < 0.01
+    assert info.kv_elements_per_token_per_layer == {"mla_absorbed": 576, "mla_naive": 40960, "mha_same_heads": 32768}
+    assert abs(model_info(preset("deepseek-v2-lite")).total / 15.706e9 - 1) < 0.001
+    assert cli(["model", "info", "--preset", "deepseek-v3-671b"]) == 0
+    out = capsys.readouterr().out
+    assert "671.03B" in out and "37.55B" in out and "576" in out
+
+
+def test_softmax_scale_and_yarn_frequencies():
+    v3 = preset("deepseek-v3-671b")
+    assert v3.softmax_scale == pytest.approx(0.1352338, abs=1e-7)
+    assert preset("deepseek-v2-lite").softmax_scale == pytest.approx(0.1147214, abs=1e-7)
+    freqs, factor = inv_frequencies(v3)
+    base = 1.0 / 10000 ** (torch.arange(0, 64, 2, dtype=torch.float32) / 64)
+    assert factor == 1.0  # mscale / mscale_all_dim = 1: the temperature goes into the softmax scale instead
+    assert torch.allclose(freqs[:11], base[:11])  # low = 10: high frequencies extrapolate
+    assert torch.allclose(freqs[23:], base[23:] / 40)  # high = 23: low frequencies interpolate
+    assert ((freqs[11:23] < base[11:23]) & (freqs[11:23] > base[11:23] / 40)).all()
+    assert preset("tiny").softmax_scale == pytest.approx(1 / math.sqrt(48))
+
+
+# ---------------------------------------------------------------------------------------------- routing
+def test_bias_changes_selection_but_not_weights():
+    cfg = tiny(n_group=1, topk_group=1)
+    moe = model_of(cfg).moe_layers()[0]
+    x = torch.randn(64, cfg.hidden_size)
+    scores, idx, w = moe.gate(x)
+    moe.gate.e_score_correction_bias[5] = 10.0  # expert 5 now always wins a slot
+    scores2, idx2, w2 = moe.gate(x)
+    assert torch.equal(scores, scores2)
+    assert (idx2 == 5).any(dim=1).all()
+    raw = scores.gather(1, idx2)
+    assert torch.allclose(w2, raw / raw.sum(-1, keepdim=True) * cfg.routed_scaling_factor)
+
+
+def test_group_limited_routing_masks_other_groups():
+    cfg = tiny()  # 16 experts, 4 groups of 4, keep 2
+    moe = model_of(cfg).moe_layers()[0]
+    x = torch.randn(256, cfg.hidden_size)
+    scores, idx, _ = moe.gate(x)
+    z = scores + moe.gate.e_score_correction_bias
+    group_score = z.view(-1, 4, 4).topk(2, dim=-1).values.sum(-1)
+    kept = group_score.topk(2, dim=-1).indices
+    chosen_groups = idx // 4
+    for t in range(x.shape[0]):
+        assert set(chosen_groups[t].tolist()) <= set(kept[t].tolist())
+    # and −∞ masking: even when every corrected score is negative, masked experts stay out
+    moe.gate.e_score_correction_bias.fill_(-5.0)
+    _, idx_neg, _ = moe.gate(x)
+    group_neg = (scores - 5).view(-1, 4, 4).topk(2, dim=-1).values.sum(-1).topk(2, dim=-1).indices
+    for t in range(x.shape[0]):
+        assert set((idx_neg[t] // 4).tolist()) <= set(group_neg[t].tolist())
+
+
+def test_sorted_dispatch_equals_dense_reference():
+    cfg = tiny()
+    moe: MoE = model_of(cfg).moe_layers()[0]
+    x = torch.randn(2, 9, cfg.hidden_size)
+    y = moe(x)
+    x2 = x.reshape(-1, cfg.hidden_size)
+    _, idx, w = moe.gate(x2)
+    ref = moe.shared_experts(x2)
+    for t in range(x2.shape[0]):  # every expert on its tokens, the slow obvious way
+        for j in range(cfg.num_experts_per_tok):
+            ref[t] += w[t, j] * moe.experts[int(idx[t, j])](x2[t])
+    assert torch.allclose(y.reshape(-1, cfg.hidden_size), ref, atol=1e-6)
+    assert moe.last_counts.sum() == x2.shape[0] * cfg.num_experts_per_tok
+
+
+def test_sequence_balance_loss_formula_and_gradient_path():
+    cfg = tiny(seq_aux_loss_alpha=0.01)
+    moe = model_of(cfg).moe_layers()[0].train()
+    x = torch.randn(3, 7, cfg.hidden_size)
+    moe(x)
+    got = moe.last_balance_loss
+    scores, idx, _ = moe.gate(x.reshape(-1, cfg.hidden_size))
+    E, K, T = cfg.n_routed_experts, cfg.num_experts_per_tok, 7
+    total = 0.0
+    for b in range(3):
+        s, i = scores.view(3, T, E)[b], idx.view(3, T, K)[b]
+        f = torch.stack([(i == e).any(-1).float().sum() for e in range(E)]) * E / (K * T)
+        p = (s / s.sum(-1, keepdim=True)).mean(0)
+        total += (f * p).sum()
+    assert got.item() == pytest.approx(0.01 * total.item() / 3, rel=1e-5)
+    got.backward()
+    assert moe.gate.weight.grad.abs().sum() > 0  # through P only: f is a count
+
+
+def test_bias_update_rule():
+    model = model_of(tiny())
+    counts = torch.zeros(len(model.moe_layers()), 16)
+    counts[:, 0] = 100  # over-loaded
+    counts[:, 1:3] = 10
+    model.update_router_bias(counts, gamma=0.001)
+    b = model.moe_layers()[0].gate.e_score_correction_bias
+    mean = counts[0].mean()
+    assert b[0].item() == pytest.approx(-0.001) and b[3].item() == pytest.approx(0.001)
+    assert b[1].item() == pytest.approx(0.001 if 10 < mean else -0.001)
+    assert b.dtype == torch.float32 and not any(b is p for p in model.parameters())
+
+
+# ---------------------------------------------------------------------------------------------- forward
+def test_losses_compose_and_counts_are_reported():
+    cfg = tiny(seq_aux_loss_alpha=1e-3, mtp_loss_weight=0.3)
+    model = model_of(cfg).train()
+    ids = torch.randint(0, cfg.vocab_size, (2, 33))
+    out = model(ids, labels=ids)
+    assert out.loss.item() == pytest.approx((out.lm_loss + 0.3 * out.mtp_loss + out.balance_loss).item(), rel=1e-6)
+    manual = F.cross_entropy(out.logits[:, :-1].reshape(-1, cfg.vocab_size), ids[:, 1:].reshape(-1))
+    assert out.lm_loss.item() == pytest.approx(manual.item(), rel=1e-6)
+    n_moe = cfg.num_hidden_layers - cfg.first_k_dense_replace + cfg.num_nextn_predict_layers
+    assert out.expert_counts.shape == (n_moe, cfg.n_routed_experts)
+    assert out.expert_counts[0].sum() == 2 * 33 * cfg.num_experts_per_tok
+    assert out.expert_counts[-1].sum() == 2 * 32 * cfg.num_experts_per_tok  # the MTP block sees T − 1 tokens
+    out.loss.backward()
+    assert model.mtp[0].eh_proj.weight.grad.abs().sum() > 0
+
+
+def test_mtp_loss_matches_hand_computation():
+    cfg = tiny(seq_aux_loss_alpha=0.0)
+    model = model_of(cfg)
+    ids = torch.randint(0, cfg.vocab_size, (2, 12))
+    out = model(ids, labels=ids)
+    m = model.mtp[0]
+    emb = model.model.embed_tokens(ids[:, 1:])
+    x = m.eh_proj(torch.cat((m.enorm(emb), m.hnorm(out.hidden[:, :-1])), -1))
+    h = model(ids[:, :11]).hidden  # reuse the rope/mask plumbing for positions 0..10
+    del h
+    from r1.model.rope import rope_cos_sin
+
+    inv, fac = model.rope(ids.device)
+    cos, sin = rope_cos_sin(torch.arange(11).expand(2, 11), inv, fac)
+    y = super(type(m), m).forward(x, cos, sin, None, torch.arange(11).expand(2, 11))
+    logits = model.lm_head(m.shared_head.norm(y))
+    ref = F.cross_entropy(logits[:, :-1].reshape(-1, cfg.vocab_size), ids[:, 2:].reshape(-1))
+    assert out.mtp_loss.item() == pytest.approx(ref.item(), rel=1e-6)
+
+
+def test_ignored_labels_and_empty_targets():
+    cfg = tiny()
+    model = model_of(cfg)
+    ids = torch.randint(0, cfg.vocab_size, (1, 10))
+    labels = ids.clone()
+    labels[:, :6] = -100
+    out = model(ids, labels=labels)
+    ref = F.cross_entropy(out.logits[0, 5:-1], ids[0, 6:])
+    assert out.lm_loss.item() == pytest.approx(ref.item(), rel=1e-6)
+    none = model(ids, labels=torch.full_like(ids, -100))
+    assert none.lm_loss.item() == 0.0
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-qwen2"])
+def test_packed_documents_do_not_attend_across(name):
+    cfg = preset(name, vocab_size=97, max_position_embeddings=128)
+    model = model_of(cfg)
+    a, b = torch.randint(0, 97, (1, 7)), torch.randint(0, 97, (1, 5))
+    packed = torch.cat((a, b), 1)
+    seg = torch.tensor([[0] * 7 + [1] * 5])
+    pos = torch.cat((torch.arange(7), torch.arange(5)))[None]
+    with torch.no_grad():
+        got = model(packed, positions=pos, segment_ids=seg).logits
+        ref = torch.cat((model(a).logits, model(b).logits), 1)
+    assert torch.allclose(got, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("rope", [None, "yarn"])
+def test_absorbed_and_naive_mla_agree(rope):
+    scaling = None
+    if rope:
+        scaling = dict(type="yarn", factor=4.0, original_max_position_embeddings=32, mscale=1.0, mscale_all_dim=1.0)
+    cfg = tiny(rope_scaling=scaling)
+    model = model_of(cfg).double()
+    ids = torch.randint(0, cfg.vocab_size, (2, 24))
+    with torch.no_grad():
+        naive = model(ids).logits
+        model.set_mla_impl("absorb")
+        absorbed = model(ids).logits
+    assert (naive - absorbed).abs().max().item() < 1e-10
+
+
+@pytest.mark.parametrize("name,impl", [("tiny", "absorb"), ("tiny", "naive"), ("tiny-llama", "gqa")])
+def test_cached_decoding_equals_full_forward(name, impl):
+    cfg = preset(name, vocab_size=97, max_position_embeddings=128)
+    model = model_of(cfg)
+    ids = torch.randint(0, 97, (3, 20))
+    with torch.no_grad():
+        full = model(ids).logits
+        cache = model.new_cache(3, 32, mla_impl=impl if impl != "gqa" else "absorb")
+        pre = model(ids[:, :12], positions=torch.arange(12).expand(3, 12), cache=cache).logits
+        steps = [model(ids[:, t : t + 1], positions=torch.full((3, 1), t), cache=cache).logits for t in range(12, 20)]
+    assert torch.allclose(torch.cat([pre, *steps], 1), full, atol=1e-5)
+
+
+def test_absorbed_cache_holds_only_latent_and_rope_key():
+    cfg = preset("deepseek-v3-671b")
+    from r1.model.cache import KVCache
+
+    assert KVCache.slot_shapes(cfg, "absorb") == [(576,)]
+    small = tiny()
+    cache = model_of(small).new_cache(2, 16, dtype=torch.bfloat16)
+    assert cache.bytes_per_token() == (small.kv_lora_rank + small.qk_rope_head_dim) * 2 * small.num_hidden_layers
+
+
+def test_rows_advance_independently_in_the_cache():
+    cfg = tiny()
+    model = model_of(cfg)
+    a, b = torch.randint(0, 97, (1, 9)), torch.randint(0, 97, (1, 4))
+    with torch.no_grad():
+        ref_a, ref_b = model(a).logits[0, -1], model(b).logits[0, -1]
+        cache = model.new_cache(2, 16)
+        padded = torch.cat((a, torch.cat((b, torch.zeros(1, 5, dtype=torch.long)), 1)))
+        model(padded, cache=cache)  # row 1's tail is junk beyond its length; later writes overwrite it
+        nxt = torch.tensor([[a[0, -1]], [b[0, -1]]])
+        # re-feed each row's last token at its own position: only slots ≤ position are visible
+        out = model(nxt, positions=torch.tensor([[8], [3]]), cache=cache).logits[:, -1]
+    assert torch.allclose(out[0], ref_a, atol=1e-5) and torch.allclose(out[1], ref_b, atol=1e-5)
