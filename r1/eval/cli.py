@@ -1,0 +1,234 @@
+"""`r1 eval`: R1-protocol evaluation of a model, or of pre-generated completions, on tasks or local datasets.
+
+Items come from built-in generators (`--task NAME`, repeatable; held-out split by default) and/or a local file
+(`--data FILE --format gsm8k|math|aime|plain`), in that order. Completions come from the project engine
+(`--model DIR`) or from a JSONL file (`--completions FILE`), one line per sample:
+
+    {"index": 0, "text": "<think>…</think> <answer>5</answer>", "finish_reason": "stop", "num_tokens": 17}
+
+`index` is the item's position in the item list these flags produce (the same list `r1 tasks sample NAME --split
+eval` writes for one task); `prompt` (the templated prompt or the bare question) may be given instead. Every item
+needs the same number of samples, which is k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from r1.errors import UserError
+from r1.eval.evaluate import GenerateFn
+from r1.tasks.base import SPLITS, Item, question_of
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="R1-style evaluation: pass@1 over k samples, pass@k, cons@k, lengths",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = p.add_argument_group("items")
+    src.add_argument("--task", action="append", default=[], metavar="NAME", help="a task generator; repeatable")
+    src.add_argument("--difficulty", default=None, help="level, range like 2-5, or 'mix' (default: task default)")
+    src.add_argument("--n-items", type=int, default=None, help="items per task (default 50); caps --data records")
+    src.add_argument("--seed", type=int, default=0, help="item seed, and the sampling seed")
+    src.add_argument("--split", choices=SPLITS, default="eval", help="generated items: held-out 'eval' (default)")
+    src.add_argument("--data", metavar="FILE", default=None, help="a local .jsonl or .parquet dataset")
+    src.add_argument("--format", choices=("gsm8k", "math", "aime", "plain"), default="plain", help="--data format")
+    src.add_argument("--field", action="append", default=[], metavar="ROLE=NAME", help="--data field mapping")
+    gen = p.add_argument_group("generation")
+    who = gen.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", metavar="DIR", default=None, help="generate with the r1 engine from this model")
+    who.add_argument("--completions", metavar="FILE", default=None, help="score pre-generated completions (JSONL)")
+    gen.add_argument("--template", choices=("r1-zero", "r1"), default="r1-zero")
+    gen.add_argument("-k", type=int, default=None, help="samples per item (default 8; inferred from --completions)")
+    gen.add_argument("--temperature", type=float, default=0.6)
+    gen.add_argument("--top-p", type=float, default=0.95)
+    gen.add_argument("--max-new-tokens", type=int, default=1024)
+    gen.add_argument("--batch-size", type=int, default=16, help="items per generate call")
+    gen.add_argument(
+        "--reward",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also report the mean of these rewards (weight 1 each); repeatable",
+    )
+    out = p.add_argument_group("output")
+    out.add_argument("--out", metavar="DIR", default=None, help="report folder (default runs/eval/<timestamp>)")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run)
+
+
+def collect_items(
+    tasks: Sequence[str],
+    difficulty: str | None,
+    n_items: int | None,
+    seed: int,
+    split: str,
+    data: str | None = None,
+    format: str = "plain",
+    fields: dict[str, str] | None = None,
+) -> list[Item]:
+    """The evaluation items: each task's generated items in order, then the dataset's records."""
+    from r1.tasks import get_task
+    from r1.tasks.datasets import load_dataset
+
+    if not tasks and not data:
+        raise UserError("r1 eval: nothing to evaluate; give --task NAME and/or --data FILE")
+    items: list[Item] = []
+    for name in tasks:
+        items += get_task(name).generate(
+            50 if n_items is None else n_items, seed=seed, difficulty=difficulty, split=split
+        )
+    if data:
+        items += load_dataset(data, format=format, fields=fields, limit=n_items)
+    return items
+
+
+def read_completions(path: str | Path, items: Sequence[Item], template: str | None) -> list[list[dict[str, Any]]]:
+    """Samples per item from a completions JSONL file (see the module docstring); errors name file and line."""
+    from r1.tasks.templates import apply_template
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: completions file not found")
+    by_prompt: dict[str, int] = {}
+    for i, item in enumerate(items):
+        templated = apply_template(item, template) if template else item
+        keys = [question_of(item), templated.get("prompt")]
+        keys += [m.get("content") for m in templated.get("messages", []) if m.get("role") == "user"]
+        for key in keys:
+            if isinstance(key, str):
+                by_prompt.setdefault(key.strip(), i)
+    grouped: list[list[dict[str, Any]]] = [[] for _ in items]
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(rec, dict):
+                raise UserError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+            if not isinstance(rec.get("text"), str):
+                raise UserError(f"{where}: field 'text': expected a string")
+            if "index" in rec:
+                index = rec["index"]
+                if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(items):
+                    raise UserError(
+                        f"{where}: field 'index': expected an integer in 0..{len(items) - 1}, got {index!r}"
+                    )
+            elif isinstance(rec.get("prompt"), str):
+                index = by_prompt.get(rec["prompt"].strip())
+                if index is None:
+                    raise UserError(f"{where}: field 'prompt': matches none of the {len(items)} items")
+            else:
+                raise UserError(f"{where}: field 'index' (or 'prompt') is missing")
+            finish = rec.get("finish_reason", "stop")
+            if finish not in ("stop", "length"):
+                raise UserError(f"{where}: field 'finish_reason': expected 'stop' or 'length', got {finish!r}")
+            num_tokens = rec.get("num_tokens")
+            if num_tokens is not None and (isinstance(num_tokens, bool) or not isinstance(num_tokens, int)):
+                raise UserError(f"{where}: field 'num_tokens': expected an integer, got {num_tokens!r}")
+            grouped[index].append({"text": rec["text"], "finish_reason": finish, "num_tokens": num_tokens})
+    counts = {len(g) for g in grouped}
+    if len(counts) != 1 or 0 in counts:
+        missing = next((i for i, g in enumerate(grouped) if not g), None)
+        if missing is not None:
+            raise UserError(f"{path}: item {missing} has no completions; every one of the {len(items)} items needs k")
+        detail = ", ".join(f"item {i}: {len(g)}" for i, g in enumerate(grouped[:50]) if len(g) != len(grouped[0]))
+        raise UserError(f"{path}: items have different numbers of completions (item 0: {len(grouped[0])}, {detail})")
+    return grouped
+
+
+def replay_generate_fn(samples: list[list[dict[str, Any]]]) -> GenerateFn:
+    """A GenerateFn that hands out pre-generated samples in item order (evaluate() asks in order)."""
+    cursor = 0
+
+    def generate(batch: list[Item], n: int, params: dict[str, Any]) -> list[list[dict[str, Any]]]:
+        nonlocal cursor
+        out = [group[:n] for group in samples[cursor : cursor + len(batch)]]
+        cursor += len(batch)
+        return out
+
+    return generate
+
+
+def engine_generate_fn(model_dir: str, device: str = "cpu") -> GenerateFn:
+    """A GenerateFn backed by the project engine (r1.engine), loading the model in `model_dir`.
+
+    TODO(lead): complete once r1.engine lands: load model + tokenizer, render "prompt" items as text and
+    "messages" items through the tokenizer's chat template (which opens the assistant turn with `<think>\\n`), sample
+    n completions per item with params (temperature, top_p, max_new_tokens, seed) and return per item a list of
+    {"text", "num_tokens", "finish_reason"}.
+    """
+    try:
+        importlib.import_module("r1.engine")
+    except ImportError:
+        raise UserError("the r1 engine is not available yet") from None
+    raise UserError("the r1 engine is not available yet (r1.eval.cli.engine_generate_fn is not connected)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from r1.eval.evaluate import evaluate
+    from r1.eval.report import markdown, write_report
+    from r1.tasks.cli import parse_fields
+
+    items = collect_items(
+        args.task,
+        args.difficulty,
+        args.n_items,
+        args.seed,
+        args.split,
+        args.data,
+        args.format,
+        parse_fields(args.field),
+    )
+    if args.completions:
+        samples = read_completions(args.completions, items, args.template)
+        k = len(samples[0])
+        if args.k is not None and args.k != k:
+            raise UserError(f"{args.completions}: has {k} completions per item but -k {args.k} was given")
+        generate_fn = replay_generate_fn(samples)
+    else:
+        k = 8 if args.k is None else args.k
+        generate_fn = engine_generate_fn(args.model)
+    if k < 1:
+        raise UserError(f"-k must be >= 1, got {k}")
+    result = evaluate(
+        items,
+        generate_fn,
+        k=k,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        template=args.template,
+        seed=args.seed,
+        reward_spec=args.reward or None,
+        progress=not args.no_progress,
+        batch_size=args.batch_size,
+    )
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = Path(args.out) if args.out else Path("runs") / "eval" / stamp
+    source = {
+        "tasks": args.task,
+        "difficulty": args.difficulty,
+        "split": args.split,
+        "data": args.data,
+        "format": args.format if args.data else None,
+        "model": args.model,
+        "completions": args.completions,
+    }
+    paths = write_report(result, out_dir, extra_config=source)
+    print(markdown(result, {**result.config, **source}))
+    print(f"wrote {paths['markdown']}, {paths['json']}, {paths['samples']}", file=sys.stderr)
+    return 0

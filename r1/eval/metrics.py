@@ -1,0 +1,139 @@
+"""Evaluation metrics, R1 protocol: pass@1 as mean correctness over k samples, unbiased pass@k, cons@k, lengths.
+
+Why these [recipe §4]: R1 avoids greedy decoding and reports pass@1 = mean correctness of k samples at
+temperature 0.6 / top-p 0.95, plus majority vote (cons@64 on AIME). pass@k for k > 1 uses the unbiased estimator
+of Chen et al. (2021), 1 - C(n-c, k) / C(n, k), so pass@2 from 8 samples is not the noisy "any of the first 2".
+Format rate, response lengths and the share of responses cut at the length limit are what users watch to read
+an RL run (recipe §6: format reward stuck at 0, length collapse or runaway).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples with c correct: 1 - C(n-c, k)/C(n, k), as a stable running product.
+
+    The product form 1 - prod_{i=n-c+1}^{n} (1 - k/i) never builds the huge binomials.
+    """
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def pass_ks(k: int) -> list[int]:
+    """The k values reported for k samples: powers of two up to k, and k itself."""
+    ks = [1 << p for p in range(k.bit_length()) if 1 << p <= k]
+    return ks if ks[-1] == k else ks + [k]
+
+
+def _default_normalize(answer: str) -> str:
+    from r1.rewards.answers import normalize_answer
+
+    return normalize_answer(answer)
+
+
+def majority_vote(answers: Sequence[str | None], normalize: Callable[[str], str] | None = None) -> int | None:
+    """Index of the sample whose answer wins the vote, or None when no sample has an answer.
+
+    Answers are grouped by their normalized form; a sample without an extractable answer (None) abstains. The
+    most frequent group wins; a tie goes to the group that appeared first, and the winner is represented by its
+    first sample, so the result is deterministic.
+    """
+    normalize = normalize or _default_normalize
+    counts: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for i, answer in enumerate(answers):
+        if answer is None:
+            continue
+        key = normalize(answer)
+        counts[key] = counts.get(key, 0) + 1
+        first.setdefault(key, i)
+    if not counts:
+        return None
+    best = max(counts, key=lambda key: (counts[key], -first[key]))
+    return first[best]
+
+
+def cons_at_k(
+    answers: Sequence[str | None], correct: Sequence[bool], normalize: Callable[[str], str] | None = None
+) -> bool:
+    """Majority-vote correctness: the voted answer is correct iff it verifies (its first sample's verdict)."""
+    winner = majority_vote(answers, normalize)
+    return winner is not None and bool(correct[winner])
+
+
+_ZERO_RE = re.compile(r"^\s*<think>(?:(?!</?think>).)*</think>\s*<answer>(?:(?!</?answer>).)*</answer>\s*$", re.DOTALL)
+
+
+def format_ok(text: str, template: str | None) -> bool:
+    """Whether a completion has the shape the template asks for.
+
+    - "r1-zero": `<think> … </think> <answer> … </answer>` and nothing else (one block each, in that order).
+    - "r1": the prompt already opened `<think>\\n`, so: at most one leading `<think>`, exactly one `</think>`, and a
+      `\\boxed{}` answer after it.
+    - otherwise: any extractable answer.
+    """
+    from r1.rewards.answers import extract_answer
+
+    if template == "r1-zero":
+        return bool(_ZERO_RE.match(text))
+    if template == "r1":
+        opens = text.count("<think>")
+        if text.count("</think>") != 1 or opens > 1 or (opens == 1 and not text.lstrip().startswith("<think>")):
+            return False
+        return extract_answer(text, mode="boxed") is not None
+    return extract_answer(text) is not None
+
+
+def length_stats(lengths: Sequence[int]) -> dict[str, float]:
+    """mean, p50, p90 (linear interpolation) and max of response lengths; zeros for an empty list."""
+    if not lengths:
+        return {"mean": 0.0, "p50": 0.0, "p90": 0.0, "max": 0.0}
+    arr = np.asarray(lengths, dtype=float)
+    return {
+        "mean": float(arr.mean()),
+        "p50": float(np.percentile(arr, 50)),
+        "p90": float(np.percentile(arr, 90)),
+        "max": float(arr.max()),
+    }
+
+
+def truncated_share(finish_reasons: Sequence[str]) -> float:
+    """Share of responses that stopped at the length limit (finish_reason "length")."""
+    return sum(r == "length" for r in finish_reasons) / len(finish_reasons) if finish_reasons else 0.0
+
+
+@dataclass
+class ItemOutcome:
+    """What the metrics need from one item's k samples."""
+
+    correct: list[bool]
+    cons_correct: bool
+    format_ok: list[bool]
+    lengths: list[int]
+    finish_reasons: list[str]
+
+
+def aggregate(outcomes: Sequence[ItemOutcome], k: int) -> dict[str, float]:
+    """Metrics over a group of items: items, samples, pass@1 (mean over samples), pass@2,4,…,k, cons@k,
+    format rate, length mean/p50/p90/max and truncated share. Averages are per item first, then over items."""
+    out: dict[str, float] = {"n_items": len(outcomes), "n_samples": sum(len(o.correct) for o in outcomes)}
+    if not outcomes:
+        return out
+    for kk in pass_ks(k):
+        out[f"pass@{kk}"] = float(np.mean([pass_at_k(len(o.correct), sum(o.correct), kk) for o in outcomes]))
+    out[f"cons@{k}"] = float(np.mean([o.cons_correct for o in outcomes]))
+    out["format_rate"] = float(np.mean([x for o in outcomes for x in o.format_ok]))
+    for name, value in length_stats([n for o in outcomes for n in o.lengths]).items():
+        out[f"length_{name}"] = value
+    out["truncated_share"] = truncated_share([r for o in outcomes for r in o.finish_reasons])
+    return out

@@ -1,0 +1,36 @@
+"""Rewards: named pure functions `(completion, item) -> float`, composed by `build_reward` (see `registry`).
+
+Families, one module each: `accuracy` (answers checked by rule or by a task's verifier), `format` (`format`,
+`boxed_format`, `tag_count`), `language` (`language_consistency`, R1 stage 2), `length` (`cosine_length`,
+`soft_overlong`), `repetition`, `code` (programs run in `sandbox`). `answers` holds answer extraction and
+comparison, shared with evaluation.
+"""
+
+from r1.rewards import accuracy, code, format, language, length, repetition  # noqa: F401 - registers the rewards
+from r1.rewards.answers import answers_match, extract_answer, normalize_answer
+from r1.rewards.registry import (
+    CompositeReward,
+    RewardBatch,
+    available_rewards,
+    build_reward,
+    get_reward,
+    get_verifier,
+    register_verifier,
+    reward,
+    reward_help,
+)
+
+__all__ = [
+    "CompositeReward",
+    "RewardBatch",
+    "answers_match",
+    "available_rewards",
+    "build_reward",
+    "extract_answer",
+    "get_reward",
+    "get_verifier",
+    "normalize_answer",
+    "register_verifier",
+    "reward",
+    "reward_help",
+]

@@ -1,0 +1,254 @@
+"""The reward registry: named pure reward functions, composed into a weighted sum that reports each component.
+
+A reward is `fn(completion: str, item: dict) -> float`, where `item` is a task item as plain data
+(`{"prompt"|"messages", "answer", "task", "meta"}`) [design.md "Contracts"]. R1 sums its rule rewards with equal
+weights (Reward_rule = Reward_acc + Reward_format; stage 2 adds the language reward) [Nat Methods Eqs 4, 7-10];
+trainers log each component separately, because a component stuck at 0 is the commonest GRPO failure users report
+("format reward stuck at 0", recipe §6 item 6) and it is invisible in the total.
+
+Two kinds of entries, both registered with `@reward`:
+
+* plain functions: `@reward("tag_count")` on `def tag_count(completion, item) -> float`;
+* factories taking options and returning the function: `@reward("cosine_length", factory=True)` on
+  `def cosine_length(max_len=None, ...) -> RewardFn`. `build_reward` checks the options against the factory's
+  signature, so a typo is a UserError naming the parameter instead of a silent default.
+
+Rewards that depend on the completion's length are registered with `uses_length=True` and take an extra keyword
+`length` (token count); `CompositeReward.score` passes the `lengths` it is given, else each such reward falls back to
+`r1.rewards.length.estimate_tokens`, a documented approximation.
+
+Task-specific answer checks live with the tasks: `register_verifier("countdown", fn)` makes `accuracy` call
+`fn(pred, item) -> bool` for items of that task (a countdown answer is an expression to check, not a number).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from r1.errors import UserError
+
+__all__ = [
+    "CompositeReward",
+    "RewardBatch",
+    "RewardFn",
+    "Verifier",
+    "available_rewards",
+    "build_reward",
+    "get_reward",
+    "get_verifier",
+    "register_verifier",
+    "reward",
+    "reward_help",
+]
+
+RewardFn = Callable[..., float]  # (completion: str, item: Mapping, [length: int | None]) -> float
+Verifier = Callable[[str, Mapping[str, Any]], bool]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    target: Callable[..., Any]
+    factory: bool
+    uses_length: bool
+
+    @property
+    def parameters(self) -> dict[str, inspect.Parameter]:
+        if not self.factory:
+            return {}
+        return dict(inspect.signature(self.target).parameters)
+
+    def summary(self) -> str:
+        doc = inspect.getdoc(self.target) or ""
+        return doc.splitlines()[0] if doc else ""
+
+
+_REWARDS: dict[str, _Entry] = {}
+_VERIFIERS: dict[str, Verifier] = {}
+_TASKS_IMPORTED = False
+
+
+def reward(name: str, *, factory: bool = False, uses_length: bool = False) -> Callable[[Callable], Callable]:
+    """Register a reward function (or, with `factory=True`, a factory of one) under `name`."""
+
+    def deco(target: Callable) -> Callable:
+        if name in _REWARDS and _REWARDS[name].target is not target:
+            raise ValueError(f"reward {name!r} is already registered (by {_REWARDS[name].target.__module__})")
+        _REWARDS[name] = _Entry(name, target, factory, uses_length)
+        return target
+
+    return deco
+
+
+def available_rewards() -> list[str]:
+    """Sorted names of all registered rewards."""
+    return sorted(_REWARDS)
+
+
+def reward_help() -> str:
+    """One line per reward: name, options with defaults, and the first line of its docstring."""
+    lines = []
+    for name in available_rewards():
+        entry = _REWARDS[name]
+        opts = ", ".join(
+            f"{p.name}={p.default!r}" if p.default is not inspect.Parameter.empty else p.name
+            for p in entry.parameters.values()
+        )
+        lines.append(f"{name}({opts}): {entry.summary()}")
+    return "\n".join(lines)
+
+
+def _entry(name: str) -> _Entry:
+    if name not in _REWARDS:
+        raise UserError(f"unknown reward {name!r}; valid rewards: {', '.join(available_rewards())}")
+    return _REWARDS[name]
+
+
+def get_reward(name: str, **options: Any) -> RewardFn:
+    """The reward function `name`, built with `options` (validated against the factory's parameters)."""
+    entry = _entry(name)
+    if not entry.factory:
+        if options:
+            raise UserError(f"reward {name!r} takes no options; got {', '.join(sorted(options))}")
+        return entry.target
+    params = entry.parameters
+    for key in options:
+        if key not in params:
+            valid = ", ".join(params) or "none"
+            raise UserError(f"reward {name!r} has no parameter {key!r}; valid parameters: {valid}")
+    try:
+        return entry.target(**options)
+    except TypeError as exc:  # e.g. a required parameter missing
+        raise UserError(f"reward {name!r}: {exc}") from exc
+
+
+def register_verifier(task: str, fn: Verifier, *, overwrite: bool = False) -> None:
+    """Make `accuracy` judge items whose `item["task"] == task` with `fn(pred, item) -> bool`."""
+    if task in _VERIFIERS and _VERIFIERS[task] is not fn and not overwrite:
+        raise ValueError(f"a verifier for task {task!r} is already registered; pass overwrite=True to replace it")
+    _VERIFIERS[task] = fn
+
+
+def get_verifier(task: str | None) -> Verifier | None:
+    """The verifier registered for `task`, importing `r1.tasks` once so its generators can register theirs."""
+    global _TASKS_IMPORTED
+    if not task:
+        return None
+    if task not in _VERIFIERS and not _TASKS_IMPORTED:
+        _TASKS_IMPORTED = True
+        try:
+            importlib.import_module("r1.tasks")
+        except ImportError:
+            pass
+    return _VERIFIERS.get(task)
+
+
+# ----------------------------------------------------------------------------------------------------- composition
+
+
+@dataclass
+class RewardBatch:
+    """Scores of a batch: the weighted total per sample and each component per sample (unweighted)."""
+
+    total: list[float]
+    components: dict[str, list[float]]
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.total)
+
+    def means(self, prefix: str = "reward") -> dict[str, float]:
+        """Batch means for logging: `{"reward": …, "reward/accuracy": …, …}`."""
+        n = max(len(self.total), 1)
+        out = {prefix: sum(self.total) / n}
+        for name, values in self.components.items():
+            out[f"{prefix}/{name}"] = sum(values) / n
+        return out
+
+
+class CompositeReward:
+    """A weighted sum of named rewards. Call it for one sample, or `score` a batch to get every component."""
+
+    def __init__(self, parts: Sequence[tuple[str, float, RewardFn, bool]]):
+        if not parts:
+            raise UserError("a reward needs at least one component")
+        self._parts = list(parts)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {name: w for name, w, _, _ in self._parts}
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _, _, _ in self._parts]
+
+    def components(self, completion: str, item: Mapping[str, Any], length: int | None = None) -> dict[str, float]:
+        """Each component's unweighted value for one sample."""
+        out = {}
+        for name, _, fn, uses_length in self._parts:
+            value = fn(completion, item, length=length) if uses_length else fn(completion, item)
+            out[name] = float(value)
+        return out
+
+    def __call__(self, completion: str, item: Mapping[str, Any], length: int | None = None) -> float:
+        values = self.components(completion, item, length)
+        return sum(w * values[name] for name, w, _, _ in self._parts)
+
+    def score(
+        self,
+        completions: Sequence[str],
+        items: Sequence[Mapping[str, Any]],
+        lengths: Sequence[int] | None = None,
+    ) -> RewardBatch:
+        """Score a batch. `lengths` are token counts (for length rewards); without them they are estimated."""
+        if len(completions) != len(items):
+            raise UserError(f"score: {len(completions)} completions but {len(items)} items")
+        if lengths is not None and len(lengths) != len(completions):
+            raise UserError(f"score: {len(completions)} completions but {len(lengths)} lengths")
+        components: dict[str, list[float]] = {name: [] for name in self.names}
+        for i, (completion, item) in enumerate(zip(completions, items)):
+            values = self.components(completion, item, None if lengths is None else int(lengths[i]))
+            for name, value in values.items():
+                components[name].append(value)
+        total = [sum(w * components[name][i] for name, w, _, _ in self._parts) for i in range(len(completions))]
+        return RewardBatch(total=total, components=components, weights=self.weights)
+
+    def __repr__(self) -> str:
+        return "CompositeReward(" + ", ".join(f"{n}×{w:g}" for n, w, _, _ in self._parts) + ")"
+
+
+def _weight(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise UserError(f"reward {name!r}: weight must be a finite number, got {value!r}")
+    return float(value)
+
+
+def build_reward(spec: Mapping[str, Any] | Sequence[str]) -> CompositeReward:
+    """Build a CompositeReward from a spec.
+
+    `spec` maps a component name to a weight (`{"accuracy": 1.0, "format": 1.0}`) or to options
+    (`{"cosine_length": {"weight": 1.0, "max_len": 1000}}`); a list of names means weight 1 each. To use one reward
+    twice with different options, give the component any name and say which reward it is:
+    `{"acc_boxed": {"reward": "accuracy", "mode": "boxed"}}`.
+    """
+    if isinstance(spec, str):
+        raise UserError(f"reward spec must be a mapping of name -> weight or a list of names, got the string {spec!r}")
+    items = spec.items() if isinstance(spec, Mapping) else ((name, 1.0) for name in spec)
+    parts = []
+    for label, value in items:
+        if not isinstance(label, str):
+            raise UserError(f"reward names must be strings, got {label!r}")
+        if isinstance(value, Mapping):
+            options = dict(value)
+            weight = _weight(label, options.pop("weight", 1.0))
+            name = options.pop("reward", label)
+        else:
+            options, weight, name = {}, _weight(label, value), label
+        entry = _entry(name)
+        parts.append((label, weight, get_reward(name, **options), entry.uses_length))
+    return CompositeReward(parts)

@@ -1,0 +1,54 @@
+"""Prompt templates: the R1-Zero plain-text template and the R1 chat usage.
+
+- "r1-zero" (R1 paper, Table 1; paraphrased): a one-paragraph preamble, then `User: {question}. Assistant:`.
+  The model answers as `<think> … </think> <answer> … </answer>`. One deviation: the `.` after the question is
+  left out when the question already ends in punctuation, so no prompt reads `…?.`.
+- "r1" (DeepSeek-R1 README, usage recommendations): no system prompt; the user turn is the question plus an
+  instruction to reason step by step and box the final answer. The tokenizer's chat template opens the assistant
+  turn with `<think>\\n`, so the completion continues the reasoning.
+
+A templated item keeps its bare question in `meta.question`, so a template can be swapped later.
+"""
+
+from __future__ import annotations
+
+from r1.errors import UserError
+from r1.tasks.base import Item, question_of
+
+R1_ZERO_PREAMBLE = (
+    "This is a conversation between a User and an Assistant. The User asks a question and the Assistant answers it. "
+    "The Assistant first works through the reasoning in its mind and then gives the User the answer. The reasoning "
+    "is written inside <think> </think> tags and the answer inside <answer> </answer> tags, like this: "
+    "<think> reasoning process here </think> <answer> answer here </answer>."
+)
+R1_INSTRUCTION = "\nPlease reason step by step, and put your final answer within \\boxed{}."
+TEMPLATES = ("r1-zero", "r1")
+
+
+def r1_zero_prompt(question: str) -> str:
+    """The R1-Zero prompt text for one question; the completion starts right after `Assistant:`."""
+    question = question.strip()
+    end = "" if question[-1:] in ".?!。？！" else "."
+    return f"{R1_ZERO_PREAMBLE} User: {question}{end} Assistant:"
+
+
+def r1_messages(question: str) -> list[dict[str, str]]:
+    """The R1 chat usage for one question: a single user turn, no system prompt."""
+    return [{"role": "user", "content": question.strip() + R1_INSTRUCTION}]
+
+
+def apply_template(item: Item, name: str) -> Item:
+    """A new item whose `prompt` ("r1-zero") or `messages` ("r1") is set from the bare question.
+
+    The input item is not modified. `meta.template` records the template, `meta.question` the bare question.
+    """
+    if name not in TEMPLATES:
+        raise UserError(f"unknown template {name!r}; valid templates: {', '.join(TEMPLATES)}")
+    question = question_of(item)
+    if name == "r1-zero":
+        new: Item = {"prompt": r1_zero_prompt(question)}
+    else:
+        new = {"messages": r1_messages(question)}
+    new.update((k, v) for k, v in item.items() if k not in ("prompt", "messages"))
+    new["meta"] = {**(item.get("meta") or {}), "question": question, "template": name}
+    return new
