@@ -16,10 +16,13 @@ from r1.errors import UserError
 
 # subcommand -> (module that registers it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("r1.pipeline.run", "the built-in default job, end to end, into a run folder"),
     "model": ("r1.model.cli", "inspect model presets: parameter counts, KV-cache sizes, configs"),
     "tokenizer": ("r1.tokenizer", "train or inspect a byte-level BPE tokenizer with the R1 chat template"),
     "tasks": ("r1.tasks.cli", "list built-in task generators, sample items, convert local datasets"),
     "eval": ("r1.eval.cli", "R1-style evaluation: pass@1 over k samples, pass@k, cons@k, lengths"),
+    "chat": ("r1.chat", "chat with a model in the terminal, reasoning shown apart from the answer"),
+    "serve": ("r1.serve.cli", "OpenAI-compatible HTTP server with reasoning_content"),
 }
 
 

@@ -1,0 +1,1 @@
+"""Recipes: stage graphs that write one run folder each."""
