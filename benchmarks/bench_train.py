@@ -46,6 +46,10 @@ def train_flops_per_token(cfg, seq: int) -> float:
     return 6 * matmul_params + 3 * attn * cfg.num_hidden_layers
 
 
+def hf_model(transformers, path: str):
+    return transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).train()
+
+
 def make_step(model, kind: str, batches, dtype):
     # the same optimizer for both sides: the comparison is about the model implementation
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
@@ -58,14 +62,14 @@ def make_step(model, kind: str, batches, dtype):
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        return float(loss)
+        return loss.item()
 
     return step
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=5, help="timed steps per round")
+    ap.add_argument("--steps", type=int, default=5, help="timed steps per round and runner")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seq", type=int, default=256)
@@ -105,12 +109,11 @@ def main() -> None:
         for step in runners.values():  # warm-up: allocator, autocast caches, first-touch
             step()
             step()
-        for _ in range(args.rounds):
+        for _ in range(args.rounds * args.steps):  # alternate single steps: background noise hits all runners alike
             for name, step in runners.items():
                 t0 = time.perf_counter()
-                for _ in range(args.steps):
-                    step()
-                times[name].append((time.perf_counter() - t0) / args.steps)
+                step()
+                times[name].append(time.perf_counter() - t0)
         peak = matmul_peak(dtype)
         label = "fp32" if dtype == torch.float32 else "bf16 autocast"
         print(f"\n{label}  (matmul peak measured: {peak / 1e9:.0f} GFLOP/s)")

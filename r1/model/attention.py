@@ -19,7 +19,7 @@ from torch import nn
 
 from r1.model.cache import KVCache
 from r1.model.config import ModelConfig
-from r1.model.layers import RMSNorm
+from r1.model.layers import RMSNorm, fused_linear
 from r1.model.rope import apply_rope_half, apply_rope_interleaved
 
 
@@ -57,13 +57,14 @@ class MLA(nn.Module):
     def forward(self, x_BTD, cos, sin, mask, positions_BT, cache: KVCache | None = None) -> torch.Tensor:
         B, T, _ = x_BTD.shape
         if hasattr(self, "q_proj"):
-            q = self.q_proj(x_BTD)
+            q, kv_a = fused_linear(x_BTD, self.q_proj, self.kv_a_proj_with_mqa)
         else:
-            q = self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x_BTD)))
+            q_a, kv_a = fused_linear(x_BTD, self.q_a_proj, self.kv_a_proj_with_mqa)
+            q = self.q_b_proj(self.q_a_layernorm(q_a))
         q_BTHD = q.view(B, T, self.n_heads, self.d_nope + self.d_rope)
         q_nope, q_pe = q_BTHD.split([self.d_nope, self.d_rope], dim=-1)
         q_pe = apply_rope_interleaved(q_pe, cos, sin)
-        ckv, k_pe = self.kv_a_proj_with_mqa(x_BTD).split([self.kv_lora_rank, self.d_rope], dim=-1)
+        ckv, k_pe = kv_a.split([self.kv_lora_rank, self.d_rope], dim=-1)
         ckv = self.kv_a_layernorm(ckv)
         k_pe = apply_rope_interleaved(k_pe[:, :, None, :], cos, sin)[:, :, 0]
         impl = cache.mla_impl if cache is not None else self.impl
@@ -79,7 +80,12 @@ class MLA(nn.Module):
         q = torch.cat((q_nope, q_pe), dim=-1)
         if cache is not None:
             k, v = cache.write(self.layer_idx, positions_BT, k, v)
-        o = attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask, self.scale)
+        pad = self.d_nope + self.d_rope - self.d_v
+        if mask is None and pad > 0:
+            # CPU SDPA's fused causal kernel needs equal q/k/v widths; without it, attention falls back to the
+            # unfused path that computes the full T×T square. Zero columns in V leave the output unchanged.
+            v = F.pad(v, (0, pad))
+        o = attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask, self.scale)[..., : self.d_v]
         return self.o_proj(o.transpose(1, 2).reshape(B, T, H * self.d_v))
 
     def _absorbed(self, q_nope, q_pe, ckv, k_pe, mask, positions_BT, cache):
@@ -117,9 +123,10 @@ class GQA(nn.Module):
 
     def forward(self, x_BTD, cos, sin, mask, positions_BT, cache: KVCache | None = None) -> torch.Tensor:
         B, T, _ = x_BTD.shape
-        q = apply_rope_half(self.q_proj(x_BTD).view(B, T, self.n_heads, self.d), cos, sin)
-        k = apply_rope_half(self.k_proj(x_BTD).view(B, T, self.n_kv, self.d), cos, sin)
-        v = self.v_proj(x_BTD).view(B, T, self.n_kv, self.d)
+        q, k, v = fused_linear(x_BTD, self.q_proj, self.k_proj, self.v_proj)
+        q = apply_rope_half(q.view(B, T, self.n_heads, self.d), cos, sin)
+        k = apply_rope_half(k.view(B, T, self.n_kv, self.d), cos, sin)
+        v = v.view(B, T, self.n_kv, self.d)
         if cache is not None:
             k, v = cache.write(self.layer_idx, positions_BT, k, v)
         o = attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask, self.scale, self.n_kv != self.n_heads)

@@ -19,6 +19,18 @@ class RMSNorm(nn.Module):
         return self.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype)
 
 
+def fused_linear(x: torch.Tensor, *layers: nn.Linear) -> list[torch.Tensor]:
+    """Apply several projections of the same input as one GEMM, then split.
+
+    One matmul instead of several saves kernel launches and, under autocast, repeated casts of `x`; at CPU scale
+    those dominate. The weights stay separate parameters, so checkpoints keep their per-projection names.
+    """
+    weight = torch.cat([layer.weight for layer in layers])
+    biases = [layer.bias for layer in layers]
+    bias = torch.cat(biases) if all(b is not None for b in biases) else None
+    return list(F.linear(x, weight, bias).split([layer.out_features for layer in layers], dim=-1))
+
+
 class MLP(nn.Module):
     """SwiGLU: down(silu(gate(x)) ⊙ up(x)). Used for dense layers, shared experts and each routed expert."""
 
@@ -29,4 +41,5 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(hidden, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        gate, up = fused_linear(x, self.gate_proj, self.up_proj)
+        return self.down_proj(F.silu(gate) * up)
