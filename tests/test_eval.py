@@ -196,6 +196,6 @@ def test_cli_eval_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main([*base, "--completions", str(comp), "-k", "4"]) == 2
     assert "has 1 completions per item but -k 4 was given" in capsys.readouterr().err
     assert main([*base, "--model", str(tmp_path)]) == 2
-    assert "the r1 engine is not available yet" in capsys.readouterr().err
+    assert f"{tmp_path}: no config.json" in capsys.readouterr().err
     assert main(["eval", "--completions", str(comp), "--no-progress"]) == 2
     assert "nothing to evaluate" in capsys.readouterr().err

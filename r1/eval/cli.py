@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -164,18 +163,11 @@ def replay_generate_fn(samples: list[list[dict[str, Any]]]) -> GenerateFn:
 
 
 def engine_generate_fn(model_dir: str, device: str = "cpu") -> GenerateFn:
-    """A GenerateFn backed by the project engine (r1.engine), loading the model in `model_dir`.
+    """A GenerateFn backed by the project engine, loading the model and tokenizer in `model_dir`."""
+    from r1.engine import Engine
+    from r1.engine.adapters import make_generate_fn
 
-    TODO(lead): complete once r1.engine lands: load model + tokenizer, render "prompt" items as text and
-    "messages" items through the tokenizer's chat template (which opens the assistant turn with `<think>\\n`), sample
-    n completions per item with params (temperature, top_p, max_new_tokens, seed) and return per item a list of
-    {"text", "num_tokens", "finish_reason"}.
-    """
-    try:
-        importlib.import_module("r1.engine")
-    except ImportError:
-        raise UserError("the r1 engine is not available yet") from None
-    raise UserError("the r1 engine is not available yet (r1.eval.cli.engine_generate_fn is not connected)")
+    return make_generate_fn(Engine.from_pretrained(model_dir, device=device))
 
 
 def _run(args: argparse.Namespace) -> int:
