@@ -1,0 +1,146 @@
+"""Serving throughput and latency: concurrent streaming clients against `r1 serve`'s app on loopback.
+
+Starts the OpenAI-compatible server in this process (uvicorn in a thread, a tiny random DeepSeek-V3 model), then
+runs `--requests` chat completions from `--concurrency` asyncio clients, each streaming `--max-tokens` tokens
+(`ignore_eos`, so every request does the same work). Prints tokens/s over the whole run, p50/p99 of time to first
+token and of request latency, and the number of failed requests (which must be 0).
+
+    python benchmarks/bench_serve.py --concurrency 32 --requests 96 --max-tokens 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+import torch
+
+
+async def one_request(client, url: str, max_tokens: int, seed: int) -> tuple[float, float, int]:
+    """(time to first token, total latency, completion tokens) of one streamed chat completion."""
+    body = {
+        "model": "tiny",
+        "messages": [{"role": "user", "content": f"Question {seed}: what is {seed} + {seed}?"}],
+        "max_tokens": max_tokens,
+        "ignore_eos": True,
+        "seed": seed,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    start = time.perf_counter()
+    first = None
+    tokens = 0
+    async with client.stream("POST", url, json=body) as r:
+        if r.status_code != 200:
+            raise RuntimeError(f"HTTP {r.status_code}: {(await r.aread())[:200]!r}")
+        async for line in r.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if "error" in chunk:
+                raise RuntimeError(chunk["error"]["message"])
+            if first is None and chunk.get("choices"):
+                first = time.perf_counter() - start
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+    return first or 0.0, time.perf_counter() - start, tokens
+
+
+async def drive(base: str, concurrency: int, total: int, max_tokens: int, deadline_s: float) -> dict:
+    import httpx
+
+    url = base + "/v1/chat/completions"
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(total):
+        queue.put_nowait(i)
+    ttft, latency, errors, tokens = [], [], [], 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async with httpx.AsyncClient(timeout=deadline_s, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal tokens
+            while not queue.empty():
+                i = queue.get_nowait()
+                try:
+                    a, b, n = await one_request(client, url, max_tokens, i)
+                    ttft.append(a)
+                    latency.append(b)
+                    tokens += n
+                except Exception as exc:  # counted and shown, not raised: the report is the point
+                    errors.append(repr(exc))
+
+        start = time.perf_counter()
+        await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(concurrency))), deadline_s)
+        wall = time.perf_counter() - start
+    return {"ttft": ttft, "latency": latency, "errors": errors, "tokens": tokens, "wall": wall}
+
+
+def pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--requests", type=int, default=96)
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--max-batch", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--deadline", type=float, default=300.0, help="seconds before the run is abandoned")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    import uvicorn
+
+    from r1.engine import Engine
+    from r1.engine.testing import save_tiny
+    from r1.serve.app import create_app
+
+    tmp = tempfile.TemporaryDirectory()
+    model_dir = save_tiny(f"{tmp.name}/tiny", max_len=512)
+    engine = Engine.from_pretrained(model_dir, max_batch=args.max_batch, max_len=512)
+    app = create_app(engine, "tiny")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    base = f"http://127.0.0.1:{port}"
+    asyncio.run(drive(base, 2, 2, 4, 60))  # warm-up
+    steps_before = engine.stats["decode_steps"]
+    res = asyncio.run(drive(base, args.concurrency, args.requests, args.max_tokens, args.deadline))
+    steps = engine.stats["decode_steps"] - steps_before
+    server.should_exit = True
+    thread.join(10)
+    tmp.cleanup()
+
+    done = len(res["latency"])
+    print(f"{done}/{args.requests} requests, {args.concurrency} concurrent streaming clients, "
+          f"{args.max_tokens} tokens each, max batch {args.max_batch}, {args.threads} threads")  # fmt: skip
+    print(f"throughput      {res['tokens'] / res['wall']:8.1f} tokens/s  ({res['tokens']} tokens in {res['wall']:.1f}s;"
+          f" {steps} decode steps, mean batch {res['tokens'] / max(steps, 1):.1f})")  # fmt: skip
+    print(f"time to first   p50 {pct(res['ttft'], 0.5) * 1e3:8.1f} ms   p99 {pct(res['ttft'], 0.99) * 1e3:8.1f} ms")
+    print(f"latency         p50 {pct(res['latency'], 0.5):8.2f} s    p99 {pct(res['latency'], 0.99):8.2f} s"
+          f"   (mean {statistics.mean(res['latency']) if res['latency'] else float('nan'):.2f} s)")  # fmt: skip
+    print(f"errors          {len(res['errors'])}")
+    for e in res["errors"][:5]:
+        print(f"  {e}")
+    return 1 if res["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,415 @@
+"""An OpenAI-compatible HTTP API over the engine, with DeepSeek's `reasoning_content`.
+
+    POST /v1/chat/completions   chat; the reasoning goes to `message.reasoning_content` (`delta.reasoning_content`
+                                when streaming) and the answer to `content`, as DeepSeek's API does
+    POST /v1/completions        raw text continuation
+    GET  /v1/models, /health
+
+One engine thread batches every request (continuous batching); the asyncio side receives each request's events
+through `loop.call_soon_threadsafe` into an `asyncio.Queue`. A client that goes away (stream closed, or connection
+dropped while waiting) has its request cancelled, which frees its cache rows at the engine's next step.
+Errors use OpenAI's shape `{"error": {"message", "type", "param", "code"}}`; validation errors are 400, not 422.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException
+
+from r1.engine.engine import Engine
+from r1.engine.reasoning import ReasoningStream, count_reasoning_tokens, prompt_opens_think, split_reasoning
+from r1.engine.requests import Completion, Event, RequestDone, RequestHandle, SampleDone, TokenEvent
+from r1.engine.sampling import SamplingParams
+from r1.errors import UserError
+from r1.serve.schemas import ChatCompletionRequest, CompletionRequest
+from r1.tokenizer import THINK_CLOSE
+
+DEFAULT_MAX_BODY = 1 << 20
+WAIT_POLL_S = 0.5  # how often a non-streaming request checks that its client is still there
+
+
+class APIError(Exception):
+    """An error the client caused, rendered as OpenAI's error object."""
+
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+
+
+def error_body(message: str, param: str | None = None, code: str | None = None, kind: str = "invalid_request_error"):
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+class BodyLimit:
+    """Reject request bodies over `max_bytes` with 413, by Content-Length up front or while the body streams in."""
+
+    def __init__(self, app: Callable, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        too_big = f"request body exceeds {self.max_bytes} bytes"
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            response = JSONResponse(error_body(too_big, code="request_too_large"), status_code=413)
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise HTTPException(413, too_big)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class Server:
+    """The routes' shared state: the engine, the served name, default sampling values."""
+
+    def __init__(self, engine: Engine, model_name: str, defaults: Mapping[str, Any] | None = None) -> None:
+        self.engine, self.model_name = engine, model_name
+        self.defaults = dict(defaults or {})
+        self.created = int(time.time())
+        self.think_close_id = engine.tokenizer.token_to_id(THINK_CLOSE)
+
+    # ------------------------------------------------------------------------------------------- requests
+    def check_model(self, name: str) -> None:
+        if name != self.model_name:
+            raise APIError(404, f"The model '{name}' does not exist; this server has '{self.model_name}'.", "model",
+                           "model_not_found")  # fmt: skip
+
+    def params(self, body: ChatCompletionRequest | CompletionRequest, prompt_len: int) -> SamplingParams:
+        room = self.engine.max_len - prompt_len
+        limit = body.token_limit()
+        if limit is not None and limit > room:
+            raise APIError(
+                400,
+                f"This model's maximum context length is {self.engine.max_len} tokens. However, you requested "
+                f"{prompt_len + limit} tokens ({prompt_len} in the prompt, {limit} for the completion).",
+                "max_tokens",
+                "context_length_exceeded",
+            )
+        d = self.defaults
+        top_k = body.top_k if body.top_k is not None else d.get("top_k", 0)
+        try:
+            return SamplingParams(
+                temperature=body.temperature if body.temperature is not None else d.get("temperature", 1.0),
+                top_p=body.top_p if body.top_p is not None else d.get("top_p", 1.0),
+                top_k=max(top_k, 0),
+                max_tokens=limit if limit is not None else room,
+                stop=tuple(body.stop_list()),
+                seed=body.seed,
+                n=body.n,
+                ignore_eos=body.ignore_eos,
+            )
+        except UserError as exc:
+            raise APIError(400, str(exc)) from None
+
+    def encode(self, prompt: Any, param: str) -> list[int]:
+        """Token ids of a prompt; text prompts get BOS, as a base model saw at every document start."""
+        try:
+            ids = self.engine.encode(prompt, add_bos=True)
+            if len(ids) >= self.engine.max_len:
+                raise APIError(
+                    400,
+                    f"This model's maximum context length is {self.engine.max_len} tokens. However, your prompt "
+                    f"has {len(ids)} tokens, which leaves no room for a completion.",
+                    param,
+                    "context_length_exceeded",
+                )
+            self.engine.check_prompt(ids, SamplingParams())
+        except UserError as exc:
+            raise APIError(400, str(exc), param) from None
+        return ids
+
+    def submit(self, ids: list[int], params: SamplingParams, stream: bool) -> tuple[RequestHandle, asyncio.Queue]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+
+        def deliver(ev: Event) -> None:  # runs on the engine thread
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, ev)
+            except RuntimeError:  # the event loop is gone (shutdown): nobody is listening
+                for h in submitted:
+                    h.cancel()
+
+        submitted: list[RequestHandle] = []
+
+        try:
+            handle = self.engine.submit(ids, params, stream=stream, on_event=deliver)
+        except UserError as exc:
+            raise APIError(400, str(exc)) from None
+        submitted.append(handle)
+        return handle, queue
+
+    def usage(self, completions: list[Completion], in_think: bool | None) -> dict[str, Any]:
+        samples = [s for c in completions for s in c.samples]
+        usage: dict[str, Any] = {
+            "prompt_tokens": sum(c.num_prompt_tokens for c in completions),
+            "completion_tokens": sum(len(s.tokens) for s in samples),
+        }
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        if in_think is not None:
+            reasoning = sum(
+                count_reasoning_tokens(s.tokens, self.think_close_id, split_reasoning(s.text, in_think)[0])
+                for s in samples
+            )
+            usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+        return usage
+
+
+async def wait_all(request: Request, handles: list[RequestHandle], queues: list[asyncio.Queue]) -> list[Completion]:
+    """Completions of non-streaming requests; cancels them all if the client disconnects meanwhile."""
+    out: list[Completion] = []
+    try:
+        for queue in queues:
+            while True:
+                try:
+                    ev = await asyncio.wait_for(queue.get(), WAIT_POLL_S)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        raise asyncio.CancelledError from None
+                    continue
+                if isinstance(ev, RequestDone):
+                    if ev.error is not None:
+                        raise ev.error
+                    assert ev.completion is not None
+                    out.append(ev.completion)
+                    break
+        return out
+    finally:
+        for h in handles:
+            if not h.done():
+                h.cancel()
+
+
+def sse(obj: Any) -> str:
+    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+
+
+def create_app(
+    engine: Engine,
+    model_name: str = "r1",
+    defaults: Mapping[str, Any] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+) -> FastAPI:
+    """The ASGI app. Starts the engine's thread on startup (and stops it on shutdown) unless it already runs."""
+    server = Server(engine, model_name, defaults)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = not engine.running
+        engine.start()
+        try:
+            yield
+        finally:
+            if owned:
+                engine.stop()
+
+    # Bodies without a Content-Type are read as JSON too (curl users forget the header; OpenAI accepts them).
+    app = FastAPI(title="r1", lifespan=lifespan, docs_url=None, redoc_url=None, strict_content_type=False)
+    app.state.server = server
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    _install_error_handlers(app)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "active": engine.num_active(), "pending": engine.num_pending()}
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        card = {"id": model_name, "object": "model", "created": server.created, "owned_by": "r1",
+                "max_model_len": engine.max_len}  # fmt: skip
+        return {"object": "list", "data": [card]}
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
+        server.check_model(body.model)
+        messages = [{"role": m.role, "content": m.text()} for m in body.messages]
+        ids = server.encode(messages, "messages")
+        in_think = prompt_opens_think(engine.tokenizer.decode(ids))
+        params = server.params(body, len(ids))
+        rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        if body.stream:
+            handle, queue = server.submit(ids, params, stream=True)
+            gen = _chat_stream(server, handle, queue, rid, created, in_think, body.include_usage())
+            return StreamingResponse(gen, media_type="text/event-stream")
+        handle, queue = server.submit(ids, params, stream=False)
+        (done,) = await wait_all(request, [handle], [queue])
+        choices = []
+        for s in done.samples:
+            reasoning, answer = split_reasoning(s.text, in_think)
+            message = {"role": "assistant", "content": answer, "reasoning_content": reasoning}
+            choices.append({"index": s.index, "message": message, "logprobs": None, "finish_reason": s.finish_reason})
+        return {"id": rid, "object": "chat.completion", "created": created, "model": model_name,
+                "choices": choices, "usage": server.usage([done], in_think)}  # fmt: skip
+
+    @app.post("/v1/completions")
+    async def completions(body: CompletionRequest, request: Request) -> Any:
+        server.check_model(body.model)
+        prompts = body.prompts()
+        if not prompts:
+            raise APIError(400, "prompt is empty", "prompt")
+        encoded = [server.encode(p, "prompt") for p in prompts]
+        plist = [server.params(body, len(ids)) for ids in encoded]
+        rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+        submitted = [server.submit(ids, p, stream=body.stream) for ids, p in zip(encoded, plist)]
+        handles, queues = [h for h, _ in submitted], [q for _, q in submitted]
+        if body.stream:
+            gen = _completion_stream(server, handles, queues, rid, created, body.n, body.include_usage())
+            return StreamingResponse(gen, media_type="text/event-stream")
+        done = await wait_all(request, handles, queues)
+        choices = [
+            {"index": i * body.n + s.index, "text": s.text, "logprobs": None, "finish_reason": s.finish_reason}
+            for i, c in enumerate(done)
+            for s in c.samples
+        ]
+        return {"id": rid, "object": "text_completion", "created": created, "model": model_name,
+                "choices": choices, "usage": server.usage(done, None)}  # fmt: skip
+
+    return app
+
+
+async def _chat_stream(
+    server: Server, handle: RequestHandle, queue: asyncio.Queue, rid: str, created: int, in_think: bool, usage: bool
+) -> AsyncIterator[str]:
+    n = handle.params.n
+
+    def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> str:
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return sse({"id": rid, "object": "chat.completion.chunk", "created": created, "model": server.model_name,
+                    "choices": [choice]})  # fmt: skip
+
+    def deltas(index: int, reasoning: str, answer: str) -> list[str]:
+        out = []
+        if reasoning:
+            out.append(chunk(index, {"reasoning_content": reasoning}))
+        if answer:
+            out.append(chunk(index, {"content": answer}))
+        return out
+
+    splits = [ReasoningStream(in_think) for _ in range(n)]
+    try:
+        for i in range(n):
+            yield chunk(i, {"role": "assistant", "content": ""})
+        while True:
+            ev = await queue.get()
+            if isinstance(ev, TokenEvent):
+                for c in deltas(ev.sample, *splits[ev.sample].feed(ev.text)):
+                    yield c
+            elif isinstance(ev, SampleDone):
+                i = ev.sample.index
+                r, a = splits[i].feed(ev.text)
+                fr, fa = splits[i].finish()
+                for c in deltas(i, r + fr, a + fa):
+                    yield c
+                yield chunk(i, {}, ev.sample.finish_reason)
+            elif isinstance(ev, RequestDone):
+                if ev.error is not None:
+                    yield sse(error_body(f"generation failed: {ev.error}", kind="server_error"))
+                elif usage and ev.completion is not None:
+                    yield sse({"id": rid, "object": "chat.completion.chunk", "created": created,
+                               "model": server.model_name, "choices": [],
+                               "usage": server.usage([ev.completion], in_think)})  # fmt: skip
+                break
+        yield "data: [DONE]\n\n"
+    finally:
+        if not handle.done():
+            handle.cancel()  # the client went away: free the rows
+
+
+async def _completion_stream(
+    server: Server,
+    handles: list[RequestHandle],
+    queues: list[asyncio.Queue],
+    rid: str,
+    created: int,
+    n: int,
+    usage: bool,
+) -> AsyncIterator[str]:
+    def chunk(index: int, text: str, finish: str | None = None) -> str:
+        choice = {"index": index, "text": text, "logprobs": None, "finish_reason": finish}
+        return sse({"id": rid, "object": "text_completion", "created": created, "model": server.model_name,
+                    "choices": [choice]})  # fmt: skip
+
+    # Requests run concurrently in the engine; merge their queues into one event stream.
+    merged: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
+
+    async def pump(p: int, queue: asyncio.Queue) -> None:
+        while True:
+            ev = await queue.get()
+            await merged.put((p, ev))
+            if isinstance(ev, RequestDone):
+                return
+
+    pumps = [asyncio.create_task(pump(p, q)) for p, q in enumerate(queues)]
+    completions: list[Completion] = []
+    try:
+        open_requests = len(handles)
+        while open_requests:
+            p, ev = await merged.get()
+            if isinstance(ev, TokenEvent) and ev.text:
+                yield chunk(p * n + ev.sample, ev.text)
+            elif isinstance(ev, SampleDone):
+                yield chunk(p * n + ev.sample.index, ev.text, ev.sample.finish_reason)
+            elif isinstance(ev, RequestDone):
+                open_requests -= 1
+                if ev.error is not None:
+                    yield sse(error_body(f"generation failed: {ev.error}", kind="server_error"))
+                elif ev.completion is not None:
+                    completions.append(ev.completion)
+        if usage:
+            yield sse({"id": rid, "object": "text_completion", "created": created, "model": server.model_name,
+                       "choices": [], "usage": server.usage(completions, None)})  # fmt: skip
+        yield "data: [DONE]\n\n"
+    finally:
+        for t in pumps:
+            t.cancel()
+        for h in handles:
+            if not h.done():
+                h.cancel()
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def api_error(_: Request, exc: APIError) -> JSONResponse:
+        return JSONResponse(error_body(exc.message, exc.param, exc.code), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":
+            detail = (first.get("ctx") or {}).get("error", "")
+            return JSONResponse(error_body(f"request body is not valid JSON: {detail}".strip(), code="invalid_json"),
+                                status_code=400)  # fmt: skip
+        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+        # Union members add their type names to the location ("stop.str"); keep only the field path.
+        path = [p for p in loc if not p.startswith(("str", "list[", "int", "float", "bool", "function-"))]
+        param = ".".join(path) or None
+        message = f"{param}: {first['msg']}" if param else str(first["msg"])
+        if len(errors) > 1:
+            message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+        return JSONResponse(error_body(message, param, "invalid_value"), status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(exc.status_code)
+        return JSONResponse(error_body(str(exc.detail), code=code), status_code=exc.status_code)

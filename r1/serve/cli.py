@@ -1,0 +1,64 @@
+"""`r1 serve --model DIR`: the OpenAI-compatible server (see `app.py`) on uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from r1.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `r1 serve`."""
+    p = subparsers.add_parser(
+        "serve",
+        help="serve a model over an OpenAI-compatible HTTP API (with reasoning_content)",
+        description="Serve /v1/chat/completions, /v1/completions, /v1/models and /health for one model.",
+    )
+    p.add_argument("--model", required=True, metavar="DIR", help="model directory (weights + tokenizer files)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="default 8000")
+    p.add_argument("--max-batch", type=int, default=32, help="sequences decoded together (default 32)")
+    p.add_argument("--max-len", type=int, help="context length in tokens (default: the model's, at most 4096)")
+    p.add_argument("--served-model-name", help="the `model` clients must send (default: the directory's name)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="weights dtype (default: as stored)")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger request bodies get 413 (1 MiB)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=run)
+
+
+def generation_defaults(model_dir: str | Path) -> dict[str, Any]:
+    """temperature/top_p/top_k from the model's generation_config.json (what clients get when they send none)."""
+    f = Path(model_dir) / "generation_config.json"
+    if not f.is_file():
+        return {}
+    try:
+        cfg = json.loads(f.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{f}: cannot read ({exc})") from None
+    if not cfg.get("do_sample", True):
+        return {"temperature": 0.0}
+    return {k: cfg[k] for k in ("temperature", "top_p", "top_k") if isinstance(cfg.get(k), (int, float))}
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    import uvicorn
+
+    from r1.engine.engine import Engine
+    from r1.serve.app import create_app
+
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port {args.port}: must be in [1, 65535]")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    engine = Engine.from_pretrained(args.model, dtype=dtype, max_batch=args.max_batch, max_len=args.max_len)
+    name = args.served_model_name or Path(args.model).resolve().name
+    app = create_app(engine, name, generation_defaults(args.model), args.max_body_bytes)
+    print(f"serving {name} on http://{args.host}:{args.port}/v1 (max batch {args.max_batch}, context {engine.max_len})")
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
