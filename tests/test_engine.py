@@ -303,3 +303,22 @@ def test_generate_fn_adapter(tok, engine):
     assert again == out
     with pytest.raises(UserError, match="unknown sampling"):
         gen(items, 1, {"temprature": 1.0})
+
+
+def test_generate_samples_from_weights_changed_in_place_without_version_bump(tok):
+    # fused AdamW updates parameters in place without moving their version counters; RL relies on the engine
+    # sampling from the current weights at every generate() call
+    model = tiny_model(tok, "tiny", seed=3)
+    engine = Engine(model, tok, max_batch=4, max_len=64)
+    prompt = tok.encode("2+3=")
+    params = SamplingParams(temperature=1.0, max_tokens=8, seed=0, ignore_eos=True)
+    engine.generate([prompt], params)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.data.mul_(1.3)  # .data: a write the version counter does not see
+    sample = engine.generate([prompt], params)[0].samples[0]
+    ids = torch.tensor([prompt + sample.tokens])
+    with torch.no_grad():
+        logp = model(ids).logits.float().log_softmax(-1)[0, len(prompt) - 1 : -1]
+    expect = logp.gather(1, torch.tensor(sample.tokens)[:, None])[:, 0]
+    assert torch.allclose(torch.tensor(sample.model_logprobs), expect, atol=1e-4)

@@ -152,11 +152,19 @@ class Engine:
             self._cond.notify()
         return handle
 
+    def weights_updated(self) -> None:
+        """Re-derive the engine's fused weight copies from the model's parameters (after an optimizer step)."""
+        self.scheduler.forward.refresh(force=True)
+
     def generate(
         self, prompts: Sequence[Prompt], params: SamplingParams | Sequence[SamplingParams] | None = None
     ) -> list[Completion]:
-        """Generate for every prompt (one `SamplingParams` for all, or one per prompt); results in prompt order."""
+        """Generate for every prompt (one `SamplingParams` for all, or one per prompt); results in prompt order.
+
+        Always samples from the model's current weights: RL updates them in place between calls.
+        """
         prompts = list(prompts)
+        self.weights_updated()
         if params is None or isinstance(params, SamplingParams):
             plist = [params or SamplingParams()] * len(prompts)
         else:

@@ -11,9 +11,10 @@ per-op overhead. Two paths, both checked against `Transformer.forward` in `tests
   multiply, scores as one `baddbmm` against the latent with the mask added, expert and MLP gate|up in one GEMM.
 
 Derived weights (concatenations, stacks) are built from the parameters and rebuilt by `refresh()` when a parameter
-changed (tensor version counters see in-place optimizer steps; swapped tensors are seen by identity). The scheduler
-calls `refresh()` whenever it admits requests, so RL weight updates between `generate` calls are always picked up;
-weights changed while requests are in flight are used from their next admission on.
+changed: tensor version counters see most in-place updates and swapped tensors are seen by identity, but fused
+AdamW updates without moving the counters, so `Engine.generate` rebuilds them at every call (`refresh(force=True)`,
+cheap next to generating) and RL weight updates between calls are always picked up. The background scheduler used
+by the server refreshes by version stamp at each admission; weights changed mid-flight apply from the next one.
 """
 
 from __future__ import annotations
@@ -52,8 +53,14 @@ class InferenceForward:
         self.refresh()
 
     # -------------------------------------------------------------------------------------------- weights
-    def refresh(self) -> None:
-        """Rebuild derived weights whose source parameters changed (cheap when nothing did)."""
+    def refresh(self, force: bool = False) -> None:
+        """Rebuild derived weights whose source parameters changed (cheap when nothing did).
+
+        Version counters miss in-place updates made outside autograd's bookkeeping (fused AdamW, `copy_` under
+        `no_grad` on some paths), so callers that change weights say so with `force=True`.
+        """
+        if force:
+            self._weights.clear()
         self._cache_bytes = 0
         for i, layer in enumerate(self.layers):
             if self.fast_decode_ok:
