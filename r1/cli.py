@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tokenizer": ("r1.tokenizer", "train or inspect a byte-level BPE tokenizer with the R1 chat template"),
     "tasks": ("r1.tasks.cli", "list built-in task generators, sample items, convert local datasets"),
     "eval": ("r1.eval.cli", "R1-style evaluation: pass@1 over k samples, pass@k, cons@k, lengths"),
+    "train": ("r1.train.cli", "train a stage (pretrain, sft, grpo) from a YAML config; torchrun for data parallel"),
     "chat": ("r1.chat", "chat with a model in the terminal, reasoning shown apart from the answer"),
     "serve": ("r1.serve.cli", "OpenAI-compatible HTTP server with reasoning_content"),
 }

@@ -1,0 +1,79 @@
+"""`r1 train`: run or resume one training stage from a YAML config, with dotted overrides.
+
+    r1 train --config configs/pretrain-tiny.yaml optim.lr=3e-4 train.steps=200
+    r1 train --config configs/pretrain-tiny.yaml --resume          # continue from the latest complete checkpoint
+    torchrun --nproc_per_node 2 -m r1 train --config configs/pretrain-tiny.yaml   # data parallel (FSDP2)
+    r1 train --config configs/sft-tiny.yaml --print-config          # the resolved config, nothing run
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="pretraining / SFT with one training core: checkpoints, exact resume, FSDP2, report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", metavar="YAML", help="a config file (configs/pretrain-tiny.yaml, ...)")
+    p.add_argument("--resume", action="store_true", help="continue the run in train.out from its latest checkpoint")
+    p.add_argument("--out", metavar="DIR", help="the run folder (same as train.out=DIR)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optim.lr=3e-4")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from r1.train.config import load_config
+
+    overrides = list(args.overrides)
+    if args.out:
+        overrides.append(f"train.out={args.out}")
+    if args.resume:
+        overrides.append("train.resume=true")
+    cfg = load_config(args.config, overrides)
+    if args.print_config:
+        print(cfg.to_yaml(), end="")
+        return 0
+    from r1.train.core import train
+
+    result = train(cfg)
+    if result.model is not None and _is_main():
+        parts = [f"{result.steps} steps", f"{result.tokens:,} tokens", f"{result.seconds:.1f}s"]
+        if result.final_loss is not None:
+            parts.append(f"final loss {result.final_loss:.4f}")
+        if result.eval_loss is not None:
+            parts.append(f"eval loss {result.eval_loss:.4f}")
+        print(f"trained: {', '.join(parts)}")
+        print(f"run folder: {result.run_dir} (report.md, metrics.jsonl, checkpoints/)")
+        if result.checkpoint:
+            print(f"checkpoint: {result.checkpoint}")
+    return 0
+
+
+def _is_main() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m r1.train.cli ...` works before the top-level `r1` CLI knows the subcommand."""
+    from r1.errors import UserError
+
+    parser = argparse.ArgumentParser(prog="r1")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

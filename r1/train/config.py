@@ -1,0 +1,418 @@
+"""One typed config for every training stage: YAML file → dataclass sections, dotted overrides, strict checks.
+
+    cfg = load_config("configs/pretrain-tiny.yaml", ["optim.lr=3e-4", "train.steps=200"])
+    cfg.optim.lr, cfg.train.steps            # typed fields
+    cfg.to_dict()                            # what `config.yaml` in the run folder holds
+
+Why strict: a mistyped key that is silently ignored trains the wrong model for hours. Every unknown key is an
+error that lists the section's valid keys and suggests the closest one; every value is checked against the
+field's type (PyYAML reads `3e-4` as a string, so numeric strings are accepted where a float is expected).
+
+`model:` is a preset name (`model: tiny`), a Hugging Face model directory to start from (`model: runs/x/model`),
+or a mapping `{preset | path, <any ModelConfig field>: value}` whose extra keys override the model config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+
+from r1.errors import ConfigError
+from r1.model.config import PRESETS, ModelConfig
+
+# stage name -> "module:Class" of its `r1.train.core.Stage`; imported only when a run uses it
+STAGES: dict[str, str] = {
+    "pretrain": "r1.train.pretrain:PretrainStage",
+    "sft": "r1.train.sft:SFTStage",
+    "grpo": "r1.train.grpo:GRPOStage",
+}
+
+
+def choices(default: Any, *allowed: Any, doc: str = "") -> Any:
+    """A field restricted to `allowed` values (checked by `validate`)."""
+    return field(default=default, metadata={"choices": allowed, "doc": doc})
+
+
+@dataclass
+class ModelSection:
+    preset: str | None = "tiny"  # a name from r1.model.config.PRESETS
+    path: str | None = None  # a Hugging Face model directory: start from its weights (wins over preset)
+    overrides: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields, written flat in YAML
+
+
+@dataclass
+class DataSection:
+    paths: list[str] = field(default_factory=list)  # .jsonl / text files for training
+    eval_paths: list[str] = field(default_factory=list)  # held-out files for eval loss
+    builtin: int = 0  # add this many documents of the built-in corpus (r1.data.corpus.build_corpus)
+    tokenizer: str | None = None  # a tokenizer directory; 'train' = train a BPE on the training text; None = model's
+    seq_len: int = 256
+    batching: str = choices("pack", "pack", "bucket")
+    text_field: str = "text"
+    loss_on: str = choices("all", "all", "response")  # pretraining prompt/response records: where the loss looks
+    add_bos: bool = True
+    shuffle: bool = True
+
+
+@dataclass
+class OptimSection:
+    lr: float = 3e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    eps: float = 1e-8
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0  # max global grad norm; 0 = no clipping (the norm is still reported)
+    impl: str = choices("auto", "auto", "fused", "foreach", "plain")
+
+
+@dataclass
+class ScheduleSection:
+    kind: str = choices("cosine", "cosine", "wsd", "constant")
+    warmup_steps: int = 10
+    min_lr_ratio: float = 0.1  # final lr = lr × min_lr_ratio
+    decay_fraction: float = 0.2  # wsd: share of the steps spent in the final linear decay
+
+
+@dataclass
+class TrainSection:
+    out: str = "runs/train"  # the run folder
+    steps: int = 100  # optimizer steps
+    batch_size: int = 8  # sequences per optimizer step, over all processes (the global batch)
+    micro_batch_size: int = 0  # sequences per forward on one process; 0 = batch_size / processes
+    seed: int = 0
+    dtype: str = choices("fp32", "fp32", "bf16")  # bf16 = autocast, fp32 master weights and optimizer
+    device: str = choices("auto", "auto", "cpu", "cuda")
+    threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+    log_every: int = 1
+    eval_every: int = 0  # steps; 0 = only at the end (when eval data exists)
+    eval_batches: int = 16  # at most this many micro-batches per evaluation
+    resume: bool = False  # continue from the latest complete checkpoint in the run folder
+
+
+@dataclass
+class CheckpointSection:
+    every: int = 0  # steps between checkpoints; 0 = only the final one
+    keep_last: int = 2
+    keep_best: bool = False  # also keep the checkpoint with the lowest eval (else train) loss
+    final: bool = True
+
+
+@dataclass
+class LoggingSection:
+    progress: bool = True  # tqdm bar on the terminal
+    plots: bool = True
+    report: bool = True
+    tensorboard: bool = False
+    wandb: dict[str, Any] | None = None  # {project, name?, entity?, mode? (default 'offline')}
+
+
+@dataclass
+class DebugSection:
+    kill_at_step: int | None = None  # SIGKILL this process at that step: tests exact resume
+    kill_where: str = choices("step", "step", "checkpoint")  # mid-step, or mid-checkpoint-write
+
+
+@dataclass
+class TrainConfig:
+    stage: str = "pretrain"
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
+    logging: LoggingSection = field(default_factory=LoggingSection)
+    debug: DebugSection = field(default_factory=DebugSection)
+    # stage grpo's options: a preset plus key-by-key overrides, checked by r1.train.grpo.resolve_options
+    grpo: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------------------------------ I/O
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        cfg = _build(cls, d, "")
+        cfg.validate()
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        m = d["model"]
+        d["model"] = {"preset": m["preset"], "path": m["path"], **m["overrides"]}
+        return d
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    def replace(self, *overrides: str) -> TrainConfig:
+        """A copy with dotted overrides applied (`"train.steps=5"`), validated."""
+        d = self.to_dict()
+        for o in overrides:
+            apply_override(d, o)
+        return TrainConfig.from_dict(d)
+
+    # ------------------------------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        for section in dataclasses.fields(self):
+            value = getattr(self, section.name)
+            if dataclasses.is_dataclass(value):
+                for f in dataclasses.fields(value):
+                    allowed = f.metadata.get("choices")
+                    if allowed and getattr(value, f.name) not in allowed:
+                        raise ConfigError(
+                            f"{section.name}.{f.name}={getattr(value, f.name)!r}: must be one of "
+                            + ", ".join(map(str, allowed))
+                        )
+
+        def need(ok: bool, key: str, rule: str) -> None:
+            if not ok:
+                section, name = key.split(".")
+                raise ConfigError(f"{key}={getattr(getattr(self, section), name)!r}: {rule}")
+
+        if self.stage not in STAGES:
+            raise ConfigError(f"stage={self.stage!r}: must be one of {', '.join(STAGES)}")
+        if self.stage == "grpo" or self.grpo:
+            from r1.train.grpo import resolve_options
+
+            resolve_options(self.grpo)
+        m = self.model
+        if m.path is None and m.preset not in PRESETS:
+            raise ConfigError(f"model.preset={m.preset!r}: must be one of {', '.join(PRESETS)} (or set model.path)")
+        need(self.data.seq_len >= 2, "data.seq_len", "must be >= 2")
+        need(self.data.builtin >= 0, "data.builtin", "must be >= 0")
+        need(self.optim.lr > 0, "optim.lr", "must be positive")
+        need(len(self.optim.betas) == 2 and all(0 <= b < 1 for b in self.optim.betas), "optim.betas",
+             "must be two numbers in [0, 1)")
+        need(self.optim.eps > 0, "optim.eps", "must be positive")
+        need(self.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+        need(self.optim.grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0 = no clipping)")
+        need(self.schedule.warmup_steps >= 0, "schedule.warmup_steps", "must be >= 0")
+        need(0 <= self.schedule.min_lr_ratio <= 1, "schedule.min_lr_ratio", "must be in [0, 1]")
+        need(0 <= self.schedule.decay_fraction <= 1, "schedule.decay_fraction", "must be in [0, 1]")
+        t = self.train
+        need(t.steps >= 1, "train.steps", "must be >= 1")
+        need(t.batch_size >= 1, "train.batch_size", "must be >= 1")
+        need(t.micro_batch_size >= 0, "train.micro_batch_size", "must be >= 0 (0 = batch_size / processes)")
+        need(t.threads >= 0, "train.threads", "must be >= 0")
+        need(t.log_every >= 1, "train.log_every", "must be >= 1")
+        need(t.eval_every >= 0, "train.eval_every", "must be >= 0")
+        need(t.eval_batches >= 1, "train.eval_batches", "must be >= 1")
+        need(self.checkpoint.every >= 0, "checkpoint.every", "must be >= 0")
+        need(self.checkpoint.keep_last >= 1, "checkpoint.keep_last", "must be >= 1")
+        wb = self.logging.wandb
+        if wb is not None:
+            bad = sorted(set(wb) - {"project", "name", "entity", "mode", "tags"})
+            if bad:
+                raise ConfigError(f"logging.wandb: unknown key(s) {bad}; valid keys: entity, mode, name, project, tags")
+
+    def accumulation(self, world: int) -> tuple[int, int]:
+        """(micro_batch_size, micro-steps per optimizer step) for `world` processes; errors say what divides."""
+        B = self.train.batch_size
+        if B % world:
+            raise ConfigError(f"train.batch_size={B}: must be divisible by the number of processes ({world})")
+        per_rank = B // world
+        mb = self.train.micro_batch_size or per_rank
+        if per_rank % mb:
+            raise ConfigError(
+                f"train.micro_batch_size={mb}: must divide batch_size / processes = {per_rank}"
+            )
+        return mb, per_rank // mb
+
+
+# ============================================================================================== loading
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Read a YAML config (or start from defaults), apply dotted `key=value` overrides, validate."""
+    d: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: invalid YAML ({exc})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: expected a mapping of sections at the top level, got {type(loaded).__name__}")
+        d = loaded or {}
+    for o in overrides:
+        apply_override(d, o)
+    return TrainConfig.from_dict(d)
+
+
+def apply_override(d: dict[str, Any], override: str) -> None:
+    """`a.b.c=value` sets d[a][b][c]; the value is parsed as YAML (`[0.9, 0.95]`, `true`, `null`, numbers)."""
+    key, sep, raw = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {override!r}: expected key=value, e.g. optim.lr=3e-4")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    parts = key.strip().split(".")
+    node = d
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.get(part)
+        if isinstance(nxt, str) and part == "model" and i == 0:  # `model: tiny` shorthand, now being extended
+            nxt = _model_shorthand(nxt)
+        if nxt is None:
+            nxt = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {override!r}: {'.'.join(parts[: i + 1])} is not a section")
+        node[part] = nxt
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _model_shorthand(value: str) -> dict[str, Any]:
+    return {"preset": value, "path": None} if value in PRESETS else {"preset": None, "path": value}
+
+
+# ============================================================================================== typed build
+def _build(cls: type, d: Any, where: str) -> Any:
+    """Construct dataclass `cls` from a mapping, checking keys and value types recursively."""
+    if cls is ModelSection:
+        return _build_model(d, where)
+    if d is None:
+        d = {}
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {d!r} ({type(d).__name__})")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    _check_keys(d, names, where)
+    kwargs = {}
+    for name in names:
+        if name not in d:
+            continue
+        key = f"{where}.{name}" if where else name
+        tp = hints[name]
+        kwargs[name] = _build(tp, d[name], key) if dataclasses.is_dataclass(tp) else coerce(d[name], tp, key)
+    return cls(**kwargs)
+
+
+def _build_model(d: Any, where: str) -> ModelSection:
+    if isinstance(d, str):
+        d = _model_shorthand(d)
+    if d is None:
+        d = {}
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a preset name, a model directory or a mapping, got {d!r}")
+    d = dict(d)
+    nested = d.pop("overrides", None)  # the dataclass form, `ModelSection.overrides`, is accepted too
+    if isinstance(nested, dict):
+        d = {**nested, **d}
+    elif nested is not None:
+        raise ConfigError(f"{where}.overrides: expected a mapping of model config fields, got {nested!r}")
+    preset, path = d.pop("preset", "tiny" if "path" not in d else None), d.pop("path", None)
+    hints = typing.get_type_hints(ModelConfig)
+    fields = [f.name for f in dataclasses.fields(ModelConfig) if f.name != "extra"]
+    _check_keys(d, ["preset", "path", *fields], where)
+    overrides = {k: coerce(v, hints[k], f"{where}.{k}") for k, v in d.items()}
+    return ModelSection(
+        preset=coerce(preset, str | None, f"{where}.preset"),
+        path=coerce(path, str | None, f"{where}.path"),
+        overrides=overrides,
+    )
+
+
+def _check_keys(d: dict[str, Any], valid: list[str], where: str) -> None:
+    for key in d:
+        if key not in valid:
+            full = f"{where}.{key}" if where else str(key)
+            close = difflib.get_close_matches(str(key), valid, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            section = f"in {where}" if where else "at the top level"
+            raise ConfigError(f"unknown key {full!r}{hint} valid keys {section}: {', '.join(valid)}")
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """`value` as type `tp`, or a ConfigError naming the key and the expected type."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    if origin is list:
+        (item,) = get_args(tp) or (Any,)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and item is str:
+            value = [value]  # a single path where a list is expected
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+        return [coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r} ({type(value).__name__})")
+        return dict(value)
+    ok = False
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif tp is str:
+        ok = isinstance(value, str)
+    elif isinstance(tp, type):
+        ok = isinstance(value, tp)
+    if not ok:
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(get_args(tp)[0])}"
+    if origin is dict:
+        return "a mapping"
+    return {type(None): "null", bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def model_config(section: ModelSection, tokenizer: Any | None = None) -> ModelConfig:
+    """The ModelConfig a run trains: preset or checkpoint config, special ids from the tokenizer, then overrides."""
+    if section.path:
+        from r1.model.checkpoint import load_config as load_model_config
+
+        cfg = load_model_config(section.path)
+    else:
+        from r1.model.config import preset
+
+        cfg = preset(str(section.preset))
+        if tokenizer is not None:  # a fresh model gets the tokenizer's vocabulary and special ids
+            cfg = cfg.replace(
+                vocab_size=tokenizer.vocab_size,
+                bos_token_id=tokenizer.bos_id,
+                eos_token_id=tokenizer.eos_id,
+                pad_token_id=tokenizer.pad_id,
+            )
+    cfg = cfg.replace(**section.overrides) if section.overrides else cfg
+    cfg.validate()
+    if tokenizer is not None and tokenizer.vocab_size > cfg.vocab_size:
+        raise ConfigError(
+            f"model.vocab_size={cfg.vocab_size} is smaller than the tokenizer's vocabulary ({tokenizer.vocab_size})"
+        )
+    return cfg

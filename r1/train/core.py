@@ -1,0 +1,548 @@
+"""The one training loop every stage uses: pretraining, SFT now; GRPO, reward models and distillation later.
+
+A stage says what to learn; the core says how. The split:
+
+    stage (r1.train.pretrain, r1.train.sft, ...)         core (this module)
+    ---------------------------------------------        -----------------------------------------------------
+    setup(ctx): read and tokenize data                    config, run folder, seed, devices, FSDP2
+    next_batches(): this rank's micro-batches             AdamW, lr schedule, gradient accumulation, bf16/fp32
+    loss(model, batch) -> LossOutput                      clipping, MoE routing-bias update, checkpoints, resume
+    eval_batches(), state_dict() (data position)          metrics.jsonl, progress bar, plots, report.md
+
+From Python:
+
+    from r1.train import load_config, train
+    cfg = load_config("configs/pretrain-tiny.yaml", ["train.steps=50", "train.out=runs/try"])
+    result = train(cfg)                       # or train(cfg, stage=PretrainStage(documents=[...]))
+    result.checkpoint                         # the final HF-layout checkpoint directory
+
+One optimizer step:
+1. lr from the schedule (a pure function of the step, see `optim.py`);
+2. for each micro-batch: forward under autocast, `stage.loss`, backward of `loss × weight` (gradient sync
+   only on the last micro-batch under FSDP);
+3. gradients ÷ the global weight (all-reduced), so the step minimizes the weighted mean over the whole global
+   batch whatever its split into micro-batches and processes: 2 micro-steps of B/2 equal 1 step of B;
+4. clip to `optim.grad_clip`, report the norm; `optimizer.step()`;
+5. the aux-loss-free routing-bias update from the step's expert counts (summed over micro-batches, all-reduced
+   over processes), after the optimizer step, with γ = the model config's `bias_update_speed`.
+
+Same seed, same config → bit-identical weights on CPU, and a run killed at any point and resumed with
+`train.resume=true` ends with weights identical to an uninterrupted run (see `checkpointing.py`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import math
+import os
+import random
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from r1.errors import ConfigError, UserError
+from r1.model.checkpoint import load_pretrained, save_pretrained
+from r1.model.config import ModelConfig
+from r1.model.transformer import Transformer
+from r1.train import checkpointing as ckpt
+from r1.train import distributed
+from r1.train.config import STAGES, TrainConfig, model_config
+from r1.train.metrics import MetricsLog, imbalance, matmul_peak, read_metrics, train_flops_per_token, truncate_metrics
+from r1.train.optim import build_optimizer, lr_factor, set_lr
+
+
+# ============================================================================================ the stage contract
+@dataclass
+class LossOutput:
+    """What a stage computes from one micro-batch.
+
+    loss: the scalar to minimize, a mean over this micro-batch's `weight` units (e.g. target tokens).
+    weight: how much the micro-batch counts in the step's mean (target tokens for LM losses; 1.0 for a plain mean).
+    tokens: tokens processed, for throughput.
+    metrics: scalars to report, each a mean over the micro-batch (weighted like the loss when aggregated).
+    expert_counts: [n_moe_layers, E] routed-token counts, for the balancing bias update (None for dense models).
+    """
+
+    loss: torch.Tensor
+    weight: float
+    tokens: int
+    metrics: dict[str, float | torch.Tensor] = field(default_factory=dict)
+    expert_counts: torch.Tensor | None = None
+
+
+@dataclass
+class StageContext:
+    """Everything a stage may need from the core at setup."""
+
+    config: TrainConfig
+    model_config: ModelConfig
+    tokenizer: Any | None  # r1.tokenizer.Tokenizer
+    rank: int
+    world: int
+    micro_batch_size: int
+    accumulation: int  # micro-batches per optimizer step on each rank
+    device: torch.device
+    run_dir: Path
+    model: nn.Module  # the model being trained (sharded in place under FSDP2), e.g. for on-policy rollouts
+
+
+class Stage:
+    """Base class of a training stage: data in, loss out. Subclasses override what they need."""
+
+    name = "stage"
+
+    def tokenizer_texts(self) -> Iterator[str]:
+        """Training text for `data.tokenizer: train` (called before `setup`)."""
+        raise ConfigError(f"stage {self.name!r} cannot train a tokenizer: set data.tokenizer to a directory")
+
+    def setup(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+
+    def next_batches(self) -> list[dict[str, torch.Tensor]]:
+        """This rank's micro-batches for the next optimizer step (`ctx.accumulation` of them)."""
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
+        raise NotImplementedError
+
+    def eval_batches(self) -> list[dict[str, torch.Tensor]]:
+        """This rank's evaluation micro-batches (the same count on every rank); empty = no evaluation."""
+        return []
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able data position, saved in every checkpoint."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def describe(self) -> dict[str, Any]:
+        """A few facts for the report (documents, rows, tokens)."""
+        return {}
+
+    # step-record keys shown on the progress bar next to the loss (e.g. GRPO's reward)
+    progress_keys: tuple[str, ...] = ()
+
+    def plots(self, run_dir: Path, records: list[dict[str, Any]]) -> list[Path]:
+        """Stage-specific plots from metrics.jsonl's records, embedded in report.md after the core's."""
+        return []
+
+    def report_lines(self, records: list[dict[str, Any]]) -> list[str]:
+        """A stage-specific section appended to report.md (markdown lines)."""
+        return []
+
+
+def build_stage(cfg: TrainConfig) -> Stage:
+    module, _, cls = STAGES[cfg.stage].partition(":")
+    return getattr(importlib.import_module(module), cls)(cfg)
+
+
+def rank_share(items: list, rank: int, world: int) -> list:
+    """Items i ≡ rank (mod world), the same count on every rank (cycling when there are fewer than `world`)."""
+    if not items:
+        return []
+    n = max(world, len(items) - len(items) % world)
+    items = [items[i % len(items)] for i in range(n)]
+    return items[rank::world]
+
+
+# ============================================================================================ results
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    final_loss: float | None
+    eval_loss: float | None
+    checkpoint: Path | None  # the last checkpoint written (HF layout)
+    seconds: float
+    tokens: int
+    model: nn.Module = field(repr=False, default=None)  # the trained model (sharded under FSDP)
+
+
+def train(cfg: TrainConfig, stage: Stage | None = None) -> TrainResult:
+    """Run (or resume) one training run described by `cfg`; `stage` defaults to the one named by `cfg.stage`."""
+    with _torch_settings(cfg):
+        return Trainer(cfg, stage).run()
+
+
+@contextlib.contextmanager
+def _torch_settings(cfg: TrainConfig):
+    """Per-run global torch settings, restored afterwards so library callers and tests see no leak."""
+    threads = torch.get_num_threads()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    # Adam's second moments underflow into denormals, which are ~100x slower on x86 CPUs: flush them to zero
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+        torch.set_num_threads(threads)
+
+
+# ============================================================================================ the loop
+class Trainer:
+    def __init__(self, cfg: TrainConfig, stage: Stage | None = None) -> None:
+        self.cfg = cfg
+        self.stage = stage if stage is not None else build_stage(cfg)
+        self.dist = distributed.init(cfg.train.device)
+        self.run_dir = Path(cfg.train.out)
+        self.device = self.dist.device
+        self.autocast_dtype = torch.bfloat16 if cfg.train.dtype == "bf16" else None
+        self.best: dict[str, Any] | None = None
+        self.tokens_seen = 0
+        self.elapsed = 0.0
+        self.last_eval: dict[str, float] = {}
+        self.last_checkpoint: Path | None = None
+        self.log: MetricsLog | None = None
+
+    # ---------------------------------------------------------------------------------- run
+    def run(self) -> TrainResult:
+        try:
+            return self._loop(self.setup())
+        finally:
+            self.close()
+
+    def setup(self) -> int:
+        """Everything before the first step: run folder, tokenizer, model, data, FSDP2, optimizer, resume.
+        Returns the step to start from."""
+        cfg, d = self.cfg, self.dist
+        resume_from = self._prepare_run_dir()
+        self.tokenizer = self._tokenizer()
+        self.model_config = model_config(cfg.model, self.tokenizer)
+        mb, accum = cfg.accumulation(d.world)
+        model = self._build_model(resume_from)
+        self.stage.setup(StageContext(cfg, self.model_config, self.tokenizer, d.rank, d.world, mb, accum,
+                                      self.device, self.run_dir, model))
+        if d.enabled:
+            model = distributed.shard(model)
+        self.model = model
+        self.optimizer = build_optimizer(model, cfg.optim, distributed=d.enabled)
+        step = self._resume(resume_from) if resume_from else 0
+        if d.is_main:
+            self._open_log(resume_from, step)
+        self.peak = matmul_peak(self.device, self.autocast_dtype or torch.float32)
+        self.flops_per_token = train_flops_per_token(self.model_config, cfg.data.seq_len)
+        return step
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+        distributed.destroy(self.dist)
+
+    def train_step(self, step: int) -> dict[str, Any]:
+        """Optimizer step number `step + 1` (lr, the stage's micro-batches, update, bias update) → its metrics."""
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        lr = cfg.optim.lr * lr_factor(step, cfg.train.steps, cfg.schedule)
+        set_lr(self.optimizer, lr)
+        parts, counts, tokens = self._step(self.stage.next_batches(), step + 1)
+        dt = time.perf_counter() - t0
+        self.elapsed += dt
+        self.tokens_seen += tokens
+        flops = self.flops_per_token * tokens / dt
+        record = {"event": "step", "step": step + 1, **parts, "lr": lr, "tokens": tokens, "tokens_per_s": tokens / dt,
+                  "flops_per_s": flops, "mfu": flops / self.peak / self.dist.world, "step_time": dt,
+                  "elapsed": self.elapsed, **self.stage.state_dict()}
+        if counts is not None:
+            record["expert_imbalance"] = imbalance(counts)
+        return record
+
+    def _loop(self, step: int) -> TrainResult:
+        cfg, d = self.cfg, self.dist
+        total = cfg.train.steps
+        bar = _progress(cfg, d, step, total)
+        record: dict[str, Any] = {}
+        window: list[float] = []
+        while step < total:
+            record = self.train_step(step)
+            step += 1
+            window.append(record["loss"])
+            if d.is_main and (step % cfg.train.log_every == 0 or step == total):
+                self.log.write(record)
+            if bar is not None:
+                extra = {k: f"{record[k]:.3f}" for k in self.stage.progress_keys if k in record}
+                bar.set_postfix(loss=f"{record['loss']:.4f}", **extra, tok_s=f"{record['tokens_per_s']:,.0f}",
+                                refresh=False)
+                bar.update(1)
+            if cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < total:
+                self._evaluate(step)
+            if cfg.checkpoint.every and step % cfg.checkpoint.every == 0 and step < total:
+                self._save(step, sum(window[-20:]) / len(window[-20:]))
+        if bar is not None:
+            bar.close()
+        self._evaluate(total)
+        final_ckpt = ckpt.checkpoint_dir(self.run_dir, total)
+        if cfg.checkpoint.final and self.last_checkpoint != final_ckpt:
+            self._save(total, sum(window[-20:]) / max(1, len(window[-20:])) if window else math.nan)
+        if d.is_main:
+            self._write_outputs()
+        return TrainResult(
+            run_dir=self.run_dir,
+            steps=total,
+            final_loss=record.get("loss"),
+            eval_loss=self.last_eval.get("eval_loss"),
+            checkpoint=self.last_checkpoint or ckpt.latest_checkpoint(self.run_dir),
+            seconds=self.elapsed,
+            tokens=self.tokens_seen,
+            model=self.model,
+        )
+
+    def _step(self, batches: list[dict[str, torch.Tensor]], step_number: int):
+        """One optimizer step over this rank's micro-batches → (metrics, global expert counts, global tokens)."""
+        model, d, cfg = self.model, self.dist, self.cfg
+        sums: dict[str, float] = {}
+        weight, tokens, counts = 0.0, 0, None
+        for i, batch in enumerate(batches):
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            distributed.set_gradient_sync(model, i == len(batches) - 1)
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
+                                enabled=self.autocast_dtype is not None):
+                out = self.stage.loss(model, batch)
+            (out.loss * out.weight).backward()
+            weight += out.weight
+            tokens += out.tokens
+            for k, v in {"loss": out.loss.detach(), **out.metrics}.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * out.weight
+            if out.expert_counts is not None:
+                c = out.expert_counts.detach().to(torch.float64)
+                counts = c if counts is None else counts + c
+            if i == 0 and cfg.debug.kill_at_step == step_number and cfg.debug.kill_where == "step":
+                _kill_self()
+        # one all-reduce for every scalar: metric sums, weight, tokens
+        names = sorted(sums)
+        packed = torch.tensor([sums[k] for k in names] + [weight, float(tokens)], dtype=torch.float64)
+        packed = distributed.all_reduce_sum(packed.to(self.device), d).cpu()
+        g_weight, g_tokens = float(packed[-2]), int(packed[-1])
+        parts = {k: float(packed[i]) / max(g_weight, 1e-12) for i, k in enumerate(names)}
+        if not math.isfinite(parts["loss"]):
+            lr = self.optimizer.param_groups[0]["lr"]
+            raise UserError(f"loss is {parts['loss']} at step {step_number} (lr {lr:.2e}): lower optim.lr?")
+        # gradients hold Σ weight·∇loss (averaged over ranks by FSDP): make them the global weighted mean
+        scale = d.world / max(g_weight, 1e-12)
+        for p in model.parameters():
+            if p.grad is not None:
+                p.grad.mul_(scale)
+        max_norm = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        parts["grad_norm"] = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if counts is not None:
+            counts = distributed.all_reduce_sum(counts.to(self.device), d).cpu()
+            model.update_router_bias(counts, self.model_config.bias_update_speed)
+        return parts, counts, g_tokens
+
+    @torch.no_grad()
+    def _evaluate(self, step: int) -> None:
+        batches = self.stage.eval_batches()
+        limit = self.cfg.train.eval_batches
+        batches = batches[:limit]
+        if not batches and not self.dist.enabled:
+            return
+        n = distributed.all_reduce_sum(torch.tensor([float(len(batches))], device=self.device), self.dist)
+        if float(n) == 0:
+            return
+        self.model.eval()
+        sums: dict[str, float] = {}
+        weight = 0.0
+        for batch in batches:
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
+                                enabled=self.autocast_dtype is not None):
+                out = self.stage.loss(self.model, batch)
+            weight += out.weight
+            for k, v in {"loss": out.loss, **out.metrics}.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * out.weight
+        self.model.train()
+        names = sorted(sums)
+        packed = torch.tensor([sums.get(k, 0.0) for k in names] + [weight], dtype=torch.float64)
+        packed = distributed.all_reduce_sum(packed.to(self.device), self.dist).cpu()
+        self.last_eval = {f"eval_{k}": float(packed[i]) / max(float(packed[-1]), 1e-12) for i, k in enumerate(names)}
+        if "eval_lm_loss" in self.last_eval:  # the headline number: next-token loss alone
+            self.last_eval["eval_loss"] = self.last_eval["eval_lm_loss"]
+        if self.dist.is_main and self.log is not None:
+            self.log.write({"event": "eval", "step": step, **self.last_eval})
+
+    # ---------------------------------------------------------------------------------- setup
+    def _prepare_run_dir(self) -> Path | None:
+        """Create the folder, clean what a killed writer left, and pick the checkpoint to resume (rank 0 decides)."""
+        cfg, d = self.cfg, self.dist
+        choice = None
+        if d.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            ckpt.clean_partial(self.run_dir)
+            latest = ckpt.latest_checkpoint(self.run_dir)
+            if cfg.train.resume:
+                if latest is None:
+                    print(f"resume: no complete checkpoint in {self.run_dir}; starting from step 0", file=sys.stderr)
+                choice = str(latest) if latest else None
+            elif latest is not None:
+                choice = ConfigError(
+                    f"run folder {self.run_dir} already holds checkpoints (latest {latest.name}); pass --resume "
+                    "(train.resume=true) to continue it, or choose another train.out"
+                )
+            else:  # an earlier run that never checkpointed: start it over
+                for name in ("metrics.jsonl", "report.md"):
+                    (self.run_dir / name).unlink(missing_ok=True)
+                shutil.rmtree(self.run_dir / "plots", ignore_errors=True)
+        choice = distributed.broadcast_object(choice, d)
+        if isinstance(choice, Exception):
+            raise choice
+        return Path(choice) if choice else None
+
+    def _tokenizer(self):
+        """data.tokenizer: a directory, 'train' (BPE on the stage's text, saved in the run folder), or None:
+        the model directory's tokenizer when it has one, else no tokenizer (pre-tokenized data)."""
+        from r1.tokenizer import Tokenizer
+
+        cfg, d = self.cfg, self.dist
+        spec = cfg.data.tokenizer
+        if spec == "train":
+            where = self.run_dir / "tokenizer"
+            if d.is_main and not (where / "tokenizer.json").is_file():
+                vocab = cfg.model.overrides.get("vocab_size") or model_config(cfg.model).vocab_size
+                Tokenizer.train(self.stage.tokenizer_texts(), vocab_size=vocab).save(where)
+            distributed.barrier(d)  # every rank, always: the others wait for rank 0's file
+            return Tokenizer.load(where)
+        if spec:
+            return Tokenizer.load(spec)
+        if cfg.model.path and (Path(cfg.model.path) / "tokenizer.json").is_file():
+            return Tokenizer.load(cfg.model.path)
+        return None
+
+    def _build_model(self, resume_from: Path | None) -> Transformer:
+        cfg = self.cfg
+        torch.manual_seed(cfg.train.seed)
+        source = resume_from or (Path(cfg.model.path) if cfg.model.path else None)
+        if source is not None:
+            model = load_pretrained(source, config=self.model_config, device=self.device)
+        else:
+            with torch.device(self.device):
+                model = Transformer(self.model_config)
+        return model.train()
+
+    def _resume(self, path: Path) -> int:
+        state, tensors = ckpt.read_state(path)
+        if "python_random" in state:
+            v, internal, gauss = state["python_random"]
+            random.setstate((v, tuple(internal), gauss))
+        torch.set_rng_state(tensors["rng.torch"])
+        if self.device.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        distributed.load_optimizer_tensors(self.optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")})
+        self.stage.load_state_dict(state.get("data", {}))
+        self.best = state.get("best")
+        self.tokens_seen = int(state.get("tokens", 0))
+        self.elapsed = float(state.get("elapsed", 0.0))
+        self.last_checkpoint = path
+        self.resumed = {"from": str(path), "step": int(state["step"])}
+        return int(state["step"])
+
+    def _open_log(self, resume_from: Path | None, step: int) -> None:
+        cfg = self.cfg
+        _atomic_write(self.run_dir / "config.yaml", cfg.to_yaml())
+        metrics = self.run_dir / "metrics.jsonl"
+        if resume_from is not None:
+            truncate_metrics(metrics, step)
+        self.log = MetricsLog(self.run_dir, cfg.logging.tensorboard, cfg.logging.wandb, cfg.to_dict())
+        if resume_from is not None:
+            self.log.write({"event": "resume", "step": step, "checkpoint": str(resume_from)})
+        else:
+            info = {"event": "start", "step": 0, "stage": cfg.stage, "world_size": self.dist.world,
+                    "model_params": sum(p.numel() for p in self.model.parameters()), **self.stage.describe()}
+            self.log.write(info)
+
+    # ---------------------------------------------------------------------------------- checkpoints
+    def _save(self, step: int, train_loss: float) -> None:
+        cfg, d = self.cfg, self.dist
+        full = distributed.full_model_state(self.model, d)  # collectives first, on every rank
+        tensors = distributed.optimizer_tensors(self.optimizer, d)
+        target = ckpt.checkpoint_dir(self.run_dir, step)
+        if d.is_main:
+            value = self.last_eval.get("eval_loss", train_loss)
+            if cfg.checkpoint.keep_best and math.isfinite(value) and (self.best is None or value < self.best["value"]):
+                self.best = {"step": step, "value": value,
+                             "metric": "eval_loss" if "eval_loss" in self.last_eval else "train_loss"}
+            tensors["rng.torch"] = torch.get_rng_state()
+            if self.device.type == "cuda":
+                tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+            v, internal, gauss = random.getstate()
+            state = {
+                "step": step,
+                "data": self.stage.state_dict(),
+                "python_random": [v, list(internal), gauss],
+                "world_size": d.world,
+                "tokens": self.tokens_seen,
+                "elapsed": self.elapsed,
+                "best": self.best,
+                "param_groups": [{k: v for k, v in g.items() if k not in ("params", "names")}
+                                 for g in self.optimizer.param_groups],
+            }
+            model = self.model if not d.enabled else _cpu_model(self.model_config, full)
+            tok = self.tokenizer
+
+            def save_model(where: Path) -> None:
+                save_pretrained(model, where)
+                if tok is not None:
+                    tok.save(where)
+
+            kill = _kill_self if (cfg.debug.kill_at_step == step and cfg.debug.kill_where == "checkpoint") else None
+            ckpt.write_checkpoint(target, save_model, tensors, state, kill)
+            keep = {self.best["step"]} if (cfg.checkpoint.keep_best and self.best) else set()
+            ckpt.rotate(self.run_dir, cfg.checkpoint.keep_last, keep)
+            self.log.write({"event": "checkpoint", "step": step, "path": str(target)})
+        self.last_checkpoint = target  # on every rank: later decisions (the final save) must agree
+        distributed.barrier(d)
+
+    def _write_outputs(self) -> None:
+        from r1.train.report import write_plots, write_report
+
+        records = read_metrics(self.run_dir / "metrics.jsonl")
+        plots = write_plots(self.run_dir, records) + self.stage.plots(self.run_dir, records) \
+            if self.cfg.logging.plots else []
+        if self.cfg.logging.report:
+            path = write_report(self.run_dir, self.cfg, self.model_config, records, plots, self.last_checkpoint,
+                                self.best, self.stage.describe())
+            extra = self.stage.report_lines(records)
+            if extra:
+                with open(path, "a", encoding="utf-8") as f:
+                    f.write("\n".join(extra) + "\n")
+
+
+def _cpu_model(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> Transformer:
+    """A CPU model around gathered full tensors, to write them with the usual HF-layout writer."""
+    with torch.device("meta"):
+        model = Transformer(cfg)
+    model.load_state_dict(state, assign=True)
+    return model
+
+
+def _progress(cfg: TrainConfig, d, step: int, total: int):
+    if not (cfg.logging.progress and d.is_main):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=step, desc=cfg.stage, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+
+def _kill_self() -> None:
+    """debug.kill_at_step: die like a power cut (no cleanup, no flush), to test exact resume."""
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
