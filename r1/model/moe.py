@@ -100,9 +100,9 @@ class MoE(nn.Module):
         capacity = max(counts)
         pairs = len(flat)
         # Small, many experts: launch overhead dominates, so run all of them as one batched GEMM over slices padded
-        # to the busiest expert's load. Loop instead when padding would cost more than the pairs themselves, or when
+        # to the busiest expert's load. Loop instead when padding would add more than half the pairs' work, or when
         # so few tokens are routed (decoding) that stacking every expert's weights costs more than the few experts hit.
-        if pairs >= self.n_experts and (self.n_experts * capacity <= 2 * pairs or pairs <= 256):
+        if pairs >= self.n_experts and (2 * self.n_experts * capacity <= 3 * pairs or pairs <= 256):
             y_sorted = self._run_padded(x_sorted, flat[order], counts, capacity)
         else:
             y_sorted = self._run_looped(x_sorted, counts)
