@@ -1,20 +1,86 @@
-"""The README's main job runs end to end and leaves a readable run folder."""
+"""The README's main job runs end to end (as a seconds-long smoke run) and leaves a readable, loadable run folder."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+import torch
+
 from r1.cli import main as cli
 
 
-def test_default_run_writes_a_run_folder(tmp_path, capsys):
-    out = tmp_path / "run"
-    assert cli(["run", "--out", str(out), "--eval-items", "4", "--eval-k", "2"]) == 0
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "quick"
+    assert cli(["run", "--quick", "--out", str(out)]) == 0
+    return out
+
+
+def test_run_folder_has_config_corpus_training_eval_and_report(quick_run, capsys):
+    out = quick_run
+    for f in (
+        "config.yaml",
+        "pretrain.yaml",
+        "summary.json",
+        "report.md",
+        "data/corpus.jsonl",
+        "pretrain/metrics.jsonl",
+    ):
+        assert (out / f).is_file(), f
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["hf_check"]["max_abs_logit_diff"] <= 1e-4
-    assert summary["model"]["kv_elements_per_token_per_layer"]["mla_absorbed"] == 80
-    for f in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
-        assert (out / "model" / f).is_file()
+    assert set(summary["seconds"]) >= {"corpus", "tokenizer", "pretrain", "model", "eval", "total"}
+    assert summary["pretrain"]["steps"] >= 1 and summary["pretrain"]["tokens"] > 0
+    table = summary["eval"]["table"]
+    assert {"2", "all"} <= set(table)
+    for name in ("free_t1.0", "free_t0.6", "forced_direct", "forced_steps"):
+        assert (out / "eval" / name / "results.json").is_file()
+        assert 0.0 <= table["all"][name]["pass@1"] <= 1.0
     report = (out / "report.md").read_text()
-    assert "loads in transformers" in report and "Time per stage" in report
-    assert "run folder" in capsys.readouterr().out
+    assert "Held-out evaluation" in report and "forced direct" in report and "forced steps" in report
+    assert "| 2 |" in report and "| all |" in report and "Time per stage" in report
+
+
+def test_model_folder_loads_in_r1_engine_and_transformers(quick_run):
+    from r1.engine import Engine, SamplingParams
+    from r1.model.checkpoint import load_pretrained
+
+    model_dir = quick_run / "model"
+    for f in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+        assert (model_dir / f).is_file(), f
+    assert not list(model_dir.glob("trainer_state*"))  # the model folder is a model, not a resumable checkpoint
+    ours = load_pretrained(model_dir).eval()
+    engine = Engine.from_pretrained(model_dir, max_batch=2, max_len=128)
+    out = engine.generate(
+        ["User: Compute 1+2 from left to right, mod 10. Assistant:"], SamplingParams(max_tokens=4, temperature=0)
+    )
+    assert len(out[0].samples[0].tokens) >= 1
+    transformers = pytest.importorskip("transformers")
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    ids = torch.randint(0, ours.config.vocab_size, (1, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (ours(ids).logits - theirs(ids).logits).abs().max().item() < 1e-4
+    tok = transformers.AutoTokenizer.from_pretrained(model_dir)
+    assert tok.convert_tokens_to_ids("<think>") == 5
+
+
+def test_forced_prefills_commit_to_a_style_and_are_kept_in_the_answer_text():
+    from r1.pipeline.run import eval_items, prompted, with_prefill
+
+    items = eval_items("2-3", 3, seed=0)
+    assert [i["meta"]["difficulty"] for i in items] == ["2"] * 3 + ["3"] * 3
+    assert all(i["meta"]["split"] == "eval" for i in items)
+    direct, steps = prompted(items, "r1-zero-short", "direct"), prompted(items, "r1-zero-short", "steps")
+    assert prompted(items, "r1-zero")[0]["prompt"].startswith("This is a conversation")
+    assert prompted(items, "r1-zero-short")[0]["prompt"] == "User: " + items[0]["meta"]["question"] + " Assistant:"
+    assert all(d["prompt"].endswith("Assistant: <think>\n</think>\n<answer>") for d in direct)
+    assert all(
+        s["prompt"].endswith("Assistant: <think>\n" + i["meta"]["question"].split()[1][0]) for s, i in zip(steps, items)
+    )
+    fake = with_prefill(lambda batch, n, params: [["7</answer>"] * n for _ in batch])
+    assert fake(direct[:1], 2, {})[0][0]["text"] == " <think>\n</think>\n<answer>7</answer>"
+
+
+def test_bad_budget_is_a_user_error(capsys):
+    assert cli(["run", "--quick", "--steps", "0", "--out", "/nonexistent/x"]) == 2
+    assert "--steps must be >= 1" in capsys.readouterr().err
