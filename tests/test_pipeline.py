@@ -32,13 +32,15 @@ def test_run_folder_has_config_corpus_training_eval_and_report(quick_run, capsys
     assert set(summary["seconds"]) >= {"corpus", "tokenizer", "pretrain", "model", "eval", "total"}
     assert summary["pretrain"]["steps"] >= 1 and summary["pretrain"]["tokens"] > 0
     table = summary["eval"]["table"]
-    assert {"2", "all"} <= set(table)
+    assert {"2", "3", "4", "trained", "all"} <= set(table)
+    assert table["2"]["free_t1.0"]["items"] >= 1 and 0.0 <= table["trained"]["free_t1.0"]["think_share"] <= 1.0
     for name in ("free_t1.0", "free_t0.6", "forced_direct", "forced_steps"):
         assert (out / "eval" / name / "results.json").is_file()
         assert 0.0 <= table["all"][name]["pass@1"] <= 1.0
     report = (out / "report.md").read_text()
     assert "Held-out evaluation" in report and "forced direct" in report and "forced steps" in report
-    assert "| 2 |" in report and "| all |" in report and "Time per stage" in report
+    assert "| 2 |" in report and "| 4 (beyond corpus) |" in report and "| **all** |" in report
+    assert "accuracy when reasoning" in report and "Time per stage" in report
 
 
 def test_model_folder_loads_in_r1_engine_and_transformers(quick_run):
@@ -62,6 +64,25 @@ def test_model_folder_loads_in_r1_engine_and_transformers(quick_run):
         assert (ours(ids).logits - theirs(ids).logits).abs().max().item() < 1e-4
     tok = transformers.AutoTokenizer.from_pretrained(model_dir)
     assert tok.convert_tokens_to_ids("<think>") == 5
+
+
+def test_r1_chat_answers_from_the_model_folder(quick_run, capsys):
+    assert (
+        cli(
+            [
+                "chat",
+                "--model",
+                str(quick_run / "model"),
+                "-p",
+                "Compute 1+2 from left to right, mod 10.",
+                "--max-tokens",
+                "4",
+                "--temperature",
+                "0",
+            ]
+        )
+        == 0
+    )
 
 
 def test_forced_prefills_commit_to_a_style_and_are_kept_in_the_answer_text():

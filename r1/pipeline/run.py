@@ -41,12 +41,15 @@ from r1.errors import UserError
 
 # The full run's recipe. Chosen by measurement (see the report this job writes, and docs/ for the numbers).
 FULL: dict[str, Any] = {
-    "corpus_docs": 60000,
-    "levels": "2-8",
-    "steps": 700,
-    "batch_size": 96,
-    "lr": 3e-3,
-    "warmup_steps": 30,
+    "corpus_docs": 80000,
+    "levels": "2-5",
+    "mix": {"direct": 0.65, "steps": 0.25, "check": 0.10},
+    "eval_levels": "2-5",
+    "steps": 5700,
+    "batch_size": 12,
+    "lr": 1e-3,
+    "init_std": 0.02,
+    "warmup_steps": 50,
     "eval_per_level": 32,
     "eval_k": 8,
     "max_new_tokens": 64,
@@ -54,9 +57,12 @@ FULL: dict[str, Any] = {
 QUICK: dict[str, Any] = {
     "corpus_docs": 200,
     "levels": "2-3",
+    "mix": {"direct": 0.65, "steps": 0.25, "check": 0.10},
+    "eval_levels": "2-4",
     "steps": 3,
     "batch_size": 8,
-    "lr": 3e-3,
+    "lr": 1e-3,
+    "init_std": 0.02,
     "warmup_steps": 1,
     "eval_per_level": 2,
     "eval_k": 2,
@@ -75,6 +81,8 @@ class RunConfig:
     quick: bool = False
     corpus_docs: int = FULL["corpus_docs"]
     levels: str = FULL["levels"]
+    mix: dict[str, float] = field(default_factory=lambda: dict(FULL["mix"]))
+    eval_levels: str = FULL["eval_levels"]
     steps: int = FULL["steps"]
     batch_size: int = FULL["batch_size"]
     lr: float = FULL["lr"]
@@ -83,7 +91,8 @@ class RunConfig:
     eval_k: int = FULL["eval_k"]
     max_new_tokens: int = FULL["max_new_tokens"]
     template: str = "r1-zero-short"
-    threads: int = 2
+    init_std: float = FULL["init_std"]
+    threads: int = 1  # the measured run used 1 thread: on a shared 2-core machine 2 OpenMP threads can collapse
 
 
 @dataclass
@@ -111,7 +120,11 @@ def stage_corpus(st: RunState) -> None:
     from r1.data.corpus import build_corpus, write_corpus
 
     st.records = build_corpus(
-        st.cfg.corpus_docs, seed=st.cfg.seed, levels={"modchain": st.cfg.levels}, template=st.cfg.template
+        st.cfg.corpus_docs,
+        seed=st.cfg.seed,
+        mix=st.cfg.mix,
+        levels={"modchain": st.cfg.levels},
+        template=st.cfg.template,
     )
     path = write_corpus(st.out / "data" / "corpus.jsonl", st.records)
     st.summary["corpus"] = {
@@ -147,6 +160,7 @@ def pretrain_overrides(st: RunState) -> list[str]:
     c = st.cfg
     return [
         f"model.preset={c.preset}",
+        f"model.initializer_range={c.init_std}",
         f"data.paths=[{st.out / 'data' / 'corpus.jsonl'}]",
         "data.builtin=0",
         f"data.tokenizer={st.tokenizer_dir}",
@@ -305,7 +319,7 @@ def stage_eval(st: RunState) -> None:
     c = st.cfg
     engine = Engine.from_pretrained(st.model_dir, max_batch=64, max_len=512)
     generate = with_prefill(make_generate_fn(engine))
-    items = eval_items(c.levels, c.eval_per_level, seed=c.seed + 1)
+    items = eval_items(c.eval_levels, c.eval_per_level, seed=c.seed + 1)
     free = prompted(items, c.template)
     runs = {
         "free_t1.0": dict(items=free, k=c.eval_k, temperature=1.0, top_p=1.0),
@@ -313,34 +327,63 @@ def stage_eval(st: RunState) -> None:
         "forced_direct": dict(items=prompted(items, c.template, "direct"), k=1, temperature=0.0, top_p=1.0),
         "forced_steps": dict(items=prompted(items, c.template, "steps"), k=1, temperature=0.0, top_p=1.0),
     }
+    trained = set(_levels(c.levels))
     table: dict[str, dict[str, dict[str, float]]] = {}
     for name, kw in runs.items():
         print(f"      {name}", flush=True)
         result = evaluate(kw.pop("items"), generate, max_new_tokens=c.max_new_tokens, seed=c.seed, template=None, **kw)
         write_report(result, st.out / "eval" / name)
-        thinks = _think_share(result.samples)
         for row in result.by_difficulty:
             cell = table.setdefault(row["difficulty"], {}).setdefault(name, {})
             cell.update({k: row[k] for k in row if k.startswith(("pass@", "cons@"))})
-            cell["think_share"] = thinks.get(row["difficulty"], 0.0)
             cell["items"] = row["n_items"]
-        table.setdefault("all", {})[name] = {
-            **{k: v for k, v in result.overall.items() if k.startswith(("pass@", "cons@"))},
-            "think_share": thinks.get("all", 0.0),
-            "format_rate": result.overall.get("format_rate", 0.0),
-        }
-    st.summary["eval"] = {"items": len(items), "k": c.eval_k, "levels": c.levels, "table": table}
+        by_level = _style_stats(result.samples, trained)
+        for level, stats in by_level.items():
+            table.setdefault(level, {}).setdefault(name, {}).update(stats)
+        for group, keep in (("trained", trained), ("all", None)):
+            rows = [r for r in result.by_difficulty if keep is None or r["difficulty"] in keep]
+            n = sum(r["n_items"] for r in rows) or 1
+            cell = table.setdefault(group, {}).setdefault(name, {})
+            metrics = [k for k in rows[0] if k.startswith(("pass@", "cons@"))] if rows else []
+            cell.update({k: sum(r[k] * r["n_items"] for r in rows) / n for k in metrics})
+            cell["items"] = n
+    st.summary["eval"] = {
+        "items": len(items),
+        "k": c.eval_k,
+        "levels": c.eval_levels,
+        "trained_levels": c.levels,
+        "table": table,
+    }
 
 
-def _think_share(samples: list[dict[str, Any]]) -> dict[str, float]:
-    """Share of samples that reason (a non-empty think block), per difficulty and overall."""
-    groups: dict[str, list[bool]] = {}
+def _levels(spec: str) -> list[str]:
+    from r1.tasks.base import get_task
+
+    return get_task("modchain").levels_for(spec)
+
+
+def _style_stats(samples: list[dict[str, Any]], trained: set[str]) -> dict[str, dict[str, float]]:
+    """Per level, for trained levels together ("trained") and overall ("all"): the share of samples that reason (a
+    non-empty think block), accuracy of reasoning and of direct samples, and the share of reasoning samples that say
+    "wait". Reported apart because a change in the style mix alone moves overall accuracy and reflection rates."""
+    groups: dict[str, list[dict[str, Any]]] = {}
     for s in samples:
         text = s["text"].lstrip()
         long = not (text.startswith("<think>\n</think>") or text.startswith("<think></think>"))
-        groups.setdefault(s["difficulty"], []).append(long)
-        groups.setdefault("all", []).append(long)
-    return {k: sum(v) / len(v) for k, v in groups.items()}
+        rec = {"long": long, "correct": bool(s["correct"]), "wait": long and " wait" in text.split("</think>")[0]}
+        for key in (s["difficulty"], "all") + (("trained",) if s["difficulty"] in trained else ()):
+            groups.setdefault(key, []).append(rec)
+    out = {}
+    for key, recs in groups.items():
+        longs = [r for r in recs if r["long"]]
+        shorts = [r for r in recs if not r["long"]]
+        out[key] = {
+            "think_share": len(longs) / len(recs),
+            "acc_long": sum(r["correct"] for r in longs) / len(longs) if longs else None,
+            "acc_direct": sum(r["correct"] for r in shorts) / len(shorts) if shorts else None,
+            "wait_in_long": sum(r["wait"] for r in longs) / len(longs) if longs else None,
+        }
+    return out
 
 
 STAGES: list[tuple[str, Callable[[RunState], None]]] = [
@@ -434,34 +477,7 @@ def report(st: RunState) -> str:
             f"(max |Δlogits| vs r1 = {h['max_abs_logit_diff']:.1e})."
         )
     if "eval" in s:
-        e = s["eval"]
-        k = e["k"]
-        tab = e["table"]
-        lines += [
-            "",
-            f"## Held-out evaluation ({e['items']} eval-split problems, levels {e['levels']})",
-            "",
-            f"Free sampling from the R1-Zero prompt, {k} samples per problem: pass@1 is the mean over the samples, "
-            f"pass@{k} whether any is right, cons@{k} the majority vote; *reasons* is the share of samples with a "
-            "non-empty think block. Forced styles are greedy, with the response prefilled (`<think>\\n</think>\\n"
-            "<answer>` for direct; `<think>\\n` + the first digit for step by step). All numbers in %.",
-            "",
-            f"| level | pass@1 T=1.0 | pass@{k} T=1.0 | cons@{k} T=1.0 | reasons T=1.0 | pass@1 T=0.6 | pass@{k} T=0.6 "
-            "| forced direct | forced steps |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for level in sorted(tab, key=lambda x: (x == "all", int(x) if x.isdigit() else 0)):
-            row = tab[level]
-            f1, f6 = row.get("free_t1.0", {}), row.get("free_t0.6", {})
-            fd, fs = row.get("forced_direct", {}), row.get("forced_steps", {})
-            lines.append(
-                f"| {level} | {_pct(f1.get('pass@1'))} | {_pct(f1.get(f'pass@{k}'))} | {_pct(f1.get(f'cons@{k}'))} "
-                f"| {_pct(f1.get('think_share'))} | {_pct(f6.get('pass@1'))} | {_pct(f6.get(f'pass@{k}'))} "
-                f"| {_pct(fd.get('pass@1'))} | {_pct(fs.get('pass@1'))} |"
-            )
-        lines.append(
-            "\nPer-sample records and the evaluator's own tables: `eval/*/results.md`, `eval/*/samples.jsonl`."
-        )
+        lines += _eval_section(s["eval"])
     sec = s.get("seconds", {})
     lines += ["", "**Time per stage (s)**: " + ", ".join(f"{k} {v}" for k, v in sec.items())]
     if st.notes:
@@ -471,6 +487,59 @@ def report(st: RunState) -> str:
         "Next: `r1 chat --model " + str(st.model_dir) + "` to talk to it; R1-Zero GRPO on this base is the next stage.",
     ]
     return "\n".join(x for x in lines if x is not None) + "\n"
+
+
+def _eval_section(e: dict[str, Any]) -> list[str]:
+    k, tab = e["k"], e["table"]
+    trained = set(_levels(e["trained_levels"]))
+    order = sorted((x for x in tab if x.isdigit()), key=int) + [x for x in ("trained", "all") if x in tab]
+
+    def label(level: str) -> str:
+        if level == "trained":
+            return f"**{e['trained_levels']}**"
+        if level == "all":
+            return "**all**"
+        return level if level in trained else f"{level} (beyond corpus)"
+
+    lines = [
+        "",
+        f"## Held-out evaluation ({e['items']} eval-split problems, levels {e['levels']}; corpus levels "
+        f"{e['trained_levels']})",
+        "",
+        f"Free sampling from the corpus prompt, {k} samples per problem: pass@1 is the mean over the samples, "
+        f"pass@{k} whether any is right, cons@{k} the majority vote; *reasons* is the share of samples with a "
+        "non-empty think block. Forced styles are greedy, with the response prefilled (`<think>\\n</think>\\n"
+        "<answer>` for direct; `<think>\\n` + the question's first digit for step by step). All numbers in %.",
+        "",
+        f"| level | pass@1 T=1.0 | pass@{k} T=1.0 | cons@{k} T=1.0 | pass@1 T=0.6 | pass@{k} T=0.6 | forced direct "
+        "| forced steps |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for level in order:
+        row = tab[level]
+        f1, f6 = row.get("free_t1.0", {}), row.get("free_t0.6", {})
+        fd, fs = row.get("forced_direct", {}), row.get("forced_steps", {})
+        lines.append(
+            f"| {label(level)} | {_pct(f1.get('pass@1'))} | {_pct(f1.get(f'pass@{k}'))} "
+            f"| {_pct(f1.get(f'cons@{k}'))} | {_pct(f6.get('pass@1'))} | {_pct(f6.get(f'pass@{k}'))} "
+            f"| {_pct(fd.get('pass@1'))} | {_pct(fs.get('pass@1'))} |"
+        )
+    lines += [
+        "",
+        "Free sampling at T=1.0 (what RL samples from) by style: how often the model reasons, how accurate it is "
+        'when it reasons and when it answers directly, and how often its reasoning says "wait".',
+        "",
+        '| level | reasons | accuracy when reasoning | accuracy when direct | "wait" in reasoning |',
+        "|---|---|---|---|---|",
+    ]
+    for level in order:
+        f1 = tab[level].get("free_t1.0", {})
+        lines.append(
+            f"| {label(level)} | {_pct(f1.get('think_share'))} | {_pct(f1.get('acc_long'))} "
+            f"| {_pct(f1.get('acc_direct'))} | {_pct(f1.get('wait_in_long'))} |"
+        )
+    lines.append("\nPer-sample records and the evaluator's own tables: `eval/*/results.md`, `eval/*/samples.jsonl`.")
+    return lines
 
 
 # ================================================================================================ CLI
@@ -490,7 +559,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--eval-items", type=int, default=None, help=f"held-out problems per level (default {FULL['eval_per_level']})"
     )
     p.add_argument("--eval-k", type=int, default=None, help=f"samples per problem (default {FULL['eval_k']})")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (tests); its numbers mean nothing")
     p.set_defaults(func=_main)
 
