@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 from r1.errors import UserError
 from r1.eval.evaluate import GenerateFn
 from r1.tasks.base import SPLITS, Item, question_of
+from r1.tasks.datasets import iter_jsonl
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -107,38 +107,26 @@ def read_completions(path: str | Path, items: Sequence[Item], template: str | No
             if isinstance(key, str):
                 by_prompt.setdefault(key.strip(), i)
     grouped: list[list[dict[str, Any]]] = [[] for _ in items]
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(rec, dict):
-                raise UserError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-            if not isinstance(rec.get("text"), str):
-                raise UserError(f"{where}: field 'text': expected a string")
-            if "index" in rec:
-                index = rec["index"]
-                if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(items):
-                    raise UserError(
-                        f"{where}: field 'index': expected an integer in 0..{len(items) - 1}, got {index!r}"
-                    )
-            elif isinstance(rec.get("prompt"), str):
-                index = by_prompt.get(rec["prompt"].strip())
-                if index is None:
-                    raise UserError(f"{where}: field 'prompt': matches none of the {len(items)} items")
-            else:
-                raise UserError(f"{where}: field 'index' (or 'prompt') is missing")
-            finish = rec.get("finish_reason", "stop")
-            if finish not in ("stop", "length"):
-                raise UserError(f"{where}: field 'finish_reason': expected 'stop' or 'length', got {finish!r}")
-            num_tokens = rec.get("num_tokens")
-            if num_tokens is not None and (isinstance(num_tokens, bool) or not isinstance(num_tokens, int)):
-                raise UserError(f"{where}: field 'num_tokens': expected an integer, got {num_tokens!r}")
-            grouped[index].append({"text": rec["text"], "finish_reason": finish, "num_tokens": num_tokens})
+    for where, _lineno, rec in iter_jsonl(path):
+        if not isinstance(rec.get("text"), str):
+            raise UserError(f"{where}: field 'text': expected a string")
+        if "index" in rec:
+            index = rec["index"]
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(items):
+                raise UserError(f"{where}: field 'index': expected an integer in 0..{len(items) - 1}, got {index!r}")
+        elif isinstance(rec.get("prompt"), str):
+            index = by_prompt.get(rec["prompt"].strip())
+            if index is None:
+                raise UserError(f"{where}: field 'prompt': matches none of the {len(items)} items")
+        else:
+            raise UserError(f"{where}: field 'index' (or 'prompt') is missing")
+        finish = rec.get("finish_reason", "stop")
+        if finish not in ("stop", "length"):
+            raise UserError(f"{where}: field 'finish_reason': expected 'stop' or 'length', got {finish!r}")
+        num_tokens = rec.get("num_tokens")
+        if num_tokens is not None and (isinstance(num_tokens, bool) or not isinstance(num_tokens, int)):
+            raise UserError(f"{where}: field 'num_tokens': expected an integer, got {num_tokens!r}")
+        grouped[index].append({"text": rec["text"], "finish_reason": finish, "num_tokens": num_tokens})
     counts = {len(g) for g in grouped}
     if len(counts) != 1 or 0 in counts:
         missing = next((i for i, g in enumerate(grouped) if not g), None)

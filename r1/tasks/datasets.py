@@ -60,22 +60,28 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def iter_jsonl(path: Path) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """(`file:line`, line number, record) per non-blank line; a malformed line is a UserError naming file and line."""
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(record, dict):
+                raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
+            yield where, lineno, record
+
+
 def _records(path: Path) -> Iterator[tuple[str, str, int, dict[str, Any]]]:
     """(location, "line" | "row", number, record); location is `file:line` (JSONL) or `file row N` (Parquet)."""
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise UserError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-                if not isinstance(record, dict):
-                    raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
-                yield where, "line", lineno, record
+        for where, lineno, record in iter_jsonl(path):
+            yield where, "line", lineno, record
     elif suffix == ".parquet":
         try:
             import pyarrow.parquet as pq
