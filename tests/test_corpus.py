@@ -7,10 +7,11 @@ from collections import Counter
 
 import pytest
 
-from r1.data.corpus import DEFAULT_MIX, build_corpus, read_corpus, write_corpus
+from r1.data.corpus import DEFAULT_MIX, build_corpus, prompt_for, read_corpus, write_corpus
 from r1.errors import UserError
 from r1.rewards.answers import extract_answer
 from r1.tasks.base import get_task, split_of
+from r1.tasks.templates import r1_zero_prompt
 
 
 def _item(record: dict) -> dict:
@@ -23,18 +24,33 @@ def test_same_arguments_same_records_and_seed_changes_them():
     assert a != build_corpus(300, seed=4)
 
 
-def test_records_have_the_documented_fields_and_r1_zero_prompts():
+def test_records_have_the_documented_fields_and_prompts():
     for r in build_corpus(50, seed=0):
         assert set(r) == {"prompt", "response", "task", "level", "style", "answer"}
-        assert r["prompt"].endswith("Assistant:") and r["prompt"].startswith("This is a conversation")
+        assert r["prompt"].startswith("User: Compute ") and r["prompt"].endswith(" mod 10. Assistant:")
         assert r["response"].startswith(" <think>\n") and r["response"].endswith("</answer>")
-        assert r["task"] == "modchain" and 2 <= int(r["level"]) <= 8
+        assert r["task"] == "modchain" and 2 <= int(r["level"]) <= 6
+    for r in build_corpus(5, seed=0, template="r1-zero"):
+        assert r["prompt"].startswith("This is a conversation") and r["prompt"].endswith(" mod 10. Assistant:")
+
+
+def test_prompt_for_is_the_one_way_prompts_are_rendered():
+    item = get_task("modchain").generate(1, seed=0, split="eval")[0]
+    assert prompt_for(item, "r1-zero-short") == f"User: {item['meta']['question']} Assistant:"
+    assert prompt_for(item, "r1-zero") == r1_zero_prompt(item["meta"]["question"])
+    with pytest.raises(UserError):
+        prompt_for(item, "chatml")
+
+
+def test_level_weights_give_exact_level_shares():
+    records = build_corpus(600, seed=0, levels={"modchain": {"2": 1, "4": 2}})
+    assert Counter(r["level"] for r in records) == {"2": 200, "4": 400}
 
 
 def test_no_eval_split_problem_ever_appears():
     records = build_corpus(2000, seed=11, tasks={"modchain": 3, "arith": 1}, levels={"arith": "1-2"})
     for r in records:
-        question = r["prompt"].split(" User: ", 1)[1].rsplit(" Assistant:", 1)[0]
+        question = r["prompt"].rsplit(" Assistant:", 1)[0].split("User: ", 1)[1]
         assert split_of(question) == "train", question
         assert split_of(question.rstrip(".") + ".") == "train"
 
@@ -48,7 +64,7 @@ def test_style_and_task_shares_are_exact_up_to_rounding():
         for style, share in DEFAULT_MIX.items():
             assert abs(styles[style] - share * n) <= 1, (task, style, styles)
     levels = Counter(r["level"] for r in records if r["task"] == "modchain")
-    assert set(levels) == {str(k) for k in range(2, 9)}
+    assert set(levels) == {str(k) for k in range(2, 7)}
 
 
 @pytest.mark.parametrize("mix", [None, {"guess": 1.0}])

@@ -26,28 +26,44 @@ def test_run_folder_has_config_corpus_training_eval_and_report(quick_run, capsys
         "report.md",
         "data/corpus.jsonl",
         "pretrain/metrics.jsonl",
+        "r1-zero.yaml",
+        "r1-zero/metrics.jsonl",
+        "r1-zero/plots/grpo_accuracy.png",
+        "r1-zero/plots/grpo_length.png",
+        "r1-zero/plots/grpo_reflection.png",
+        "data/heldout.jsonl",
     ):
         assert (out / f).is_file(), f
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["seconds"]) >= {"corpus", "tokenizer", "pretrain", "model", "eval", "total"}
+    stages = ["corpus", "tokenizer", "pretrain", "base", "eval-base", "r1-zero", "eval", "total"]
+    assert list(summary["seconds"]) == stages
     assert summary["pretrain"]["steps"] >= 1 and summary["pretrain"]["tokens"] > 0
-    table = summary["eval"]["table"]
-    assert {"2", "3", "4", "trained", "all"} <= set(table)
-    assert table["2"]["free_t1.0"]["items"] >= 1 and 0.0 <= table["trained"]["free_t1.0"]["think_share"] <= 1.0
-    for name in ("free_t1.0", "free_t0.6", "forced_direct", "forced_steps"):
-        assert (out / "eval" / name / "results.json").is_file()
-        assert 0.0 <= table["all"][name]["pass@1"] <= 1.0
+    assert summary["r1_zero"]["steps"] == 2 and [p["step"] for p in summary["r1_zero"]["curve"]] == [0, 1, 2]
+    for model in ("base", "r1-zero"):
+        table = summary["eval"]["tables"][model]
+        assert {"2", "3", "4", "trained", "all"} <= set(table)
+        assert table["2"]["free_t1.0"]["items"] >= 1 and 0.0 <= table["trained"]["free_t1.0"]["think_share"] <= 1.0
+        for name in ("free_t1.0", "free_t0.6", "forced_direct", "forced_steps"):
+            assert (out / "eval" / model / name / "results.json").is_file()
+            assert 0.0 <= table["all"][name]["pass@1"] <= 1.0
+        assert 0.0 <= table["all"]["free_t1.0"]["format_rate"] <= 1.0 and table["all"]["free_t1.0"]["length_mean"] > 0
+    # RL's held-out curve uses the table's problems of the corpus levels: the curve and the table agree
+    heldout = [json.loads(line) for line in (out / "data" / "heldout.jsonl").read_text().splitlines()]
+    assert len(heldout) == summary["eval"]["tables"]["base"]["trained"]["free_t1.0"]["items"]
+    assert summary["amplify"]["ok"] is False and "WARNING" in summary["amplify"]["text"]  # a 3-step base has nothing
     report = (out / "report.md").read_text()
-    assert "Held-out evaluation" in report and "forced direct" in report and "forced steps" in report
+    assert "Before → after R1-Zero" in report and "forced direct" in report and "forced steps" in report
     assert "| 2 |" in report and "| 4 (beyond corpus) |" in report and "| **all** |" in report
-    assert "accuracy when reasoning" in report and "Time per stage" in report
+    assert "accuracy when reasoning" in report and "Time per stage" in report and "WARNING" in report
+    assert "![grpo_accuracy](r1-zero/plots/grpo_accuracy.png)" in report
 
 
-def test_model_folder_loads_in_r1_engine_and_transformers(quick_run):
+@pytest.mark.parametrize("folder", ["base", "model"])
+def test_model_folders_load_in_r1_engine_and_transformers(quick_run, folder):
     from r1.engine import Engine, SamplingParams
     from r1.model.checkpoint import load_pretrained
 
-    model_dir = quick_run / "model"
+    model_dir = quick_run / folder
     for f in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
         assert (model_dir / f).is_file(), f
     assert not list(model_dir.glob("trainer_state*"))  # the model folder is a model, not a resumable checkpoint
@@ -105,3 +121,17 @@ def test_forced_prefills_commit_to_a_style_and_are_kept_in_the_answer_text():
 def test_bad_budget_is_a_user_error(capsys):
     assert cli(["run", "--quick", "--steps", "0", "--out", "/nonexistent/x"]) == 2
     assert "--steps must be >= 1" in capsys.readouterr().err
+    assert cli(["run", "--quick", "--rl-steps", "-1", "--out", "/nonexistent/x"]) == 2
+    assert "--rl-steps must be >= 0" in capsys.readouterr().err
+
+
+def test_base_folder_skips_pretraining_and_rl_steps_0_stops_after_the_base_eval(quick_run, tmp_path, capsys):
+    out = tmp_path / "from-base"
+    assert cli(["run", "--quick", "--base", str(quick_run / "base"), "--rl-steps", "0", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["seconds"]) == ["base", "eval-base", "total"]
+    assert not (out / "pretrain").exists() and not (out / "model").exists()
+    assert list(summary["eval"]["tables"]) == ["base"]
+    assert f"r1 chat --model {quick_run / 'base'}" in (out / "report.md").read_text()
+    assert cli(["run", "--quick", "--base", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    assert "not a model folder" in capsys.readouterr().err

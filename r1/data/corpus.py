@@ -1,24 +1,32 @@
 """The built-in pretraining corpus: worked solutions in R1 format, generated from the task library.
 
-Why it looks the way it does (measured; see shared/notes/r1-zero-at-tiny-scale.md):
+Why it looks the way it does (measured on the 2-core CPU with the `tiny` preset, ~3M tokens of pretraining; the
+numbers are in the report of `r1 run`, the background in shared/notes/r1-zero-at-tiny-scale.md):
 
-- Main family `modchain` (a left-to-right chain of + and * mod 10 over k digits, k = 2..8). Every step is local
-  and easy, but the one-shot answer composes up to 7 non-linear maps, so a tiny model answers short chains directly
-  and long ones only by working the steps. That gap is what reinforcement learning later exploits: reasoning must
-  pay off on the hard levels, or RL has nothing to amplify. (A linear task such as digit sums was solved directly
-  and gave RL no reason to reason.)
-- Natural proportions of styles, the same at every level: 65% direct answers (`<think>\\n</think>` then the
-  answer), 25% step by step inside `<think>`, 10% step by step with one slip caught by " wait, " and redone. The
-  base model then mostly answers directly (pass@1 well below what its step-by-step mode can reach), samples the
-  long form often enough that pass@k ≫ pass@1, and already knows how to recover from a slip.
+- One family, `modchain`: a left-to-right chain of + and * mod 10 over k distinct digits. Every step is local and
+  easy, but the one-shot answer composes k-1 non-linear maps, so a tiny model answers short chains directly and
+  long ones only by working the steps. That gap is what reinforcement learning later exploits: reasoning must pay
+  off on the hard levels, or RL has nothing to amplify. (A linear task such as digit sums is solved directly and
+  gives RL no reason to reason.) Other families are left out: the budget is the binding constraint, and every
+  document of another family is one fewer for the procedure that is only just learned in time.
+- Levels k = 2..6. The hard part for the model is not the arithmetic (learned early) but finding the i-th operator
+  and digit of the question at step i; it learns that one step position at a time, and only longer chains teach the
+  later positions. Within ~3M tokens it learns k ≤ 6 (forced step-by-step accuracy near 100%) and fails on 7-8
+  (never seen), so 2..6 spans "easy" to "often wrong unless it reasons", and 7..8 show where it stops.
+- Styles, the same shares at every level: 50% direct answers (`<think>\n</think>` then the answer), 35% step by
+  step inside `<think>`, 15% step by step with one slip caught by " wait, " and redone. The notes' 65/25/10 left
+  the step procedure unlearned at this budget in some runs (the long form is where it is learned); at 50/35/15
+  the base still answers directly about 3 times in 4 (pass@1 well below what its step-by-step mode reaches, so RL
+  has room), samples the long form often enough that pass@k ≫ pass@1, and knows how to recover from a slip.
 - Every response ends in the correct answer: the corpus teaches formats and procedures, never wrong conclusions.
 - Train split only: problems are drawn with `split="train"`, so the held-out evaluation set (10% of problem keys,
   chosen by hash in `r1.tasks.base.split_of`) is never seen in pretraining, whatever the seed or size.
+- Prompt "r1-zero-short" by default (see `PROMPT_TEMPLATES`): the R1-Zero frame without its preamble.
 
-Records are `{"prompt", "response", "task", "level", "style", "answer"}`. `prompt` is the templated question
-(R1-Zero: ends with `Assistant:`); `response` starts with a space, so `prompt + response` is exactly the text the
-model should read and the completion the evaluator will see after the prompt. The trainer computes the loss on the
-response only, so the model learns to answer, not to write questions.
+Records are `{"prompt", "response", "task", "level", "style", "answer"}`. `prompt` is the templated question (ends
+with `Assistant:`); `response` starts with a space, so `prompt + response` is exactly the text the model should
+read and the completion the evaluator sees after the prompt. The trainer computes the loss on the response only,
+so the model learns to answer, not to write questions.
 """
 
 from __future__ import annotations
@@ -32,35 +40,27 @@ from pathlib import Path
 from typing import Any
 
 from r1.errors import UserError
-from r1.tasks.base import STYLES, Item, get_task, question_of
-from r1.tasks.templates import r1_zero_prompt
+from r1.tasks.base import STYLES, Item, get_task
+from r1.tasks.templates import PLAIN_TEMPLATES, apply_template
 
-DEFAULT_MIX: dict[str, float] = {"direct": 0.65, "steps": 0.25, "check": 0.10}
+DEFAULT_MIX: dict[str, float] = {"direct": 0.50, "steps": 0.35, "check": 0.15}
 DEFAULT_TASKS: dict[str, float] = {"modchain": 1.0}
-DEFAULT_LEVELS: dict[str, str] = {"modchain": "2-8"}
+DEFAULT_LEVELS: dict[str, str | dict[str, float]] = {"modchain": "2-6"}
+DEFAULT_TEMPLATE = "r1-zero-short"
 
 Record = dict[str, Any]
-# "r1-zero": the R1-Zero paper's prompt (a one-paragraph preamble, then `User: … Assistant:`), ~100 tokens.
-# "r1-zero-short": the same conversation frame without the preamble, ~20 tokens. The preamble is a constant that a
-# model trained from scratch learns nothing from, yet it is 5/6 of every document's tokens: on a 2-core CPU that
-# is the difference between a base model that has learned the procedure and one that has not. The response format
-# (`<think>…</think><answer>…</answer>`) is the same in both.
-PROMPT_TEMPLATES = ("r1-zero", "r1-zero-short")
+PROMPT_TEMPLATES = PLAIN_TEMPLATES  # see r1.tasks.templates
 
 
-def prompt_for(item: Item, template: str = "r1-zero") -> str:
+def prompt_for(item: Item, template: str = DEFAULT_TEMPLATE) -> str:
     """The prompt text for a task item in one of `PROMPT_TEMPLATES`; the completion starts after `Assistant:`.
 
     Training, evaluation and RL must all render prompts through this one function, or the model meets prompts
     it was never trained on.
     """
-    question = question_of(item).strip()
-    if template == "r1-zero":
-        return r1_zero_prompt(question)
-    if template == "r1-zero-short":
-        end = "" if question[-1:] in ".?!。？！" else "."
-        return f"User: {question}{end} Assistant:"
-    raise UserError(f"unknown prompt template {template!r}; valid: {', '.join(PROMPT_TEMPLATES)}")
+    if template not in PROMPT_TEMPLATES:
+        raise UserError(f"unknown prompt template {template!r}; valid: {', '.join(PROMPT_TEMPLATES)}")
+    return apply_template(item, template)["prompt"]
 
 
 def _normalized(weights: Mapping[str, float], valid: tuple[str, ...] | None, what: str) -> dict[str, float]:
@@ -90,15 +90,16 @@ def build_corpus(
     seed: int = 0,
     mix: Mapping[str, float] | None = None,
     tasks: Mapping[str, float] | None = None,
-    levels: Mapping[str, str] | None = None,
-    template: str = "r1-zero",
+    levels: Mapping[str, str | Mapping[str, float]] | None = None,
+    template: str = DEFAULT_TEMPLATE,
 ) -> list[Record]:
     """`n_docs` seeded training records (train split only), in a seeded random order.
 
     template: how prompts are rendered, one of `PROMPT_TEMPLATES` (see `prompt_for`).
     mix: solution style -> share (styles of `r1.tasks.base.STYLES`); default `DEFAULT_MIX`.
     tasks: task name -> share of documents; default `DEFAULT_TASKS` (modchain only).
-    levels: task name -> difficulty spec ("2-8", "mix", "3"); a task without one uses all its levels.
+    levels: task name -> difficulty spec ("2-6", "mix", "3": uniform over those levels) or {level: weight}; a task
+    without one uses all its levels.
     Shares are exact up to rounding, per task and per style within each task. The same arguments always give the
     same records, and a problem may appear more than once (in different styles) when its level has few problems.
     """
@@ -113,7 +114,16 @@ def build_corpus(
     for name, count in _counts(n_docs, task_shares).items():
         task = get_task(name)
         spec = levels.get(name, "mix")
-        items = task.generate(count, seed=seed, difficulty=spec, split="train")
+        if isinstance(spec, Mapping):  # level -> weight: exact shares per level
+            level_shares = _normalized(spec, tuple(task.levels), f"levels of {name}")
+            items = [
+                item
+                for level, n in _counts(count, level_shares).items()
+                for item in task.generate(n, seed=seed, difficulty=level, split="train")
+            ]
+            random.Random(f"corpus-levels|{name}|{seed}").shuffle(items)
+        else:
+            items = task.generate(count, seed=seed, difficulty=spec, split="train")
         styles = [s for s, c in _counts(count, style_shares).items() for _ in range(c)]
         random.Random(f"corpus-styles|{name}|{seed}").shuffle(styles)
         for i, (item, style) in enumerate(zip(items, styles)):

@@ -24,6 +24,7 @@ from r1.errors import UserError
 from r1.eval.evaluate import GenerateFn
 from r1.tasks.base import SPLITS, Item, question_of
 from r1.tasks.datasets import iter_jsonl
+from r1.tasks.templates import TEMPLATES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     who = gen.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", metavar="DIR", default=None, help="generate with the r1 engine from this model")
     who.add_argument("--completions", metavar="FILE", default=None, help="score pre-generated completions (JSONL)")
-    gen.add_argument("--template", choices=("r1-zero", "r1"), default="r1-zero")
+    gen.add_argument("--template", choices=TEMPLATES, default="r1-zero")
     gen.add_argument("-k", type=int, default=None, help="samples per item (default 8; inferred from --completions)")
     gen.add_argument("--temperature", type=float, default=0.6)
     gen.add_argument("--top-p", type=float, default=0.95)

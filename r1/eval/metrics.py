@@ -77,14 +77,15 @@ _ZERO_RE = re.compile(r"^\s*<think>(?:(?!</?think>).)*</think>\s*<answer>(?:(?!<
 def format_ok(text: str, template: str | None) -> bool:
     """Whether a completion has the shape the template asks for.
 
-    - "r1-zero": `<think> … </think> <answer> … </answer>` and nothing else (one block each, in that order).
+    - "r1-zero", "r1-zero-short": `<think> … </think> <answer> … </answer>` and nothing else (one block each,
+      in that order).
     - "r1": the prompt already opened `<think>\\n`, so: at most one leading `<think>`, exactly one `</think>`, and a
       `\\boxed{}` answer after it.
     - otherwise: any extractable answer.
     """
     from r1.rewards.answers import extract_answer
 
-    if template == "r1-zero":
+    if template in ("r1-zero", "r1-zero-short"):
         return bool(_ZERO_RE.match(text))
     if template == "r1":
         opens = text.count("<think>")

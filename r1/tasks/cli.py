@@ -11,6 +11,7 @@ from pathlib import Path
 
 from r1.errors import UserError
 from r1.tasks.base import ANSWER_FORMATS, SPLITS, STYLES, Item
+from r1.tasks.templates import TEMPLATES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--difficulty", default=None, help="a level, a range like 2-5, or 'mix' (default: task default)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--split", choices=SPLITS, default="train", help="held-in 'train', held-out 'eval', or 'all'")
-    s.add_argument("--template", choices=("r1-zero", "r1"), default=None, help="apply a prompt template")
+    s.add_argument("--template", choices=TEMPLATES, default=None, help="apply a prompt template")
     s.add_argument("--solution", choices=STYLES, default=None, help="add a worked solution in this style")
     s.add_argument("--answer-format", choices=ANSWER_FORMATS, default="tags", help="solution ends in tags or a box")
     s.add_argument("--out", metavar="FILE.jsonl", default=None, help="write here instead of stdout")
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="map an item role (prompt, answer, difficulty, id) to a field of the file; repeatable",
     )
     c.add_argument("--limit", type=int, default=None, help="keep the first N records")
-    c.add_argument("--template", choices=("r1-zero", "r1"), default=None, help="apply a prompt template")
+    c.add_argument("--template", choices=TEMPLATES, default=None, help="apply a prompt template")
     c.add_argument("--out", metavar="FILE.jsonl", default=None, help="write here instead of stdout")
     c.set_defaults(func=_convert)
 

@@ -3,6 +3,10 @@
 - "r1-zero" (R1 paper, Table 1; paraphrased): a one-paragraph preamble, then `User: {question}. Assistant:`.
   The model answers as `<think> … </think> <answer> … </answer>`. One deviation: the `.` after the question is
   left out when the question already ends in punctuation, so no prompt reads `…?.`.
+- "r1-zero-short": the same `User: … Assistant:` frame and answer format without the preamble (~20 tokens instead
+  of ~100). The preamble is a constant that a model trained from scratch learns nothing from, yet it is 5/6 of every
+  pretraining document's tokens: on a 2-core CPU that decides whether the tiny base learns its procedure in time.
+  The built-in corpus, the base model and the R1-Zero demo use it.
 - "r1" (DeepSeek-R1 README, usage recommendations): no system prompt; the user turn is the question plus an
   instruction to reason step by step and box the final answer. The tokenizer's chat template opens the assistant
   turn with `<think>\\n`, so the completion continues the reasoning.
@@ -22,14 +26,16 @@ R1_ZERO_PREAMBLE = (
     "<think> reasoning process here </think> <answer> answer here </answer>."
 )
 R1_INSTRUCTION = "\nPlease reason step by step, and put your final answer within \\boxed{}."
-TEMPLATES = ("r1-zero", "r1")
+TEMPLATES = ("r1-zero", "r1-zero-short", "r1")
+PLAIN_TEMPLATES = ("r1-zero", "r1-zero-short")  # plain-text prompts ending in `Assistant:`; same answer format
 
 
-def r1_zero_prompt(question: str) -> str:
+def r1_zero_prompt(question: str, preamble: bool = True) -> str:
     """The R1-Zero prompt text for one question; the completion starts right after `Assistant:`."""
     question = question.strip()
     end = "" if question[-1:] in ".?!。？！" else "."
-    return f"{R1_ZERO_PREAMBLE} User: {question}{end} Assistant:"
+    turn = f"User: {question}{end} Assistant:"
+    return f"{R1_ZERO_PREAMBLE} {turn}" if preamble else turn
 
 
 def r1_messages(question: str) -> list[dict[str, str]]:
@@ -38,15 +44,15 @@ def r1_messages(question: str) -> list[dict[str, str]]:
 
 
 def apply_template(item: Item, name: str) -> Item:
-    """A new item whose `prompt` ("r1-zero") or `messages` ("r1") is set from the bare question.
+    """A new item whose `prompt` ("r1-zero", "r1-zero-short") or `messages` ("r1") is set from the bare question.
 
     The input item is not modified. `meta.template` records the template, `meta.question` the bare question.
     """
     if name not in TEMPLATES:
         raise UserError(f"unknown template {name!r}; valid templates: {', '.join(TEMPLATES)}")
     question = question_of(item)
-    if name == "r1-zero":
-        new: Item = {"prompt": r1_zero_prompt(question)}
+    if name in PLAIN_TEMPLATES:
+        new: Item = {"prompt": r1_zero_prompt(question, preamble=name == "r1-zero")}
     else:
         new = {"messages": r1_messages(question)}
     new.update((k, v) for k, v in item.items() if k not in ("prompt", "messages"))

@@ -72,6 +72,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from r1.errors import ConfigError, UserError
+from r1.tasks.templates import TEMPLATES
 from r1.train.config import TrainConfig, coerce
 from r1.train.core import LossOutput, Stage, StageContext
 from r1.train.rollout import (
@@ -166,7 +167,7 @@ class GRPOOptions:
         need(self.ref_refresh >= 0, "ref_refresh", "must be >= 0 (0 = never)")
         need(self.max_gen_rounds >= 1, "max_gen_rounds", "must be >= 1")
         need(self.overlong_buffer >= 0, "overlong_buffer", "must be >= 0")
-        need(self.template in ("r1-zero", "r1", "none"), "template", "must be r1-zero, r1 or none")
+        need(self.template in (*TEMPLATES, "none"), "template", f"must be one of {', '.join(TEMPLATES)} or none")
         need(self.train_items >= 1, "train_items", "must be >= 1")
         need(self.eval_items >= 0 and self.eval_k >= 1, "eval_items", "eval_items >= 0 and eval_k >= 1")
         if not self.reward:
