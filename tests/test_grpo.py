@@ -327,3 +327,19 @@ def test_reflection_rates_overall_and_within_long_form():
     assert s["reflection"] == pytest.approx(3 / 5) and s["long_form"] == pytest.approx(4 / 5)
     assert s["reflection_long"] == pytest.approx(2 / 4) and s["truncated"] == pytest.approx(1 / 5)
     assert (s["length_max"], s["accuracy"], s["format_rate"]) == (10, pytest.approx(3 / 5), 1.0)
+
+
+def test_watchdog_names_each_failure_mode_once_and_waits_for_a_streak():
+    from r1.train.grpo import GRPOOptions, Watchdog
+
+    dog, o = Watchdog(), GRPOOptions(template="r1-zero")
+    healthy = {"reward/format": 0.9, "frac_reward_zero_std": 0.3, "length_mean": 20.0, "truncated": 0.0}
+    assert dog.check(healthy, o) == []
+    stuck = {**healthy, "reward/format": 0.0, "frac_reward_zero_std": 1.0}
+    fired = [dog.check(stuck, o) for _ in range(Watchdog.PATIENCE)]
+    assert all(f == [] for f in fired[:-1])
+    assert [name for name, _ in fired[-1]] == ["format_stuck", "no_signal"]
+    assert "grpo.template" in fired[-1][0][1] and "dynamic_sampling" in fired[-1][1][1]
+    assert dog.check(stuck, o) == []  # once each
+    short = dog.check({**healthy, "length_mean": 6.0, "truncated": 0.6}, o)
+    assert [name for name, _ in short] == ["length_collapse", "truncated"] and "20.0 to 6.0" in short[0][1]

@@ -388,6 +388,7 @@ class GRPOStage(Stage):
         self.reflection = reflection_regex(o.reflection_words)
         self.autocast = torch.bfloat16 if cfg.train.dtype == "bf16" else None
         self.files = ctx.run_dir / "grpo"
+        self.watchdog = Watchdog()
         self._note_recommended()
 
     def _load_items(self, split: str) -> list[dict[str, Any]]:
@@ -559,6 +560,10 @@ class GRPOStage(Stage):
         self.step_metrics.update({"time/rollout": t_gen, "time/reward": t_reward, "time/logprobs": t_logprobs,
                                   "rollout_tokens": generated, "rollout_tokens_per_s": generated / max(t_gen, 1e-9)})
         self.rollout_index, self.rollout_steps_done = r, 0
+        for name, message in self.watchdog.check(rollout.stats, o):
+            self.step_metrics[f"warn/{name}"] = 1.0
+            if self.ctx.rank == 0:
+                print(f"\nwarning (grpo, rollout {r}): {message}", file=sys.stderr, flush=True)
         if self.steps_per_rollout > 1:  # a checkpoint may land mid-cycle: keep the samples it trains on
             save_rollout(self._path("rollout", r), rollout)
             self._prune()
@@ -726,6 +731,50 @@ class GRPOStage(Stage):
         return grpo_report_lines(records, self.opt)
 
 
+# ============================================================================================== watchdog
+class Watchdog:
+    """Says, once each, when a run is going nowhere, in the terms a user can act on: the failure modes GRPO users
+    report most (recipe §6): a format reward stuck at 0, no learning signal because every group's rewards are
+    equal, length collapse, and completions cut at the token limit. Advisory only: it never stops a run."""
+
+    PATIENCE = 5  # consecutive rollouts
+
+    def __init__(self) -> None:
+        self.fired: set[str] = set()
+        self.streak: dict[str, int] = {}
+        self.first_length: float | None = None
+
+    def check(self, stats: Mapping[str, float], o: GRPOOptions) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        length = stats.get("length_mean", 0.0)
+        if self.first_length is None:
+            self.first_length = length
+        conditions = {
+            "format_stuck": ("reward/format" in stats and stats["reward/format"] == 0.0, True,
+                             f"the format reward was 0 on every sample for {self.PATIENCE} rollouts: the model never "
+                             f"writes the {o.template!r} answer format. Check grpo.template is the prompt the model "
+                             "was trained with, or teach the format first (SFT on a few examples)"),
+            "no_signal": (stats.get("frac_reward_zero_std", 0.0) >= 1.0, True,
+                          f"every group had equal rewards for {self.PATIENCE} rollouts, so every advantage is 0 and "
+                          "nothing is learned: the problems are all too easy or all too hard for this model. Change "
+                          "grpo.difficulty, raise grpo.group_size, or set grpo.dynamic_sampling=true"),
+            "length_collapse": (self.first_length >= 8 and length < 0.5 * self.first_length, False,
+                                f"mean response length fell from {self.first_length:.1f} to {length:.1f} tokens: the "
+                                "policy is dropping its reasoning, usually because long answers score worse than "
+                                "short ones for this base (see `r1 run`'s 'Before RL' check) or the lr is too high"),
+            "truncated": (stats.get("truncated", 0.0) > 0.5, False,
+                          f"over half of the completions hit max_new_tokens={o.max_new_tokens}: raise "
+                          "grpo.max_new_tokens, or price length with grpo.soft_overlong=true"),
+        }
+        for name, (bad, needs_streak, message) in conditions.items():
+            self.streak[name] = self.streak.get(name, 0) + 1 if bad else 0
+            due = self.streak[name] >= (self.PATIENCE if needs_streak else 1)
+            if due and name not in self.fired:
+                self.fired.add(name)
+                out.append((name, message))
+        return out
+
+
 # ============================================================================================== plots and report
 def _series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
     pts = [(r["step"], r[key]) for r in records if r.get(key) is not None]
@@ -813,6 +862,7 @@ def grpo_report_lines(records: list[dict[str, Any]], opts: GRPOOptions | None = 
     for k in keys:
         if k in first or k in last:
             lines.append(f"| {k} | {first.get(k, float('nan')):.4g} | {last.get(k, float('nan')):.4g} |")
+    warned = sorted({k[5:] for r in steps for k in r if k.startswith("warn/")})
     xs, ys = _eval_series(records, "pass@1")
     if ys:
         lines.append(f"| held-out pass@1 | {ys[0]:.3f} (step {xs[0]}) | {ys[-1]:.3f} (step {xs[-1]}) |")
@@ -828,6 +878,8 @@ def grpo_report_lines(records: list[dict[str, Any]], opts: GRPOOptions | None = 
                   f"π_old/π_ref forwards {t_lp:.1f} s, training {t_train:.1f} s. Rollout "
                   f"{sum(r['rollout_tokens'] for r in gen) / max(t_roll, 1e-9):,.0f} generated tokens/s; training "
                   f"{total('tokens') / t_train:,.0f} tokens/s (prompt + completion)."]
+    if warned:
+        lines += ["", f"**Warnings** (printed when they fired; see `grpo.Watchdog`): {', '.join(warned)}."]
     lines += ["", "`loss` is pg_loss + kl_loss and sits near 0 by construction when π_θ = π_old (μ = 1, one minibatch "
               "per rollout): the group-centred advantages average to 0 while the gradient does not. Read reward, "
               "accuracy and held-out pass@1. `eval_loss` is the held-out error rate 1 − pass@1."]
