@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
@@ -117,20 +116,18 @@ def completion_logprobs(
     Also the policy's entropy at those positions (no gradient) when asked, and the model output (for expert counts).
     Only positions from the shortest prompt on are projected to log-probabilities: prompts are not scored.
     """
-    out = model(input_ids)
     p0 = int(prompt_lens.min())
-    logits = out.logits[:, p0 - 1 : -1].float()  # position t predicts token t + 1
-    targets = input_ids[:, p0:]
-    token_lp = -F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # [B, S - p0]
+    # the head runs only where a completion token is predicted: position t predicts token t + 1
+    out = model(input_ids, logits_to_keep=input_ids.shape[1] - p0 + 1)
+    lp = out.logits[:, :-1].float().log_softmax(-1)  # [B, S - p0, V]
     C = int(completion_lens.max())
     index = ((prompt_lens - p0)[:, None] + torch.arange(C, device=input_ids.device)[None, :])
-    index = index.clamp(max=token_lp.shape[1] - 1)
+    index = index.clamp(max=lp.shape[1] - 1)
     mask = completion_mask(completion_lens, C)
-    logp = token_lp.gather(1, index) * mask
+    logp = lp.gather(2, input_ids[:, p0:, None]).squeeze(-1).gather(1, index) * mask
     ent = None
     if entropy:
         with torch.no_grad():
-            lp = logits.log_softmax(-1)
             ent = (-(lp.exp() * lp).sum(-1)).gather(1, index) * mask
     return logp, ent, out
 
