@@ -135,3 +135,15 @@ def test_base_folder_skips_pretraining_and_rl_steps_0_stops_after_the_base_eval(
     assert f"r1 chat --model {quick_run / 'base'}" in (out / "report.md").read_text()
     assert cli(["run", "--quick", "--base", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     assert "not a model folder" in capsys.readouterr().err
+
+
+def test_amplify_check_predicts_the_style_shift_gain_and_says_plainly_when_reasoning_does_not_pay():
+    from r1.pipeline.run import amplify_check
+
+    # the seed-0 base of the measured recipe: RL then gained +30 points (docs/LOG.md)
+    good = amplify_check({"pass@1": 0.68, "pass@8": 0.99, "think_share": 0.26, "acc_long": 0.94, "acc_direct": 0.59}, 8)
+    assert good["ok"] and "≈ 94% (+26 points)" in good["text"]
+    flat = amplify_check({"pass@1": 0.5, "pass@8": 0.9, "think_share": 0.3, "acc_long": 0.45, "acc_direct": 0.52}, 8)
+    assert not flat["ok"] and flat["text"].startswith("WARNING") and "favour short answers" in flat["text"]
+    never = amplify_check({"pass@1": 0.5, "pass@8": 0.55, "think_share": 0.0, "acc_long": None, "acc_direct": 0.5}, 8)
+    assert not never["ok"] and "barely above pass@1" in never["text"] and "never writes a think block" in never["text"]

@@ -408,6 +408,12 @@ def amplify_check(cell: dict[str, Any], k: int) -> dict[str, Any]:
         f"pass@1 {100 * p1:.0f}% vs pass@{k} {100 * pk:.0f}%; reasons in {100 * share:.0f}% of samples, accurate "
         f"{_pct(long_acc)}% when it reasons vs {_pct(direct_acc)}% when it answers directly"
     )
+    if long_acc is not None:
+        # RL's first and cheapest move is to sample the long form always; that alone would give about acc_long
+        facts += (
+            f". Switching every answer to reasoning alone would give pass@1 ≈ {_pct(long_acc)}% "
+            f"({_signed(long_acc, p1)} points)"
+        )
     if ok:
         text = f"The base has something to amplify: {facts}."
     else:
