@@ -147,3 +147,21 @@ def test_amplify_check_predicts_the_style_shift_gain_and_says_plainly_when_reaso
     assert not flat["ok"] and flat["text"].startswith("WARNING") and "favour short answers" in flat["text"]
     never = amplify_check({"pass@1": 0.5, "pass@8": 0.55, "think_share": 0.0, "acc_long": None, "acc_direct": 0.5}, 8)
     assert not never["ok"] and "barely above pass@1" in never["text"] and "never writes a think block" in never["text"]
+
+
+def test_the_default_job_starts_from_the_shipped_base_and_from_scratch_trains_one(tmp_path, capsys):
+    import argparse
+
+    from r1.pipeline.run import BUILTIN_BASE, config_from_args, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    parse = lambda *a: config_from_args(parser.parse_args(["run", "--out", str(tmp_path), *a]))  # noqa: E731
+    assert parse().base == str(BUILTIN_BASE) and parse("--seed", "3").base == str(BUILTIN_BASE)
+    assert parse("--from-scratch").base is None and parse("--quick").base is None
+    assert parse("--base", "x").base == "x"
+    for bad in (["--base", "x", "--from-scratch"], ["--steps", "10"]):
+        assert cli(["run", "--out", str(tmp_path), *bad]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+    made = json.loads((BUILTIN_BASE / "provenance.json").read_text())
+    assert made["command"].startswith("r1 run --from-scratch") and len(made["sha256"]) == 64

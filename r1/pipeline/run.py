@@ -80,6 +80,10 @@ QUICK: dict[str, Any] = {
     "eval_k": 2,
     "max_new_tokens": 16,
 }
+# The built-in base: what `r1 run --from-scratch --rl-steps 0` (seed 0) writes to base/, shipped so that the main
+# job does not depend on pretraining luck (docs/LOG.md: with other seeds the same recipe learned the long chains
+# less well and R1-Zero then gained 6 points instead of 30). provenance.json says how it was made.
+BUILTIN_BASE = Path(__file__).resolve().parents[1] / "assets" / "base-tiny"
 FORCED_PREFILL = {"direct": " <think>\n</think>\n<answer>", "steps": " <think>\n"}
 
 
@@ -239,6 +243,11 @@ def stage_base(st: RunState) -> None:
         publish_model(Path(st.summary["pretrain"]["checkpoint"]), st.base_dir, st.tokenizer_dir)
     elif not (st.base_dir / "config.json").is_file():
         raise UserError(f"--base {st.base_dir}: not a model folder (no config.json)")
+    provenance = st.base_dir / "provenance.json"
+    if st.cfg.base is not None and provenance.is_file():  # how the given base was made, for the report
+        made = json.loads(provenance.read_text())
+        st.summary["base_provenance"] = {k: made[k] for k in ("command", "commit", "sha256") if k in made}
+        st.summary.update({k: made[k] for k in ("corpus", "tokenizer", "pretrain") if k in made})
     cfg = load_pretrained(st.base_dir).config
     info = model_info(cfg)
     st.summary["model"] = {
@@ -655,7 +664,13 @@ def report(st: RunState) -> str:
     lines += ["", "## The base model", ""]
     if "model" in s:
         m = s["model"]
-        made = "trained from scratch" if c.base is None else "given with --base"
+        if c.base is None:
+            made = "trained from scratch"
+        elif "base_provenance" in s:
+            prov = s["base_provenance"]
+            made = f"from `{st.base_dir}`, made by `{prov.get('command')}` (commit {prov.get('commit', '?')})"
+        else:
+            made = f"given with --base ({st.base_dir})"
         lines.append(
             f"**Model**: `{m['preset']}` DeepSeek-V3 (MLA, MoE, MTP) {made}: {m['total_params']:,} "
             f"parameters, {m['active_params']:,} active per token, MTP {m['mtp_params']:,}."
@@ -681,7 +696,7 @@ def report(st: RunState) -> str:
                 f"**Pretraining**: {p['steps']} steps, {p['tokens']:,} tokens in {p['seconds']:.0f} s "
                 f"({p['tokens_per_s']:,} tokens/s), loss on responses only; final next-token loss {loss:.3f}."
             )
-        lines += [f"![{Path(x).stem}]({x})" for x in p["plots"]]
+        lines += [f"![{Path(x).stem}]({x})" for x in p["plots"] if (st.out / x).is_file()]
     if s.get("hf_check"):
         h = s["hf_check"]
         lines.append(
@@ -833,7 +848,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--rl-steps", type=int, default=None, help=f"R1-Zero GRPO steps (default {FULL['rl_steps']}; 0: base only)"
     )
-    p.add_argument("--base", default=None, help="start from this base model folder (skips corpus and pretraining)")
+    p.add_argument(
+        "--base",
+        default=None,
+        help="start from this base model folder instead of the built-in one (r1/assets/base-tiny)",
+    )
+    p.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="make the base here: corpus, tokenizer and pretraining (~8 min more); --quick implies it",
+    )
     p.add_argument("--docs", type=int, default=None, help=f"corpus documents (default {FULL['corpus_docs']})")
     p.add_argument(
         "--eval-items", type=int, default=None, help=f"held-out problems per level (default {FULL['eval_per_level']})"
@@ -862,8 +886,17 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         if args.rl_steps < 0:
             raise UserError(f"--rl-steps must be >= 0, got {args.rl_steps}")
         chosen["rl_steps"] = args.rl_steps
+    base = args.base
+    if args.base and args.from_scratch:
+        raise UserError("--base and --from-scratch exclude each other: one gives the base, the other trains it")
+    if base is None and not (args.from_scratch or args.quick):
+        if args.preset != "tiny" or args.steps is not None or args.docs is not None:
+            raise UserError("--preset, --steps and --docs shape the base: add --from-scratch to train one")
+        if not (BUILTIN_BASE / "model.safetensors").is_file():
+            raise UserError(f"the built-in base is missing ({BUILTIN_BASE}): run with --from-scratch")
+        base = str(BUILTIN_BASE)
     return RunConfig(
-        out=out, seed=args.seed, preset=args.preset, quick=args.quick, threads=args.threads, base=args.base, **chosen
+        out=out, seed=args.seed, preset=args.preset, quick=args.quick, threads=args.threads, base=base, **chosen
     )
 
 
