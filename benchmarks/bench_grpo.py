@@ -118,7 +118,7 @@ def run_r1(where: Path, args: argparse.Namespace, tag: str) -> dict:
         "optim": {"lr": LR, "betas": [0.9, 0.999], "weight_decay": 0.0, "grad_clip": 1.0},
         "schedule": {"kind": "constant", "warmup_steps": 0},
         "train": {"out": str(out), "steps": args.warmup + args.steps, "batch_size": PROMPTS * GROUP, "seed": 0,
-                  "dtype": "fp32", "device": "cpu", "threads": args.threads},
+                  "dtype": args.dtype, "device": "cpu", "threads": args.threads},
         "checkpoint": {"every": 0, "final": False},
         "logging": {"progress": False, "plots": False, "report": False},
     })
@@ -176,7 +176,7 @@ def run_trl(where: Path, args: argparse.Namespace, tag: str) -> dict:
 
     config = GRPOConfig(
         output_dir=str(where / f"run-trl-{tag}"),
-        use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False, seed=0,
+        use_cpu=True, bf16=args.dtype == "bf16", fp16=False, gradient_checkpointing=args.trl_gc, seed=0,
         model_init_kwargs={"dtype": torch.float32},
         max_steps=args.warmup + args.steps, per_device_train_batch_size=PROMPTS * GROUP, gradient_accumulation_steps=1,
         generation_batch_size=PROMPTS * GROUP, num_generations=GROUP, num_iterations=1,
@@ -229,7 +229,9 @@ def child(args: argparse.Namespace) -> None:
 # ============================================================================================== driver
 def spawn(side: str, where: Path, args: argparse.Namespace, tag: str) -> dict:
     cmd = [sys.executable, __file__, "--child", side, "--dir", str(where), "--tag", tag, "--threads", str(args.threads),
-           "--steps", str(args.steps), "--warmup", str(args.warmup)]
+           "--steps", str(args.steps), "--warmup", str(args.warmup), "--dtype", args.dtype]
+    if args.trl_gc:
+        cmd.append("--trl-gc")
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
            "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
     t0 = time.perf_counter()
@@ -250,6 +252,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="rounds of (r1, TRL) runs, order alternating")
     ap.add_argument("--threads", type=int, default=1, help="torch threads on both sides")
     ap.add_argument("--model-kind", choices=sorted(PRESET), default="moe")
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
+                    help="both sides: fp32, or bf16 autocast (r1 train.dtype=bf16, TRL bf16=True)")
+    ap.add_argument("--trl-gc", action="store_true",
+                    help="leave TRL's default gradient checkpointing on (off by default: r1 does not checkpoint)")
     ap.add_argument("--items", type=int, default=512, help="prompt pool (modchain train split)")
     ap.add_argument("--quick", action="store_true", help="1 round of 2 timed steps")
     ap.add_argument("--json", help="also write the results here")
@@ -269,8 +275,9 @@ def main() -> None:
     where = Path(tmp.name)
     setup = prepare(where, args.model_kind, args.items)
     print(f"model: {setup['model']}\n{PROMPTS} prompts × {GROUP} samples × {NEW_TOKENS} new tokens (EOS ignored), "
-          f"prompts ~{setup['prompt_tokens_mean']:.0f} tokens ({TASK}, {TEMPLATE}), β {BETA}, lr {LR:g}, fp32, "
-          f"{args.threads} thread(s); {args.warmup} warm-up + {args.steps} timed steps per run, {args.repeats} "
+          f"prompts ~{setup['prompt_tokens_mean']:.0f} tokens ({TASK}, {TEMPLATE}), β {BETA}, lr {LR:g}, {args.dtype}"
+          f"{', TRL gradient checkpointing' if args.trl_gc else ''}, {args.threads} thread(s); {args.warmup} "
+          f"warm-up + {args.steps} timed steps per run, {args.repeats} "
           f"round(s)\ntorch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}",
           flush=True)
     runs: dict[str, list[dict]] = {"r1": [], "trl": []}

@@ -146,15 +146,20 @@ def test_sorted_dispatch_equals_dense_reference():
 def test_padded_and_looped_expert_paths_agree():
     cfg = tiny()
     moe: MoE = model_of(cfg).moe_layers()[0]
-    x = torch.randn(300, cfg.hidden_size)
-    _, idx, _ = moe.gate(x)
+    x = torch.randn(300, cfg.hidden_size, requires_grad=True)
+    _, idx, w = moe.gate(x)
     flat = idx.flatten()
-    order = flat.argsort(stable=True)
     counts = torch.bincount(flat, minlength=cfg.n_routed_experts).tolist()
-    xs = x[order // cfg.num_experts_per_tok]
-    looped = moe._run_looped(xs, counts)
-    padded = moe._run_padded(xs, flat[order], counts, max(counts))
+    looped = moe._run_looped(x, flat, w.flatten(), counts)
+    padded = moe._run_padded(x, flat, w.flatten(), counts, max(counts))
     assert torch.allclose(looped, padded, atol=1e-5)
+    # padding rows (copies of token 0) must not leak into any gradient
+    g = torch.randn_like(looped)
+    params = [x, *moe.parameters()]
+    grads_l = torch.autograd.grad(looped, params, g, allow_unused=True, retain_graph=True)
+    grads_p = torch.autograd.grad(padded, params, g, allow_unused=True)
+    for a, b in zip(grads_l, grads_p):
+        assert (a is None and b is None) or torch.allclose(a, b, atol=1e-5)
 
 
 def test_sequence_balance_loss_formula_and_gradient_path():
@@ -251,6 +256,117 @@ def test_packed_documents_do_not_attend_across(name):
         got = model(packed, positions=pos, segment_ids=seg).logits
         ref = torch.cat((model(a).logits, model(b).logits), 1)
     assert torch.allclose(got, ref, atol=1e-5)
+
+
+def _doc_mask(seg: torch.Tensor) -> torch.Tensor:
+    T = seg.shape[1]
+    return (torch.ones(T, T, dtype=torch.bool).tril() & (seg[:, :, None] == seg[:, None, :]))[:, None]
+
+
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("T, block, recompute", [(70, 16, False), (70, 16, True), (64, 64, False), (5, 32, False)])
+def test_blocked_causal_attention_equals_sdpa(packed, T, block, recompute, monkeypatch):
+    from r1.model import attention
+
+    if recompute:
+        monkeypatch.setattr(attention, "_SAVE_PROBS_MAX", 0)
+    torch.manual_seed(0)
+    B, H = 3, 2
+    q, k = torch.randn(B, H, T, 12), torch.randn(B, H, T, 12)
+    v = torch.randn(B, H, T, 8)  # narrower than q/k, as MLA's v_head_dim
+    seg = torch.randint(0, 3, (B, T)).sort(-1).values
+    mask = _doc_mask(seg) if packed else None
+    args = [x.requires_grad_() for x in (q, k, v)]
+    got = attention.blocked_causal_attention(*args, 0.3, mask, block=block)
+    ref = F.scaled_dot_product_attention(*args, attn_mask=_doc_mask(seg) if packed else None, is_causal=not packed,
+                                         scale=0.3)
+    g = torch.randn_like(ref)
+    grads = torch.autograd.grad(got, args, g)
+    ref_grads = torch.autograd.grad(ref, args, g)
+    assert torch.allclose(got, ref, atol=1e-5)
+    for a, b in zip(grads, ref_grads):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_blocked_causal_attention_gradcheck():
+    from r1.model.attention import blocked_causal_attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 1, 7, d, dtype=torch.float64, requires_grad=True) for d in (3, 3, 2))
+    mask = _doc_mask(torch.tensor([[0] * 3 + [1] * 4, [0] * 7]))
+    f = lambda *t: blocked_causal_attention(*t, 0.5, mask, block=3)  # noqa: E731
+    assert torch.autograd.gradcheck(f, (q, k, v), fast_mode=True)
+
+
+def test_blocked_causal_attention_under_autocast_is_close_to_fp32():
+    from r1.model.attention import blocked_causal_attention
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 4, 100, 48), torch.randn(2, 4, 100, 48), torch.randn(2, 4, 100, 32)
+    ref = blocked_causal_attention(q, k, v, 48**-0.5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = blocked_causal_attention(q, k, v, 48**-0.5)
+    assert low.dtype == torch.bfloat16 and (low.float() - ref).abs().max() < 0.05
+
+
+def test_rmsnorm_gradcheck_and_reference():
+    from r1.model.layers import RMSNorm
+
+    torch.manual_seed(0)
+    norm = RMSNorm(8, eps=1e-6).double()
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+    x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(norm, (x,))
+    ref = norm.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+    assert torch.allclose(norm(x), ref, atol=1e-12)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # a bf16 input is normalized in fp32, the output stays fp32
+        y = RMSNorm(8)(x.detach().float().bfloat16())
+    assert y.dtype == torch.float32
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_lm_head_cross_entropy(dtype, monkeypatch):
+    import r1.model.transformer as tr
+
+    monkeypatch.setattr(tr, "_CE_CHUNK", 97 * 4)  # several row chunks, the last one partial
+    cfg = tiny()
+    model = model_of(cfg).to(dtype)
+    ids = torch.randint(0, cfg.vocab_size, (2, 11))
+    labels = ids.clone()
+    labels[0, :4] = -100
+    h = torch.randn(2, 11, cfg.hidden_size, dtype=dtype, requires_grad=True)
+    logits, loss = model._logits_and_loss(h, labels)
+    ref_logits = model.lm_head(h)
+    ref = F.cross_entropy(ref_logits[:, :-1].reshape(-1, cfg.vocab_size), labels[:, 1:].reshape(-1))
+    assert torch.allclose(logits, ref_logits) and torch.allclose(loss, ref)
+    with torch.no_grad():
+        assert torch.allclose(model._logits_and_loss(h, labels)[1], ref)
+    # gradients, with the loss scaled and a second objective reaching the head through the logits
+    w = model.lm_head.weight
+    extra = torch.randn_like(logits)
+    got = torch.autograd.grad(0.7 * loss + (logits * extra).sum(), (h, w))
+    want = torch.autograd.grad(0.7 * ref + (ref_logits * extra).sum(), (h, w))
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, atol=1e-6 if dtype == torch.float32 else 1e-12)
+    if dtype == torch.float64:
+        h2 = h.detach()[:, :4].requires_grad_()
+        assert torch.autograd.gradcheck(lambda a: model._logits_and_loss(a, labels[:, :4])[1], (h2,), fast_mode=True)
+
+
+def test_fused_lm_head_cross_entropy_bf16_autocast_matches_unfused():
+    cfg = tiny()
+    model = model_of(cfg)
+    ids = torch.randint(0, cfg.vocab_size, (2, 9))
+    h = torch.randn(2, 9, cfg.hidden_size, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, loss = model._logits_and_loss(h, ids)
+        ref_logits = model.lm_head(h)
+    ref = F.cross_entropy(ref_logits[:, :-1].float().reshape(-1, cfg.vocab_size), ids[:, 1:].reshape(-1))
+    assert logits.dtype == torch.bfloat16 and torch.equal(logits, ref_logits)
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+    g, g_ref = torch.autograd.grad(loss, h)[0], torch.autograd.grad(ref, h)[0]
+    assert (g - g_ref).abs().max() <= 0.02 * g_ref.abs().max()
 
 
 @pytest.mark.parametrize("rope", [None, "yarn"])

@@ -220,7 +220,7 @@ class InferenceForward:
 
 
 def _norm(norm: RMSNorm, x: torch.Tensor) -> torch.Tensor:
-    """RMSNorm's forward without the module call (same expression as layers.RMSNorm)."""
+    """RMSNorm without the module call or its hand-written backward: the same maths as layers.RMSNorm, for decoding."""
     return norm.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=norm.eps).to(x.dtype)
 
 

@@ -22,6 +22,95 @@ from r1.model.config import ModelConfig
 from r1.model.layers import RMSNorm, fused_linear
 from r1.model.rope import apply_rope_half, apply_rope_interleaved
 
+# Saved probabilities (elements, over all query blocks) above which the blocked kernel recomputes them in backward.
+_SAVE_PROBS_MAX = 1 << 24
+# Query rows per block: smaller blocks skip more of the masked triangle, larger ones make better GEMMs.
+_BLOCK = {torch.float32: 32, torch.bfloat16: 64}
+
+
+class _BlockedCausal(torch.autograd.Function):
+    """Causal attention over [N, T, D] tensors, one block of query rows at a time against only its key prefix.
+
+    Query rows [a, b) see keys [0, b): the masked upper triangle is never computed, forward or backward, so the
+    score and value GEMMs and the softmax cost about half of the full T×T square, and V needs no padding to the
+    query width. Probabilities are kept for backward (recomputed when they would be large); the softmax gradient
+    uses them directly, and K/V gradients accumulate over blocks in fp32 or wider.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, hidden_BTT, heads: int, scale: float, block: int, need_grad: bool):
+        N, T, _ = q.shape
+        kT = k.transpose(1, 2).contiguous()  # [N, D, T]: each block's GEMM reads a prefix of it as is
+        bias = _causal_bias(T, block, q.dtype, q.device)
+        recompute = not need_grad or N * (T * (T + block) // 2) > _SAVE_PROBS_MAX
+        outs, probs = [], []
+        for a in range(0, T, block):
+            b = min(a + block, T)
+            p = _block_probs(q, kT, bias, hidden_BTT, heads, scale, a, b)
+            outs.append(torch.bmm(p, v[:, :b]))
+            if not recompute:
+                probs.append(p)
+        ctx.save_for_backward(q, k, kT, v, hidden_BTT, *probs)
+        ctx.heads, ctx.scale, ctx.block = heads, scale, block
+        return torch.cat(outs, dim=1)
+
+    @staticmethod
+    def backward(ctx, do):
+        q, k, kT, v, hidden_BTT, *probs = ctx.saved_tensors
+        heads, scale, block = ctx.heads, ctx.scale, ctx.block
+        N, T, D = q.shape
+        do = do.to(v.dtype).contiguous()
+        vT = v.transpose(1, 2).contiguous()
+        bias = None if probs else _causal_bias(T, block, q.dtype, q.device)
+        acc = torch.promote_types(q.dtype, torch.float32)  # K/V gradients sum over blocks
+        dq = torch.empty_like(q)
+        dk = torch.zeros(N, T, D, dtype=acc, device=q.device)
+        dv = torch.zeros(v.shape, dtype=acc, device=q.device)
+        for i, a in enumerate(range(0, T, block)):
+            b = min(a + block, T)
+            p = probs[i] if probs else _block_probs(q, kT, bias, hidden_BTT, heads, scale, a, b)
+            do_i = do[:, a:b]
+            dv[:, :b] += torch.bmm(p.transpose(1, 2), do_i)
+            ds = torch._softmax_backward_data(torch.bmm(do_i, vT[:, :, :b]), p, -1, p.dtype)  # p·(dp − Σ p·dp)
+            dq[:, a:b] = torch.bmm(ds, k[:, :b])
+            dk[:, :b] += torch.bmm(ds.transpose(1, 2), q[:, a:b])
+        return dq.mul_(scale), dk.mul_(scale).to(q.dtype), dv.to(v.dtype), None, None, None, None, None
+
+
+def _causal_bias(T: int, block: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """[block, T + block] with −inf where column − T > row: its columns [T − a, T − a + b) are block a's bias."""
+    rows = torch.arange(block, device=device)[:, None]
+    cols = torch.arange(T + block, device=device)[None, :]
+    return torch.zeros(block, T + block, dtype=dtype, device=device).masked_fill_(cols - T > rows, float("-inf"))
+
+
+def _block_probs(q, kT, bias, hidden_BTT, heads: int, scale: float, a: int, b: int) -> torch.Tensor:
+    """softmax(scale · q[a:b] kᵀ[:b], causal) for query rows [a, b): [N, b − a, b]."""
+    T = kT.shape[-1]
+    s = torch.baddbmm(bias[: b - a, T - a : T - a + b], q[:, a:b], kT[:, :, :b], alpha=scale)
+    if hidden_BTT is not None:
+        B = hidden_BTT.shape[0]
+        s.view(B, heads, b - a, b).masked_fill_(hidden_BTT[:, None, a:b, :b], float("-inf"))
+    return torch.softmax(s, dim=-1, out=s)
+
+
+def blocked_causal_attention(q_BHTD, k_BHTD, v_BHTD, scale: float, mask_B1TT=None, block: int | None = None):
+    """Causal self-attention that skips the masked upper triangle (training and full-sequence scoring).
+
+    `mask_B1TT` (optional, True = attend) must already be causal, e.g. causal ∧ same-document for packed
+    sequences; it is applied to the blocks computed. Under autocast, attention runs in the autocast dtype
+    (as SDPA's math path would), with fp32 accumulation inside the GEMMs and the softmax.
+    """
+    B, H, T, _ = q_BHTD.shape
+    dev = q_BHTD.device.type
+    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else q_BHTD.dtype
+    q, k, v = (x.to(dtype).reshape(B * H, T, x.shape[-1]) for x in (q_BHTD, k_BHTD, v_BHTD))
+    hidden = ~mask_B1TT[:, 0] if mask_B1TT is not None else None
+    need_grad = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))  # else keep no probabilities
+    with torch.autocast(dev, enabled=False):
+        o = _BlockedCausal.apply(q, k, v, hidden, H, scale, block or _BLOCK.get(dtype, 64), need_grad)
+    return o.view(B, H, T, -1)
+
 
 def attend(q_BHTD, k_BHSD, v_BHSD, mask, scale: float, enable_gqa: bool = False) -> torch.Tensor:
     """SDPA; `mask` is None for plain causal attention over the same tokens, else a bool [B, 1, T, S] mask."""
@@ -76,6 +165,13 @@ class MLA(nn.Module):
         B, T, H, _ = q_nope.shape
         kv = self.kv_b_proj(ckv).view(B, T, H, self.d_nope + self.d_v)
         k_nope, v = kv.split([self.d_nope, self.d_v], dim=-1)
+        if cache is None and q_nope.device.type == "cpu":
+            # Training / full-sequence scoring on CPU: skip the masked half of the T×T square. q and k are built
+            # head-major ([B, H, T, D], contiguous) by the concatenation itself.
+            q = torch.cat((q_nope.transpose(1, 2), q_pe.transpose(1, 2)), dim=-1)
+            k = torch.cat((k_nope.transpose(1, 2), k_pe[:, None].expand(B, H, T, self.d_rope)), dim=-1)
+            o = blocked_causal_attention(q, k, v.transpose(1, 2), self.scale, mask)
+            return self.o_proj(o.transpose(1, 2).reshape(B, T, H * self.d_v))
         k = torch.cat((k_nope, k_pe[:, :, None, :].expand(B, T, H, self.d_rope)), dim=-1)
         q = torch.cat((q_nope, q_pe), dim=-1)
         if cache is not None:
@@ -127,6 +223,11 @@ class GQA(nn.Module):
         q = apply_rope_half(q.view(B, T, self.n_heads, self.d), cos, sin)
         k = apply_rope_half(k.view(B, T, self.n_kv, self.d), cos, sin)
         v = v.view(B, T, self.n_kv, self.d)
+        if cache is None and q.device.type == "cpu":  # training / full-sequence scoring: see MLA._naive
+            g = self.n_heads // self.n_kv
+            k, v = (t.transpose(1, 2).repeat_interleave(g, dim=1) for t in (k, v))
+            o = blocked_causal_attention(q.transpose(1, 2), k, v, self.scale, mask)
+            return self.o_proj(o.transpose(1, 2).reshape(B, T, self.n_heads * self.d))
         if cache is not None:
             k, v = cache.write(self.layer_idx, positions_BT, k, v)
         o = attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask, self.scale, self.n_kv != self.n_heads)

@@ -8,7 +8,8 @@ Routing for one token u (spec §4), in fp32:
     i_1..i_k = top-k of the masked z;  w_j = s_{i_j} (raw score)  → / Σ w (norm_topk_prob) → × routed_scaling_factor
     MoE(u) = Σ_j w_j Expert_{i_j}(u) + Shared(u)
 
-Dispatch sorts the (token, expert) pairs by expert and runs each active expert once on a contiguous slice.
+Dispatch groups the (token, expert) pairs by expert and runs each expert once on all of its tokens: as two
+batched GEMMs over per-expert blocks padded to the busiest expert's load, or as a loop when padding would cost too much.
 Balancing: after each optimizer step the trainer calls `update_bias` with the step's global load counts:
 b_i += γ·sign(mean(c) − c_i). The complementary sequence-wise loss α·Σ_i f_i P_i (eqs. 17–20) is computed here.
 """
@@ -77,11 +78,14 @@ class MoE(nn.Module):
     def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
         B, T, D = x_BTD.shape
         x_ND = x_BTD.reshape(-1, D)
-        scores, idx_Nk, w_Nk = self.gate(x_ND)
+        scores, idx_Nk, w_Nk = self.gate(x_ND)  # routing reads x at full precision
         counts = torch.bincount(idx_Nk.flatten(), minlength=self.n_experts)
-        y_ND = self._dispatch(x_ND, idx_Nk, w_Nk, counts.tolist())
+        dev = x_ND.device.type
+        # under autocast, cast the tokens once for the routed and the shared experts alike
+        x_in = x_ND.to(torch.get_autocast_dtype(dev)) if torch.is_autocast_enabled(dev) else x_ND
+        y_ND = self._dispatch(x_in, idx_Nk, w_Nk, counts.tolist()).to(x_ND.dtype)
         if self.shared_experts is not None:
-            y_ND = y_ND + self.shared_experts(x_ND)
+            y_ND = y_ND + self.shared_experts(x_in)
         self.last_counts = counts
         if self.training and self.balance_alpha > 0:
             self.last_balance_loss = self._sequence_balance_loss(scores.view(B, T, -1), idx_Nk.view(B, T, -1))
@@ -92,46 +96,58 @@ class MoE(nn.Module):
     def _dispatch(
         self, x_ND: torch.Tensor, idx_Nk: torch.Tensor, w_Nk: torch.Tensor, counts: list[int]
     ) -> torch.Tensor:
-        """Sort the (token, expert) pairs by expert; each expert runs once on its contiguous slice of tokens."""
-        flat = idx_Nk.flatten()
-        order = flat.argsort(stable=True)
-        token = order // self.top_k  # which token each sorted pair came from
-        x_sorted = x_ND.index_select(0, token)
+        """Σ_j w_j·Expert_{i_j}(x) per token, each expert running once on all of its tokens. Returns fp32 or wider."""
+        expert_P, w_P = idx_Nk.flatten(), w_Nk.flatten()  # pairs p = n·k + j, in token order
         capacity = max(counts)
-        pairs = len(flat)
+        pairs = len(expert_P)
         # Small, many experts: launch overhead dominates, so run all of them as one batched GEMM over slices padded
         # to the busiest expert's load. Loop instead when padding would add more than half the pairs' work, or when
         # so few tokens are routed (decoding) that stacking every expert's weights costs more than the few experts hit.
         if pairs >= self.n_experts and (2 * self.n_experts * capacity <= 3 * pairs or pairs <= 256):
-            y_sorted = self._run_padded(x_sorted, flat[order], counts, capacity)
-        else:
-            y_sorted = self._run_looped(x_sorted, counts)
-        y_sorted = y_sorted * w_Nk.flatten()[order, None].to(y_sorted.dtype)
-        return torch.zeros_like(x_ND).index_add_(0, token, y_sorted.to(x_ND.dtype))
+            return self._run_padded(x_ND, expert_P, w_P, counts, capacity)
+        return self._run_looped(x_ND, expert_P, w_P, counts)
 
-    def _run_looped(self, x_sorted: torch.Tensor, counts: list[int]) -> torch.Tensor:
+    def _run_looped(self, x_ND: torch.Tensor, expert_P: torch.Tensor, w_P: torch.Tensor, counts: list[int]):
+        """Sort the pairs by expert; each expert runs on its contiguous slice; scatter-add back, weighted."""
+        order = expert_P.argsort(stable=True)
+        token = order // self.top_k  # which token each sorted pair came from
+        x_sorted = x_ND.index_select(0, token)
         outs, start = [], 0
         for e, n in enumerate(counts):
             if n:
                 outs.append(self.experts[e](x_sorted[start : start + n]))
                 start += n
-        return torch.cat(outs)
+        y_sorted = torch.cat(outs) * w_P[order, None]
+        out = torch.zeros(x_ND.shape, dtype=y_sorted.dtype, device=x_ND.device)
+        return out.index_add_(0, token, y_sorted)
 
     def _run_padded(
-        self, x_sorted: torch.Tensor, expert: torch.Tensor, counts: list[int], capacity: int
+        self, x_ND: torch.Tensor, expert_P: torch.Tensor, w_P: torch.Tensor, counts: list[int], capacity: int
     ) -> torch.Tensor:
-        E, D = self.n_experts, x_sorted.shape[-1]
-        starts = torch.tensor([0, *counts[:-1]], device=x_sorted.device).cumsum(0)
-        slot = torch.arange(len(expert), device=x_sorted.device) - starts[expert]
-        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x_sorted.dtype
-        x_pad = x_sorted.new_zeros(E, capacity, D, dtype=dtype).index_put((expert, slot), x_sorted.to(dtype))
+        """All experts as two batched GEMMs over [E, capacity] rows: expert e's tokens fill block e's first rows.
+
+        The tokens are gathered straight into the padded layout and the outputs gathered straight back in token
+        order. Padding rows hold a copy of token 0: their outputs are never gathered, so they get zero gradient
+        and add exactly nothing to any weight's gradient — no zero-filled buffer or scatter is needed.
+        """
+        E, k = self.n_experts, self.top_k
+        N, D = x_ND.shape
+        P, dev = len(expert_P), x_ND.device
+        order = expert_P.argsort(stable=True)
+        rank = torch.empty_like(order).index_copy_(0, order, torch.arange(P, device=dev))  # place in sorted order
+        starts = torch.tensor([0, *counts[:-1]], device=dev).cumsum(0)
+        row_P = expert_P * capacity + (rank - starts[expert_P])  # each pair's row in the padded [E·capacity, D]
+        token_of_row = torch.zeros(E * capacity, dtype=torch.long, device=dev)
+        token_of_row.index_copy_(0, row_P, torch.arange(P, device=dev) // k)
+        x_pad = x_ND.index_select(0, token_of_row).view(E, capacity, D)
         gate = torch.stack([e.gate_proj.weight for e in self.experts])  # [E, I, D]
         up = torch.stack([e.up_proj.weight for e in self.experts])
         down = torch.stack([e.down_proj.weight for e in self.experts])  # [E, D, I]
-        gu = torch.bmm(x_pad, torch.cat((gate, up), dim=1).transpose(1, 2).to(dtype))  # [E, C, 2I]
+        gu = torch.bmm(x_pad, torch.cat((gate, up), dim=1).transpose(1, 2).to(x_pad.dtype))  # [E, C, 2I]
         g, u = gu.chunk(2, dim=-1)
-        y_pad = torch.bmm(F.silu(g) * u, down.transpose(1, 2).to(dtype))  # [E, C, D]; padded rows stay 0
-        return y_pad[expert, slot]
+        y_pad = torch.bmm(F.silu(g) * u, down.transpose(1, 2).to(x_pad.dtype))  # [E, C, D]
+        y_Pk = y_pad.view(E * capacity, D).index_select(0, row_P).view(N, k, D)
+        return (y_Pk * w_P.view(N, k, 1)).sum(1)  # fp32 weights: the combination is at least fp32
 
     def _sequence_balance_loss(self, scores_BTE: torch.Tensor, idx_BTk: torch.Tensor) -> torch.Tensor:
         """α·Σ_i f_i·P_i per sequence, averaged over the batch (V3 report eqs. 17–20)."""

@@ -23,6 +23,7 @@ from r1.model.moe import MoE
 from r1.model.rope import inv_frequencies, rope_cos_sin
 
 IGNORE_INDEX = -100
+_CE_CHUNK = 1 << 18  # logits per row chunk of the fused cross-entropy (1 MiB in fp32)
 
 
 @dataclass
@@ -181,11 +182,13 @@ class Transformer(nn.Module):
         h = self.model.norm(h)
 
         out = ModelOutput(hidden=h)
-        if return_logits or labels is not None:
-            h_out = h[:, -logits_to_keep:] if logits_to_keep else h
-            out.logits = self.lm_head(h_out)
+        if labels is not None and not logits_to_keep:
+            out.logits, out.lm_loss = self._logits_and_loss(h, labels)
+        elif return_logits or labels is not None:
+            out.logits = self.lm_head(h[:, -logits_to_keep:] if logits_to_keep else h)
+            if labels is not None:
+                out.lm_loss = _next_token_loss(out.logits, labels)
         if labels is not None:
-            out.lm_loss = _next_token_loss(out.logits, labels)
             out.loss = out.lm_loss
             if len(self.mtp):
                 out.mtp_loss = self._mtp_loss(h, input_ids, labels, positions, segment_ids, cos, sin)
@@ -214,6 +217,19 @@ class Transformer(nn.Module):
             return (causal & same_doc)[:, None]
         return None
 
+    def _logits_and_loss(self, h_BTC: torch.Tensor, labels_BT: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """lm_head logits and the next-token loss, fused so the [B·T, V] logit gradient is never materialized."""
+        B, T, C = h_BTC.shape
+        weight = self.lm_head.weight
+        dev = h_BTC.device.type
+        dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else h_BTC.dtype
+        need_grad = torch.is_grad_enabled() and (h_BTC.requires_grad or weight.requires_grad)
+        with torch.autocast(dev, enabled=False):
+            logits, loss = _LinearCrossEntropy.apply(
+                h_BTC.reshape(B * T, C).to(dtype), weight.to(dtype), _shifted_targets(labels_BT), need_grad
+            )
+        return logits.view(B, T, -1), loss
+
     def _mtp_loss(self, h, input_ids, labels, positions, segment_ids, cos, sin) -> torch.Tensor:
         """Depth k predicts t_{i+k+1} from h^{k-1}_i and Emb(t_{i+k}); mean over depths of the token-mean CE."""
         T = input_ids.shape[1]
@@ -226,15 +242,93 @@ class Transformer(nn.Module):
             mask = self._mask(positions[:, :n], None, seg)
             emb = self.model.embed_tokens(input_ids[:, k:])
             h = layer(h[:, :n], emb, cos[:, :n], sin[:, :n], mask, positions[:, :n])
-            logits = self.lm_head(layer.shared_head.norm(h))
-            losses.append(_next_token_loss(logits, labels[:, k:]))
+            losses.append(self._logits_and_loss(layer.shared_head.norm(h), labels[:, k:])[1])
         return torch.stack(losses).mean() if losses else h.new_zeros(())
 
 
+def _shifted_targets(labels_BT: torch.Tensor) -> torch.Tensor:
+    """Position t's target is labels[t + 1]; the last position gets IGNORE_INDEX. Flattened to [B·T]."""
+    return F.pad(labels_BT[:, 1:], (0, 1), value=IGNORE_INDEX).reshape(-1)
+
+
 def _next_token_loss(logits_BTV: torch.Tensor, labels_BT: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of position t predicting labels[t + 1], in fp32, ignoring IGNORE_INDEX."""
-    V = logits_BTV.shape[-1]
-    target = labels_BT[:, 1:].reshape(-1)
+    """Mean cross-entropy of position t predicting labels[t + 1], in fp32, ignoring IGNORE_INDEX (0 if none)."""
+    target = _shifted_targets(labels_BT)
     if not (target != IGNORE_INDEX).any():
         return logits_BTV.sum() * 0.0  # keeps the graph; no token to learn from
-    return F.cross_entropy(logits_BTV[:, :-1].reshape(-1, V).float(), target, ignore_index=IGNORE_INDEX)
+    logits = logits_BTV.reshape(target.shape[0], -1).float()
+    return F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """logits = h Wᵀ and their token-mean cross-entropy, with the loss gradient formed in the forward pass.
+
+    The gradient of the summed CE w.r.t. the logits, softmax − onehot (zero on ignored rows), is computed on
+    cache-sized row chunks right after each chunk's log-softmax, instead of the unfused path's passes over all of
+    [N, V] (log-probs out, a zero-filled NLL gradient, a log-softmax backward). In fp32 it is kept as separate
+    row chunks and backward forms dh and dW chunk by chunk: no [N, V] gradient is ever allocated (at 32 MiB and
+    up, every fresh allocation is new mmap'd memory, page-faulted in on first write). A 16-bit gradient goes into
+    one buffer and through one GEMM per input, so dW's sum over tokens (which cancels heavily) accumulates in
+    fp32 inside the GEMM instead of being rounded per chunk. The mean's 1/n is applied in backward as
+    (incoming gradient)/n to dh and dW, as the NLL backward applies it: a trainer that backpropagates loss × n
+    gets the exact unit scale. The logits are still returned, and a gradient arriving through them is added.
+    """
+
+    @staticmethod
+    def forward(ctx, h_NC, w_VC, target_N, need_grad: bool):
+        logits = F.linear(h_NC, w_VC)
+        N, V = logits.shape
+        acc = torch.promote_types(logits.dtype, torch.float32)  # the softmax runs in fp32 or wider
+        valid = target_N != IGNORE_INDEX
+        ignored = (~valid).nonzero().flatten()
+        tgt = torch.where(valid, target_N, 0)[:, None]
+        logp_target = torch.empty(N, dtype=acc, device=logits.device)
+        rows = max(1, _CE_CHUNK // V)
+        whole = torch.empty_like(logits) if need_grad and logits.element_size() < 4 else None
+        chunks = []
+        for a in range(0, N, rows):
+            b = min(a + rows, N)
+            logp = torch.log_softmax(logits[a:b], dim=-1, dtype=acc)
+            logp_target[a:b] = logp.gather(1, tgt[a:b])[:, 0]
+            if need_grad:
+                g = logp.exp_().scatter_add_(1, tgt[a:b], logp.new_full((b - a, 1), -1.0))
+                g.index_fill_(0, ignored[(ignored >= a) & (ignored < b)] - a, 0.0)
+                if whole is not None:
+                    whole[a:b] = g
+                else:
+                    chunks.append(g.to(logits.dtype))
+        n = valid.sum()
+        ctx.save_for_backward(h_NC, w_VC)
+        ctx.chunks, ctx.rows, ctx.n = ([whole] if whole is not None else chunks), rows, n
+        ctx.set_materialize_grads(False)
+        return logits, -logp_target.masked_fill(~valid, 0.0).sum() / n.clamp(min=1)
+
+    @staticmethod
+    def backward(ctx, g_logits, g_loss):
+        h, w = ctx.saved_tensors
+        need_h, need_w = ctx.needs_input_grad[:2]
+        dh = dw = None
+        if g_loss is not None and ctx.chunks:
+            if len(ctx.chunks) == 1:
+                dh = ctx.chunks[0] @ w if need_h else None
+                dw = ctx.chunks[0].t() @ h if need_w else None
+            else:
+                dh = torch.empty_like(h) if need_h else None
+                dw = torch.zeros_like(w) if need_w else None
+                for i, g in enumerate(ctx.chunks):
+                    a, b = i * ctx.rows, i * ctx.rows + g.shape[0]
+                    if need_h:
+                        torch.mm(g, w, out=dh[a:b])
+                    if need_w:
+                        dw.addmm_(g.t(), h[a:b])
+            n = ctx.n.clamp(min=1)
+            scale = float(g_loss) / float(n) if g_loss.device.type == "cpu" else g_loss / n
+            if not (isinstance(scale, float) and scale == 1.0):
+                dh = dh.mul_(scale) if dh is not None else None
+                dw = dw.mul_(scale) if dw is not None else None
+        if g_logits is not None:
+            if need_h:
+                dh = g_logits @ w if dh is None else dh.add_(g_logits @ w)
+            if need_w:
+                dw = g_logits.t() @ h if dw is None else dw.add_(g_logits.t() @ h)
+        return dh, dw, None, None
