@@ -22,16 +22,21 @@ recomputes π_old (r1 takes the engine's log-probabilities, TRL uses the detache
 random, so every reward is 0, every advantage 0 and the gradient 0: the update changes nothing, but both sides still
 run the full forward, backward and AdamW, so the work timed is that of a real step.
 
-Measured on the shared 2-core development VM while another engineer's CPU jobs ran (load 1.5-3.7), `--threads 1`,
-3 rounds × 5 timed steps, medians (s/step; the split is generate / reward + π_ref / train):
+Measured on the 2-core development VM with no other job running (load ~1), `--threads 1`, 3 rounds × 5 timed steps,
+medians (s/step; the split is generate / reward + π_ref / train), at commit 4c0b631:
 
-    model                    r1      TRL     ratio   r1 split            TRL split           peak RSS r1 / TRL
-    tiny (V3, MLA + MoE)    1.31    2.24    1.71x   0.32/0.23/0.74      1.06/0.25/0.93      954 / 1,222 MiB
-      again, load ~3.5      2.05    3.49    1.70x   0.53/0.35/1.17      1.64/0.38/1.43      958 / 1,204 MiB
-    tiny-qwen2 (dense)      1.14    1.50    1.31x   0.24/0.19/0.70      0.44/0.20/0.85      859 / 1,115 MiB
+    setting                               r1      TRL     ratio   r1 split            TRL split
+    fp32 (default)                        1.09    2.16    1.97x   0.27/0.20/0.63      0.96/0.24/0.92
+    --dtype bf16                          0.87    1.99    2.30x   0.30/0.13/0.43      0.91/0.25/0.83
+    --dtype bf16 --trl-gc (TRL defaults)  0.85    2.12    2.50x   0.29/0.13/0.42      0.88/0.26/0.99
 
-r1 samples 2-3x faster, but the policy forward + backward + AdamW is most of its step and only ~1.2x faster than
-TRL's, so the 3x target is open: it needs a faster training pass, not faster sampling.
+Peak RSS (whole process): fp32 r1 890 / TRL 1,197 MiB; bf16 r1 1,429 / TRL 1,273 MiB. Before the model's training
+kernels were sped up (same machine under load): fp32 1.71x, dense tiny-qwen2 1.31x.
+
+r1 samples 3x faster, but the policy forward + backward + AdamW is the largest part of its step and only ~1.5-2x
+faster than TRL's, so the 3x target is open. What would close it: computing each group's shared prompt once in the
+training and π_ref forwards (a quarter of the tokens here), and a chunked log-probability head that never
+materialises [tokens, vocab] buffers.
 """
 
 from __future__ import annotations
