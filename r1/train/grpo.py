@@ -743,12 +743,15 @@ class Watchdog:
         self.fired: set[str] = set()
         self.streak: dict[str, int] = {}
         self.first_length: float | None = None
+        self.first_long: float = 0.0
 
     def check(self, stats: Mapping[str, float], o: GRPOOptions) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
-        length = stats.get("length_mean", 0.0)
+        length, long = stats.get("length_mean", 0.0), stats.get("long_form", 0.0)
         if self.first_length is None:
-            self.first_length = length
+            self.first_length, self.first_long = length, long
+        shorter = self.first_length >= 8 and length < 0.75 * self.first_length
+        less_reasoning = self.first_long >= 0.1 and long < 0.5 * self.first_long
         conditions = {
             "format_stuck": ("reward/format" in stats and stats["reward/format"] == 0.0, True,
                              f"the format reward was 0 on every sample for {self.PATIENCE} rollouts: the model never "
@@ -758,8 +761,9 @@ class Watchdog:
                           f"every group had equal rewards for {self.PATIENCE} rollouts, so every advantage is 0 and "
                           "nothing is learned: the problems are all too easy or all too hard for this model. Change "
                           "grpo.difficulty, raise grpo.group_size, or set grpo.dynamic_sampling=true"),
-            "length_collapse": (self.first_length >= 8 and length < 0.5 * self.first_length, False,
-                                f"mean response length fell from {self.first_length:.1f} to {length:.1f} tokens: the "
+            "length_collapse": (shorter or less_reasoning, True,
+                                f"mean response length fell from {self.first_length:.1f} to {length:.1f} tokens and "
+                                f"the share of answers that reason from {self.first_long:.2f} to {long:.2f}: the "
                                 "policy is dropping its reasoning, usually because long answers score worse than "
                                 "short ones for this base (see `r1 run`'s 'Before RL' check) or the lr is too high"),
             "truncated": (stats.get("truncated", 0.0) > 0.5, False,
