@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from r1.cli import main as cli
+from r1.pipeline.run import eval_items
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +81,17 @@ def test_model_folders_load_in_r1_engine_and_transformers(quick_run, folder):
         assert (ours(ids).logits - theirs(ids).logits).abs().max().item() < 1e-4
     tok = transformers.AutoTokenizer.from_pretrained(model_dir)
     assert tok.convert_tokens_to_ids("<think>") == 5
+    # the folder's chat template asks in the model's own prompt format: chat, serve and transformers agree with RL
+    from r1.data.corpus import prompt_for
+    from r1.tokenizer import Tokenizer
+
+    ours_tok = Tokenizer.load(model_dir)
+    item = eval_items("3", 1, seed=0)[0]
+    chat = [{"role": "user", "content": item["meta"]["question"]}]
+    want = [ours_tok.bos_id, *ours_tok.encode(prompt_for(item, "r1-zero-short"))]
+    assert ours_tok.apply_chat_template(chat, tokenize=True) == want
+    theirs_text = tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    assert theirs_text == ours_tok.apply_chat_template(chat)
 
 
 def test_r1_chat_answers_from_the_model_folder(quick_run, capsys):

@@ -226,3 +226,21 @@ def test_cli_tasks_list_and_sample(tmp_path: Path, capsys: pytest.CaptureFixture
     assert all(get_task("countdown").verify(extract_answer(r["solution"]), r) for r in rows)
     assert main(["tasks", "sample", "nope"]) == 2
     assert "unknown task 'nope'" in capsys.readouterr().err
+
+
+def test_plain_chat_templates_render_the_plain_prompts():
+    from r1.tasks.templates import R1_ZERO_PREAMBLE, plain_chat_template
+    from r1.tokenizer import Tokenizer
+
+    tok = Tokenizer.train(["User: Compute 1+2 from left to right, mod 10. Assistant:"], vocab_size=300)
+    item = get_task("modchain").generate(1, seed=3, split="eval")[0]
+    for name in ("r1-zero", "r1-zero-short"):
+        tok.chat_template = plain_chat_template(name)
+        text = tok.apply_chat_template([{"role": "user", "content": item["meta"]["question"]}])
+        assert text == tok.bos_token + apply_template(item, name)["prompt"]
+        assert (R1_ZERO_PREAMBLE in text) == (name == "r1-zero")
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    with_system = tok.apply_chat_template(chat)
+    assert with_system == tok.bos_token + "Be brief. User: Hi. Assistant:"
+    with pytest.raises(UserError):
+        plain_chat_template("r1")

@@ -240,7 +240,7 @@ def stage_base(st: RunState) -> None:
     from r1.model.info import model_info
 
     if st.cfg.base is None:
-        publish_model(Path(st.summary["pretrain"]["checkpoint"]), st.base_dir, st.tokenizer_dir)
+        publish_model(Path(st.summary["pretrain"]["checkpoint"]), st.base_dir, st.tokenizer_dir, st.cfg.template)
     elif not (st.base_dir / "config.json").is_file():
         raise UserError(f"--base {st.base_dir}: not a model folder (no config.json)")
     provenance = st.base_dir / "provenance.json"
@@ -260,8 +260,12 @@ def stage_base(st: RunState) -> None:
     st.summary["hf_check"] = _hf_check(st, st.base_dir)
 
 
-def publish_model(checkpoint: Path, dest: Path, tokenizer_dir: Path | None = None) -> None:
-    """A training checkpoint → a model folder: weights, config and tokenizer, without the trainer's resume state."""
+def publish_model(checkpoint: Path, dest: Path, tokenizer_dir: Path | None = None, template: str | None = None) -> None:
+    """A training checkpoint → a model folder: weights, config and tokenizer, without the trainer's resume state.
+
+    `template`: the plain prompt template the model was trained with; it becomes the folder's chat template, so
+    `r1 chat`, `r1 serve` and transformers render chats the way the model saw its prompts.
+    """
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(checkpoint, dest, ignore=shutil.ignore_patterns("trainer_state.*", "COMPLETE"))
@@ -269,6 +273,13 @@ def publish_model(checkpoint: Path, dest: Path, tokenizer_dir: Path | None = Non
         for f in tokenizer_dir.iterdir():
             if not (dest / f.name).exists():
                 shutil.copy2(f, dest / f.name)
+    if template is not None:
+        from r1.tasks.templates import plain_chat_template
+        from r1.tokenizer import Tokenizer
+
+        tok = Tokenizer.load(dest)
+        tok.chat_template = plain_chat_template(template)
+        tok.save(dest)
 
 
 def _hf_check(st: RunState, model_dir: Path) -> dict[str, Any] | None:
@@ -505,7 +516,7 @@ def stage_r1_zero(st: RunState) -> None:
     result = train(cfg)
     if result.checkpoint is None:
         raise UserError("R1-Zero training wrote no final checkpoint")
-    publish_model(result.checkpoint, st.model_dir, st.base_dir)
+    publish_model(result.checkpoint, st.model_dir, st.base_dir, c.template)
     records = _read_jsonl(Path(result.run_dir) / "metrics.jsonl")
     steps = [r for r in records if r.get("event") == "step"]
     evals = [r for r in records if r.get("event") == "eval"]

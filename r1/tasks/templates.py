@@ -38,6 +38,35 @@ def r1_zero_prompt(question: str, preamble: bool = True) -> str:
     return f"{R1_ZERO_PREAMBLE} {turn}" if preamble else turn
 
 
+def plain_chat_template(name: str) -> str:
+    """A Jinja chat template that renders messages the way a model trained on a plain template saw its prompts, so
+    `r1 chat`, `r1 serve` and `transformers`' `apply_chat_template` all ask it in its own format.
+
+    The last user turn renders exactly as `apply_template` does (BOS + `User: … Assistant:`, the preamble first for
+    "r1-zero"); a system message takes the preamble's place; earlier assistant turns keep only their answers.
+    """
+    if name not in PLAIN_TEMPLATES:
+        raise UserError(f"plain_chat_template: {name!r} is not a plain template ({', '.join(PLAIN_TEMPLATES)})")
+    preamble = R1_ZERO_PREAMBLE + " " if name == "r1-zero" else ""
+    return "".join(
+        [
+            "{{ bos_token }}",
+            f"{{% set ns = namespace(head={preamble!r}) %}}",
+            "{% for message in messages %}{% if message['role'] == 'system' %}",
+            "{% set ns.head = message['content'] | trim + ' ' %}{% endif %}{% endfor %}",
+            "{{ ns.head }}",
+            "{% for message in messages %}",
+            "{% if message['role'] == 'user' %}",
+            "{% set q = message['content'] | trim %}",
+            "{{ 'User: ' + q + ('' if q[-1:] in '.?!。？！' else '.') + ' Assistant:' }}",
+            "{% elif message['role'] == 'assistant' %}",
+            "{{ ' ' + message['content'].split('</think>')[-1] | trim + ' ' }}",
+            "{% endif %}",
+            "{% endfor %}",
+        ]
+    )
+
+
 def r1_messages(question: str) -> list[dict[str, str]]:
     """The R1 chat usage for one question: a single user turn, no system prompt."""
     return [{"role": "user", "content": question.strip() + R1_INSTRUCTION}]
