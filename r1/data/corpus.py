@@ -9,10 +9,12 @@ numbers are in the report of `r1 run`, the background in shared/notes/r1-zero-at
   off on the hard levels, or RL has nothing to amplify. (A linear task such as digit sums is solved directly and
   gives RL no reason to reason.) Other families are left out: the budget is the binding constraint, and every
   document of another family is one fewer for the procedure that is only just learned in time.
-- Levels k = 2..6. The hard part for the model is not the arithmetic (learned early) but finding the i-th operator
-  and digit of the question at step i; it learns that one step position at a time, and only longer chains teach the
-  later positions. Within ~3M tokens it learns k ≤ 6 (forced step-by-step accuracy near 100%) and fails on 7-8
-  (never seen), so 2..6 spans "easy" to "often wrong unless it reasons", and 7..8 show where it stops.
+- Levels k = 2..6, weighted 1 : 1 : 1.5 : 2 : 2.5 toward the long chains. The hard part for the model is not the
+  arithmetic (learned early) but finding the i-th operator and digit of the question at step i; it learns that one
+  step position at a time, and only the longer chains teach the later positions. With uniform levels, whether the
+  last positions were learned within ~3M tokens depended on the seed (2 of 4 runs fell short at levels 5-6 and RL
+  then gained 2-14 points instead of 30); with this weighting both seeds tried learned every level (forced step by
+  step 100% at levels 4-6). Levels 7-8 are never seen and show where the procedure stops.
 - Styles, the same shares at every level: 50% direct answers (`<think>\n</think>` then the answer), 35% step by
   step inside `<think>`, 15% step by step with one slip caught by " wait, " and redone. The notes' 65/25/10 left
   the step procedure unlearned at this budget in some runs (the long form is where it is learned); at 50/35/15
@@ -45,7 +47,7 @@ from r1.tasks.templates import PLAIN_TEMPLATES, apply_template
 
 DEFAULT_MIX: dict[str, float] = {"direct": 0.50, "steps": 0.35, "check": 0.15}
 DEFAULT_TASKS: dict[str, float] = {"modchain": 1.0}
-DEFAULT_LEVELS: dict[str, str | dict[str, float]] = {"modchain": "2-6"}
+DEFAULT_LEVELS: dict[str, str | dict[str, float]] = {"modchain": {"2": 1.0, "3": 1.0, "4": 1.5, "5": 2.0, "6": 2.5}}
 DEFAULT_TEMPLATE = "r1-zero-short"
 
 Record = dict[str, Any]
