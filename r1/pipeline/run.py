@@ -25,9 +25,10 @@ answer, the chain's first digit for step-by-step work. So "forced direct" prefil
 `<think>\\n</think>\\n<answer>` and "forced step by step" with `<think>\\n` plus the question's first digit (a copy
 of given text, no work done). Both are greedy (one sample, T=0), i.e. the model's best answer in that style.
 
-Budget: the defaults aim at about 12 minutes in all on a 2-core CPU (pretraining ~7, RL ~3); `--steps` and
-`--rl-steps` trade time for quality, `--base DIR` starts from an existing base model, `--quick` is a seconds-long
-smoke run (used by the tests) whose numbers mean nothing.
+By default the job starts from the shipped base (`r1/assets/base-tiny`, see `BUILTIN_BASE`) and skips stages 1-3
+pretraining: about 3 minutes on a 2-core CPU, 2 of them GRPO. `--from-scratch` runs every stage (about 11
+minutes); `--steps` and `--rl-steps` trade time for quality, `--base DIR` starts from another base model, `--quick`
+is a seconds-long smoke run (used by the tests) whose numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -850,9 +851,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
         help="the built-in default job, end to end, into a run folder",
-        description="R1-Zero on a laptop: train the tiny DeepSeek-V3 base from scratch on the built-in corpus, run "
-        "GRPO with rule rewards on it, evaluate before and after on held-out problems, and write a run folder with "
-        "report.md, base/ and model/ (about 12 minutes on a 2-core CPU).",
+        description="R1-Zero on a laptop: take the built-in tiny DeepSeek-V3 base (or train one from scratch), "
+        "check it has something to amplify, run GRPO with rule rewards on it, evaluate before and after on held-out "
+        "problems, and write a run folder with report.md, base/ and model/ (about 3 minutes on a 2-core CPU; "
+        "11 with --from-scratch).",
     )
     p.add_argument("--out", default=None, help="run folder (default runs/default-<time>)")
     p.add_argument("--seed", type=int, default=0)
