@@ -25,10 +25,10 @@ answer, the chain's first digit for step-by-step work. So "forced direct" prefil
 `<think>\\n</think>\\n<answer>` and "forced step by step" with `<think>\\n` plus the question's first digit (a copy
 of given text, no work done). Both are greedy (one sample, T=0), i.e. the model's best answer in that style.
 
-By default the job starts from the shipped base (`r1/assets/base-tiny`, see `BUILTIN_BASE`) and skips stages 1-3
-pretraining: about 3 minutes on a 2-core CPU, 2 of them GRPO. `--from-scratch` runs every stage (about 11
-minutes); `--steps` and `--rl-steps` trade time for quality, `--base DIR` starts from another base model, `--quick`
-is a seconds-long smoke run (used by the tests) whose numbers mean nothing.
+By default the job starts from the shipped base (`r1/assets/base-tiny`, see `BUILTIN_BASE`) and skips stages
+1-3 (corpus, tokenizer, pretraining): about 3 minutes on a 2-core CPU, 2 of them GRPO. `--from-scratch` runs every
+stage (about 11 minutes); `--steps` and `--rl-steps` trade time for quality, `--base DIR` starts from another base
+model, `--quick` is a seconds-long smoke run (used by the tests) whose numbers mean nothing.
 """
 
 from __future__ import annotations
