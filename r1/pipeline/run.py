@@ -202,11 +202,19 @@ def pretrain_overrides(st: RunState) -> list[str]:
         f"train.steps={c.steps}",
         f"train.batch_size={c.batch_size}",
         "train.micro_batch_size=0",
+        "train.log_every=1",
+        *_run_overrides(c),
+    ]
+
+
+def _run_overrides(c: RunConfig) -> list[str]:
+    """What every training stage of the job shares: seed, threads, fp32 on the CPU, one final checkpoint, no
+    resume (the job reruns a stage from its start), progress, plots and a report."""
+    return [
         f"train.seed={c.seed}",
         f"train.threads={c.threads}",
         "train.dtype=fp32",
         "train.device=cpu",
-        "train.log_every=1",
         "train.resume=false",
         "checkpoint.every=0",
         "checkpoint.final=true",
@@ -487,16 +495,7 @@ def rl_overrides(st: RunState) -> list[str]:
         f"train.steps={c.rl_steps}",
         "train.batch_size=128",
         f"train.eval_every={c.rl_eval_every}",
-        f"train.seed={c.seed}",
-        f"train.threads={c.threads}",
-        "train.dtype=fp32",
-        "train.device=cpu",
-        "train.resume=false",
-        "checkpoint.every=0",
-        "checkpoint.final=true",
-        "logging.progress=true",
-        "logging.plots=true",
-        "logging.report=true",
+        *_run_overrides(c),
     ]
 
 
