@@ -262,7 +262,7 @@ def stage_base(st: RunState) -> None:
     cfg = load_pretrained(st.base_dir).config
     info = model_info(cfg)
     st.summary["model"] = {
-        "preset": st.cfg.preset if st.cfg.base is None else str(st.base_dir),
+        "preset": st.cfg.preset if st.cfg.base is None else cfg.model_type,
         "total_params": info.total,
         "active_params": info.active,
         "mtp_params": info.mtp,
@@ -681,19 +681,20 @@ def report(st: RunState) -> str:
             made = "trained from scratch"
         elif "base_provenance" in s:
             prov = s["base_provenance"]
-            made = f"from `{st.base_dir}`, made by `{prov.get('command')}` (commit {prov.get('commit', '?')})"
+            made = f"from `{st.base_dir}`, made by `{prov.get('command')}` at commit {prov.get('commit', '?')}"
         else:
-            made = f"given with --base ({st.base_dir})"
+            made = f"from `{st.base_dir}` (given with --base)"
         lines.append(
-            f"**Model**: `{m['preset']}` DeepSeek-V3 (MLA, MoE, MTP) {made}: {m['total_params']:,} "
+            f"**Model**: a `{m['preset']}` model {made}: {m['total_params']:,} "
             f"parameters, {m['active_params']:,} active per token, MTP {m['mtp_params']:,}."
         )
+    where_made = "`data/corpus.jsonl`." if c.base is None else "(In the run that made the base.)"
     if "corpus" in s:
         cp = s["corpus"]
         styles = ", ".join(f"{v} {n}" for n, v in cp["styles"].items())
         lines.append(
             f"**Corpus**: {cp['documents']:,} worked modchain solutions, levels {cp['levels']} "
-            f"(train split only): {styles}. `data/corpus.jsonl`."
+            f"(train split only): {styles}. {where_made}"
         )
     if "tokenizer" in s:
         t = s["tokenizer"]
@@ -707,13 +708,14 @@ def report(st: RunState) -> str:
         if loss is not None:
             lines.append(
                 f"**Pretraining**: {p['steps']} steps, {p['tokens']:,} tokens in {p['seconds']:.0f} s "
-                f"({p['tokens_per_s']:,} tokens/s), loss on responses only; final next-token loss {loss:.3f}."
+                f"({p['tokens_per_s']:,} tokens/s), loss on responses only; final next-token loss {loss:.3f}"
+                + ("." if c.base is None else " (when the base was made).")
             )
         lines += [f"![{Path(x).stem}]({x})" for x in p["plots"] if (st.out / x).is_file()]
     if s.get("hf_check"):
         h = s["hf_check"]
         lines.append(
-            f"**Checkpoints**: `base/`{' and `model/`' if s.get('hf_check_final') else ''} load in r1, `r1 chat`, "
+            f"**Checkpoints**: the base{' and `model/`' if s.get('hf_check_final') else ''} load in r1, `r1 chat`, "
             f"`r1 serve` and transformers {h['transformers']} (max |Δlogits| vs r1 = {h['max_abs_logit_diff']:.1e})."
         )
     for name, title in (("base", "base model"), ("r1-zero", "after R1-Zero")):
@@ -786,7 +788,8 @@ def _rl_section(st: RunState) -> list[str]:
         "",
         "## R1-Zero training (GRPO, `r1-zero/`)",
         "",
-        "Preset `r1-zero-tiny` from `base/` (no SFT): 16 prompts × 8 samples per step at T=1.0, reward = 1 for the "
+        f"Preset `r1-zero-tiny` from the base (`{st.base_dir}`; no SFT): 16 prompts × 8 samples per step at T=1.0, "
+        "reward = 1 for the "
         "right answer in `<answer>` + 0.1 for the exact format, one on-policy update per rollout, β = 1e-3 with the "
         "reference reset every 100 steps; train-split problems only. Settings: `r1-zero.yaml`; per step: "
         "`r1-zero/metrics.jsonl`; the trainer's own report: `r1-zero/report.md`.",
