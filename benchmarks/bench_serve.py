@@ -13,11 +13,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 
 import torch
@@ -101,31 +99,20 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    import uvicorn
-
     from r1.engine import Engine
     from r1.engine.testing import save_tiny
     from r1.serve.app import create_app
+    from r1.serve.cli import serve_in_thread
 
     tmp = tempfile.TemporaryDirectory()
     model_dir = save_tiny(f"{tmp.name}/tiny", max_len=512)
     engine = Engine.from_pretrained(model_dir, max_batch=args.max_batch, max_len=512)
     app = create_app(engine, "tiny")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    base = f"http://127.0.0.1:{port}"
-    asyncio.run(drive(base, 2, 2, 4, 60))  # warm-up
-    steps_before = engine.stats["decode_steps"]
-    res = asyncio.run(drive(base, args.concurrency, args.requests, args.max_tokens, args.deadline))
-    steps = engine.stats["decode_steps"] - steps_before
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(app) as base:
+        asyncio.run(drive(base, 2, 2, 4, 60))  # warm-up
+        steps_before = engine.stats["decode_steps"]
+        res = asyncio.run(drive(base, args.concurrency, args.requests, args.max_tokens, args.deadline))
+        steps = engine.stats["decode_steps"] - steps_before
     tmp.cleanup()
 
     done = len(res["latency"])

@@ -7,7 +7,6 @@ import io
 import re
 
 import pytest
-import torch
 
 from r1 import chat
 from r1.cli import main as cli
@@ -15,13 +14,7 @@ from r1.engine.requests import Sample, SampleDone, TokenEvent
 from r1.engine.sampling import SamplingParams
 from r1.engine.testing import save_tiny, tiny_tokenizer
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def parse(*argv: str) -> argparse.Namespace:

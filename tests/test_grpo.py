@@ -55,9 +55,8 @@ def model(tok):
 
 
 @pytest.fixture(scope="module")
-def rollout(tok, model):
+def rollout(tok, model, one_thread):
     """2 prompts × 4 samples of up to 12 tokens, unequal lengths, from the engine around the model."""
-    torch.set_num_threads(1)
     prompts = [tok.encode("User: 3+4*2? Assistant:"), tok.encode("User: what is 7*9? Assistant:")]
     engine = Engine(model, tok, max_batch=8, max_len=64)
     out = engine.generate(prompts, [SamplingParams(n=4, max_tokens=12, seed=s) for s in (1, 2)])

@@ -15,14 +15,11 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from r1.engine.testing import tiny_tokenizer
 from r1.model import Transformer, preset
 from r1.model.checkpoint import save_pretrained
-from r1.train import train
-from r1.train.config import apply_override, load_config
-from r1.train.testing import TINY_MODEL
+from r1.train.testing import TINY_MODEL, assert_identical, state_copy, train_run, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +48,6 @@ def _base_model(tmp: Path) -> Path:
 
 def _config_file(tmp: Path, name: str, **grpo) -> Path:
     """A YAML config: 2 prompts × 4 samples of ≤ 10 tokens per rollout, minibatches of 4 in micro-batches of 2."""
-    d: dict = {}
     base = {
         "stage": "grpo", "model": str(_base_model(tmp)),
         "train.batch_size": 4, "train.micro_batch_size": 2, "train.steps": 6, "train.threads": 1,
@@ -61,29 +57,12 @@ def _config_file(tmp: Path, name: str, **grpo) -> Path:
         "grpo.reward": {"repetition": {"ngram_size": 1}}, "grpo.eps_low": 0.02, "grpo.eps_high": 0.02,
     }
     base.update({k.replace("__", "."): v for k, v in grpo.items()})
-    for k, v in base.items():
-        apply_override(d, f"{k}={json.dumps(v) if not isinstance(v, str) else v}")
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(d))
-    return path
-
-
-def _run(config: Path, out: Path, *extra: str):
-    return train(load_config(config, [f"train.out={out}", *extra]))
-
-
-def _weights(model) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    overrides = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in base.items()]
+    return write_config(tmp / f"{name}.yaml", overrides)
 
 
 def _records(run: Path, event: str = "step") -> list[dict]:
     return [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["event"] == event]
-
-
-def _assert_identical(model, ref: dict[str, torch.Tensor]) -> None:
-    got = _weights(model)
-    different = [k for k in ref if not torch.equal(got[k], ref[k])]
-    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
 
 
 # μ = 2 passes × 2 minibatches: a rollout lasts 4 steps, so checkpoints (every 2) land mid-rollout; β > 0 with a
@@ -96,8 +75,8 @@ RESUME = {"grpo__epochs": 2, "grpo__beta": 0.05, "grpo__old_logprobs": "trainer"
 def reference(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("grpo")
     config = _config_file(tmp, "resume", **RESUME)
-    result = _run(config, tmp / "reference")
-    return config, tmp / "reference", _weights(result.model)
+    result = train_run(config, tmp / "reference")
+    return config, tmp / "reference", state_copy(result.model)
 
 
 def test_a_run_learns_something_and_logs_what_users_watch(reference):
@@ -125,10 +104,10 @@ def test_a_run_learns_something_and_logs_what_users_watch(reference):
 def test_same_seed_same_run_and_evaluation_does_not_perturb_training(tmp_path):
     config = _config_file(tmp_path, "det", train__steps=3, grpo__beta=0.01, grpo__dynamic_sampling=True,
                           grpo__soft_overlong=True, grpo__mask_truncated=True, grpo__loss_agg="token-mean")
-    a = _run(config, tmp_path / "a", "grpo.eval_items=3", "grpo.eval_k=2", "train.eval_every=2",
+    a = train_run(config, tmp_path / "a", "grpo.eval_items=3", "grpo.eval_k=2", "train.eval_every=2",
              "logging.plots=true", "logging.report=true")
-    b = _run(config, tmp_path / "b")
-    _assert_identical(b.model, _weights(a.model))
+    b = train_run(config, tmp_path / "b")
+    assert_identical(b.model, state_copy(a.model))
     steps_a, steps_b = _records(tmp_path / "a"), _records(tmp_path / "b")
     assert [r["reward"] for r in steps_a] == [r["reward"] for r in steps_b]
     assert "reward/soft_overlong" in steps_a[0] and "dynamic/gen_rounds" in steps_a[0]
@@ -148,13 +127,13 @@ def test_dynamic_sampling_refills_and_stops_at_the_round_cap(tmp_path):
     # accuracy on a random model is always 0: every group has equal rewards, none can be kept
     config = _config_file(tmp_path, "dyn", train__steps=1, grpo__dynamic_sampling=True, grpo__max_gen_rounds=3,
                           grpo__reward={"accuracy": 1.0})
-    _run(config, tmp_path / "run")
+    train_run(config, tmp_path / "run")
     (step,) = _records(tmp_path / "run")
     assert (step["dynamic/gen_rounds"], step["dynamic/groups_topped_up"], step["prompts_used"]) == (3, 2, 6)
     assert step["frac_reward_zero_std"] == 1.0 and step["pg_loss"] == 0.0  # all advantages are 0
 
 
-def test_sigkill_mid_rollout_and_at_a_boundary_then_resume_gives_identical_weights(reference, tmp_path):
+def test_sigkill_mid_rollout_and_at_a_boundary_then_resume_gives_identicalstate_copy(reference, tmp_path):
     config, _, ref = reference
     kills = {"mid-rollout": 3, "boundary": 5}  # resume from step 2 (rollout 0 half done) and from step 4 (boundary)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -170,8 +149,8 @@ def test_sigkill_mid_rollout_and_at_a_boundary_then_resume_gives_identical_weigh
         _, err = p.communicate(timeout=300)
         assert p.returncode == -9, f"{name}: exit {p.returncode}\n{err[-2000:]}"
     for name in kills:
-        result = _run(config, tmp_path / name, "train.resume=true")
-        _assert_identical(result.model, ref)
+        result = train_run(config, tmp_path / name, "train.resume=true")
+        assert_identical(result.model, ref)
         steps = _records(tmp_path / name)
         assert [r["step"] for r in steps] == [1, 2, 3, 4, 5, 6]
         # mid-rollout: steps 3-4 train on rollout 0 read back from its file; only step 5 generates again
@@ -183,4 +162,4 @@ def test_stage_refuses_a_batch_size_that_does_not_split_the_rollout(tmp_path):
 
     config = _config_file(tmp_path, "bad", train__batch_size=3, train__micro_batch_size=0)
     with pytest.raises(ConfigError, match="must divide the rollout"):
-        _run(config, tmp_path / "run")
+        train_run(config, tmp_path / "run")

@@ -11,14 +11,18 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-import yaml
 
 from r1.errors import CheckpointError
-from r1.train import train
 from r1.train.checkpointing import latest_checkpoint, verify
-from r1.train.config import load_config
-from r1.train.testing import tiny_overrides, token_corpus, write_jsonl
+from r1.train.testing import (
+    assert_identical,
+    state_copy,
+    tiny_overrides,
+    token_corpus,
+    train_run,
+    write_config,
+    write_jsonl,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,37 +31,15 @@ def _config_file(tmp: Path) -> Path:
     data = write_jsonl(tmp / "train.jsonl", token_corpus())
     overrides = [*tiny_overrides(tmp / "unused"), f"data.paths=[{data}]", "checkpoint.every=2",
                  "checkpoint.keep_last=3"]
-    d: dict = {}
-    from r1.train.config import apply_override
-
-    for o in overrides:
-        apply_override(d, o)
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(d))
-    return path
-
-
-def _train(config: Path, out: Path, *extra: str):
-    return train(load_config(config, [f"train.out={out}", *extra]))
-
-
-def _weights(model) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return write_config(tmp / "config.yaml", overrides)
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("resume")
     config = _config_file(tmp)
-    result = _train(config, tmp / "reference")
-    return config, tmp / "reference", _weights(result.model)
-
-
-def _assert_identical(model, ref: dict[str, torch.Tensor]) -> None:
-    got = _weights(model)
-    assert got.keys() == ref.keys()
-    different = [k for k in ref if not torch.equal(got[k], ref[k])]
-    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+    result = train_run(config, tmp / "reference")
+    return config, tmp / "reference", state_copy(result.model)
 
 
 def _steps_logged(run: Path) -> list[int]:
@@ -65,7 +47,7 @@ def _steps_logged(run: Path) -> list[int]:
     return [r["step"] for r in map(json.loads, lines) if r["event"] == "step"]
 
 
-def test_sigkill_anywhere_then_resume_gives_identical_weights(reference, tmp_path):
+def test_sigkill_anywhere_then_resume_gives_identicalstate_copy(reference, tmp_path):
     config, _, ref = reference
     kills = {  # run name: (step, where) — checkpoints every 2 steps of 6
         "before-any-checkpoint": (1, "step"),
@@ -91,8 +73,8 @@ def test_sigkill_anywhere_then_resume_gives_identical_weights(reference, tmp_pat
     assert latest_checkpoint(tmp_path / "before-any-checkpoint") is None
 
     for name in kills:
-        result = _train(config, tmp_path / name, "train.resume=true")
-        _assert_identical(result.model, ref)
+        result = train_run(config, tmp_path / name, "train.resume=true")
+        assert_identical(result.model, ref)
         assert _steps_logged(tmp_path / name) == [1, 2, 3, 4, 5, 6], name  # no step logged twice
         assert not list((tmp_path / name / "checkpoints").glob("*.tmp"))
 
@@ -122,7 +104,7 @@ def test_corrupt_checkpoints_are_named_and_resume_falls_back(reference, tmp_path
     shutil.rmtree(ckpts / "step-000002")
     shutil.copytree(ref_dir / "checkpoints" / "step-000002", ckpts / "step-000002")
     with pytest.warns(UserWarning) as caught:
-        result = _train(config, run, "train.resume=true")  # skips 6 and 4, resumes from 2
+        result = train_run(config, run, "train.resume=true")  # skips 6 and 4, resumes from 2
     assert "step-000004: missing file" in str(caught[-1].message)
-    _assert_identical(result.model, ref)
+    assert_identical(result.model, ref)
     verify(ckpts / "step-000006")  # rewritten whole

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 
 import httpx
 import openai
 import pytest
-import torch
-import uvicorn
 
 from r1.cli import main as cli
 from r1.engine import Engine
 from r1.engine.testing import save_tiny, tiny_tokenizer
 from r1.serve.app import create_app
-from r1.serve.cli import generation_defaults
+from r1.serve.cli import generation_defaults, serve_in_thread
 
 MAX_LEN = 512
 BODY_LIMIT = 32 * 1024
@@ -25,26 +22,12 @@ MSG = [{"role": "user", "content": "What is 2 + 3?"}]
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def served(tmp_path_factory, one_thread):
     model_dir = save_tiny(tmp_path_factory.mktemp("serve") / "tiny", max_len=MAX_LEN)
     engine = Engine.from_pretrained(model_dir, max_batch=8, max_len=MAX_LEN)
     app = create_app(engine, "tiny", generation_defaults(model_dir), max_body_bytes=BODY_LIMIT)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started:
-        assert time.time() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", engine
-    server.should_exit = True
-    thread.join(10)
-    torch.set_num_threads(before)
+    with serve_in_thread(app) as base:
+        yield base, engine
 
 
 @pytest.fixture(scope="module")

@@ -17,16 +17,12 @@ from r1.train import TrainConfig, train
 from r1.train.config import load_config
 from r1.train.pretrain import PretrainStage
 from r1.train.sft import SFTStage
-from r1.train.testing import tiny_config, tiny_overrides, token_corpus, write_jsonl
+from r1.train.testing import state_copy, tiny_config, tiny_overrides, token_corpus, write_jsonl
 
 
 def run(tmp_path, name, docs=None, **extra):
     cfg = tiny_config(tmp_path / name, **extra)
     return train(cfg, PretrainStage(cfg, documents=docs or token_corpus())).model
-
-
-def weights(model) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def cli(argv: list[str]) -> int:
@@ -43,8 +39,8 @@ def test_accumulation_two_half_batches_equal_one_full_batch(tmp_path):
     # Adam's eps well above the ulp noise of gradients that cancel to ~1e-9: at eps 1e-8, Adam's first step divides
     # such a near-zero gradient by itself plus eps and turns a 1e-10 summation-order difference into 1e-5 of weight
     common = dict(train__steps=2, schedule__kind="constant", schedule__warmup_steps=0, optim__eps=1e-6)
-    full = weights(run(tmp_path, "full", docs, **common))
-    accum = weights(run(tmp_path, "accum", docs, train__micro_batch_size=2, **common))
+    full = state_copy(run(tmp_path, "full", docs, **common))
+    accum = state_copy(run(tmp_path, "accum", docs, train__micro_batch_size=2, **common))
     for k in full:
         torch.testing.assert_close(accum[k], full[k], atol=2e-6, rtol=1e-5, msg=k)
 
@@ -52,9 +48,9 @@ def test_accumulation_two_half_batches_equal_one_full_batch(tmp_path):
 def test_same_seed_gives_identical_weights_and_bias_moves_after_steps(tmp_path):
     a = run(tmp_path, "a", train__steps=3)
     b = run(tmp_path, "b", train__steps=3)
-    wa, wb = weights(a), weights(b)
+    wa, wb = state_copy(a), state_copy(b)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    c = weights(run(tmp_path, "c", train__steps=3, train__seed=1))
+    c = state_copy(run(tmp_path, "c", train__steps=3, train__seed=1))
     assert not torch.equal(c["model.embed_tokens.weight"], wa["model.embed_tokens.weight"])
     gamma = a.config.bias_update_speed
     for moe in a.moe_layers():  # 3 sign updates of size γ from 0: nonzero, bounded, on the γ grid

@@ -43,6 +43,7 @@ from typing import Any
 
 from r1.errors import UserError
 from r1.tasks.base import STYLES, Item, get_task
+from r1.tasks.datasets import iter_jsonl
 from r1.tasks.templates import PLAIN_TEMPLATES, apply_template
 
 DEFAULT_MIX: dict[str, float] = {"direct": 0.50, "steps": 0.35, "check": 0.15}
@@ -173,6 +174,7 @@ def write_corpus(path: str | os.PathLike[str], records: list[Record] | None = No
 
 
 def read_corpus(path: str | os.PathLike[str]) -> list[Record]:
-    """Records from a JSONL corpus written by `write_corpus`."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """Records from a JSONL corpus written by `write_corpus` (a malformed line is an error naming file and line)."""
+    if not Path(path).is_file():
+        raise UserError(f"corpus file not found: {path}")
+    return [record for _, _, record in iter_jsonl(Path(path))]

@@ -30,7 +30,6 @@ memory-mapped token file would slot in behind the same `BatchStream` interface.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ import torch
 
 from r1.errors import UserError
 from r1.model.transformer import IGNORE_INDEX
+from r1.tasks.datasets import iter_jsonl
 
 BATCHING = ("pack", "bucket")
 LOSS_ON = ("all", "response")
@@ -66,21 +66,15 @@ def read_records(paths: Iterable[str | Path], text_field: str = "text") -> Itera
         if not path.is_file():
             raise UserError(f"data file not found: {path}")
         try:
-            with path.open(encoding="utf-8") as handle:
-                for lineno, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
-                    if path.suffix != ".jsonl":
-                        yield {text_field: line.rstrip("\n")}
-                        continue
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise UserError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
-                    if not isinstance(record, dict):
-                        raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
-                    record.setdefault("_source", f"{path}:{lineno}")
+            if path.suffix == ".jsonl":
+                for where, _, record in iter_jsonl(path):
+                    record.setdefault("_source", where)
                     yield record
+                continue
+            with path.open(encoding="utf-8") as handle:
+                for line in handle:
+                    if line.strip():
+                        yield {text_field: line.rstrip("\n")}
         except (OSError, UnicodeDecodeError) as exc:
             raise UserError(f"cannot read {path}: {exc}") from None
 

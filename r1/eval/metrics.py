@@ -84,8 +84,9 @@ def format_ok(text: str, template: str | None) -> bool:
     - otherwise: any extractable answer.
     """
     from r1.rewards.answers import extract_answer
+    from r1.tasks.templates import PLAIN_TEMPLATES
 
-    if template in ("r1-zero", "r1-zero-short"):
+    if template in PLAIN_TEMPLATES:
         return bool(_ZERO_RE.match(text))
     if template == "r1":
         opens = text.count("<think>")

@@ -34,6 +34,7 @@ model, `--quick` is a seconds-long smoke run (used by the tests) whose numbers m
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import time
@@ -123,6 +124,18 @@ class RunState:
     summary: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
+
+    @functools.cached_property
+    def heldout(self) -> list[dict[str, Any]]:
+        """The held-out problems every evaluation of the job uses (eval split, `eval_per_level` per level)."""
+        c = self.cfg
+        return eval_items(c.eval_levels, c.eval_per_level, seed=c.seed + 1)
+
+    @functools.cached_property
+    def heldout_trained(self) -> list[dict[str, Any]]:
+        """The held-out problems of the corpus levels: RL's held-out curve, the same items as the tables' rows."""
+        levels = set(_levels(self.cfg.levels))
+        return [it for it in self.heldout if it["meta"]["difficulty"] in levels]
 
     @property
     def out(self) -> Path:
@@ -226,13 +239,14 @@ def _run_overrides(c: RunConfig) -> list[str]:
 
 def stage_pretrain(st: RunState) -> None:
     from r1.train import load_config, train
+    from r1.train.metrics import read_metrics
 
     cfg = load_config(_shared_config("pretrain-tiny.yaml"), pretrain_overrides(st))
     (st.out / "pretrain.yaml").write_text(cfg.to_yaml())
     result = train(cfg)
     if result.checkpoint is None:
         raise UserError("pretraining wrote no final checkpoint")
-    metrics = _read_jsonl(Path(result.run_dir) / "metrics.jsonl")
+    metrics = read_metrics(Path(result.run_dir) / "metrics.jsonl")
     losses = [m["lm_loss"] for m in metrics if "lm_loss" in m]
     st.summary["pretrain"] = {
         "steps": result.steps,
@@ -374,7 +388,7 @@ def evaluate_model(st: RunState, model_dir: Path, name: str) -> dict[str, dict[s
     c = st.cfg
     engine = Engine.from_pretrained(model_dir, max_batch=64, max_len=512)
     generate = with_prefill(make_generate_fn(engine))
-    items = heldout_items(c)
+    items = st.heldout
     # free sampling renders the template itself (so format is judged against it); forced styles carry a prefill
     runs = {
         "free_t1.0": dict(items=items, k=c.eval_k, temperature=1.0, top_p=1.0, template=c.template),
@@ -407,15 +421,11 @@ def evaluate_model(st: RunState, model_dir: Path, name: str) -> dict[str, dict[s
     return table
 
 
-def heldout_items(c: RunConfig) -> list[dict[str, Any]]:
-    return eval_items(c.eval_levels, c.eval_per_level, seed=c.seed + 1)
-
-
 def stage_eval_base(st: RunState) -> None:
     c = st.cfg
     table = evaluate_model(st, st.base_dir, "base")
     st.summary["eval"] = {
-        "items": len(heldout_items(c)),
+        "items": len(st.heldout),
         "k": c.eval_k,
         "levels": c.eval_levels,
         "trained_levels": _levels_label(c.levels),
@@ -473,7 +483,6 @@ def rl_overrides(st: RunState) -> list[str]:
     restated, so the job does not move when the shared file does)."""
     c = st.cfg
     heldout = st.out / "data" / "heldout.jsonl"
-    n_heldout = sum(1 for it in heldout_items(c) if it["meta"]["difficulty"] in set(_levels(c.levels)))
     return [
         "stage=grpo",
         f"model.path={st.base_dir}",
@@ -483,7 +492,7 @@ def rl_overrides(st: RunState) -> list[str]:
         f"grpo.difficulty={_levels_label(c.levels)}",
         f"grpo.template={c.template}",
         f"grpo.max_new_tokens={c.max_new_tokens}",
-        f"grpo.eval_items={n_heldout}",
+        f"grpo.eval_items={len(st.heldout_trained)}",
         f"grpo.eval_k={c.eval_k}",
         "grpo.eval_temperature=1.0",
         "grpo.eval_top_p=1.0",
@@ -508,18 +517,17 @@ def _shared_config(name: str) -> Path | None:
 def stage_r1_zero(st: RunState) -> None:
     from r1.data.corpus import write_corpus
     from r1.train import load_config, train
+    from r1.train.metrics import read_metrics
 
     c = st.cfg
-    levels = set(_levels(c.levels))  # RL's held-out curve: the corpus levels, the same items as the tables
-    heldout = [it for it in heldout_items(c) if it["meta"]["difficulty"] in levels]
-    write_corpus(st.out / "data" / "heldout.jsonl", heldout)
+    write_corpus(st.out / "data" / "heldout.jsonl", st.heldout_trained)
     cfg = load_config(_shared_config("r1-zero-tiny.yaml"), rl_overrides(st))
     (st.out / "r1-zero.yaml").write_text(cfg.to_yaml())
     result = train(cfg)
     if result.checkpoint is None:
         raise UserError("R1-Zero training wrote no final checkpoint")
     publish_model(result.checkpoint, st.model_dir, st.base_dir, c.template)
-    records = _read_jsonl(Path(result.run_dir) / "metrics.jsonl")
+    records = read_metrics(Path(result.run_dir) / "metrics.jsonl")
     steps = [r for r in records if r.get("event") == "step"]
     evals = [r for r in records if r.get("event") == "eval"]
     st.summary["r1_zero"] = {
@@ -634,12 +642,6 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         (st.out / "summary.json").write_text(json.dumps(st.summary, indent=2) + "\n")
         (st.out / "report.md").write_text(report(st))
     return st.summary
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _pct(x: Any) -> str:

@@ -4,6 +4,7 @@
     r1 train --config configs/pretrain-tiny.yaml --resume          # continue from the latest complete checkpoint
     torchrun --nproc_per_node 2 -m r1 train --config configs/pretrain-tiny.yaml   # data parallel (FSDP2)
     r1 train --config configs/sft-tiny.yaml --print-config          # the resolved config, nothing run
+    r1 train --config configs/r1-zero-tiny.yaml                     # GRPO (R1-Zero) on the shipped base
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="pretraining / SFT with one training core: checkpoints, exact resume, FSDP2, report",
+        help="pretraining / SFT / GRPO with one training core: checkpoints, exact resume, FSDP2, report",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -399,8 +399,12 @@ class GRPOStage(Stage):
         if given is not None:
             items = [dict(it) for it in given]
         elif paths:
-            items = [json.loads(line) for p in paths for line in Path(p).read_text(encoding="utf-8").splitlines()
-                     if line.strip()]
+            from r1.tasks.datasets import iter_jsonl
+
+            missing = [p for p in paths if not Path(p).is_file()]
+            if missing:
+                raise UserError(f"stage grpo: {split} item file not found: {missing[0]}")
+            items = [record for p in paths for _, _, record in iter_jsonl(Path(p))]
         else:
             from r1.tasks import get_task
 

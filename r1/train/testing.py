@@ -11,7 +11,11 @@ import random
 from pathlib import Path
 from typing import Any
 
-from r1.train.config import TrainConfig, load_config
+import torch
+import yaml
+from torch import nn
+
+from r1.train.config import TrainConfig, apply_override, load_config
 
 # `tiny`'s V3 ratios (MLA, 1 shared + 16 routed experts in 4 groups, MTP depth 1) at half the width, 2 layers
 TINY_MODEL: dict[str, Any] = {
@@ -60,3 +64,33 @@ def write_jsonl(path: str | Path, records: list[dict[str, Any]]) -> Path:
     path = Path(path)
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path
+
+
+def write_config(path: str | Path, overrides: list[str]) -> Path:
+    """A YAML config file holding dotted `key=value` overrides (what `r1 train --config` reads)."""
+    d: dict[str, Any] = {}
+    for o in overrides:
+        apply_override(d, o)
+    path = Path(path)
+    path.write_text(yaml.safe_dump(d))
+    return path
+
+
+def train_run(config: str | Path, out: str | Path, *extra: str) -> Any:
+    """Run (or, with `train.resume=true`, resume) the config into `out`; the core's TrainResult."""
+    from r1.train.core import train
+
+    return train(load_config(config, [f"train.out={out}", *extra]))
+
+
+def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of every parameter and buffer, to compare runs bit for bit."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_identical(model: nn.Module, ref: dict[str, torch.Tensor]) -> None:
+    """Every tensor of `model` equals `ref` exactly (torch.equal), else name the ones that differ."""
+    got = state_copy(model)
+    assert got.keys() == ref.keys()
+    different = [k for k in ref if not torch.equal(got[k], ref[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
