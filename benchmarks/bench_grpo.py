@@ -30,6 +30,9 @@ medians (s/step; the split is generate / reward + π_ref / train), at commit 4c0
     --dtype bf16                          0.87    1.99    2.30x   0.30/0.13/0.43      0.91/0.25/0.83
     --dtype bf16 --trl-gc (TRL defaults)  0.85    2.12    2.50x   0.29/0.13/0.42      0.88/0.26/0.99
 
+A second set at 6dcd2b9, same conditions: fp32 1.19 vs 2.26 (1.90x), bf16 0.88 vs 1.90 (2.15x), TRL defaults
+0.87 vs 2.14 (2.47x).
+
 Peak RSS (whole process): fp32 r1 890 / TRL 1,197 MiB; bf16 r1 1,429 / TRL 1,273 MiB. Before the model's training
 kernels were sped up (same machine under load): fp32 1.71x, dense tiny-qwen2 1.31x.
 
