@@ -288,6 +288,27 @@ def test_blocked_causal_attention_equals_sdpa(packed, T, block, recompute, monke
         assert torch.allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.parametrize("off, T, block", [(9, 20, 8), (5, 7, 32), (16, 64, 16)])
+def test_blocked_attention_with_shared_keys_equals_sdpa(off, T, block):
+    """Keys longer than queries: the first `off` (a shared prompt, partly padding) open to every query."""
+    from r1.model import attention
+
+    torch.manual_seed(0)
+    B, H, S = 3, 2, off + T
+    q, k, v = torch.randn(B, H, T, 12), torch.randn(B, H, S, 12), torch.randn(B, H, S, 8)
+    lens = torch.tensor([off, off - 2, 1])  # real prompt keys per row; the rest of the first `off` is padding
+    prompt = torch.arange(off)[None, :] < lens[:, None]
+    mask = torch.cat((prompt[:, None, :].expand(B, T, off), torch.ones(T, T, dtype=torch.bool).tril().expand(B, T, T)),
+                     dim=-1)[:, None]
+    args = [x.requires_grad_() for x in (q, k, v)]
+    got = attention.blocked_causal_attention(*args, 0.3, mask, block=block)
+    ref = F.scaled_dot_product_attention(*args, attn_mask=mask, scale=0.3)
+    g = torch.randn_like(ref)
+    assert torch.allclose(got, ref, atol=1e-5)
+    for a, b in zip(torch.autograd.grad(got, args, g), torch.autograd.grad(ref, args, g)):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
 def test_blocked_causal_attention_gradcheck():
     from r1.model.attention import blocked_causal_attention
 
@@ -367,6 +388,86 @@ def test_fused_lm_head_cross_entropy_bf16_autocast_matches_unfused():
     assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
     g, g_ref = torch.autograd.grad(loss, h)[0], torch.autograd.grad(ref, h)[0]
     assert (g - g_ref).abs().max() <= 0.02 * g_ref.abs().max()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_token_logprob_head(dtype, monkeypatch):
+    """log π(target), its entropy and the gradient, against log_softmax over full logits."""
+    import r1.model.transformer as tr
+
+    monkeypatch.setattr(tr, "_CE_CHUNK", 97 * 4)  # several row chunks, the last one partial
+    torch.manual_seed(0)
+    cfg = tiny()
+    w = (torch.randn(cfg.vocab_size, 16, dtype=dtype) * 0.5).requires_grad_()
+    h = torch.randn(11, 16, dtype=dtype, requires_grad=True)
+    target = torch.randint(0, cfg.vocab_size, (11,))
+    logp, ent = tr._LinearLogProb.apply(h, w, target, True, True)
+    full = F.linear(h, w).log_softmax(-1)
+    ref = full.gather(1, target[:, None])[:, 0]
+    ref_ent = -(full.exp() * full).sum(-1)
+    tol = 1e-6 if dtype == torch.float32 else 1e-12
+    assert torch.allclose(logp, ref, atol=tol) and torch.allclose(ent, ref_ent.detach(), atol=tol)
+    assert not ent.requires_grad
+    g = torch.randn(11, dtype=dtype)
+    for a, b in zip(torch.autograd.grad((logp * g).sum(), (h, w)), torch.autograd.grad((ref * g).sum(), (h, w))):
+        assert torch.allclose(a, b, atol=tol)
+    with torch.no_grad():  # no gradient, no entropy: logsumexp and a gather
+        assert torch.allclose(tr._LinearLogProb.apply(h, w, target, False, False)[0], ref, atol=tol)
+    if dtype == torch.float64:
+        f = lambda a, b: tr._LinearLogProb.apply(a, b, target, True, False)[0]  # noqa: E731
+        assert torch.autograd.gradcheck(f, (h, w), fast_mode=True)
+
+
+def test_fused_token_logprob_head_bf16_autocast_is_close():
+    cfg = tiny()
+    model = model_of(cfg)
+    h = torch.randn(1, 9, cfg.hidden_size, requires_grad=True)
+    index, target = torch.arange(9), torch.randint(0, cfg.vocab_size, (9,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logp, ent = model._score(h, index, target, True)
+    ref = model.lm_head(h[0]).float().log_softmax(-1).gather(1, target[:, None])[:, 0]
+    assert logp.dtype == torch.float32 and (logp - ref).abs().max() < 0.05
+    g, g_ref = torch.autograd.grad(logp.sum(), h)[0], torch.autograd.grad(ref.sum(), h)[0]
+    assert (g - g_ref).abs().max() <= 0.02 * g_ref.abs().max()
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-qwen2"])
+def test_shared_prompt_forward_equals_separate_rows(name):
+    """Completions of a few prompts, the prompts run once: same log-probs and gradients as full rows."""
+    from r1.model.prefix import share_prompts
+    from r1.train.rollout import completion_logprobs
+
+    cfg = preset(name, vocab_size=97, max_position_embeddings=128, initializer_range=0.1)
+    model = model_of(cfg).train()
+    torch.manual_seed(1)
+    prompts = [torch.randint(1, 97, (n,)) for n in (5, 9, 7)]
+    rows = [(p, torch.randint(1, 97, (int(c),))) for p in prompts for c in torch.randint(1, 10, (4,))]
+    S = max(len(p) + len(c) for p, c in rows)
+    ids = torch.zeros(len(rows), S, dtype=torch.long)
+    for i, (p, c) in enumerate(rows):
+        ids[i, : len(p) + len(c)] = torch.cat((p, c))
+    pl, cl = torch.tensor([len(p) for p, _ in rows]), torch.tensor([len(c) for _, c in rows])
+    layout = share_prompts(ids, pl, cl)
+    assert layout is not None and layout.prompt_ids.shape[0] == 3  # 12 rows, 3 distinct prompts
+    assert share_prompts(ids[::4], pl[::4], cl[::4]) is None  # one row per prompt: nothing to share
+    adv = torch.randn(len(rows), int(cl.max()))
+    results = []
+    for share in (False, True):
+        model.zero_grad(set_to_none=True)
+        logp, ent, _ = completion_logprobs(model, ids, pl, cl, entropy=True, share_prompts=share)
+        (logp * adv).sum().backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((logp.detach(), ent, grads))
+    (a, ea, ga), (b, eb, gb) = results
+    full = model(ids).logits.log_softmax(-1)
+    for r in range(len(rows)):  # and both are what the full logits say
+        n = int(cl[r])
+        want = full[r, pl[r] - 1 : pl[r] - 1 + n].gather(1, ids[r, pl[r] : pl[r] + n, None])[:, 0]
+        assert torch.allclose(a[r, :n], want, atol=1e-5) and (a[r, n:] == 0).all()
+    assert torch.allclose(a, b, atol=1e-5) and torch.allclose(ea, eb, atol=1e-5)
+    assert ga.keys() == gb.keys()
+    for k in ga:
+        assert (ga[k] - gb[k]).abs().max() <= 1e-5 * ga[k].abs().max(), k  # fp32 rounding, summed differently
 
 
 @pytest.mark.parametrize("rope", [None, "yarn"])

@@ -20,6 +20,7 @@ from torch import nn
 from r1.model.cache import KVCache
 from r1.model.config import ModelConfig
 from r1.model.layers import RMSNorm, fused_linear
+from r1.model.prefix import SharedPrompts
 from r1.model.rope import apply_rope_half, apply_rope_interleaved
 
 # Saved probabilities (elements, over all query blocks) above which the blocked kernel recomputes them in backward.
@@ -29,83 +30,92 @@ _BLOCK = {torch.float32: 32, torch.bfloat16: 64}
 
 
 class _BlockedCausal(torch.autograd.Function):
-    """Causal attention over [N, T, D] tensors, one block of query rows at a time against only its key prefix.
+    """Causal attention of T queries [N, T, D] over S = off + T keys, one block of query rows at a time.
 
-    Query rows [a, b) see keys [0, b): the masked upper triangle is never computed, forward or backward, so the
-    score and value GEMMs and the softmax cost about half of the full T×T square, and V needs no padding to the
-    query width. Probabilities are kept for backward (recomputed when they would be large); the softmax gradient
-    uses them directly, and K/V gradients accumulate over blocks in fp32 or wider.
+    The last T keys belong to the queries themselves; the first `off` (a shared prompt's, see prefix.py) are
+    visible to every query. Query rows [a, b) see keys [0, off + b): the masked upper triangle is never computed,
+    forward or backward, so the score and value GEMMs and the softmax cost about half of the full T×T square, and
+    V needs no padding to the query width. Probabilities are kept for backward (recomputed when they would be
+    large); the softmax gradient uses them directly, and K/V gradients accumulate over blocks in fp32 or wider.
     """
 
     @staticmethod
-    def forward(ctx, q, k, v, hidden_BTT, heads: int, scale: float, block: int, need_grad: bool):
+    def forward(ctx, q, k, v, hidden_BTS, heads: int, scale: float, block: int, need_grad: bool):
         N, T, _ = q.shape
-        kT = k.transpose(1, 2).contiguous()  # [N, D, T]: each block's GEMM reads a prefix of it as is
-        bias = _causal_bias(T, block, q.dtype, q.device)
-        recompute = not need_grad or N * (T * (T + block) // 2) > _SAVE_PROBS_MAX
+        off = k.shape[1] - T
+        kT = k.transpose(1, 2).contiguous()  # [N, D, S]: each block's GEMM reads a prefix of it as is
+        bias = _causal_bias(T, block, q.dtype, q.device, off)
+        recompute = not need_grad or N * (T * (T + block) // 2 + off * T) > _SAVE_PROBS_MAX
         outs, probs = [], []
         for a in range(0, T, block):
             b = min(a + block, T)
-            p = _block_probs(q, kT, bias, hidden_BTT, heads, scale, a, b)
-            outs.append(torch.bmm(p, v[:, :b]))
+            p = _block_probs(q, kT, bias, hidden_BTS, heads, scale, a, b, off)
+            outs.append(torch.bmm(p, v[:, : off + b]))
             if not recompute:
                 probs.append(p)
-        ctx.save_for_backward(q, k, kT, v, hidden_BTT, *probs)
+        ctx.save_for_backward(q, k, kT, v, hidden_BTS, *probs)
         ctx.heads, ctx.scale, ctx.block = heads, scale, block
         return torch.cat(outs, dim=1)
 
     @staticmethod
     def backward(ctx, do):
-        q, k, kT, v, hidden_BTT, *probs = ctx.saved_tensors
+        q, k, kT, v, hidden_BTS, *probs = ctx.saved_tensors
         heads, scale, block = ctx.heads, ctx.scale, ctx.block
         N, T, D = q.shape
+        off = k.shape[1] - T
         do = do.to(v.dtype).contiguous()
         vT = v.transpose(1, 2).contiguous()
-        bias = None if probs else _causal_bias(T, block, q.dtype, q.device)
+        bias = None if probs else _causal_bias(T, block, q.dtype, q.device, off)
         acc = torch.promote_types(q.dtype, torch.float32)  # K/V gradients sum over blocks
         dq = torch.empty_like(q)
-        dk = torch.zeros(N, T, D, dtype=acc, device=q.device)
+        dk = torch.zeros(k.shape, dtype=acc, device=q.device)
         dv = torch.zeros(v.shape, dtype=acc, device=q.device)
         for i, a in enumerate(range(0, T, block)):
             b = min(a + block, T)
-            p = probs[i] if probs else _block_probs(q, kT, bias, hidden_BTT, heads, scale, a, b)
+            p = probs[i] if probs else _block_probs(q, kT, bias, hidden_BTS, heads, scale, a, b, off)
             do_i = do[:, a:b]
-            dv[:, :b] += torch.bmm(p.transpose(1, 2), do_i)
-            ds = torch._softmax_backward_data(torch.bmm(do_i, vT[:, :, :b]), p, -1, p.dtype)  # p·(dp − Σ p·dp)
-            dq[:, a:b] = torch.bmm(ds, k[:, :b])
-            dk[:, :b] += torch.bmm(ds.transpose(1, 2), q[:, a:b])
+            dv[:, : off + b] += torch.bmm(p.transpose(1, 2), do_i)
+            ds = torch._softmax_backward_data(torch.bmm(do_i, vT[:, :, : off + b]), p, -1, p.dtype)  # p·(dp − Σ p·dp)
+            dq[:, a:b] = torch.bmm(ds, k[:, : off + b])
+            dk[:, : off + b] += torch.bmm(ds.transpose(1, 2), q[:, a:b])
         return dq.mul_(scale), dk.mul_(scale).to(q.dtype), dv.to(v.dtype), None, None, None, None, None
 
 
-def _causal_bias(T: int, block: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """[block, T + block] with −inf where column − T > row: its columns [T − a, T − a + b) are block a's bias."""
+def _causal_bias(T: int, block: int, dtype: torch.dtype, device: torch.device, off: int = 0) -> torch.Tensor:
+    """[block, T + off + block], −inf where column − T − off > row: columns [T − a, T − a + off + b) are the bias
+    of query block [a, b) over keys [0, off + b) (the first `off` keys open to all, then the causal ones)."""
     rows = torch.arange(block, device=device)[:, None]
-    cols = torch.arange(T + block, device=device)[None, :]
-    return torch.zeros(block, T + block, dtype=dtype, device=device).masked_fill_(cols - T > rows, float("-inf"))
+    cols = torch.arange(T + off + block, device=device)[None, :]
+    bias = torch.zeros(block, T + off + block, dtype=dtype, device=device)
+    return bias.masked_fill_(cols - T - off > rows, float("-inf"))
 
 
-def _block_probs(q, kT, bias, hidden_BTT, heads: int, scale: float, a: int, b: int) -> torch.Tensor:
-    """softmax(scale · q[a:b] kᵀ[:b], causal) for query rows [a, b): [N, b − a, b]."""
-    T = kT.shape[-1]
-    s = torch.baddbmm(bias[: b - a, T - a : T - a + b], q[:, a:b], kT[:, :, :b], alpha=scale)
-    if hidden_BTT is not None:
-        B = hidden_BTT.shape[0]
-        s.view(B, heads, b - a, b).masked_fill_(hidden_BTT[:, None, a:b, :b], float("-inf"))
+def _block_probs(q, kT, bias, hidden_BTS, heads: int, scale: float, a: int, b: int, off: int = 0) -> torch.Tensor:
+    """softmax(scale · q[a:b] kᵀ[:off + b], causal) for query rows [a, b): [N, b − a, off + b]."""
+    T, S = kT.shape[-1] - off, off + b
+    s = torch.baddbmm(bias[: b - a, T - a : T - a + S], q[:, a:b], kT[:, :, :S], alpha=scale)
+    if hidden_BTS is not None:
+        B = hidden_BTS.shape[0]
+        s.view(B, heads, b - a, S).masked_fill_(hidden_BTS[:, None, a:b, :S], float("-inf"))
     return torch.softmax(s, dim=-1, out=s)
 
 
-def blocked_causal_attention(q_BHTD, k_BHTD, v_BHTD, scale: float, mask_B1TT=None, block: int | None = None):
-    """Causal self-attention that skips the masked upper triangle (training and full-sequence scoring).
+def blocked_causal_attention(q_BHTD, k_BHSD, v_BHSD, scale: float, mask_B1TS=None, block: int | None = None):
+    """Causal attention that skips the masked upper triangle (training and full-sequence scoring).
 
-    `mask_B1TT` (optional, True = attend) must already be causal, e.g. causal ∧ same-document for packed
-    sequences; it is applied to the blocks computed. Under autocast, attention runs in the autocast dtype
-    (as SDPA's math path would), with fp32 accumulation inside the GEMMs and the softmax.
+    Keys may be longer than queries (S = off + T): the first `off` keys come before every query (a shared prompt)
+    and the last T are the queries' own, causal. `mask_B1TS` (optional, True = attend) must already be causal,
+    e.g. causal ∧ same-document for packed sequences; it is applied to the blocks computed. Under autocast,
+    attention runs in the autocast dtype (as SDPA's math path would), with fp32 accumulation inside the GEMMs and
+    the softmax.
     """
     B, H, T, _ = q_BHTD.shape
+    S = k_BHSD.shape[2]
     dev = q_BHTD.device.type
     dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else q_BHTD.dtype
-    q, k, v = (x.to(dtype).reshape(B * H, T, x.shape[-1]) for x in (q_BHTD, k_BHTD, v_BHTD))
-    hidden = ~mask_B1TT[:, 0] if mask_B1TT is not None else None
+    q = q_BHTD.to(dtype).reshape(B * H, T, q_BHTD.shape[-1])
+    k, v = (x.to(dtype).reshape(B * H, S, x.shape[-1]) for x in (k_BHSD, v_BHSD))
+    hidden = ~mask_B1TS[:, 0] if mask_B1TS is not None else None
     need_grad = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))  # else keep no probabilities
     with torch.autocast(dev, enabled=False):
         o = _BlockedCausal.apply(q, k, v, hidden, H, scale, block or _BLOCK.get(dtype, 64), need_grad)
@@ -157,7 +167,7 @@ class MLA(nn.Module):
         ckv = self.kv_a_layernorm(ckv)
         k_pe = apply_rope_interleaved(k_pe[:, :, None, :], cos, sin)[:, :, 0]
         impl = cache.mla_impl if cache is not None else self.impl
-        if impl == "absorb":
+        if impl == "absorb" and not isinstance(mask, SharedPrompts):
             return self._absorbed(q_nope, q_pe, ckv, k_pe, mask, positions_BT, cache)
         return self._naive(q_nope, q_pe, ckv, k_pe, mask, positions_BT, cache)
 
@@ -165,6 +175,10 @@ class MLA(nn.Module):
         B, T, H, _ = q_nope.shape
         kv = self.kv_b_proj(ckv).view(B, T, H, self.d_nope + self.d_v)
         k_nope, v = kv.split([self.d_nope, self.d_v], dim=-1)
+        if isinstance(mask, SharedPrompts):
+            q = torch.cat((q_nope, q_pe), dim=-1)
+            k = torch.cat((k_nope, k_pe[:, :, None, :].expand(B, T, H, self.d_rope)), dim=-1)
+            return self.o_proj(mask.attend(q, k, v, self.scale).reshape(B, T, H * self.d_v))
         if cache is None and q_nope.device.type == "cpu":
             # Training / full-sequence scoring on CPU: skip the masked half of the T×T square. q and k are built
             # head-major ([B, H, T, D], contiguous) by the concatenation itself.
@@ -223,6 +237,10 @@ class GQA(nn.Module):
         q = apply_rope_half(q.view(B, T, self.n_heads, self.d), cos, sin)
         k = apply_rope_half(k.view(B, T, self.n_kv, self.d), cos, sin)
         v = v.view(B, T, self.n_kv, self.d)
+        if isinstance(mask, SharedPrompts):
+            g = self.n_heads // self.n_kv
+            k, v = (t.repeat_interleave(g, dim=2) for t in (k, v))
+            return self.o_proj(mask.attend(q, k, v, self.scale).reshape(B, T, self.n_heads * self.d))
         if cache is None and q.device.type == "cpu":  # training / full-sequence scoring: see MLA._naive
             g = self.n_heads // self.n_kv
             k, v = (t.transpose(1, 2).repeat_interleave(g, dim=1) for t in (k, v))

@@ -41,7 +41,8 @@ class Router(nn.Module):
 
     def forward(self, x_ND: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (scores [N, E] fp32, top-k indices [N, k], top-k weights [N, k] fp32)."""
-        logits = F.linear(x_ND.float(), self.weight.float())
+        with torch.autocast(x_ND.device.type, enabled=False):  # fp32 even in a bf16-autocast forward
+            logits = F.linear(x_ND.float(), self.weight.float())
         scores = logits.sigmoid() if self.scoring == "sigmoid" else logits.softmax(dim=-1)
         choice = scores + self.e_score_correction_bias if self.use_bias else scores
         with torch.no_grad():
@@ -111,12 +112,9 @@ class MoE(nn.Module):
         """Sort the pairs by expert; each expert runs on its contiguous slice; scatter-add back, weighted."""
         order = expert_P.argsort(stable=True)
         token = order // self.top_k  # which token each sorted pair came from
-        x_sorted = x_ND.index_select(0, token)
-        outs, start = [], 0
-        for e, n in enumerate(counts):
-            if n:
-                outs.append(self.experts[e](x_sorted[start : start + n]))
-                start += n
+        # split, not slices: each slice's backward would allocate and add a zero-filled gradient of all of x_sorted
+        parts = torch.split(x_ND.index_select(0, token), counts)
+        outs = [self.experts[e](part) for e, part in enumerate(parts) if counts[e]]
         y_sorted = torch.cat(outs) * w_P[order, None]
         out = torch.zeros(x_ND.shape, dtype=y_sorted.dtype, device=x_ND.device)
         return out.index_add_(0, token, y_sorted)

@@ -20,6 +20,7 @@ from r1.model.cache import KVCache
 from r1.model.config import ModelConfig
 from r1.model.layers import MLP, RMSNorm
 from r1.model.moe import MoE
+from r1.model.prefix import SharedPrompts
 from r1.model.rope import inv_frequencies, rope_cos_sin
 
 IGNORE_INDEX = -100
@@ -35,6 +36,8 @@ class ModelOutput:
     balance_loss: torch.Tensor | None = None  # already multiplied by α
     expert_counts: torch.Tensor | None = None  # [n_moe_layers, n_routed_experts] tokens routed this forward
     hidden: torch.Tensor | None = None  # final-norm hidden states
+    token_logprobs: torch.Tensor | None = None  # [M] fp32: log π(target | position) for `score`
+    token_entropy: torch.Tensor | None = None  # [M] fp32, no gradient: the entropy at those positions
 
 
 class DecoderLayer(nn.Module):
@@ -160,6 +163,9 @@ class Transformer(nn.Module):
         segment_ids: torch.Tensor | None = None,
         logits_to_keep: int = 0,
         return_logits: bool = True,
+        shared: SharedPrompts | None = None,
+        score: tuple[torch.Tensor, torch.Tensor] | None = None,
+        entropy: bool = False,
     ) -> ModelOutput:
         """Run the model on token ids [B, T].
 
@@ -168,12 +174,19 @@ class Transformer(nn.Module):
         labels: [B, T] aligned with input_ids (shifted inside, IGNORE_INDEX = -100 masks); gives the losses.
         segment_ids: [B, T] document ids for packed sequences; attention stays inside a document.
         logits_to_keep: if > 0, only the last n positions' logits (decoding needs only the last).
+        shared: completions and their shared prompts as one flat row (prefix.py); input_ids and positions are
+        taken from it (pass None).
+        score: (index [M] into the flattened [B·T] positions, target ids [M]) → out.token_logprobs, the log-prob
+        of each target at its position, through a fused head that never forms [M, V] log-probs (and no logits
+        are returned); `entropy` adds out.token_entropy.
         """
+        if shared is not None:
+            input_ids, positions = shared.flat_ids(), shared.flat_positions()
         B, T = input_ids.shape
         dev = input_ids.device
         if positions is None:
             positions = torch.arange(T, device=dev).expand(B, T)
-        mask = self._mask(positions, cache, segment_ids)
+        mask = shared if shared is not None else self._mask(positions, cache, segment_ids)
         inv_freq, factor = self.rope(dev)
         cos, sin = rope_cos_sin(positions, inv_freq, factor)
         h = self.model.embed_tokens(input_ids)
@@ -182,7 +195,9 @@ class Transformer(nn.Module):
         h = self.model.norm(h)
 
         out = ModelOutput(hidden=h)
-        if labels is not None and not logits_to_keep:
+        if score is not None:
+            out.token_logprobs, out.token_entropy = self._score(h, *score, entropy)
+        elif labels is not None and not logits_to_keep:
             out.logits, out.lm_loss = self._logits_and_loss(h, labels)
         elif return_logits or labels is not None:
             out.logits = self.lm_head(h[:, -logits_to_keep:] if logits_to_keep else h)
@@ -229,6 +244,17 @@ class Transformer(nn.Module):
                 h_BTC.reshape(B * T, C).to(dtype), weight.to(dtype), _shifted_targets(labels_BT), need_grad
             )
         return logits.view(B, T, -1), loss
+
+    def _score(self, h_BTC: torch.Tensor, index_M: torch.Tensor, target_M: torch.Tensor, entropy: bool):
+        C = h_BTC.shape[-1]
+        weight = self.lm_head.weight
+        dev = h_BTC.device.type
+        dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else h_BTC.dtype
+        need_grad = torch.is_grad_enabled() and (h_BTC.requires_grad or weight.requires_grad)
+        h_MC = h_BTC.reshape(-1, C).index_select(0, index_M)
+        with torch.autocast(dev, enabled=False):
+            logp, ent = _LinearLogProb.apply(h_MC.to(dtype), weight.to(dtype), target_M, need_grad, entropy)
+        return logp, (ent if entropy else None)
 
     def _mtp_loss(self, h, input_ids, labels, positions, segment_ids, cos, sin) -> torch.Tensor:
         """Depth k predicts t_{i+k+1} from h^{k-1}_i and Emb(t_{i+k}); mean over depths of the token-mean CE."""
@@ -332,3 +358,70 @@ class _LinearCrossEntropy(torch.autograd.Function):
             if need_w:
                 dw = g_logits.t() @ h if dw is None else dw.add_(g_logits.t() @ h)
         return dh, dw, None, None
+
+
+class _LinearLogProb(torch.autograd.Function):
+    """log softmax(h Wᵀ)[target] for each row, and (no gradient) the entropy of that distribution.
+
+    Row chunks of about 1 MiB of logits at a time: each chunk's logits GEMM, a log-softmax in fp32 for the target's
+    log-prob and the entropy −Σ p·log p, and p kept for backward, which forms d logits = g·(onehot − p) in place
+    and adds its dh and dW GEMMs chunk by chunk. No [M, V] tensor is allocated in fp32 (above 32 MiB every
+    allocation is fresh mmap'd memory, page-faulted in on first write, and a chunk stays in cache between its
+    GEMM and its softmax); a 16-bit p goes into one buffer so dW's sum over rows accumulates in fp32 inside one
+    GEMM, as in _LinearCrossEntropy. Without a gradient or entropy each chunk is a logsumexp and a gather.
+    """
+
+    @staticmethod
+    def forward(ctx, h_MC, w_VC, target_M, need_grad: bool, want_entropy: bool):
+        M, V = h_MC.shape[0], w_VC.shape[0]
+        acc = torch.promote_types(h_MC.dtype, torch.float32)
+        tgt = target_M[:, None]
+        logp_t = torch.empty(M, dtype=acc, device=h_MC.device)
+        ent = torch.zeros(M, dtype=acc, device=h_MC.device)
+        rows = max(1, _CE_CHUNK // V)
+        low = need_grad and h_MC.element_size() < 4
+        whole = torch.empty(M, V, dtype=h_MC.dtype, device=h_MC.device) if low else None
+        chunks = []
+        for a in range(0, M, rows):
+            b = min(a + rows, M)
+            x = F.linear(h_MC[a:b], w_VC)
+            if not (need_grad or want_entropy):
+                logp_t[a:b] = x.gather(1, tgt[a:b])[:, 0].to(acc) - torch.logsumexp(x.to(acc), dim=-1)
+                continue
+            logp = torch.log_softmax(x, dim=-1, dtype=acc)
+            logp_t[a:b] = logp.gather(1, tgt[a:b])[:, 0]
+            p = torch.exp(logp, out=x) if x.dtype == acc and not want_entropy else logp.exp()
+            if want_entropy:
+                ent[a:b] = -logp.mul_(p).sum(-1)
+            if whole is not None:
+                whole[a:b] = p
+            elif need_grad:
+                chunks.append(p)
+        ctx.mark_non_differentiable(ent)
+        if need_grad:
+            ctx.save_for_backward(h_MC, w_VC, target_M)
+            ctx.probs, ctx.rows = ([whole] if whole is not None else chunks), rows
+        return logp_t, ent
+
+    @staticmethod
+    def backward(ctx, g_logp, g_ent):
+        h, w, target = ctx.saved_tensors
+        probs, rows = ctx.probs, ctx.rows
+        need_h, need_w = ctx.needs_input_grad[:2]
+        if len(probs) == 1:
+            rows = h.shape[0]
+        dh = torch.empty_like(h) if need_h else None
+        dw = torch.zeros_like(w) if need_w and len(probs) > 1 else None
+        for i, p in enumerate(probs):
+            a = i * rows
+            b = a + p.shape[0]
+            g = g_logp[a:b].to(p.dtype)[:, None]
+            d = torch.mul(p, -g).scatter_add_(1, target[a:b, None], g)  # g·(onehot − p)
+            if need_h:
+                torch.mm(d, w, out=dh[a:b])
+            if need_w:
+                if dw is None:
+                    dw = d.t() @ h[a:b]
+                else:
+                    dw.addmm_(d.t(), h[a:b])
+        return dh, dw, None, None, None

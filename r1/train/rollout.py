@@ -34,6 +34,7 @@ from torch import nn
 
 from r1.engine import Engine, Sample, SamplingParams
 from r1.engine.reasoning import split_reasoning
+from r1.model.prefix import share_prompts as share_prompts_layout
 
 # "wait" is the word whose sudden rise Nature reports as the aha moment [recipe §2.3]; the rest are the other
 # self-checks R1-style traces use. English entries match whole words, case-insensitively; Chinese ones as substrings.
@@ -109,26 +110,33 @@ def completion_mask(completion_lens: torch.Tensor, width: int | None = None) -> 
 
 def completion_logprobs(
     model: nn.Module, input_ids: torch.Tensor, prompt_lens: torch.Tensor, completion_lens: torch.Tensor,
-    entropy: bool = False,
+    entropy: bool = False, share_prompts: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
     """log π(o_t | q, o_<t) for every completion token, [B, C] fp32 (0 past each length), from one forward.
 
     Also the policy's entropy at those positions (no gradient) when asked, and the model output (for expert counts).
-    Only positions from the shortest prompt on are projected to log-probabilities: prompts are not scored.
+    Rows with the same prompt run it once (`r1.model.prefix`; G-fold fewer prompt tokens for a GRPO group) unless
+    `share_prompts` is off or it would not save tokens. Only completion tokens reach the head: prompts and padding
+    are never projected to the vocabulary.
     """
-    p0 = int(prompt_lens.min())
-    # the head runs only where a completion token is predicted: position t predicts token t + 1
-    out = model(input_ids, logits_to_keep=input_ids.shape[1] - p0 + 1)
-    lp = out.logits[:, :-1].float().log_softmax(-1)  # [B, S - p0, V]
-    C = int(completion_lens.max())
-    index = ((prompt_lens - p0)[:, None] + torch.arange(C, device=input_ids.device)[None, :])
-    index = index.clamp(max=lp.shape[1] - 1)
-    mask = completion_mask(completion_lens, C)
-    logp = lp.gather(2, input_ids[:, p0:, None]).squeeze(-1).gather(1, index) * mask
+    B, S = input_ids.shape
+    C = max(1, int(completion_lens.max()))
+    dev = input_ids.device
+    keep = torch.arange(C, device=dev)[None, :] < completion_lens[:, None]  # [B, C]
+    shared = share_prompts_layout(input_ids, prompt_lens, completion_lens) if share_prompts else None
+    if shared is not None:
+        index, target = shared.scored_positions(completion_lens)
+    else:
+        # position t predicts token t + 1: completion step j of row b is predicted at pl_b − 1 + j
+        pos = (prompt_lens[:, None] - 1 + torch.arange(C, device=dev)[None, :]).clamp(max=S - 2)
+        index = (torch.arange(B, device=dev)[:, None] * S + pos)[keep]
+        target = input_ids.gather(1, pos + 1)[keep]
+    out = model(None if shared is not None else input_ids, shared=shared, score=(index, target), entropy=entropy)
+    flat = keep.flatten().nonzero().flatten()
+    logp = torch.zeros(B * C, device=dev).index_put((flat,), out.token_logprobs.float()).view(B, C)
     ent = None
     if entropy:
-        with torch.no_grad():
-            ent = (-(lp.exp() * lp).sum(-1)).gather(1, index) * mask
+        ent = torch.zeros(B * C, device=dev).index_put((flat,), out.token_entropy.float()).view(B, C)
     return logp, ent, out
 
 
