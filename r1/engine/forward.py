@@ -221,6 +221,8 @@ class InferenceForward:
 
 def _norm(norm: RMSNorm, x: torch.Tensor) -> torch.Tensor:
     """RMSNorm without the module call or its hand-written backward: the same maths as layers.RMSNorm, for decoding."""
+    if x.dtype == torch.float32 and norm.weight.dtype == torch.float32:
+        return F.rms_norm(x, (x.shape[-1],), norm.weight, norm.eps)  # one op: normalise, then scale
     return norm.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=norm.eps).to(x.dtype)
 
 

@@ -229,6 +229,8 @@ def sample(
     The sampled token's logprob is its scaled logprob minus the log of the kept mass (the renormalisation).
     """
     logits = logits_BV.float()
+    if not (bp.truncate or bp.any_greedy):
+        return _sample_full(logits, bp, uniforms_B)
     model_lp = logits.log_softmax(-1)
     greedy_tok = logits.argmax(-1) if bp.any_greedy else None
     if bp.all_greedy:
@@ -249,3 +251,23 @@ def sample(
         tok = torch.where(greedy, greedy_tok, tok)
         slp = torch.where(greedy, torch.zeros_like(slp), slp)
     return tok, slp, model_lp.gather(1, tok[:, None])[:, 0]
+
+
+def _sample_full(
+    logits: torch.Tensor, bp: BatchParams, uniforms_B: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`sample` for rows that all sample from the whole (temperature-scaled) distribution, as RL rollouts do:
+    one softmax instead of log-softmax + exp, and the sampled token's log-probability read off it."""
+    scaled = logits if bp.unit_temperature else logits / bp.temperature[:, None]
+    probs = torch.softmax(scaled, dim=-1)
+    cdf = probs.cumsum(-1)
+    total = cdf[:, -1:]
+    x = torch.minimum(uniforms_B.to(cdf.dtype)[:, None] * total, torch.nextafter(total, torch.zeros_like(total)))
+    tok = torch.searchsorted(cdf, x, right=True).clamp_(max=cdf.shape[-1] - 1)
+    lp = probs.gather(1, tok).log_()
+    slp = (lp - total.log())[:, 0]
+    if bp.unit_temperature:
+        model_lp = lp[:, 0]
+    else:
+        model_lp = (logits.gather(1, tok) - torch.logsumexp(logits, dim=-1, keepdim=True))[:, 0]
+    return tok[:, 0], slp, model_lp

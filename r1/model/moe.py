@@ -41,7 +41,10 @@ class Router(nn.Module):
 
     def forward(self, x_ND: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (scores [N, E] fp32, top-k indices [N, k], top-k weights [N, k] fp32)."""
-        with torch.autocast(x_ND.device.type, enabled=False):  # fp32 even in a bf16-autocast forward
+        if torch.is_autocast_enabled(x_ND.device.type):
+            with torch.autocast(x_ND.device.type, enabled=False):  # fp32 even in a bf16-autocast forward
+                logits = F.linear(x_ND.float(), self.weight.float())
+        else:
             logits = F.linear(x_ND.float(), self.weight.float())
         scores = logits.sigmoid() if self.scoring == "sigmoid" else logits.softmax(dim=-1)
         choice = scores + self.e_score_correction_bias if self.use_bias else scores

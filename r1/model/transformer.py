@@ -405,23 +405,27 @@ class _LinearLogProb(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_logp, g_ent):
+        # d logits = g·(onehot − p), never formed: its onehot half is a gather / index_add of W and g·h rows, and
+        # its p half goes through the GEMMs with g applied to the small [M, C] side (p W then ·g; pᵀ (g·h)).
         h, w, target = ctx.saved_tensors
         probs, rows = ctx.probs, ctx.rows
         need_h, need_w = ctx.needs_input_grad[:2]
         if len(probs) == 1:
             rows = h.shape[0]
-        dh = torch.empty_like(h) if need_h else None
-        dw = torch.zeros_like(w) if need_w and len(probs) > 1 else None
+        acc = torch.promote_types(h.dtype, torch.float32)
+        g = g_logp.to(acc)[:, None]
+        gh = h.to(acc) * g
+        dh = w.to(acc).index_select(0, target) * g if need_h else None
+        dw = torch.zeros(w.shape, dtype=acc, device=w.device).index_add_(0, target, gh) if need_w else None
+        gh_in = gh.to(h.dtype)
         for i, p in enumerate(probs):
             a = i * rows
             b = a + p.shape[0]
-            g = g_logp[a:b].to(p.dtype)[:, None]
-            d = torch.mul(p, -g).scatter_add_(1, target[a:b, None], g)  # g·(onehot − p)
             if need_h:
-                torch.mm(d, w, out=dh[a:b])
+                dh[a:b] -= (p @ w).to(acc) * g[a:b]
             if need_w:
-                if dw is None:
-                    dw = d.t() @ h[a:b]
+                if p.dtype == acc:
+                    dw.addmm_(p.t(), gh_in[a:b], alpha=-1.0)
                 else:
-                    dw.addmm_(d.t(), h[a:b])
-        return dh, dw, None, None, None
+                    dw -= (p.t() @ gh_in[a:b]).to(acc)
+        return (dh.to(h.dtype) if need_h else None), (dw.to(w.dtype) if need_w else None), None, None, None
