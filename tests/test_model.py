@@ -301,12 +301,15 @@ def test_blocked_attention_with_shared_keys_equals_sdpa(off, T, block):
     mask = torch.cat((prompt[:, None, :].expand(B, T, off), torch.ones(T, T, dtype=torch.bool).tril().expand(B, T, T)),
                      dim=-1)[:, None]
     args = [x.requires_grad_() for x in (q, k, v)]
-    got = attention.blocked_causal_attention(*args, 0.3, mask, block=block)
     ref = F.scaled_dot_product_attention(*args, attn_mask=mask, scale=0.3)
     g = torch.randn_like(ref)
-    assert torch.allclose(got, ref, atol=1e-5)
-    for a, b in zip(torch.autograd.grad(got, args, g), torch.autograd.grad(ref, args, g)):
-        assert torch.allclose(a, b, atol=1e-5)
+    ref_grads = torch.autograd.grad(ref, args, g)
+    # the full mask, or only the shared keys' padding (the causal part is built in)
+    for got in (attention.blocked_causal_attention(*args, 0.3, mask, block=block),
+                attention.blocked_causal_attention(*args, 0.3, block=block, shared_keys_BK=prompt)):
+        assert torch.allclose(got, ref, atol=1e-5)
+        for a, b in zip(torch.autograd.grad(got, args, g), ref_grads):
+            assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_blocked_causal_attention_gradcheck():

@@ -96,16 +96,25 @@ def _block_probs(q, kT, bias, hidden_BTS, heads: int, scale: float, a: int, b: i
     s = torch.baddbmm(bias[: b - a, T - a : T - a + S], q[:, a:b], kT[:, :, :S], alpha=scale)
     if hidden_BTS is not None:
         B = hidden_BTS.shape[0]
-        s.view(B, heads, b - a, S).masked_fill_(hidden_BTS[:, None, a:b, :S], float("-inf"))
+        view = s.view(B, heads, b - a, S)
+        if hidden_BTS.dim() == 2:  # [B, off]: padding among the shared keys only; the causal part is in the bias
+            view[..., :off].masked_fill_(hidden_BTS[:, None, None, :], float("-inf"))
+        else:
+            view.masked_fill_(hidden_BTS[:, None, a:b, :S], float("-inf"))
+    if s.element_size() < 4:  # CPU softmax over 16-bit scores is ~3x slower than through fp32
+        return torch.softmax(s, dim=-1, dtype=torch.float32).to(s.dtype)
     return torch.softmax(s, dim=-1, out=s)
 
 
-def blocked_causal_attention(q_BHTD, k_BHSD, v_BHSD, scale: float, mask_B1TS=None, block: int | None = None):
+def blocked_causal_attention(
+    q_BHTD, k_BHSD, v_BHSD, scale: float, mask_B1TS=None, block: int | None = None, shared_keys_BK=None
+):
     """Causal attention that skips the masked upper triangle (training and full-sequence scoring).
 
     Keys may be longer than queries (S = off + T): the first `off` keys come before every query (a shared prompt)
     and the last T are the queries' own, causal. `mask_B1TS` (optional, True = attend) must already be causal,
-    e.g. causal ∧ same-document for packed sequences; it is applied to the blocks computed. Under autocast,
+    e.g. causal ∧ same-document for packed sequences; it is applied to the blocks computed. `shared_keys_BK`
+    (True = attend) instead masks only the first `off` keys per row (a padded shared prompt). Under autocast,
     attention runs in the autocast dtype (as SDPA's math path would), with fp32 accumulation inside the GEMMs and
     the softmax.
     """
@@ -116,6 +125,8 @@ def blocked_causal_attention(q_BHTD, k_BHSD, v_BHSD, scale: float, mask_B1TS=Non
     q = q_BHTD.to(dtype).reshape(B * H, T, q_BHTD.shape[-1])
     k, v = (x.to(dtype).reshape(B * H, S, x.shape[-1]) for x in (k_BHSD, v_BHSD))
     hidden = ~mask_B1TS[:, 0] if mask_B1TS is not None else None
+    if shared_keys_BK is not None and not bool(shared_keys_BK.all()):
+        hidden = ~shared_keys_BK
     need_grad = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))  # else keep no probabilities
     with torch.autocast(dev, enabled=False):
         o = _BlockedCausal.apply(q, k, v, hidden, H, scale, block or _BLOCK.get(dtype, 64), need_grad)

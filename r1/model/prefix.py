@@ -76,13 +76,13 @@ class SharedPrompts:
         (qp, qc), (kp, kc), (vp, vc) = streams(q_1NHD), streams(k_1NHD), streams(v_1NHD)
         k = torch.cat((kp.index_select(0, self.row_prompt), kc), dim=2)  # [B, H, Tp + Tc, D]
         v = torch.cat((vp.index_select(0, self.row_prompt), vc), dim=2)
-        mask = self.completion_mask()
         if q_1NHD.device.type == "cpu":
+            prompt_keys = torch.arange(Tp, device=k.device)[None, :] < self.prompt_lens[self.row_prompt][:, None]
             op = blocked_causal_attention(qp, kp, vp, scale)
-            oc = blocked_causal_attention(qc, k, v, scale, mask)
+            oc = blocked_causal_attention(qc, k, v, scale, shared_keys_BK=prompt_keys)
         else:
             op = attend(qp, kp, vp, None, scale)
-            oc = attend(qc, k, v, mask, scale)
+            oc = attend(qc, k, v, self.completion_mask(), scale)
         dv = op.shape[-1]
         return torch.cat((op.transpose(1, 2).reshape(P * Tp, H, dv), oc.transpose(1, 2).reshape(B * Tc, H, dv)))[None]
 
