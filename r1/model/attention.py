@@ -101,8 +101,6 @@ def _block_probs(q, kT, bias, hidden_BTS, heads: int, scale: float, a: int, b: i
             view[..., :off].masked_fill_(hidden_BTS[:, None, None, :], float("-inf"))
         else:
             view.masked_fill_(hidden_BTS[:, None, a:b, :S], float("-inf"))
-    if s.element_size() < 4:  # CPU softmax over 16-bit scores is ~3x slower than through fp32
-        return torch.softmax(s, dim=-1, dtype=torch.float32).to(s.dtype)
     return torch.softmax(s, dim=-1, out=s)
 
 
