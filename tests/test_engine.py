@@ -183,6 +183,21 @@ def test_sampler_distribution_per_row():
     assert (freq - sampling_logprobs(row[:1], bp.index(torch.tensor([0]))).exp()[0]).abs().max() < 0.01
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_untruncated_fast_sampler_equals_general_path(temperature):
+    """Rows without top-k/top-p take a softmax-only path; top_k = V keeps every token but takes the general one."""
+    torch.manual_seed(0)
+    logits = torch.randn(64, 300) * 4
+    u = torch.rand(64, dtype=torch.float64)
+    fast = BatchParams.build([SamplingParams(temperature=temperature)] * 64)
+    general = BatchParams.build([SamplingParams(temperature=temperature, top_k=300)] * 64)
+    assert not fast.truncate and general.truncate
+    (t1, s1, m1), (t2, s2, m2) = sample(logits, fast, u), sample(logits, general, u)
+    assert torch.equal(t1, t2)
+    assert (s1 - s2).abs().max() < 1e-5 and (m1 - m2).abs().max() < 1e-5
+    assert (m1 - logits.log_softmax(-1).gather(1, t1[:, None])[:, 0]).abs().max() < 1e-5
+
+
 def test_stop_ids_and_strings(tok, engine):
     base = SamplingParams(temperature=0, max_tokens=30, ignore_eos=True)
     full = engine.generate([PROMPTS[0]], base)[0].samples[0]
