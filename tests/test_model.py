@@ -453,6 +453,18 @@ def test_shared_prompt_forward_equals_separate_rows(name):
     layout = share_prompts(ids, pl, cl)
     assert layout is not None and layout.prompt_ids.shape[0] == 3  # 12 rows, 3 distinct prompts
     assert share_prompts(ids[::4], pl[::4], cl[::4]) is None  # one row per prompt: nothing to share
+    # the CPU kernel and the mask the SDPA (GPU) path uses agree
+    N, H = layout.flat_ids().shape[1], 2
+    q, k, v = torch.randn(1, N, H, 8), torch.randn(1, N, H, 8), torch.randn(1, N, H, 6)
+    got = layout.attend(q, k, v, 0.4)[0, layout.split :]
+    P, Tp = layout.prompt_ids.shape
+    B, Tc = layout.completion_ids.shape
+    kp, vp = (x[0, : layout.split].view(P, Tp, H, -1)[layout.row_prompt] for x in (k, v))
+    kc, vc = (x[0, layout.split :].view(B, Tc, H, -1) for x in (k, v))
+    qc = q[0, layout.split :].view(B, Tc, H, -1)
+    want = F.scaled_dot_product_attention(qc.transpose(1, 2), torch.cat((kp, kc), 1).transpose(1, 2),
+                                          torch.cat((vp, vc), 1).transpose(1, 2), layout.completion_mask(), scale=0.4)
+    assert torch.allclose(got.view(B, Tc, H, -1), want.transpose(1, 2), atol=1e-5)
     adv = torch.randn(len(rows), int(cl.max()))
     results = []
     for share in (False, True):

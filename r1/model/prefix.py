@@ -40,14 +40,17 @@ class SharedPrompts:
         rows = first[:, None] + torch.arange(Tc, device=dev)[None, :]
         return torch.cat((torch.arange(Tp, device=dev).repeat(P), rows.flatten()))[None]
 
+    def prompt_keys(self) -> torch.Tensor:
+        """[B, Tp] True where a completion row's prompt has a real token (the rest is padding)."""
+        Tp = self.prompt_ids.shape[1]
+        return torch.arange(Tp, device=self.prompt_ids.device)[None, :] < self.prompt_lens[self.row_prompt][:, None]
+
     def completion_mask(self) -> torch.Tensor:
         """[B, 1, Tc, Tp + Tc] True = attend: the row's prompt up to its length, then its own tokens causally."""
-        P, Tp = self.prompt_ids.shape
+        Tp = self.prompt_ids.shape[1]
         B, Tc = self.completion_ids.shape
-        dev = self.prompt_ids.device
-        prompt_keys = torch.arange(Tp, device=dev)[None, :] < self.prompt_lens[self.row_prompt][:, None]  # [B, Tp]
-        own = torch.ones(Tc, Tc, dtype=torch.bool, device=dev).tril()
-        return torch.cat((prompt_keys[:, None, :].expand(B, Tc, Tp), own.expand(B, Tc, Tc)), dim=-1)[:, None]
+        own = torch.ones(Tc, Tc, dtype=torch.bool, device=self.prompt_ids.device).tril()
+        return torch.cat((self.prompt_keys()[:, None, :].expand(B, Tc, Tp), own.expand(B, Tc, Tc)), dim=-1)[:, None]
 
     def scored_positions(self, completion_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """For every completion token (row b, step j < completion_lens[b]), in row-major order: the flat index of
@@ -77,9 +80,8 @@ class SharedPrompts:
         k = torch.cat((kp.index_select(0, self.row_prompt), kc), dim=2)  # [B, H, Tp + Tc, D]
         v = torch.cat((vp.index_select(0, self.row_prompt), vc), dim=2)
         if q_1NHD.device.type == "cpu":
-            prompt_keys = torch.arange(Tp, device=k.device)[None, :] < self.prompt_lens[self.row_prompt][:, None]
             op = blocked_causal_attention(qp, kp, vp, scale)
-            oc = blocked_causal_attention(qc, k, v, scale, shared_keys_BK=prompt_keys)
+            oc = blocked_causal_attention(qc, k, v, scale, shared_keys_BK=self.prompt_keys())
         else:
             op = attend(qp, kp, vp, None, scale)
             oc = attend(qc, k, v, self.completion_mask(), scale)
