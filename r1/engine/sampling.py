@@ -240,10 +240,7 @@ def sample(
     scaled_lp = _scaled_logprobs(logits, bp, model_lp)
     probs = scaled_lp.exp()
     keep = _keep_mask(probs, bp)
-    cdf = (probs * keep if keep is not None else probs).cumsum(-1)
-    total = cdf[:, -1:]
-    x = torch.minimum(uniforms_B.to(cdf.dtype)[:, None] * total, torch.nextafter(total, torch.zeros_like(total)))
-    tok = torch.searchsorted(cdf, x, right=True).clamp_(max=cdf.shape[-1] - 1)
+    tok, total = _inverse_cdf(probs * keep if keep is not None else probs, uniforms_B)
     slp = (scaled_lp.gather(1, tok) - total.log())[:, 0]
     tok = tok[:, 0]
     if greedy_tok is not None:
@@ -260,10 +257,7 @@ def _sample_full(
     one softmax instead of log-softmax + exp, and the sampled token's log-probability read off it."""
     scaled = logits if bp.unit_temperature else logits / bp.temperature[:, None]
     probs = torch.softmax(scaled, dim=-1)
-    cdf = probs.cumsum(-1)
-    total = cdf[:, -1:]
-    x = torch.minimum(uniforms_B.to(cdf.dtype)[:, None] * total, torch.nextafter(total, torch.zeros_like(total)))
-    tok = torch.searchsorted(cdf, x, right=True).clamp_(max=cdf.shape[-1] - 1)
+    tok, total = _inverse_cdf(probs, uniforms_B)
     lp = probs.gather(1, tok).log_()
     slp = (lp - total.log())[:, 0]
     if bp.unit_temperature:
@@ -271,3 +265,12 @@ def _sample_full(
     else:
         model_lp = (logits.gather(1, tok) - torch.logsumexp(logits, dim=-1, keepdim=True))[:, 0]
     return tok[:, 0], slp, model_lp
+
+
+def _inverse_cdf(weights_BV: torch.Tensor, uniforms_B: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, the first token (in vocabulary order) whose cumulative weight exceeds u·total: ([B, 1], total [B, 1]).
+    The threshold stays strictly below the total, so a zero-weight token is never chosen."""
+    cdf = weights_BV.cumsum(-1)
+    total = cdf[:, -1:]
+    x = torch.minimum(uniforms_B.to(cdf.dtype)[:, None] * total, torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cdf, x, right=True).clamp_(max=cdf.shape[-1] - 1), total

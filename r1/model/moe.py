@@ -9,12 +9,15 @@ Routing for one token u (spec §4), in fp32:
     MoE(u) = Σ_j w_j Expert_{i_j}(u) + Shared(u)
 
 Dispatch groups the (token, expert) pairs by expert and runs each expert once on all of its tokens: as two
-batched GEMMs over per-expert blocks padded to the busiest expert's load, or as a loop when padding would cost too much.
+batched GEMMs over per-expert blocks padded to the busiest expert's load, or as a loop over experts when padding
+would cost too much or each expert has enough tokens of its own (see `_dispatch`).
 Balancing: after each optimizer step the trainer calls `update_bias` with the step's global load counts:
 b_i += γ·sign(mean(c) − c_i). The complementary sequence-wise loss α·Σ_i f_i P_i (eqs. 17–20) is computed here.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 import torch.nn.functional as F
@@ -41,10 +44,9 @@ class Router(nn.Module):
 
     def forward(self, x_ND: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (scores [N, E] fp32, top-k indices [N, k], top-k weights [N, k] fp32)."""
-        if torch.is_autocast_enabled(x_ND.device.type):
-            with torch.autocast(x_ND.device.type, enabled=False):  # fp32 even in a bf16-autocast forward
-                logits = F.linear(x_ND.float(), self.weight.float())
-        else:
+        dev = x_ND.device.type
+        # fp32 even in a bf16-autocast forward (no context to enter on the decode path, where autocast is off)
+        with torch.autocast(dev, enabled=False) if torch.is_autocast_enabled(dev) else contextlib.nullcontext():
             logits = F.linear(x_ND.float(), self.weight.float())
         scores = logits.sigmoid() if self.scoring == "sigmoid" else logits.softmax(dim=-1)
         choice = scores + self.e_score_correction_bias if self.use_bias else scores

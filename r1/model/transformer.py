@@ -232,28 +232,30 @@ class Transformer(nn.Module):
             return (causal & same_doc)[:, None]
         return None
 
+    def _head_inputs(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.dtype, bool]:
+        """What the fused heads take: the head weight, the dtype they compute in (autocast's, if on), and whether a
+        gradient is needed. They run with autocast off and cast themselves."""
+        weight = self.lm_head.weight
+        dev = h.device.type
+        dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else h.dtype
+        return weight.to(dtype), dtype, torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad)
+
     def _logits_and_loss(self, h_BTC: torch.Tensor, labels_BT: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """lm_head logits and the next-token loss, fused so the [B·T, V] logit gradient is never materialized."""
         B, T, C = h_BTC.shape
-        weight = self.lm_head.weight
-        dev = h_BTC.device.type
-        dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else h_BTC.dtype
-        need_grad = torch.is_grad_enabled() and (h_BTC.requires_grad or weight.requires_grad)
-        with torch.autocast(dev, enabled=False):
+        weight, dtype, need_grad = self._head_inputs(h_BTC)
+        with torch.autocast(h_BTC.device.type, enabled=False):
             logits, loss = _LinearCrossEntropy.apply(
-                h_BTC.reshape(B * T, C).to(dtype), weight.to(dtype), _shifted_targets(labels_BT), need_grad
+                h_BTC.reshape(B * T, C).to(dtype), weight, _shifted_targets(labels_BT), need_grad
             )
         return logits.view(B, T, -1), loss
 
     def _score(self, h_BTC: torch.Tensor, index_M: torch.Tensor, target_M: torch.Tensor, entropy: bool):
-        C = h_BTC.shape[-1]
-        weight = self.lm_head.weight
-        dev = h_BTC.device.type
-        dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else h_BTC.dtype
-        need_grad = torch.is_grad_enabled() and (h_BTC.requires_grad or weight.requires_grad)
-        h_MC = h_BTC.reshape(-1, C).index_select(0, index_M)
-        with torch.autocast(dev, enabled=False):
-            logp, ent = _LinearLogProb.apply(h_MC.to(dtype), weight.to(dtype), target_M, need_grad, entropy)
+        """log π(target) at the flattened positions `index_M` (and the entropy there), through the fused head."""
+        weight, dtype, need_grad = self._head_inputs(h_BTC)
+        h_MC = h_BTC.reshape(-1, h_BTC.shape[-1]).index_select(0, index_M)
+        with torch.autocast(h_BTC.device.type, enabled=False):
+            logp, ent = _LinearLogProb.apply(h_MC.to(dtype), weight, target_M, need_grad, entropy)
         return logp, (ent if entropy else None)
 
     def _mtp_loss(self, h, input_ids, labels, positions, segment_ids, cos, sin) -> torch.Tensor:
@@ -364,8 +366,8 @@ class _LinearLogProb(torch.autograd.Function):
     """log softmax(h Wᵀ)[target] for each row, and (no gradient) the entropy of that distribution.
 
     Row chunks of about 1 MiB of logits at a time: each chunk's logits GEMM, a log-softmax in fp32 for the target's
-    log-prob and the entropy −Σ p·log p, and p kept for backward, which forms d logits = g·(onehot − p) in place
-    and adds its dh and dW GEMMs chunk by chunk. No [M, V] tensor is allocated in fp32 (above 32 MiB every
+    log-prob and the entropy −Σ p·log p, and p kept for backward, whose dh and dW GEMMs run chunk by chunk on p
+    itself (see backward). No [M, V] tensor is allocated in fp32 (above 32 MiB every
     allocation is fresh mmap'd memory, page-faulted in on first write, and a chunk stays in cache between its
     GEMM and its softmax); a 16-bit p goes into one buffer so dW's sum over rows accumulates in fp32 inside one
     GEMM, as in _LinearCrossEntropy. Without a gradient or entropy each chunk is a logsumexp and a gather.

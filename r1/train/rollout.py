@@ -122,7 +122,7 @@ def completion_logprobs(
     B, S = input_ids.shape
     C = max(1, int(completion_lens.max()))
     dev = input_ids.device
-    keep = torch.arange(C, device=dev)[None, :] < completion_lens[:, None]  # [B, C]
+    keep = completion_mask(completion_lens, C).bool()
     shared = share_prompts_layout(input_ids, prompt_lens, completion_lens) if share_prompts else None
     if shared is not None:
         index, target = shared.scored_positions(completion_lens)
