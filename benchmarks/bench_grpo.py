@@ -30,6 +30,9 @@ medians (s/step; the split is generate / reward + π_ref / train), at commit 3a9
     --dtype bf16                          0.65    1.88    2.90x   0.28/0.09/0.27      0.91/0.21/0.76
     --dtype bf16 --trl-gc (TRL defaults)  0.69    2.13    3.10x   0.31/0.10/0.29      0.93/0.26/0.98
 
+Re-measured at ab4fe76 (same code paths, later in the day, a noisier machine): fp32 1.00 vs 2.40 (2.41x); bf16
+0.81 vs 2.18 (2.68x) and, run again, 0.67 vs 1.91 (2.83x); TRL defaults 0.64 vs 2.11 (3.28x).
+
 Peak RSS (whole process): fp32 r1 752 / TRL 1,205 MiB; bf16 r1 1,164 / TRL 1,278 MiB (TRL with checkpointing
 1,077). Before this session's changes (4c0b631, same conditions) the three ratios were 1.97x, 2.30x and 2.50x.
 
