@@ -254,10 +254,23 @@ def test_engine_logprobs_match_the_trainer_and_tis_corrects_temperature(tok, mod
     dev32 = float(((fp32 - r["model_logprobs"]).abs() * mask).max())
     dev16 = float(((bf16 - r["model_logprobs"]).abs() * mask).max())
     mean16 = float(((bf16 - r["model_logprobs"]).abs() * mask).sum() / mask.sum())
+    # what a bf16 GRPO run samples with: the engine's vocabulary projection in bf16, as the trainer's is
+    prompts = [r["input_ids"][i, : int(r["prompt_lens"][i])].tolist() for i in (0, 4)]
+    out = Engine(model, tok, max_batch=8, max_len=64, head_dtype=torch.bfloat16).generate(
+        prompts, [SamplingParams(n=4, max_tokens=12, seed=s) for s in (1, 2)])
+    model.train()
+    p = pack_samples([q for q in prompts for _ in range(4)], [s for c in out for s in c.samples], tok.pad_id)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        head16, _, _ = completion_logprobs(model, p["input_ids"], p["prompt_lens"], p["completion_lens"])
+    m16 = completion_mask(p["completion_lens"])
+    dev_head16 = float(((head16 - p["model_logprobs"]).abs() * m16).max())
+    mean_head16 = float(((head16 - p["model_logprobs"]).abs() * m16).sum() / m16.sum())
     print(f"\nengine vs trainer log-prob deviation: fp32 max {dev32:.2e}; bf16 autocast max {dev16:.2e} "
-          f"(mean {mean16:.2e})")
+          f"(mean {mean16:.2e}); bf16 autocast vs an engine with a bf16 head max {dev_head16:.2e} "
+          f"(mean {mean_head16:.2e})")
     assert dev32 < 1e-4
     assert dev32 < dev16 < 1.0
+    assert dev32 < dev_head16 < 1.0
     # T = 1, no top-p: the sampler's log-probs are the model's, so the truncated IS weight is ~1
     w = torch.exp(fp32 - r["sampler_logprobs"]).clamp(max=2.0)
     assert float(((w - 1).abs() * mask).max()) < 1e-3

@@ -39,6 +39,8 @@ class Engine:
     max_len: tokens per sequence, prompt included (default: the model's context, at most 4096).
     mla_impl: "absorb" caches only MLA's latent (DeepSeek); "naive" caches per-head K/V (for checks).
     prefill_tokens: at most this many prompt tokens per prefill forward (bounds activation memory).
+    head_dtype: run the vocabulary projection in this dtype (e.g. bf16 when the trainer runs under bf16 autocast:
+        its logits are bf16 GEMMs too, and it is the largest GEMM of a decode step); default: the weights' dtype.
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class Engine:
         mla_impl: str = "absorb",
         cache_dtype: torch.dtype | None = None,
         prefill_tokens: int = 4096,
+        head_dtype: torch.dtype | None = None,
     ) -> None:
         cfg = model.config
         if max_batch < 1:
@@ -66,7 +69,9 @@ class Engine:
         self.tokenizer = tokenizer
         self.max_batch, self.max_len = max_batch, max_len
         self.mla_impl = mla_impl
-        self.scheduler = Scheduler(model, tokenizer, max_batch, max_len, mla_impl, cache_dtype, prefill_tokens)
+        self.scheduler = Scheduler(
+            model, tokenizer, max_batch, max_len, mla_impl, cache_dtype, prefill_tokens, head_dtype
+        )
         self._ids = itertools.count()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None

@@ -31,14 +31,18 @@ from r1.model.moe import MoE
 from r1.model.rope import rope_cos_sin
 from r1.model.transformer import Transformer
 
+GROUPED_MM = hasattr(torch, "_grouped_mm")
 CACHE_LIMIT_BYTES = 1 << 30  # derived-weight copies allowed; beyond it (big MoE models) use the modules as they are
 
 
 class InferenceForward:
     """`hidden(ids, positions, cache)` for any T, `last_logits` picking the fast decode step when it applies."""
 
-    def __init__(self, model: Transformer, cache_limit_bytes: int = CACHE_LIMIT_BYTES) -> None:
+    def __init__(
+        self, model: Transformer, cache_limit_bytes: int = CACHE_LIMIT_BYTES, head_dtype: torch.dtype | None = None
+    ) -> None:
         self.model = model
+        self.head_dtype = head_dtype
         cfg = model.config
         layers = list(model.model.layers)
         self.layers = layers
@@ -75,6 +79,9 @@ class InferenceForward:
                     self._derive((i, "shared"), _mlp_params(moe.shared_experts), _fuse_mlp)
             elif isinstance(layer.mlp, MLP):
                 self._derive((i, "mlp"), _mlp_params(layer.mlp), _fuse_mlp)
+        head = self.model.lm_head.weight
+        if self.head_dtype is not None and self.head_dtype != head.dtype:
+            self._derive((-1, "lm_head"), [head], lambda w: w[0].to(self.head_dtype))
 
     def _derive(self, key: tuple[int, str], sources: list[torch.Tensor], build: Callable[[list[torch.Tensor]], object]):
         stamp = tuple((id(t), t._version) for t in sources)
@@ -116,7 +123,12 @@ class InferenceForward:
         """Logits [B, V] of each row's last position (the decode step when T = 1 and the fast path applies)."""
         if ids_BT.shape[1] == 1 and self.fast_decode_ok and cache.mla_impl == "absorb":
             return self.decode(ids_BT[:, 0], positions_BT[:, 0], cache)
-        return self.model.lm_head(self.hidden(ids_BT, positions_BT, cache)[:, -1])
+        return self.logits(self.hidden(ids_BT, positions_BT, cache)[:, -1])
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """The vocabulary projection of final-norm hidden states, in `head_dtype` when one was asked for."""
+        w = self._w(-1, "lm_head")
+        return self.model.lm_head(h) if w is None else F.linear(h.to(w.dtype), w)
 
     # -------------------------------------------------------------------------------------------- decode
     def decode(self, ids_B: torch.Tensor, pos_B: torch.Tensor, cache: KVCache) -> torch.Tensor:
@@ -137,7 +149,7 @@ class InferenceForward:
             h = h + self._mla_decode(i, layer.self_attn, _norm(layer.input_layernorm, h), rot, neg, rows, pos_B, cache)
             x = _norm(layer.post_attention_layernorm, h)
             h = h + (self._moe(i, layer.mlp, x) if isinstance(layer.mlp, MoE) else self._mlp(i, "mlp", layer.mlp, x))
-        return m.lm_head(_norm(m.model.norm, h))
+        return self.logits(_norm(m.model.norm, h))
 
     def _mla_decode(self, i: int, a: MLA, x: torch.Tensor, rot, neg, rows, pos, cache: KVCache) -> torch.Tensor:
         """score(s) = scale·((W_UKᵀ q_nope)·ĉ_s + q_pe·k_pe_s), o = W_UV Σ_s p(s) ĉ_s — attention.py's absorbed form."""
@@ -197,8 +209,16 @@ class InferenceForward:
         flat = idx.flatten()
         order = flat.argsort(stable=True)
         token = order // moe.top_k
-        expert = flat[order]
         counts_t = torch.bincount(flat, minlength=moe.n_experts)
+        if stacks is not None and GROUPED_MM and x.dtype in (torch.float32, torch.bfloat16):
+            # One grouped GEMM per projection over the expert-sorted tokens: each expert's real rows, no padding.
+            w_gu, w_down = stacks
+            offs = counts_t.cumsum(0).to(torch.int32)
+            g, u = torch._grouped_mm(x.index_select(0, token), w_gu, offs=offs).chunk(2, dim=-1)
+            y_sorted = torch._grouped_mm(F.silu(g) * u, w_down, offs=offs)
+            y_sorted = y_sorted * w.flatten()[order, None].to(y_sorted.dtype)
+            return torch.zeros_like(x).index_add_(0, token, y_sorted)
+        expert = flat[order]
         counts = counts_t.tolist()
         cap = max(counts)
         x_sorted = x.index_select(0, token)

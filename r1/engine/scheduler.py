@@ -79,9 +79,10 @@ class Scheduler:
         mla_impl: str = "absorb",
         cache_dtype: torch.dtype | None = None,
         prefill_tokens: int = 4096,
+        head_dtype: torch.dtype | None = None,
     ) -> None:
         self.model, self.tokenizer = model, tokenizer
-        self.forward = InferenceForward(model)
+        self.forward = InferenceForward(model, head_dtype=head_dtype)
         self.max_batch, self.max_len = max_batch, max_len
         self.mla_impl, self.cache_dtype = mla_impl, cache_dtype
         self.prefill_tokens = prefill_tokens
@@ -237,7 +238,7 @@ class Scheduler:
                 if c0 <= n - 1 < c1:
                     last_h[i] = h[i, n - 1 - c0]
         self.stats["prefill_tokens"] += sum(lens)
-        return self.model.lm_head(torch.stack(last_h)).float()  # type: ignore[arg-type]
+        return self.forward.logits(torch.stack(last_h)).float()  # type: ignore[arg-type]
 
     def _window(self, start: int, stop: int) -> KVCache:
         _ = self.cache

@@ -646,13 +646,15 @@ class GRPOStage(Stage):
             new = max(o.max_new_tokens, o.eval_max_new_tokens or o.max_new_tokens)
             limit = model.config.max_position_embeddings
             rows = max(o.prompts_per_rollout * o.group_size, 16 * o.eval_k if self.eval_items else 0)
+            # under bf16 autocast the trainer's logits are bf16 GEMMs: the engine's vocabulary projection matches
             self.engine = Engine(model, self.ctx.tokenizer, max_batch=min(rows, 512),
-                                 max_len=min(limit, longest + new + 8))
+                                 max_len=min(limit, longest + new + 8), head_dtype=self.autocast)
         return self.engine
 
     @contextlib.contextmanager
     def _generating(self, model: nn.Module) -> Iterator[None]:
-        """Generation as the engine runs it standalone: eval mode, full precision (no autocast), then back."""
+        """Generation as the engine runs it standalone: eval mode, no autocast (full precision but for the vocabulary
+        projection under bf16 training, see `_engine`), then back."""
         was_training = model.training
         model.eval()
         try:
