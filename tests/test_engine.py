@@ -9,7 +9,7 @@ from r1.engine import Engine, SamplingParams
 from r1.engine.adapters import make_generate_fn
 from r1.engine.forward import InferenceForward
 from r1.engine.requests import RequestDone, SampleDone, TokenEvent
-from r1.engine.sampling import BatchParams, sample, sampling_logprobs
+from r1.engine.sampling import CDF_BLOCK, BatchParams, _inverse_cdf, sample, sampling_logprobs
 from r1.engine.testing import tiny_model, tiny_tokenizer
 from r1.errors import UserError
 
@@ -181,6 +181,31 @@ def test_sampler_distribution_per_row():
     tok, _, _ = sample(row, bp, torch.rand(20000, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
     freq = torch.bincount(tok, minlength=5) / 20000
     assert (freq - sampling_logprobs(row[:1], bp.index(torch.tensor([0]))).exp()[0]).abs().max() < 0.01
+
+
+@pytest.mark.parametrize("V", [64 * 5, 300, 7])
+def test_two_level_inverse_cdf_matches_one_prefix_sum_and_never_picks_a_zero_weight(V):
+    """Blocks pick the block, a prefix sum inside it the token: the same token as one float64 prefix sum over the
+    whole row, with zero weights (whole blocks, block ends, the padded tail) never chosen, even at u → 1."""
+    g = torch.Generator().manual_seed(V)
+    w = torch.rand(256, V, generator=g, dtype=torch.float64)
+    w[w < 0.5] = 0.0  # half the tokens cut, as top-k/top-p leave them
+    w[:, : 2 * CDF_BLOCK if V > 3 * CDF_BLOCK else V // 3] = 0.0  # and whole leading blocks
+    w[:, -1] = 0.0
+    w[:, -2] += 0.1  # every row has some weight, as every sampler row does
+    w[0] = 0.0
+    w[0, V // 2] = 1.0  # one token carries everything
+    u = torch.rand(256, generator=g, dtype=torch.float64)
+    u[:8] = torch.tensor([0.0, 1 - 1e-16, 0.5, 1e-300, 1 - 2**-53, 0.25, 0.75, 0.999999])
+    tok, total = _inverse_cdf(w, u)
+    cdf = w.cumsum(-1)
+    total_ref = cdf[:, -1:]
+    x = torch.minimum(u[:, None] * total_ref, torch.nextafter(total_ref, torch.zeros_like(total_ref)))
+    want = torch.searchsorted(cdf, x, right=True)
+    assert bool((w.gather(1, tok) > 0).all())
+    assert torch.equal(tok, want)
+    assert (total[:, 0] - cdf[:, -1]).abs().max() < 1e-12
+    assert tok[0, 0] == V // 2
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])

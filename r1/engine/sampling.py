@@ -23,6 +23,8 @@ import torch
 
 from r1.errors import UserError
 
+CDF_BLOCK = 64  # tokens per block of the sampler's two-level inverse CDF
+
 UNIFORM_CHUNK = 64  # uniforms drawn per generator call; amortises the per-row cost over many steps
 MASK64 = (1 << 64) - 1
 
@@ -269,8 +271,21 @@ def _sample_full(
 
 def _inverse_cdf(weights_BV: torch.Tensor, uniforms_B: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row, the first token (in vocabulary order) whose cumulative weight exceeds u·total: ([B, 1], total [B, 1]).
-    The threshold stays strictly below the total, so a zero-weight token is never chosen."""
-    cdf = weights_BV.cumsum(-1)
+
+    Two levels, as a full-vocabulary prefix sum is a serial scan per row (the slowest op of a CPU decode step): the
+    cumulative sums of blocks of CDF_BLOCK tokens pick the block, then one prefix sum inside it picks the token.
+    Each threshold stays strictly below the total it is compared with, so a zero-weight token is never chosen.
+    """
+    B, V = weights_BV.shape
+    nb = -(-V // CDF_BLOCK)
+    w = weights_BV if V == nb * CDF_BLOCK else torch.nn.functional.pad(weights_BV, (0, nb * CDF_BLOCK - V))
+    blocks = w.view(B, nb, CDF_BLOCK)
+    cdf = torch.zeros(B, nb + 1, dtype=w.dtype, device=w.device)
+    torch.cumsum(blocks.sum(-1), -1, out=cdf[:, 1:])  # cdf[:, j] = weight before block j
     total = cdf[:, -1:]
-    x = torch.minimum(uniforms_B.to(cdf.dtype)[:, None] * total, torch.nextafter(total, torch.zeros_like(total)))
-    return torch.searchsorted(cdf, x, right=True).clamp_(max=cdf.shape[-1] - 1), total
+    x = torch.minimum(uniforms_B.to(w.dtype)[:, None] * total, torch.nextafter(total, torch.zeros_like(total)))
+    j = (torch.searchsorted(cdf, x, right=True) - 1).clamp_(max=nb - 1)  # the first block whose sum passes x
+    inner = blocks.gather(1, j[:, :, None].expand(B, 1, CDF_BLOCK))[:, 0].cumsum(-1)  # [B, CDF_BLOCK]
+    y = torch.minimum(x - cdf.gather(1, j), torch.nextafter(inner[:, -1:], torch.zeros_like(x)))
+    i = torch.searchsorted(inner, y, right=True)
+    return (j * CDF_BLOCK + i).clamp_(max=V - 1), total
