@@ -59,10 +59,12 @@ def test_greedy_matches_full_recompute(tok, models, kind):
     assert (torch.tensor(out.model_logprobs) - ref).abs().max() < 1e-4
 
 
+@pytest.mark.parametrize("grouped", [True, False])  # experts as grouped GEMMs (CPU) / padded batched GEMMs
 @pytest.mark.parametrize("cache_limit", [0, 1 << 30])  # modules as they are / fused and stacked weights
 @pytest.mark.parametrize("kind", ["tiny", "tiny-qwen2"])
-def test_inference_forward_matches_model(tok, models, kind, cache_limit):
+def test_inference_forward_matches_model(tok, models, kind, cache_limit, grouped, monkeypatch):
     """Prefill (any T) and the fast decode step give the model's logits, cache contents included."""
+    monkeypatch.setattr("r1.engine.forward.GROUPED_MM", grouped)
     model = models[kind]
     fwd = InferenceForward(model, cache_limit_bytes=cache_limit)
     g = torch.Generator().manual_seed(0)
@@ -83,6 +85,16 @@ def test_inference_forward_matches_model(tok, models, kind, cache_limit):
         for a, b in zip(ours_cache.buffers, ref_cache.buffers):
             assert all((x - y).abs().max() < 1e-5 for x, y in zip(a, b))
     assert fwd.fast_decode_ok == (kind == "tiny")
+    # a bf16 vocabulary projection (what a bf16 GRPO run samples with): the same logits up to bf16 rounding
+    bf16 = InferenceForward(model, cache_limit_bytes=cache_limit, head_dtype=torch.bfloat16)
+    with torch.inference_mode():
+        h = fwd.hidden(ids, pos, model.new_cache(B, 32))[:, -1]
+        want = fwd.logits(h)
+        got = bf16.logits(h)
+    if cache_limit:
+        assert got.dtype == torch.bfloat16 and 0 < (got.float() - want).abs().max() < 0.05
+    else:  # no room for a derived copy: the module as it is
+        assert torch.equal(got, want)
 
 
 def test_inference_forward_sees_weight_updates(tok):

@@ -4,8 +4,10 @@ Training code is shaped for thousands of tokens per call; a decode step has B to
 per-op overhead. Two paths, both checked against `Transformer.forward` in `tests/test_engine.py`:
 
 - `hidden` (prefill, any T): the model's own modules in `Transformer.forward`'s order, except MoE dispatch: one
-  token runs its k experts directly; a few tokens per expert are padded into one batched GEMM over the experts'
-  weights stacked once; many experts and few tokens (DeepSeek-V3's 256 at small batch) loop over active experts.
+  token runs its k experts directly; on CPU the expert-sorted tokens run as one grouped GEMM per projection over
+  the experts' weights stacked once (`torch._grouped_mm`: each expert on its own rows, no padding); elsewhere a
+  few tokens per expert are padded into one batched GEMM, and many experts with few tokens loop over the active
+  ones.
 - `decode` (T = 1, absorbed MLA cache, fp32): the step written out with the latent cache, following the model's
   equations (attention.py) with cached fused weights: one GEMM for [q_a | kv_a], RoPE on q and k in one complex
   multiply, scores as one `baddbmm` against the latent with the mask added, expert and MLP gate|up in one GEMM.
@@ -210,31 +212,28 @@ class InferenceForward:
         order = flat.argsort(stable=True)
         token = order // moe.top_k
         counts_t = torch.bincount(flat, minlength=moe.n_experts)
-        if stacks is not None and GROUPED_MM and x.dtype in (torch.float32, torch.bfloat16):
-            # One grouped GEMM per projection over the expert-sorted tokens: each expert's real rows, no padding.
+        x_sorted = x.index_select(0, token)
+        grouped = GROUPED_MM and x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
+        if stacks is not None and grouped:
+            # One grouped GEMM per projection over the expert-sorted tokens: each expert's own rows, no padding
+            # (the padded batched GEMM below spent ~3x the FLOPs at decode's few tokens per expert: 10% of a step).
             w_gu, w_down = stacks
             offs = counts_t.cumsum(0).to(torch.int32)
-            g, u = torch._grouped_mm(x.index_select(0, token), w_gu, offs=offs).chunk(2, dim=-1)
+            g, u = torch._grouped_mm(x_sorted, w_gu, offs=offs).chunk(2, dim=-1)
             y_sorted = torch._grouped_mm(F.silu(g) * u, w_down, offs=offs)
-            y_sorted = y_sorted * w.flatten()[order, None].to(y_sorted.dtype)
-            return torch.zeros_like(x).index_add_(0, token, y_sorted)
-        expert = flat[order]
-        counts = counts_t.tolist()
-        cap = max(counts)
-        x_sorted = x.index_select(0, token)
-        if stacks is not None and moe.n_experts * cap <= 4 * len(flat):  # padding costs at most 4x the real work
-            w_gu, w_down = stacks  # [E, D, 2I], [E, I, D]
-            slot = torch.arange(len(flat), device=x.device) - (counts_t.cumsum(0) - counts_t)[expert]
-            x_pad = x.new_zeros(moe.n_experts, cap, x.shape[1]).index_put_((expert, slot), x_sorted)
-            g, u = torch.bmm(x_pad, w_gu).chunk(2, dim=-1)
-            y_sorted = torch.bmm(F.silu(g) * u, w_down)[expert, slot]
         else:
-            outs, start = [], 0
-            for e, n in enumerate(counts):
-                if n:
-                    outs.append(moe.experts[e](x_sorted[start : start + n]))
-                    start += n
-            y_sorted = torch.cat(outs)
+            counts = counts_t.tolist()
+            cap = max(counts)
+            expert = flat[order]
+            if stacks is not None and moe.n_experts * cap <= 4 * len(flat):  # padding costs at most 4x the real work
+                w_gu, w_down = stacks  # [E, D, 2I], [E, I, D]
+                slot = torch.arange(len(flat), device=x.device) - (counts_t.cumsum(0) - counts_t)[expert]
+                x_pad = x.new_zeros(moe.n_experts, cap, x.shape[1]).index_put_((expert, slot), x_sorted)
+                g, u = torch.bmm(x_pad, w_gu).chunk(2, dim=-1)
+                y_sorted = torch.bmm(F.silu(g) * u, w_down)[expert, slot]
+            else:
+                outs = [moe.experts[e](part) for e, part in enumerate(torch.split(x_sorted, counts)) if counts[e]]
+                y_sorted = torch.cat(outs)
         y_sorted = y_sorted * w.flatten()[order, None].to(y_sorted.dtype)
         return torch.zeros_like(x).index_add_(0, token, y_sorted)
 
