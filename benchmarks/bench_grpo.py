@@ -263,8 +263,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="rounds of (r1, TRL) runs, order alternating")
     ap.add_argument("--threads", type=int, default=1, help="torch threads on both sides")
     ap.add_argument("--model-kind", choices=sorted(PRESET), default="moe")
-    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
-                    help="both sides: fp32, or bf16 autocast (r1 train.dtype=bf16, TRL bf16=True)")
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="bf16",
+                    help="both sides: bf16 autocast (TRL's default bf16=True, r1 train.dtype=bf16), or fp32")
     ap.add_argument("--trl-gc", action="store_true",
                     help="leave TRL's default gradient checkpointing on (off by default: r1 does not checkpoint)")
     ap.add_argument("--items", type=int, default=512, help="prompt pool (modchain train split)")
