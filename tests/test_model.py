@@ -536,3 +536,32 @@ def test_rows_advance_independently_in_the_cache():
         # re-feed each row's last token at its own position: only slots ≤ position are visible
         out = model(nxt, positions=torch.tensor([[8], [3]]), cache=cache).logits[:, -1]
     assert torch.allclose(out[0], ref_a, atol=1e-5) and torch.allclose(out[1], ref_b, atol=1e-5)
+
+
+def test_meta_model_skips_initialisers_and_restores_them(monkeypatch):
+    """Building on meta runs no parameter initialiser (on meta they import torch._dynamo: ~1 s per process)."""
+    import subprocess
+    import sys
+
+    from torch import nn
+
+    from r1.model.transformer import meta_model
+
+    code = ("import sys; from r1.model.checkpoint import load_pretrained; from r1.model.info import model_info; "
+            "from r1.model import preset; m = load_pretrained('r1/assets/base-tiny'); "
+            "n = model_info(preset('deepseek-v3-671b')).total; "
+            "print(n, 'torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["671026419200", "False"]
+    before = nn.Linear.reset_parameters, nn.Embedding.reset_parameters
+    model = meta_model(preset("tiny"))
+    assert all(p.is_meta for p in model.parameters())
+    assert (nn.Linear.reset_parameters, nn.Embedding.reset_parameters) == before
+
+    def broken(cfg):
+        raise RuntimeError("build failed")
+
+    monkeypatch.setattr("r1.model.transformer.Transformer", broken)
+    with pytest.raises(RuntimeError, match="build failed"):
+        meta_model(preset("tiny"))
+    assert (nn.Linear.reset_parameters, nn.Embedding.reset_parameters) == before

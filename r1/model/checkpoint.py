@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 
 from r1.errors import CheckpointError
 from r1.model.config import ModelConfig
-from r1.model.transformer import Transformer
+from r1.model.transformer import Transformer, meta_model
 
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
@@ -159,8 +159,7 @@ def load_pretrained(
     """Build the model from a HF directory: config.json + safetensors (single, sharded, or FP8 block-quantised)."""
     path = Path(path)
     cfg = config or load_config(path)
-    with torch.device("meta"):
-        model = Transformer(cfg)
+    model = meta_model(cfg)
     state = convert_hf_state_dict(read_safetensors(path), cfg)
     expected = {k: v for k, v in model.state_dict().items()}
     if cfg.tie_word_embeddings:

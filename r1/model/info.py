@@ -9,7 +9,7 @@ import torch
 
 from r1.model.cache import KVCache
 from r1.model.config import ModelConfig
-from r1.model.transformer import Transformer
+from r1.model.transformer import meta_model
 
 
 @dataclass
@@ -31,8 +31,7 @@ class ModelInfo:
 
 def model_info(cfg: ModelConfig) -> ModelInfo:
     t0 = time.perf_counter()
-    with torch.device("meta"):
-        model = Transformer(cfg)
+    model = meta_model(cfg)
     build = time.perf_counter() - t0
 
     def count(module: torch.nn.Module) -> int:

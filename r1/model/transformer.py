@@ -274,6 +274,27 @@ class Transformer(nn.Module):
         return torch.stack(losses).mean() if losses else h.new_zeros(())
 
 
+def meta_model(cfg: ModelConfig) -> Transformer:
+    """The module tree on the meta device, parameters left uninitialised: to count them, or to load weights into
+    (`load_state_dict(..., assign=True)`).
+
+    nn.Linear and nn.Embedding initialise themselves in their constructors, and on meta tensors those initialisers
+    go through torch's Python reference kernels, which import torch._dynamo: about a second the first time in a
+    process, for values nobody reads. They are skipped while the tree is built.
+    """
+    saved = nn.Linear.reset_parameters, nn.Embedding.reset_parameters
+    nn.Linear.reset_parameters = nn.Embedding.reset_parameters = _no_init  # type: ignore[method-assign]
+    try:
+        with torch.device("meta"):
+            return Transformer(cfg)
+    finally:
+        nn.Linear.reset_parameters, nn.Embedding.reset_parameters = saved  # type: ignore[method-assign]
+
+
+def _no_init(self: nn.Module) -> None:
+    return None
+
+
 def _shifted_targets(labels_BT: torch.Tensor) -> torch.Tensor:
     """Position t's target is labels[t + 1]; the last position gets IGNORE_INDEX. Flattened to [B·T]."""
     return F.pad(labels_BT[:, 1:], (0, 1), value=IGNORE_INDEX).reshape(-1)

@@ -52,7 +52,7 @@ from torch import nn
 from r1.errors import ConfigError, UserError
 from r1.model.checkpoint import load_pretrained, save_pretrained
 from r1.model.config import ModelConfig
-from r1.model.transformer import Transformer
+from r1.model.transformer import Transformer, meta_model
 from r1.train import checkpointing as ckpt
 from r1.train import distributed
 from r1.train.config import STAGES, TrainConfig, model_config
@@ -522,8 +522,7 @@ class Trainer:
 
 def _cpu_model(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> Transformer:
     """A CPU model around gathered full tensors, to write them with the usual HF-layout writer."""
-    with torch.device("meta"):
-        model = Transformer(cfg)
+    model = meta_model(cfg)
     model.load_state_dict(state, assign=True)
     return model
 
