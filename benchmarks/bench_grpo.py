@@ -16,33 +16,31 @@ from metrics.jsonl (rollout included); TRL's wall time from `on_step_begin` to `
     python benchmarks/bench_grpo.py [--steps 5] [--repeats 3] [--threads 1] [--model-kind moe|dense] [--json out.json]
     python benchmarks/bench_grpo.py --quick      # 1 round of 2 timed steps, to check it runs
 
-Settings matched on purpose: TRL's defaults `gradient_checkpointing=True` and `bf16=True` are turned off (r1 runs
-neither here); TRL's `loss_type="grpo"` = r1's `seq-mean-token-mean`; with one step per generation neither side
-recomputes π_old (r1 takes the engine's log-probabilities, TRL uses the detached current ones). The weights are
-random, so every reward is 0, every advantage 0 and the gradient 0: the update changes nothing, but both sides still
-run the full forward, backward and AdamW, so the work timed is that of a real step.
+Settings matched on purpose: both sides run the same precision, bf16 autocast by default (TRL's default
+`bf16=True`; r1 `train.dtype=bf16`) or fp32 with `--dtype fp32`; TRL's default gradient checkpointing is off unless
+`--trl-gc` (r1 does not checkpoint); TRL's `loss_type="grpo"` = r1's `seq-mean-token-mean`; with one step per
+generation neither side recomputes π_old (r1 takes the engine's log-probabilities, TRL uses the detached current
+ones). The weights are random, so every reward is 0, every advantage 0 and the gradient 0: the update changes
+nothing, but both sides still run the full forward, backward and AdamW, so the work timed is that of a real step.
 
-Measured on the 2-core development VM with no other job running, `--threads 1`, 3 rounds × 5 timed steps,
-medians (s/step; the split is generate / reward + π_ref / train), at commit 3a93940 (session 3):
+Measured on the 2-core development VM with no other job running, `--threads 1`, 3 rounds × 5 timed steps a side,
+medians (s/step; the split is generate / reward + π_ref / train), session 4 (library code at 850f0f5):
 
     setting                               r1      TRL     ratio   r1 split            TRL split
-    fp32 (default)                        0.88    2.12    2.42x   0.29/0.15/0.42      0.99/0.24/0.89
-    --dtype bf16                          0.65    1.88    2.90x   0.28/0.09/0.27      0.91/0.21/0.76
-    --dtype bf16 --trl-gc (TRL defaults)  0.69    2.13    3.10x   0.31/0.10/0.29      0.93/0.26/0.98
+    bf16 (default), two runs              0.57    1.87    3.28x   0.26/0.08/0.23      0.84/0.24/0.81
+                                          0.57    1.83    3.20x   0.26/0.08/0.23      0.84/0.20/0.78
+    --trl-gc (TRL's own defaults)         0.57    2.10    3.69x   0.25/0.08/0.23      0.89/0.25/0.95
+    --dtype fp32                          0.81    2.10    2.59x   0.25/0.14/0.42      0.98/0.24/0.89
 
-Re-measured at ab4fe76 (same code paths, later in the day, a noisier machine): fp32 1.00 vs 2.40 (2.41x); bf16
-0.81 vs 2.18 (2.68x) and, run again, 0.67 vs 1.91 (2.83x); TRL defaults 0.64 vs 2.11 (3.28x).
+Peak RSS (whole process): bf16 r1 742 / TRL 1,306 MiB (TRL with checkpointing 1,073); fp32 r1 745 / TRL 1,194.
+Session 3 ended at 2.68-2.83x (bf16), 3.28x (TRL defaults) and 2.41x (fp32); session 2 at 2.30x, 2.50x, 1.97x.
 
-Peak RSS (whole process): fp32 r1 752 / TRL 1,205 MiB; bf16 r1 1,164 / TRL 1,278 MiB (TRL with checkpointing
-1,077). Before this session's changes (4c0b631, same conditions) the three ratios were 1.97x, 2.30x and 2.50x.
-
-What changed on r1's side: each group's prompt runs once in the π_ref and training forwards (a fifth of the
-tokens here; r1.model.prefix), a fused chunked log-prob head instead of [tokens, vocab] log-softmax passes, the MoE
-expert loop without per-slice zero-filled gradients (and chosen over padding for large fp32 batches), and a
-softmax-only sampler. The 3x target holds against TRL's default configuration and not yet at equal settings:
-generation is now the largest part of r1's step (~4.5 ms per decode step for 64 rows, about a third of it
-matmuls, the rest ~400 small ops per step), and the fp32 forwards and backward run at ~55% of this CPU's fp32
-matmul peak.
+Where r1's step goes: each group's prompt runs once in the π_ref and training forwards (r1.model.prefix); a fused,
+chunked log-prob head instead of [tokens, vocab] log-softmax passes; the MoE as padded batched GEMMs (bf16) or a
+per-expert loop (large fp32 batches); softmax rows aligned to 32 keys in the blocked attention; and in the engine,
+grouped expert GEMMs, a bf16 vocabulary projection under bf16 training, and a two-level inverse-CDF sampler.
+In fp32 the step is mostly GEMMs at this CPU's fp32 peak (~100 GFLOP/s; bf16 GEMMs reach ~430), so fp32 stays
+near 2.6x: docs/LOG.md (session 4) has the breakdown and what did not help.
 """
 
 from __future__ import annotations
