@@ -209,31 +209,28 @@ class InferenceForward:
 
     def _dispatch(self, moe: MoE, x: torch.Tensor, idx: torch.Tensor, w: torch.Tensor, stacks) -> torch.Tensor:
         flat = idx.flatten()
+        counts_t = torch.bincount(flat, minlength=moe.n_experts)
+        # CPU: one grouped GEMM per projection over the expert-sorted tokens, each expert on its own rows (padding
+        # every expert to the busiest one's load spent ~3x the FLOPs at decode's few tokens per expert: 10% of a
+        # step). Elsewhere: padded batched GEMMs while padding costs at most 4x the real work, else the model's loop.
+        grouped = GROUPED_MM and x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
+        counts = counts_t.tolist()
+        if stacks is None or (not grouped and moe.n_experts * max(counts) > 4 * len(flat)):
+            return moe._run_looped(x, flat, w.flatten(), counts)
+        w_gu, w_down = stacks  # [E, D, 2I], [E, I, D]
         order = flat.argsort(stable=True)
         token = order // moe.top_k
-        counts_t = torch.bincount(flat, minlength=moe.n_experts)
         x_sorted = x.index_select(0, token)
-        grouped = GROUPED_MM and x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
-        if stacks is not None and grouped:
-            # One grouped GEMM per projection over the expert-sorted tokens: each expert's own rows, no padding
-            # (the padded batched GEMM below spent ~3x the FLOPs at decode's few tokens per expert: 10% of a step).
-            w_gu, w_down = stacks
+        if grouped:
             offs = counts_t.cumsum(0).to(torch.int32)
             g, u = torch._grouped_mm(x_sorted, w_gu, offs=offs).chunk(2, dim=-1)
             y_sorted = torch._grouped_mm(F.silu(g) * u, w_down, offs=offs)
         else:
-            counts = counts_t.tolist()
-            cap = max(counts)
             expert = flat[order]
-            if stacks is not None and moe.n_experts * cap <= 4 * len(flat):  # padding costs at most 4x the real work
-                w_gu, w_down = stacks  # [E, D, 2I], [E, I, D]
-                slot = torch.arange(len(flat), device=x.device) - (counts_t.cumsum(0) - counts_t)[expert]
-                x_pad = x.new_zeros(moe.n_experts, cap, x.shape[1]).index_put_((expert, slot), x_sorted)
-                g, u = torch.bmm(x_pad, w_gu).chunk(2, dim=-1)
-                y_sorted = torch.bmm(F.silu(g) * u, w_down)[expert, slot]
-            else:
-                outs = [moe.experts[e](part) for e, part in enumerate(torch.split(x_sorted, counts)) if counts[e]]
-                y_sorted = torch.cat(outs)
+            slot = torch.arange(len(flat), device=x.device) - (counts_t.cumsum(0) - counts_t)[expert]
+            x_pad = x.new_zeros(moe.n_experts, max(counts), x.shape[1]).index_put_((expert, slot), x_sorted)
+            g, u = torch.bmm(x_pad, w_gu).chunk(2, dim=-1)
+            y_sorted = torch.bmm(F.silu(g) * u, w_down)[expert, slot]
         y_sorted = y_sorted * w.flatten()[order, None].to(y_sorted.dtype)
         return torch.zeros_like(x).index_add_(0, token, y_sorted)
 
@@ -241,7 +238,7 @@ class InferenceForward:
 def _norm(norm: RMSNorm, x: torch.Tensor) -> torch.Tensor:
     """RMSNorm without the module call or its hand-written backward: the same maths as layers.RMSNorm, for decoding."""
     if x.dtype == torch.float32 and norm.weight.dtype == torch.float32:
-        return F.rms_norm(x, (x.shape[-1],), norm.weight, norm.eps)  # one op: normalise, then scale
+        return F.rms_norm(x, (x.shape[-1],), norm.weight, norm.eps)  # one call: normalise, then scale
     return norm.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=norm.eps).to(x.dtype)
 
 

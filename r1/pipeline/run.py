@@ -857,8 +857,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the built-in default job, end to end, into a run folder",
         description="R1-Zero on a laptop: take the built-in tiny DeepSeek-V3 base (or train one from scratch), "
         "check it has something to amplify, run GRPO with rule rewards on it, evaluate before and after on held-out "
-        "problems, and write a run folder with report.md, base/ and model/ (about 3 minutes on a 2-core CPU; "
-        "11 with --from-scratch).",
+        "problems, and write a run folder with report.md and model/ (and base/ with --from-scratch; about 3 minutes on "
+        "a 2-core CPU, 11 with --from-scratch).",
     )
     p.add_argument("--out", default=None, help="run folder (default runs/default-<time>)")
     p.add_argument("--seed", type=int, default=0)
