@@ -24,15 +24,15 @@ ones). The weights are random, so every reward is 0, every advantage 0 and the g
 nothing, but both sides still run the full forward, backward and AdamW, so the work timed is that of a real step.
 
 Measured on the 2-core development VM with no other job running, `--threads 1`, 3 rounds × 5 timed steps a side,
-medians (s/step; the split is generate / reward + π_ref / train), session 4 (library code at 850f0f5):
+medians (s/step; the split is generate / reward + π_ref / train), at 483304b (end of session 4):
 
     setting                               r1      TRL     ratio   r1 split            TRL split
-    bf16 (default), two runs              0.57    1.87    3.28x   0.26/0.08/0.23      0.84/0.24/0.81
-                                          0.57    1.83    3.20x   0.26/0.08/0.23      0.84/0.20/0.78
-    --trl-gc (TRL's own defaults)         0.57    2.10    3.69x   0.25/0.08/0.23      0.89/0.25/0.95
-    --dtype fp32                          0.81    2.10    2.59x   0.25/0.14/0.42      0.98/0.24/0.89
+    bf16 (default)                        0.49    1.67    3.41x   0.21/0.08/0.21      0.74/0.21/0.74
+    --trl-gc (TRL's own defaults)         0.59    2.09    3.56x   0.27/0.09/0.23      0.88/0.26/0.95
+    --dtype fp32                          0.86    2.24    2.60x   0.27/0.15/0.44      1.06/0.25/0.93
 
-Peak RSS (whole process): bf16 r1 742 / TRL 1,306 MiB (TRL with checkpointing 1,073); fp32 r1 745 / TRL 1,194.
+Earlier in the session, at 850f0f5 (same kernels): bf16 3.28x and 3.20x, TRL defaults 3.69x, fp32 2.59x.
+Peak RSS (whole process): bf16 r1 735 / TRL 1,269 MiB (TRL with checkpointing 1,055); fp32 r1 745 / TRL 1,214.
 Session 3 ended at 2.68-2.83x (bf16), 3.28x (TRL defaults) and 2.41x (fp32); session 2 at 2.30x, 2.50x, 1.97x.
 
 Where r1's step goes: each group's prompt runs once in the π_ref and training forwards (r1.model.prefix); a fused,
