@@ -268,7 +268,11 @@ class Scheduler:
         u = torch.tensor([s.uniforms.next() if s.uniforms is not None else 0.0 for s in seqs], dtype=torch.float64)
         tok, lp, mlp = sample(logits_BV, bp, u)
         self.stats["generated_tokens"] += len(seqs)
-        tops = self._top_logprobs(seqs, logits_BV, bp, tok) if bp.top_logprobs else [None] * len(seqs)
+        if not bp.top_logprobs:
+            for s, t, a, b in zip(seqs, tok.tolist(), lp.tolist(), mlp.tolist()):
+                self._record(s, t, a, b)
+            return tok
+        tops = self._top_logprobs(seqs, logits_BV, bp, tok)
         for s, t, a, b, top in zip(seqs, tok.tolist(), lp.tolist(), mlp.tolist(), tops):
             self._record(s, t, a, b, top)
         return tok

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -39,6 +40,7 @@ from r1.serve.schemas import ChatCompletionRequest, CompletionRequest, Unsupport
 from r1.tokenizer import THINK_CLOSE
 
 DEFAULT_MAX_BODY = 1 << 20
+_UNION_MEMBER = re.compile(r"str|int|float|bool|(list|dict|function-\w+|constrained-\w+)\[.*\]|[A-Z_]\w*")
 WAIT_POLL_S = 0.5  # how often a non-streaming request checks that its client is still there
 
 
@@ -128,7 +130,7 @@ class Server:
     def sample_logprobs(self, sample: Sample, chat: bool, as_ids: bool) -> dict[str, Any]:
         builder = self.logprobs_builder(chat, as_ids)
         builder.add_sample(sample)
-        return builder.take()  # type: ignore[return-value]
+        return builder.take()
 
     def params(self, body: ChatCompletionRequest | CompletionRequest, prompt_len: int) -> SamplingParams:
         room = self.engine.max_len - prompt_len
@@ -497,12 +499,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             detail = (first.get("ctx") or {}).get("error", "")
             return JSONResponse(error_body(f"request body is not valid JSON: {detail}".strip(), code="invalid_json"),
                                 status_code=400)  # fmt: skip
-        # An unknown parameter is the likeliest cause of all the others (a misspelt name): report it first.
-        first = next((e for e in errors if e.get("type") == "extra_forbidden"), first)
+        # A wrong value is the most telling problem; then an unknown name (a misspelt one also makes its field
+        # "missing"); then the rest.
+        rank = {"missing": 2, "extra_forbidden": 1}
+        first = min(errors, key=lambda e: rank.get(e.get("type", ""), 0)) if errors else first
         loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-        # Union members add their type names to the location ("stop.str"); keep only the field path.
-        members = ("str", "list[", "dict[", "int", "float", "bool", "function-", "constrained-", "_Open")
-        param = ".".join(p for p in loc if not p.startswith(members)) or None
+        # Union members add their type names to the location ("stop.str", "content.list[TextPart]"): drop them.
+        param = ".".join(p for p in loc if not _UNION_MEMBER.fullmatch(p)) or None
         if first.get("type") == "extra_forbidden":
             message, code = f"Unrecognized request argument supplied: {param}", "unknown_parameter"
         else:

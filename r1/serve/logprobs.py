@@ -129,7 +129,7 @@ class LogprobsBuilder:
         """Drop pending entries beyond the first `total` of the sample (the final stop token, when it ends)."""
         del self._pending[max(0, total - self.taken) :]
 
-    def take(self) -> dict[str, Any] | None:
+    def take(self) -> dict[str, Any]:
         entries, self._pending = self._pending, []
         self.taken += len(entries)
         if self._chat:
