@@ -307,6 +307,7 @@ def test_64_concurrent_streams(served):
     assert wait_idle(engine) and engine.scheduler.rows == []  # every cache row freed
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch: ~3-7 s; the fixture above serves the same names in-process
 def test_r1_serve_answers_the_readme_example(hf_dir):
     """`r1 serve --model DIR` as a user runs it, and the README's client call, `model="r1"`, unchanged."""
     with socket.socket() as s:
