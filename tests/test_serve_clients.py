@@ -331,6 +331,7 @@ def test_r1_serve_answers_the_readme_example(hf_dir):
         client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=60)
         r = client.chat.completions.create(model="r1", messages=[{"role": "user", "content": "What is 7*8?"}])
         assert r.model == "r1" and r.choices[0].message.content is not None
+        assert r.choices[0].message.reasoning_content is None  # the README reads it so; ChatML has no <think>
         assert [m.id for m in client.models.list().data] == ["r1", hf_dir.name]
     finally:
         proc.terminate()

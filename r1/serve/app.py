@@ -11,7 +11,8 @@ Request parameters are checked strictly (see `schemas.py`); logprobs are describ
 One engine thread batches every request (continuous batching); the asyncio side receives each request's events
 through `loop.call_soon_threadsafe` into an `asyncio.Queue`. A client that goes away (stream closed, or connection
 dropped while waiting) has its request cancelled, which frees its cache rows at the engine's next step.
-Errors use OpenAI's shape `{"error": {"message", "type", "param", "code"}}`; validation errors are 400, not 422.
+Errors use OpenAI's shape `{"error": {"message", "type", "param", "code"}}`; validation errors are 400, not 422;
+`code` is "unknown_parameter", "unsupported_parameter" or "invalid_value" for a bad request parameter.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ from r1.serve.schemas import ChatCompletionRequest, CompletionRequest, Unsupport
 from r1.tokenizer import THINK_CLOSE
 
 DEFAULT_MAX_BODY = 1 << 20
-_UNION_MEMBER = re.compile(r"str|int|float|bool|(list|dict|function-\w+|constrained-\w+)\[.*\]|[A-Z_]\w*")
 WAIT_POLL_S = 0.5  # how often a non-streaming request checks that its client is still there
+# What pydantic puts in an error's location for the member of a union that failed ("str", "list[TextPart]", …).
+_UNION_MEMBER = re.compile(r"str|int|float|bool|(list|dict|function-\w+|constrained-\w+)\[.*\]|[A-Z_]\w*")
 
 
 class APIError(Exception):
