@@ -3,9 +3,11 @@
 Starts the OpenAI-compatible server in this process (uvicorn in a thread, a tiny random DeepSeek-V3 model), then
 runs `--requests` chat completions from `--concurrency` asyncio clients, each streaming `--max-tokens` tokens
 (`ignore_eos`, so every request does the same work). Prints tokens/s over the whole run, p50/p99 of time to first
-token and of request latency, and the number of failed requests (which must be 0).
+token and of request latency, and the number of failed requests (which must be 0). `--top-logprobs N` makes every
+request also ask for logprobs with N alternatives per token (the cost of OpenAI's `logprobs`/`top_logprobs`).
 
     python benchmarks/bench_serve.py --concurrency 32 --requests 96 --max-tokens 64
+    python benchmarks/bench_serve.py --top-logprobs 5
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ import time
 import torch
 
 
-async def one_request(client, url: str, max_tokens: int, seed: int) -> tuple[float, float, int]:
+async def one_request(client, url: str, max_tokens: int, seed: int, top_logprobs: int) -> tuple[float, float, int]:
     """(time to first token, total latency, completion tokens) of one streamed chat completion."""
     body = {
-        "model": "tiny",
+        "model": "r1",
         "messages": [{"role": "user", "content": f"Question {seed}: what is {seed} + {seed}?"}],
         "max_tokens": max_tokens,
         "ignore_eos": True,
@@ -32,6 +34,9 @@ async def one_request(client, url: str, max_tokens: int, seed: int) -> tuple[flo
         "stream": True,
         "stream_options": {"include_usage": True},
     }
+    if top_logprobs >= 0:
+        body.update(logprobs=True, top_logprobs=top_logprobs)
+    logprobs = 0
     start = time.perf_counter()
     first = None
     tokens = 0
@@ -46,12 +51,18 @@ async def one_request(client, url: str, max_tokens: int, seed: int) -> tuple[flo
                 raise RuntimeError(chunk["error"]["message"])
             if first is None and chunk.get("choices"):
                 first = time.perf_counter() - start
+            for c in chunk.get("choices", []):
+                logprobs += len((c.get("logprobs") or {}).get("content") or [])
             if chunk.get("usage"):
                 tokens = chunk["usage"]["completion_tokens"]
+    if top_logprobs >= 0 and logprobs != tokens:
+        raise RuntimeError(f"{logprobs} logprobs for {tokens} tokens")
     return first or 0.0, time.perf_counter() - start, tokens
 
 
-async def drive(base: str, concurrency: int, total: int, max_tokens: int, deadline_s: float) -> dict:
+async def drive(
+    base: str, concurrency: int, total: int, max_tokens: int, deadline_s: float, top_logprobs: int = -1
+) -> dict:
     import httpx
 
     url = base + "/v1/chat/completions"
@@ -68,7 +79,7 @@ async def drive(base: str, concurrency: int, total: int, max_tokens: int, deadli
             while not queue.empty():
                 i = queue.get_nowait()
                 try:
-                    a, b, n = await one_request(client, url, max_tokens, i)
+                    a, b, n = await one_request(client, url, max_tokens, i, top_logprobs)
                     ttft.append(a)
                     latency.append(b)
                     tokens += n
@@ -95,6 +106,7 @@ def main() -> int:
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--max-batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--top-logprobs", type=int, default=-1, help="ask for logprobs with N alternatives (-1: none)")
     ap.add_argument("--deadline", type=float, default=300.0, help="seconds before the run is abandoned")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -107,17 +119,20 @@ def main() -> int:
     tmp = tempfile.TemporaryDirectory()
     model_dir = save_tiny(f"{tmp.name}/tiny", max_len=512)
     engine = Engine.from_pretrained(model_dir, max_batch=args.max_batch, max_len=512)
-    app = create_app(engine, "tiny")
+    app = create_app(engine)  # served as "r1"
     with serve_in_thread(app) as base:
         asyncio.run(drive(base, 2, 2, 4, 60))  # warm-up
         steps_before = engine.stats["decode_steps"]
-        res = asyncio.run(drive(base, args.concurrency, args.requests, args.max_tokens, args.deadline))
+        res = asyncio.run(
+            drive(base, args.concurrency, args.requests, args.max_tokens, args.deadline, args.top_logprobs)
+        )
         steps = engine.stats["decode_steps"] - steps_before
     tmp.cleanup()
 
     done = len(res["latency"])
     print(f"{done}/{args.requests} requests, {args.concurrency} concurrent streaming clients, "
-          f"{args.max_tokens} tokens each, max batch {args.max_batch}, {args.threads} threads")  # fmt: skip
+          f"{args.max_tokens} tokens each, max batch {args.max_batch}, {args.threads} threads"
+          + (f", logprobs with {args.top_logprobs} alternatives" if args.top_logprobs >= 0 else ""))  # fmt: skip
     print(f"throughput      {res['tokens'] / res['wall']:8.1f} tokens/s  ({res['tokens']} tokens in {res['wall']:.1f}s;"
           f" {steps} decode steps, mean batch {res['tokens'] / max(steps, 1):.1f})")  # fmt: skip
     print(f"time to first   p50 {pct(res['ttft'], 0.5) * 1e3:8.1f} ms   p99 {pct(res['ttft'], 0.99) * 1e3:8.1f} ms")

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 from r1.engine.sampling import SamplingParams
 
+# One step's most likely tokens, most likely first: (token id, logprob, model_logprob), as in `Sample.logprobs`.
+TopLogprobs = list[tuple[int, float, float]]
+
 
 @dataclass
 class Sample:
@@ -21,6 +24,7 @@ class Sample:
     `tokens` include the final EOS/stop token (RL trains on it); `text` excludes it, and a stop string is cut from
     `text` as OpenAI does. `logprobs` are under the distribution sampled from (0 for greedy), `model_logprobs` under
     the unmodified model. `finish_reason`: "stop" (EOS, stop id, stop string), "length", or "cancelled".
+    `top_logprobs`: per token, the `SamplingParams.top_logprobs` most likely tokens; None unless asked for.
     """
 
     index: int
@@ -30,6 +34,7 @@ class Sample:
     model_logprobs: list[float]
     finish_reason: str
     stop_reason: int | str | None = None  # the stop id or string that ended it
+    top_logprobs: list[TopLogprobs] | None = None
 
 
 @dataclass
@@ -58,6 +63,7 @@ class TokenEvent:
     text: str
     logprob: float
     model_logprob: float
+    top_logprobs: TopLogprobs | None = None
 
 
 @dataclass

@@ -10,6 +10,8 @@ top-k left (renormalised). Two log-probabilities come back per token:
 - `logprob`: under the distribution actually sampled from (after temperature/top-k/top-p). Greedy decoding samples
   from a point mass, so its `logprob` is 0.
 - `model_logprob`: `log_softmax` of the raw logits, what RL needs for the policy ratio and KL terms.
+A request may also ask for the `top_logprobs` most likely tokens of each step (the server's OpenAI `top_logprobs`);
+they are computed only for the rows that ask, after sampling, so the default path does no extra work.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class SamplingParams:
     fills the engine's context (`finish_reason` "length"). `stop` strings end a sample and are cut from its text, as
     OpenAI does; `stop_token_ids` end it like EOS. `ignore_eos` keeps going past EOS (benchmarks, fixed-length runs).
     `seed` makes a request reproducible on its own: sample j draws from a generator seeded by (seed, j).
+    `top_logprobs` > 0 also reports, per generated token, that many most likely tokens with both logprobs.
     """
 
     temperature: float = 1.0
@@ -48,6 +51,7 @@ class SamplingParams:
     seed: int | None = None
     n: int = 1
     ignore_eos: bool = False
+    top_logprobs: int = 0
 
     def __post_init__(self) -> None:
         # Accept lists (and a single stop string) for convenience; store tuples so params stay hashable and frozen.
@@ -68,6 +72,8 @@ class SamplingParams:
             raise UserError(f"max_tokens={self.max_tokens!r}: must be an integer >= 1")
         if not _is_int(self.n) or self.n < 1:
             raise UserError(f"n={self.n!r}: must be an integer >= 1")
+        if not _is_int(self.top_logprobs) or self.top_logprobs < 0:
+            raise UserError(f"top_logprobs={self.top_logprobs!r}: must be an integer >= 0 (0 = none)")
         if self.seed is not None and (not _is_int(self.seed) or not -(2**63) <= self.seed < 2**64):
             raise UserError(f"seed={self.seed!r}: must be an integer in [-2**63, 2**64) or None")
         for tid in self.stop_token_ids:
@@ -141,6 +147,7 @@ class BatchParams:
     truncate: bool  # some row uses top-k or top-p
     any_top_k: bool = False
     unit_temperature: bool = False  # every non-greedy row has temperature 1: sampling probs = model probs
+    top_logprobs: int = 0  # the largest `top_logprobs` any row asks for (0: no row does)
 
     @classmethod
     def build(cls, params: list[SamplingParams], device: torch.device | str = "cpu") -> BatchParams:
@@ -154,6 +161,7 @@ class BatchParams:
             truncate=any(p.top_k > 0 or p.top_p < 1.0 for p in sampled),
             any_top_k=any(p.top_k > 0 for p in sampled),
             unit_temperature=all(p.temperature == 1.0 for p in sampled),
+            top_logprobs=max((p.top_logprobs for p in params), default=0),
         )
 
     def index(self, rows: torch.Tensor) -> BatchParams:
@@ -166,6 +174,7 @@ class BatchParams:
             self.truncate,
             self.any_top_k,
             self.unit_temperature,
+            self.top_logprobs,
         )
 
 
@@ -181,6 +190,29 @@ def sampling_logprobs(logits_BV: torch.Tensor, bp: BatchParams) -> torch.Tensor:
         return scaled_lp
     kept_mass = (scaled_lp.exp() * keep).sum(-1, keepdim=True)
     return (scaled_lp - kept_mass.log()).masked_fill(~keep, float("-inf"))
+
+
+def top_logprobs(
+    logits_BV: torch.Tensor, bp: BatchParams, tokens_B: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The k most likely tokens of each row: (ids [B, k], logprob [B, k], model_logprob [B, k]), most likely first.
+
+    Ranked by the model's distribution; temperature, top-k and top-p keep that order, so the same ids are also the
+    most likely under the distribution sampled from, where `logprob` is read (-inf for tokens the truncation cut).
+    A greedy row sampled from a point mass on its token: 0 there, -inf elsewhere, as `sample` reports.
+    """
+    logits = logits_BV.float()
+    k = min(k, logits.shape[-1])
+    model_lp = logits.log_softmax(-1)
+    model_top, ids = model_lp.topk(k, dim=-1)
+    if bp.all_greedy:
+        lp = torch.full_like(model_top, float("-inf"))
+    else:
+        lp = sampling_logprobs(logits, bp).gather(1, ids)
+    if bp.any_greedy:
+        point_mass = torch.where(ids == tokens_B[:, None], 0.0, float("-inf"))
+        lp = torch.where((bp.temperature == 0)[:, None], point_mass, lp)
+    return ids, lp, model_top
 
 
 def _scaled_logprobs(logits: torch.Tensor, bp: BatchParams, model_lp: torch.Tensor | None = None) -> torch.Tensor:

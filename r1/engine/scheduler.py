@@ -23,8 +23,8 @@ import torch
 
 from r1.engine.cache import WindowCache
 from r1.engine.forward import InferenceForward
-from r1.engine.requests import Completion, RequestHandle, Sample, SampleDone, TokenEvent
-from r1.engine.sampling import BatchParams, UniformStream, sample, sample_seed
+from r1.engine.requests import Completion, RequestHandle, Sample, SampleDone, TokenEvent, TopLogprobs
+from r1.engine.sampling import BatchParams, UniformStream, sample, sample_seed, top_logprobs
 from r1.engine.text import TextTracker
 from r1.model.cache import KVCache
 from r1.model.transformer import Transformer
@@ -34,7 +34,9 @@ from r1.tokenizer import Tokenizer
 class _Seq:
     """One sample in flight: the row it lives in, its tokens and logprobs, its random stream and text state."""
 
-    __slots__ = ("req", "index", "tokens", "logprobs", "model_logprobs", "uniforms", "tracker", "stop_ids", "done")
+    __slots__ = (
+        "req", "index", "tokens", "logprobs", "model_logprobs", "top", "uniforms", "tracker", "stop_ids", "done"
+    )  # fmt: skip
 
     def __init__(self, req: _Request, index: int, tokenizer: Tokenizer, eos_ids: frozenset[int]) -> None:
         p = req.params
@@ -42,6 +44,7 @@ class _Seq:
         self.tokens: list[int] = []
         self.logprobs: list[float] = []
         self.model_logprobs: list[float] = []
+        self.top: list[TopLogprobs] | None = [] if p.top_logprobs else None
         self.uniforms = None if p.greedy else UniformStream(sample_seed(req.seed, index))
         need_text = req.handle.stream or bool(p.stop)
         self.tracker = TextTracker(tokenizer, p.stop) if need_text else None
@@ -265,14 +268,37 @@ class Scheduler:
         u = torch.tensor([s.uniforms.next() if s.uniforms is not None else 0.0 for s in seqs], dtype=torch.float64)
         tok, lp, mlp = sample(logits_BV, bp, u)
         self.stats["generated_tokens"] += len(seqs)
-        for s, t, a, b in zip(seqs, tok.tolist(), lp.tolist(), mlp.tolist()):
-            self._record(s, t, a, b)
+        if not bp.top_logprobs:
+            for s, t, a, b in zip(seqs, tok.tolist(), lp.tolist(), mlp.tolist()):
+                self._record(s, t, a, b)
+            return tok
+        tops = self._top_logprobs(seqs, logits_BV, bp, tok)
+        for s, t, a, b, top in zip(seqs, tok.tolist(), lp.tolist(), mlp.tolist(), tops):
+            self._record(s, t, a, b, top)
         return tok
 
-    def _record(self, s: _Seq, tok: int, lp: float, mlp: float) -> None:
+    @staticmethod
+    def _top_logprobs(
+        seqs: list[_Seq], logits_BV: torch.Tensor, bp: BatchParams, tok: torch.Tensor
+    ) -> list[TopLogprobs | None]:
+        """Each asking row's most likely tokens; computed on those rows only, as it costs a sort of the vocabulary."""
+        rows = [i for i, s in enumerate(seqs) if s.top is not None]
+        out: list[TopLogprobs | None] = [None] * len(seqs)
+        if not rows:
+            return out
+        idx = torch.tensor(rows)
+        ids, lp, mlp = top_logprobs(logits_BV[idx], bp.index(idx), tok[idx], bp.top_logprobs)
+        for r, i, a, b in zip(rows, ids.tolist(), lp.tolist(), mlp.tolist()):
+            k = seqs[r].req.params.top_logprobs
+            out[r] = list(zip(i[:k], a[:k], b[:k]))
+        return out
+
+    def _record(self, s: _Seq, tok: int, lp: float, mlp: float, top: TopLogprobs | None = None) -> None:
         s.tokens.append(tok)
         s.logprobs.append(lp)
         s.model_logprobs.append(mlp)
+        if s.top is not None:
+            s.top.append(top)  # type: ignore[arg-type]
         p = s.req.params
         reason: str | None = None
         stop_reason: int | str | None = None
@@ -287,7 +313,7 @@ class Scheduler:
             if reason is None and (len(s.tokens) >= p.max_tokens or len(s.req.prompt) + len(s.tokens) >= self.max_len):
                 reason = "length"
         if s.req.handle.stream:
-            s.req.handle.emit(TokenEvent(s.index, tok, delta, lp, mlp))
+            s.req.handle.emit(TokenEvent(s.index, tok, delta, lp, mlp, top))
         if reason is not None:
             self._finish(s, reason, stop_reason)
 
@@ -301,7 +327,7 @@ class Scheduler:
         else:
             ids = s.tokens[:-1] if isinstance(stop_reason, int) else s.tokens
             text = self.tokenizer.decode(ids)
-        result = Sample(s.index, s.tokens, text, s.logprobs, s.model_logprobs, reason, stop_reason)
+        result = Sample(s.index, s.tokens, text, s.logprobs, s.model_logprobs, reason, stop_reason, s.top)
         req = s.req
         req.results[s.index] = result
         req.open -= 1

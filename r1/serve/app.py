@@ -1,23 +1,28 @@
-"""An OpenAI-compatible HTTP API over the engine, with DeepSeek's `reasoning_content`.
+"""An OpenAI-compatible HTTP API over the engine, with the reasoning apart from the answer.
 
-    POST /v1/chat/completions   chat; the reasoning goes to `message.reasoning_content` (`delta.reasoning_content`
-                                when streaming) and the answer to `content`, as DeepSeek's API does
+    POST /v1/chat/completions   chat; the reasoning goes to `message.reasoning_content` (DeepSeek's name) and to
+                                `message.reasoning` (vLLM's), `delta.*` when streaming; the answer to `content`
     POST /v1/completions        raw text continuation
-    GET  /v1/models, /health
+    GET  /v1/models, /v1/models/{name}, /health
+
+The server answers to several model names (`--served-model-name`, vLLM's flag): responses carry the first one.
+Request parameters are checked strictly (see `schemas.py`); logprobs are described in `logprobs.py`.
 
 One engine thread batches every request (continuous batching); the asyncio side receives each request's events
 through `loop.call_soon_threadsafe` into an `asyncio.Queue`. A client that goes away (stream closed, or connection
 dropped while waiting) has its request cancelled, which frees its cache rows at the engine's next step.
-Errors use OpenAI's shape `{"error": {"message", "type", "param", "code"}}`; validation errors are 400, not 422.
+Errors use OpenAI's shape `{"error": {"message", "type", "param", "code"}}`; validation errors are 400, not 422;
+`code` is "unknown_parameter", "unsupported_parameter" or "invalid_value" for a bad request parameter.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,14 +33,17 @@ from starlette.exceptions import HTTPException
 
 from r1.engine.engine import Engine
 from r1.engine.reasoning import ReasoningStream, count_reasoning_tokens, prompt_opens_think, split_reasoning
-from r1.engine.requests import Completion, Event, RequestDone, RequestHandle, SampleDone, TokenEvent
+from r1.engine.requests import Completion, Event, RequestDone, RequestHandle, Sample, SampleDone, TokenEvent
 from r1.engine.sampling import SamplingParams
 from r1.errors import UserError
-from r1.serve.schemas import ChatCompletionRequest, CompletionRequest
+from r1.serve.logprobs import LOGPROBS_MODES, LogprobsBuilder, TokenBytes, reported_count
+from r1.serve.schemas import ChatCompletionRequest, CompletionRequest, Unsupported
 from r1.tokenizer import THINK_CLOSE
 
 DEFAULT_MAX_BODY = 1 << 20
 WAIT_POLL_S = 0.5  # how often a non-streaming request checks that its client is still there
+# What pydantic puts in an error's location for the member of a union that failed ("str", "list[TextPart]", …).
+_UNION_MEMBER = re.compile(r"str|int|float|bool|(list|dict|function-\w+|constrained-\w+)\[.*\]|[A-Z_]\w*")
 
 
 class APIError(Exception):
@@ -81,19 +89,50 @@ class BodyLimit:
 
 
 class Server:
-    """The routes' shared state: the engine, the served name, default sampling values."""
+    """The routes' shared state: the engine, the served names, default sampling values, the logprobs mode."""
 
-    def __init__(self, engine: Engine, model_name: str, defaults: Mapping[str, Any] | None = None) -> None:
-        self.engine, self.model_name = engine, model_name
+    def __init__(
+        self,
+        engine: Engine,
+        model_names: Sequence[str],
+        defaults: Mapping[str, Any] | None = None,
+        logprobs_mode: str = "raw_logprobs",
+    ) -> None:
+        if not model_names:
+            raise UserError("the server needs at least one model name")
+        if logprobs_mode not in LOGPROBS_MODES:
+            raise UserError(f"logprobs_mode={logprobs_mode!r}: must be one of {', '.join(LOGPROBS_MODES)}")
+        self.engine = engine
+        self.model_names = list(dict.fromkeys(model_names))
+        self.model_name = self.model_names[0]
         self.defaults = dict(defaults or {})
+        self.processed_logprobs = logprobs_mode == "processed_logprobs"
         self.created = int(time.time())
         self.think_close_id = engine.tokenizer.token_to_id(THINK_CLOSE)
+        self.vocab = TokenBytes(engine.tokenizer)
 
     # ------------------------------------------------------------------------------------------- requests
-    def check_model(self, name: str) -> None:
-        if name != self.model_name:
-            raise APIError(404, f"The model '{name}' does not exist; this server has '{self.model_name}'.", "model",
+    def check(self, body: ChatCompletionRequest | CompletionRequest) -> None:
+        if body.model not in self.model_names:
+            served = ", ".join(f"'{n}'" for n in self.model_names)
+            raise APIError(404, f"The model '{body.model}' does not exist; this server has {served}.", "model",
                            "model_not_found")  # fmt: skip
+        try:
+            body.check_supported()
+        except Unsupported as exc:
+            raise APIError(400, exc.message, exc.param, "unsupported_parameter") from None
+
+    def card(self, name: str) -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": self.created, "owned_by": "r1",
+                "max_model_len": self.engine.max_len}  # fmt: skip
+
+    def logprobs_builder(self, chat: bool, as_ids: bool) -> LogprobsBuilder:
+        return LogprobsBuilder(self.vocab, self.processed_logprobs, chat, as_ids)
+
+    def sample_logprobs(self, sample: Sample, chat: bool, as_ids: bool) -> dict[str, Any]:
+        builder = self.logprobs_builder(chat, as_ids)
+        builder.add_sample(sample)
+        return builder.take()
 
     def params(self, body: ChatCompletionRequest | CompletionRequest, prompt_len: int) -> SamplingParams:
         room = self.engine.max_len - prompt_len
@@ -118,6 +157,7 @@ class Server:
                 seed=body.seed,
                 n=body.n,
                 ignore_eos=body.ignore_eos,
+                top_logprobs=body.top_logprobs_count(),
             )
         except UserError as exc:
             raise APIError(400, str(exc)) from None
@@ -206,12 +246,17 @@ def sse(obj: Any) -> str:
 
 def create_app(
     engine: Engine,
-    model_name: str = "r1",
+    model_name: str | Sequence[str] = "r1",
     defaults: Mapping[str, Any] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY,
+    logprobs_mode: str = "raw_logprobs",
 ) -> FastAPI:
-    """The ASGI app. Starts the engine's thread on startup (and stops it on shutdown) unless it already runs."""
-    server = Server(engine, model_name, defaults)
+    """The ASGI app. Starts the engine's thread on startup (and stops it on shutdown) unless it already runs.
+
+    `model_name`: the name clients send as `model`, or several (all accepted; responses carry the first).
+    """
+    names = [model_name] if isinstance(model_name, str) else list(model_name)
+    server = Server(engine, names, defaults, logprobs_mode)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -235,96 +280,140 @@ def create_app(
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
-        card = {"id": model_name, "object": "model", "created": server.created, "owned_by": "r1",
-                "max_model_len": engine.max_len}  # fmt: skip
-        return {"object": "list", "data": [card]}
+        return {"object": "list", "data": [server.card(n) for n in server.model_names]}
+
+    @app.get("/v1/models/{name:path}")
+    async def model(name: str) -> dict[str, Any]:
+        if name not in server.model_names:
+            raise APIError(404, f"The model '{name}' does not exist.", "model", "model_not_found")
+        return server.card(name)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
-        server.check_model(body.model)
-        messages = [{"role": m.role, "content": m.text()} for m in body.messages]
+        server.check(body)
+        messages = [{"role": m.template_role(), "content": m.text()} for m in body.messages]
         ids = server.encode(messages, "messages")
         in_think = prompt_opens_think(engine.tokenizer.decode(ids))
         params = server.params(body, len(ids))
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if body.stream:
             handle, queue = server.submit(ids, params, stream=True)
-            gen = _chat_stream(server, handle, queue, rid, created, in_think, body.include_usage())
+            gen = _chat_stream(server, handle, queue, rid, created, in_think, body)
             return StreamingResponse(gen, media_type="text/event-stream")
         handle, queue = server.submit(ids, params, stream=False)
         (done,) = await wait_all(request, [handle], [queue])
         choices = []
         for s in done.samples:
             reasoning, answer = split_reasoning(s.text, in_think)
-            message = {"role": "assistant", "content": answer, "reasoning_content": reasoning}
-            choices.append({"index": s.index, "message": message, "logprobs": None, "finish_reason": s.finish_reason})
-        return {"id": rid, "object": "chat.completion", "created": created, "model": model_name,
+            message = {"role": "assistant", "content": answer, "reasoning_content": reasoning, "reasoning": reasoning}
+            logprobs = (
+                server.sample_logprobs(s, True, body.return_tokens_as_token_ids) if body.wants_logprobs() else None
+            )
+            choices.append({"index": s.index, "message": message, "logprobs": logprobs,
+                            "finish_reason": s.finish_reason})  # fmt: skip
+        return {"id": rid, "object": "chat.completion", "created": created, "model": server.model_name,
                 "choices": choices, "usage": server.usage([done], in_think)}  # fmt: skip
 
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest, request: Request) -> Any:
-        server.check_model(body.model)
+        server.check(body)
         prompts = body.prompts()
         if not prompts:
             raise APIError(400, "prompt is empty", "prompt")
         encoded = [server.encode(p, "prompt") for p in prompts]
         plist = [server.params(body, len(ids)) for ids in encoded]
+        echoes = [(p if isinstance(p, str) else engine.tokenizer.decode(p)) if body.echo else "" for p in prompts]
         rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
         submitted = [server.submit(ids, p, stream=body.stream) for ids, p in zip(encoded, plist)]
         handles, queues = [h for h, _ in submitted], [q for _, q in submitted]
         if body.stream:
-            gen = _completion_stream(server, handles, queues, rid, created, body.n, body.include_usage())
+            gen = _completion_stream(server, handles, queues, rid, created, body, echoes)
             return StreamingResponse(gen, media_type="text/event-stream")
         done = await wait_all(request, handles, queues)
         choices = [
-            {"index": i * body.n + s.index, "text": s.text, "logprobs": None, "finish_reason": s.finish_reason}
+            {
+                "index": i * body.n + s.index,
+                "text": echoes[i] + s.text,
+                "logprobs": server.sample_logprobs(s, False, body.return_tokens_as_token_ids)
+                if body.wants_logprobs()
+                else None,
+                "finish_reason": s.finish_reason,
+            }
             for i, c in enumerate(done)
             for s in c.samples
         ]
-        return {"id": rid, "object": "text_completion", "created": created, "model": model_name,
+        return {"id": rid, "object": "text_completion", "created": created, "model": server.model_name,
                 "choices": choices, "usage": server.usage(done, None)}  # fmt: skip
 
     return app
 
 
+class _StreamedLogprobs:
+    """The logprobs of one streamed sample: tokens wait until a chunk carries their text (or the sample ends)."""
+
+    def __init__(self, server: Server, chat: bool, body: ChatCompletionRequest | CompletionRequest) -> None:
+        wanted = body.wants_logprobs()
+        self.builder = server.logprobs_builder(chat, body.return_tokens_as_token_ids) if wanted else None
+
+    def add(self, ev: TokenEvent) -> None:
+        if self.builder is not None:
+            self.builder.add(ev.token_id, ev.logprob, ev.model_logprob, ev.top_logprobs)
+
+    def finish(self, sample: Sample) -> None:
+        if self.builder is not None:
+            self.builder.keep_first(reported_count(sample))
+
+    def take(self) -> dict[str, Any] | None:
+        return self.builder.take() if self.builder is not None else None
+
+
 async def _chat_stream(
-    server: Server, handle: RequestHandle, queue: asyncio.Queue, rid: str, created: int, in_think: bool, usage: bool
+    server: Server,
+    handle: RequestHandle,
+    queue: asyncio.Queue,
+    rid: str,
+    created: int,
+    in_think: bool,
+    body: ChatCompletionRequest,
 ) -> AsyncIterator[str]:
     n = handle.params.n
 
-    def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> str:
-        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+    def chunk(index: int, delta: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> str:
+        choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
         return sse({"id": rid, "object": "chat.completion.chunk", "created": created, "model": server.model_name,
                     "choices": [choice]})  # fmt: skip
 
     def deltas(index: int, reasoning: str, answer: str) -> list[str]:
         out = []
         if reasoning:
-            out.append(chunk(index, {"reasoning_content": reasoning}))
+            out.append(chunk(index, {"reasoning_content": reasoning, "reasoning": reasoning}, None, lps[index].take()))
         if answer:
-            out.append(chunk(index, {"content": answer}))
+            out.append(chunk(index, {"content": answer}, None, lps[index].take()))
         return out
 
     splits = [ReasoningStream(in_think) for _ in range(n)]
+    lps = [_StreamedLogprobs(server, True, body) for _ in range(n)]
     try:
         for i in range(n):
             yield chunk(i, {"role": "assistant", "content": ""})
         while True:
             ev = await queue.get()
             if isinstance(ev, TokenEvent):
+                lps[ev.sample].add(ev)
                 for c in deltas(ev.sample, *splits[ev.sample].feed(ev.text)):
                     yield c
             elif isinstance(ev, SampleDone):
                 i = ev.sample.index
+                lps[i].finish(ev.sample)
                 r, a = splits[i].feed(ev.text)
                 fr, fa = splits[i].finish()
                 for c in deltas(i, r + fr, a + fa):
                     yield c
-                yield chunk(i, {}, ev.sample.finish_reason)
+                yield chunk(i, {}, ev.sample.finish_reason, lps[i].take())
             elif isinstance(ev, RequestDone):
                 if ev.error is not None:
                     yield sse(error_body(f"generation failed: {ev.error}", kind="server_error"))
-                elif usage and ev.completion is not None:
+                elif body.include_usage() and ev.completion is not None:
                     yield sse({"id": rid, "object": "chat.completion.chunk", "created": created,
                                "model": server.model_name, "choices": [],
                                "usage": server.usage([ev.completion], in_think)})  # fmt: skip
@@ -341,11 +430,13 @@ async def _completion_stream(
     queues: list[asyncio.Queue],
     rid: str,
     created: int,
-    n: int,
-    usage: bool,
+    body: CompletionRequest,
+    echoes: list[str],
 ) -> AsyncIterator[str]:
-    def chunk(index: int, text: str, finish: str | None = None) -> str:
-        choice = {"index": index, "text": text, "logprobs": None, "finish_reason": finish}
+    n = body.n
+
+    def chunk(index: int, text: str, finish: str | None = None, logprobs: Any = None) -> str:
+        choice = {"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish}
         return sse({"id": rid, "object": "text_completion", "created": created, "model": server.model_name,
                     "choices": [choice]})  # fmt: skip
 
@@ -360,22 +451,32 @@ async def _completion_stream(
                 return
 
     pumps = [asyncio.create_task(pump(p, q)) for p, q in enumerate(queues)]
+    lps = [_StreamedLogprobs(server, False, body) for _ in range(len(handles) * n)]
     completions: list[Completion] = []
     try:
+        for p, echo in enumerate(echoes):
+            if echo:
+                for j in range(n):
+                    yield chunk(p * n + j, echo)
         open_requests = len(handles)
         while open_requests:
             p, ev = await merged.get()
-            if isinstance(ev, TokenEvent) and ev.text:
-                yield chunk(p * n + ev.sample, ev.text)
+            if isinstance(ev, TokenEvent):
+                i = p * n + ev.sample
+                lps[i].add(ev)
+                if ev.text:
+                    yield chunk(i, ev.text, None, lps[i].take())
             elif isinstance(ev, SampleDone):
-                yield chunk(p * n + ev.sample.index, ev.text, ev.sample.finish_reason)
+                i = p * n + ev.sample.index
+                lps[i].finish(ev.sample)
+                yield chunk(i, ev.text, ev.sample.finish_reason, lps[i].take())
             elif isinstance(ev, RequestDone):
                 open_requests -= 1
                 if ev.error is not None:
                     yield sse(error_body(f"generation failed: {ev.error}", kind="server_error"))
                 elif ev.completion is not None:
                     completions.append(ev.completion)
-        if usage:
+        if body.include_usage():
             yield sse({"id": rid, "object": "text_completion", "created": created, "model": server.model_name,
                        "choices": [], "usage": server.usage(completions, None)})  # fmt: skip
         yield "data: [DONE]\n\n"
@@ -400,14 +501,21 @@ def _install_error_handlers(app: FastAPI) -> None:
             detail = (first.get("ctx") or {}).get("error", "")
             return JSONResponse(error_body(f"request body is not valid JSON: {detail}".strip(), code="invalid_json"),
                                 status_code=400)  # fmt: skip
+        # A wrong value is the most telling problem; then an unknown name (a misspelt one also makes its field
+        # "missing"); then the rest.
+        rank = {"missing": 2, "extra_forbidden": 1}
+        first = min(errors, key=lambda e: rank.get(e.get("type", ""), 0)) if errors else first
         loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-        # Union members add their type names to the location ("stop.str"); keep only the field path.
-        path = [p for p in loc if not p.startswith(("str", "list[", "int", "float", "bool", "function-"))]
-        param = ".".join(path) or None
-        message = f"{param}: {first['msg']}" if param else str(first["msg"])
+        # Union members add their type names to the location ("stop.str", "content.list[TextPart]"): drop them.
+        param = ".".join(p for p in loc if not _UNION_MEMBER.fullmatch(p)) or None
+        if first.get("type") == "extra_forbidden":
+            message, code = f"Unrecognized request argument supplied: {param}", "unknown_parameter"
+        else:
+            detail = str(first["msg"]).removeprefix("Value error, ")
+            message, code = (f"{param}: {detail}" if param else detail), "invalid_value"
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-        return JSONResponse(error_body(message, param, "invalid_value"), status_code=400)
+        return JSONResponse(error_body(message, param, code), status_code=400)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:

@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from r1.errors import UserError
+from r1.serve.logprobs import LOGPROBS_MODES
+
+DEFAULT_NAME = "r1"  # what the README's client example sends, whatever the run folder is called
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,12 +30,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="default 8000")
     p.add_argument("--max-batch", type=int, default=32, help="sequences decoded together (default 32)")
     p.add_argument("--max-len", type=int, help="context length in tokens (default: the model's, at most 4096)")
-    p.add_argument("--served-model-name", help="the `model` clients must send (default: the directory's name)")
+    p.add_argument(
+        "--served-model-name",
+        nargs="+",
+        metavar="NAME",
+        help=f"the `model` names clients may send; responses carry the first (default: {DEFAULT_NAME!r} and the "
+        "model directory's name)",
+    )
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="weights dtype (default: as stored)")
+    p.add_argument(
+        "--logprobs-mode",
+        choices=LOGPROBS_MODES,
+        default="raw_logprobs",
+        help="what `logprobs` report: the model's distribution (raw_logprobs, the default, as vLLM's) or the one "
+        "each token was sampled from, after temperature/top-k/top-p (processed_logprobs)",
+    )
     p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger request bodies get 413 (1 MiB)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
+
+
+def served_names(given: list[str] | None, model_dir: str | Path) -> list[str]:
+    """The names the server answers to: those given, else "r1" and the model directory's name (as vLLM's default)."""
+    if given:
+        bad = next((n for n in given if not n.strip()), None)
+        if bad is not None:
+            raise UserError(f"--served-model-name {bad!r}: a name must not be empty")
+        return list(dict.fromkeys(given))
+    return list(dict.fromkeys([DEFAULT_NAME, Path(model_dir).resolve().name]))
 
 
 def generation_defaults(model_dir: str | Path) -> dict[str, Any]:
@@ -86,8 +112,9 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype) if args.dtype else None
     engine = Engine.from_pretrained(args.model, dtype=dtype, max_batch=args.max_batch, max_len=args.max_len)
-    name = args.served_model_name or Path(args.model).resolve().name
-    app = create_app(engine, name, generation_defaults(args.model), args.max_body_bytes)
-    print(f"serving {name} on http://{args.host}:{args.port}/v1 (max batch {args.max_batch}, context {engine.max_len})")
+    names = served_names(args.served_model_name, args.model)
+    app = create_app(engine, names, generation_defaults(args.model), args.max_body_bytes, args.logprobs_mode)
+    print(f"serving {', '.join(names)} on http://{args.host}:{args.port}/v1 (max batch {args.max_batch}, "
+          f"context {engine.max_len})")  # fmt: skip
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0

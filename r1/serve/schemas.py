@@ -1,28 +1,67 @@
 """Request bodies of the OpenAI-compatible API, validated by pydantic.
 
+Strict, as vLLM is: a parameter this server does not know is a 400 naming it, never silently dropped. Every
+parameter of OpenAI's chat and legacy completions APIs is declared and falls in one of three groups:
+- implemented: model, messages/prompt, temperature, top_p, n, max_tokens, max_completion_tokens, stop, seed,
+  stream, stream_options.include_usage, logprobs, top_logprobs, echo; plus vLLM's `top_k`, `ignore_eos` and
+  `return_tokens_as_token_ids`;
+- accepted because they cannot change the output: user, metadata, store, service_tier, safety_identifier,
+  prompt_cache_key, prompt_cache_retention, prompt_cache_options, prediction (a latency hint), parallel_tool_calls,
+  stream_options.include_obfuscation, a message's `name`; and every other one at its no-op value (penalties 0,
+  empty logit_bias/tools/functions, tool_choice "none"/"auto" with no tools, response_format text, best_of = n);
+- any other value of those is a 400 with `param` set (`check_supported`): penalties, logit_bias, tools, functions,
+  structured output, audio, reasoning_effort, verbosity, web search, moderation, suffix, best_of > n are not
+  implemented, and returning text that ignored them would be wrong.
+
 Numbers and flags are strict (`"0.7"` is not a temperature), ranges follow OpenAI's: temperature in [0, 2], top_p in
-(0, 1], n in [1, 16]. Fields this server does not implement (penalties, logit_bias, tools, …) are accepted and
-ignored, as DeepSeek's API does for sampling knobs, so stock clients work unchanged. `top_k` (0 or -1 = off) and
-`ignore_eos` are vLLM's extensions. An assistant message's `reasoning_content` is accepted and dropped: reasoning is
-never fed back.
+(0, 1], n in [1, 16], top_logprobs in [0, 20]; legacy `logprobs` too goes up to 20 (vLLM's limit; OpenAI's is 5).
+`top_k` is 0 or -1 for off, as in vLLM. A `developer` message is a system message. An assistant message's
+`reasoning_content` / `reasoning` is accepted and dropped: reasoning is never fed back.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
 MAX_N = 16
 MAX_STOP = 16
+MAX_TOP_LOGPROBS = 20
 
 Temperature = Annotated[float, Field(ge=0.0, le=2.0, strict=True)]
 TopP = Annotated[float, Field(gt=0.0, le=1.0, strict=True)]
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
+TopLogprobs = Annotated[StrictInt, Field(ge=0, le=MAX_TOP_LOGPROBS)]
+Number = StrictFloat | StrictInt
+
+
+class Unsupported(Exception):
+    """A declared parameter holds a value this server cannot honour."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param, self.message = param, message
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Open(BaseModel):
+    """Objects whose inner fields are OpenAI's business only (metadata, prediction, …): any shape is accepted."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 class TextPart(_Body):
@@ -31,16 +70,34 @@ class TextPart(_Body):
 
 
 class ChatMessage(_Body):
-    role: Literal["system", "user", "assistant"]
-    content: StrictStr | list[TextPart]
+    role: Literal["system", "developer", "user", "assistant"]
+    content: StrictStr | list[TextPart] | None = None
+    name: StrictStr | None = None  # a participant's name; chat templates have no place for it
     reasoning_content: StrictStr | None = None
+    reasoning: StrictStr | None = None
+    refusal: StrictStr | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    function_call: dict[str, Any] | None = None
+    audio: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _content_given(self) -> ChatMessage:
+        if self.content is None and self.role != "assistant":
+            raise ValueError(f"content is required for a {self.role} message")
+        return self
 
     def text(self) -> str:
+        if self.content is None:
+            return ""
         return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
+
+    def template_role(self) -> str:
+        return "system" if self.role == "developer" else self.role
 
 
 class StreamOptions(_Body):
     include_usage: StrictBool = False
+    include_obfuscation: StrictBool | None = None  # OpenAI pads chunks against side channels; nothing to pad here
 
 
 class _Sampling(_Body):
@@ -55,6 +112,11 @@ class _Sampling(_Body):
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
     ignore_eos: StrictBool = False  # vLLM extension: generate exactly max_tokens (benchmarks)
+    return_tokens_as_token_ids: StrictBool = False  # vLLM extension: logprobs name tokens "token_id:{id}"
+    frequency_penalty: Number | None = None
+    presence_penalty: Number | None = None
+    logit_bias: dict[str, Number] | None = None
+    user: StrictStr | None = None
 
     @field_validator("stop")
     @classmethod
@@ -70,13 +132,93 @@ class _Sampling(_Body):
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 
+    def top_logprobs_count(self) -> int:
+        """How many alternatives per token the engine must report (0 when logprobs are off)."""
+        raise NotImplementedError
+
+    def wants_logprobs(self) -> bool:
+        raise NotImplementedError
+
+    def check_supported(self) -> None:
+        """Raise `Unsupported` for the first declared parameter whose value this server cannot honour."""
+        for name in ("frequency_penalty", "presence_penalty"):
+            if getattr(self, name) not in (None, 0):
+                raise Unsupported(name, f"{name} is not supported by this server; send 0 or leave it out")
+        if self.logit_bias:
+            raise Unsupported("logit_bias", "logit_bias is not supported by this server; leave it out")
+        if self.stream_options is not None and not self.stream:
+            raise Unsupported("stream_options", "stream_options is only allowed when stream is true")
+
 
 class ChatCompletionRequest(_Sampling):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
     max_completion_tokens: PositiveInt | None = None  # the newer name for max_tokens
+    logprobs: StrictBool | None = None
+    top_logprobs: TopLogprobs | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: StrictStr | dict[str, Any] | None = None
+    parallel_tool_calls: StrictBool | None = None
+    functions: list[dict[str, Any]] | None = None
+    function_call: StrictStr | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    audio: dict[str, Any] | None = None
+    modalities: list[StrictStr] | None = None
+    reasoning_effort: StrictStr | None = None
+    verbosity: StrictStr | None = None
+    web_search_options: dict[str, Any] | None = None
+    moderation: dict[str, Any] | None = None
+    prediction: _Open | None = None
+    metadata: dict[str, StrictStr] | None = None
+    store: StrictBool | None = None
+    service_tier: StrictStr | None = None
+    safety_identifier: StrictStr | None = None
+    prompt_cache_key: StrictStr | None = None
+    prompt_cache_retention: StrictStr | None = None
+    prompt_cache_options: _Open | None = None
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+    def wants_logprobs(self) -> bool:
+        return bool(self.logprobs)
+
+    def top_logprobs_count(self) -> int:
+        return (self.top_logprobs or 0) if self.logprobs else 0
+
+    def check_supported(self) -> None:
+        super().check_supported()
+        if self.top_logprobs and not self.logprobs:
+            raise Unsupported("top_logprobs", "top_logprobs needs logprobs set to true")
+        no_tools = "this server has no tool calling (the model has no tool-call format)"
+        if self.tools:
+            raise Unsupported("tools", f"tools are not supported: {no_tools}; leave tools out")
+        if self.functions:
+            raise Unsupported("functions", f"functions are not supported: {no_tools}; leave functions out")
+        for name in ("tool_choice", "function_call"):
+            if getattr(self, name) not in (None, "none", "auto"):  # with no tools, "auto" can only mean none
+                raise Unsupported(name, f"{name}={getattr(self, name)!r} cannot be honoured: {no_tools}")
+        fmt = self.response_format
+        if fmt is not None and fmt.get("type") != "text":
+            raise Unsupported(
+                "response_format",
+                f"response_format type {fmt.get('type')!r} is not supported (no constrained decoding); "
+                "only 'text' is; ask for JSON in the prompt instead",
+            )
+        if self.audio is not None or (self.modalities is not None and self.modalities != ["text"]):
+            raise Unsupported("audio" if self.audio is not None else "modalities", "this server produces text only")
+        unsupported = {
+            "reasoning_effort": "R1 models choose their own reasoning length; bound it with max_tokens",
+            "verbosity": "the model has no verbosity control",
+            "web_search_options": "this server has no web search",
+            "moderation": "this server runs no moderation model",
+        }
+        for name, why in unsupported.items():
+            if getattr(self, name) is not None:
+                raise Unsupported(name, f"{name} is not supported: {why}; leave it out")
+        for i, m in enumerate(self.messages):
+            if m.tool_calls or m.function_call or m.audio is not None:
+                field = "tool_calls" if m.tool_calls else "function_call" if m.function_call else "audio"
+                raise Unsupported(f"messages.{i}.{field}", f"messages[{i}].{field}: {no_tools}")
 
 
 Prompt = StrictStr | Annotated[list[StrictStr], Field(min_length=1)] | list[StrictInt] | list[list[StrictInt]]
@@ -85,6 +227,10 @@ Prompt = StrictStr | Annotated[list[StrictStr], Field(min_length=1)] | list[Stri
 class CompletionRequest(_Sampling):
     prompt: Prompt
     max_tokens: PositiveInt | None = 16  # OpenAI's default for legacy completions
+    logprobs: TopLogprobs | None = None
+    echo: StrictBool = False
+    suffix: StrictStr | None = None
+    best_of: PositiveInt | None = None
 
     def prompts(self) -> list[str | list[int]]:
         p = self.prompt
@@ -96,3 +242,18 @@ class CompletionRequest(_Sampling):
 
     def token_limit(self) -> int | None:
         return self.max_tokens
+
+    def wants_logprobs(self) -> bool:
+        return self.logprobs is not None
+
+    def top_logprobs_count(self) -> int:
+        return self.logprobs or 0
+
+    def check_supported(self) -> None:
+        super().check_supported()
+        if self.suffix:
+            raise Unsupported("suffix", "suffix (insertion) is not supported by this server; leave it out")
+        if self.best_of is not None and self.best_of != self.n:
+            raise Unsupported("best_of", f"best_of={self.best_of} is not supported; use n (best_of must equal n)")
+        if self.echo and self.logprobs is not None:
+            raise Unsupported("echo", "echo with logprobs needs prompt logprobs, which this server does not compute")
