@@ -925,6 +925,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         raise UserError(f"--out {out}: is a file; the run folder must be a directory")
     if args.threads < 1:
         raise UserError(f"--threads must be >= 1, got {args.threads}")
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed must be in 0 .. 2**32 - 1, got {args.seed}")
     chosen = {k: v for k, v in base.items()}
     for key, arg in (
         ("steps", args.steps),

@@ -18,9 +18,9 @@ mid-delete never leaves something that looks like a checkpoint.
 On resume, checkpoints are tried newest first. One without `COMPLETE`, with a missing file, a file whose size or
 content (SHA-256) differs from the manifest, or an unreadable safetensors header or trainer state is skipped with
 a one-line warning naming the directory, the file and the problem. Hashing is what catches weights overwritten in
-place with the size unchanged; it costs about 1.8 GB/s of checkpoint on one core (AVX512 machine, SHA-NI), tens
-of milliseconds for the tiny model with its optimizer state. Manifests of older versions list sizes only and are
-checked by size.
+place with the size unchanged. Its cost: the `tiny` preset's checkpoint (13 MB of weights, 22 MB of optimizer
+state) hashes in about 55 ms, against about 250 ms to write it (2-core AVX512 machine, under load); resume hashes
+only the checkpoints it tries. Manifests of older versions list sizes only and are checked by size.
 
 A write that fails (a full disk, a lost mount) removes its `.tmp` directory and raises a CheckpointError naming
 the checkpoint and the cause; the checkpoints already written are untouched.
@@ -142,12 +142,9 @@ def clean_partial(run_dir: Path) -> None:
 
 
 def file_hash(path: Path) -> str:
-    """SHA-256 of a file, hex, read in 1 MiB blocks."""
-    h = hashlib.sha256()
+    """SHA-256 of a file, hex."""
     with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, HASH).hexdigest()
 
 
 def _fsync_file(path: Path) -> None:
