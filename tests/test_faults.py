@@ -209,6 +209,18 @@ def test_completions_must_answer_the_items_they_are_matched_to(tmp_path, capsys,
     assert json.loads((out / "results.json").read_text())["overall"]["n_items"] == 2
 
 
+def test_empty_datasets_and_completion_files(tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    out = tmp_path / "report"
+    rc, err = r1(capsys, "eval", "--data", str(empty), "--completions", str(empty), "--out", str(out))
+    one_error(rc, err, f"{empty}: no records (the file is empty or blank)")
+    one_error(*r1(capsys, "tasks", "convert", str(empty)), f"{empty}: no records")
+    rc, err = r1(capsys, "eval", "--task", "modchain", "--n-items", "2", "--completions", str(empty), "--out", str(out))
+    one_error(rc, err, f"{empty}: no completions (the file is empty or blank)")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "flag, value, culprit",
     [

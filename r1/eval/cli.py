@@ -110,6 +110,8 @@ def read_completions(path: str | Path, items: Sequence[Item], template: str | No
         prompts_of.append({key.strip() for key in keys if isinstance(key, str)})
         for key in prompts_of[-1]:
             by_prompt.setdefault(key, i)
+    if not items:
+        raise UserError(f"{path}: there are no items to match the completions to")
     grouped: list[list[dict[str, Any]]] = [[] for _ in items]
     for where, _lineno, rec in iter_jsonl(path):
         if not isinstance(rec.get("text"), str):
@@ -132,6 +134,8 @@ def read_completions(path: str | Path, items: Sequence[Item], template: str | No
         if num_tokens is not None and (not _is_count(num_tokens)):
             raise UserError(f"{where}: field 'num_tokens': expected an integer >= 0, got {num_tokens!r}")
         grouped[index].append({"text": rec["text"], "finish_reason": finish, "num_tokens": num_tokens})
+    if not any(grouped):
+        raise UserError(f"{path}: no completions (the file is empty or blank)")
     counts = {len(g) for g in grouped}
     if len(counts) != 1 or 0 in counts:
         missing = next((i for i, g in enumerate(grouped) if not g), None)

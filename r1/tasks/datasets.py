@@ -168,4 +168,6 @@ def load_dataset(
             if key and record.get(key) is not None:
                 meta[role] = str(record[key])
         items.append({"prompt": question, "answer": answer, "task": name, "meta": meta})
+    if not items and limit != 0:  # an empty export would otherwise evaluate (or convert) to nothing, silently
+        raise UserError(f"{path}: no records (the file is empty or blank)")
     return items

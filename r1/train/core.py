@@ -492,8 +492,9 @@ class Trainer:
         listing = ", ".join(f"{k} {_short(a)} -> {_short(b)}" for k, (a, b) in self.changes.items())
         blocked = [k for k in self.changes if shaping(k)]
         if blocked and not self.cfg.train.allow_config_change:
-            raise ConfigError(f"resume: {', '.join(blocked)} changed since {checkpoint.name} ({listing}); they shape "
-                              "the steps already taken: restore them, pass --allow-config-change "
+            it = ("it shapes", "it") if len(blocked) == 1 else ("they shape", "them")
+            raise ConfigError(f"resume: {', '.join(blocked)} changed since {checkpoint.name} ({listing}), and {it[0]} "
+                              f"the steps already taken: restore {it[1]}, pass --allow-config-change "
                               "(train.allow_config_change=true) to continue anyway, or start a new train.out")
         print(f"resume: settings changed since {checkpoint.name}: {listing}", file=sys.stderr)
 
