@@ -28,6 +28,13 @@ One optimizer step:
 
 Same seed, same config → bit-identical weights on CPU, and a run killed at any point and resumed with
 `train.resume=true` ends with weights identical to an uninterrupted run (see `checkpointing.py`).
+
+The run folder is one run's record. A fresh start refuses a folder that holds an earlier run (`--resume`
+continues it, `--overwrite` deletes it first), so metrics never mix two runs. A resume takes the newest checkpoint
+whose files match their SHA-256 manifest, stops (changing nothing) when none does, and lists every setting changed
+since that checkpoint; changing one that shapes the steps already taken (data, batch, model, optimizer, schedule)
+needs `train.allow_config_change`. `config.yaml` keeps the settings the run started with, and each resume with
+changes adds `config.resume-N.yaml`. A start that fails in setup removes what it created.
 """
 
 from __future__ import annotations
