@@ -7,7 +7,7 @@ import torch
 
 from r1.errors import ConfigError
 from r1.model import Transformer
-from r1.train.config import ScheduleSection, TrainConfig, load_config, model_config
+from r1.train.config import ScheduleSection, TrainConfig, config_changes, load_config, model_config, shaping
 from r1.train.optim import lr_factor, param_groups
 from r1.train.testing import tiny_config
 
@@ -84,3 +84,18 @@ def test_no_weight_decay_on_norms_and_biases_and_no_router_bias_in_optimizer(tmp
     assert not any("e_score_correction_bias" in n for n in names)
     assert len(names) == len(list(model.parameters()))
     assert all(isinstance(b, torch.Tensor) for b in model.buffers())
+
+
+def test_config_changes_list_what_differs_and_which_shape_the_steps_taken(tmp_path):
+    before = tiny_config(tmp_path).to_dict()
+    before["train"].pop("allow_config_change")  # a config written before the key existed still compares
+    after = tiny_config(tmp_path, optim__lr=1e-3, train__steps=9, train__resume=True, logging__plots=True,
+                        model__hidden_size=32)
+    changes = config_changes(before, after)
+    assert changes == {"model.hidden_size": (64, 32), "optim.lr": (3e-3, 1e-3), "train.steps": (6, 9),
+                       "logging.plots": (False, True)}  # train.resume: how it was launched, never compared
+    assert [k for k in changes if shaping(k)] == ["model.hidden_size", "optim.lr"]
+    assert not shaping("train.steps") and not shaping("train.micro_batch_size") and shaping("train.batch_size")
+    assert config_changes(before, tiny_config(tmp_path / "elsewhere")) == {}  # train.out is not a setting
+    with pytest.raises(ConfigError, match=r"train\.overwrite=True: excludes train\.resume"):
+        tiny_config(tmp_path, train__resume=True, train__overwrite=True)

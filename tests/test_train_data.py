@@ -113,3 +113,15 @@ def test_sft_target_keeps_reasoning_of_the_last_turn_only():
     assert assistant_target("just 4") == "</think>\njust 4"  # no reasoning: an empty think block
     with pytest.raises(UserError, match="last message must be an assistant"):
         render_conversation(msgs[:1], tok)
+
+
+def test_pretokenized_ids_outside_the_vocabulary_name_the_record():
+    recs = [{"input_ids": [5, 6], "_source": "d.jsonl:1"}, {"input_ids": [5, 64], "_source": "d.jsonl:2"}]
+    with pytest.raises(UserError, match=r"d\.jsonl:2: 'input_ids'\[1\] = 64 is outside the model's vocabulary"):
+        tokenize_records(recs, None, vocab_size=64)
+    ok = tokenize_records([{"input_ids": [5, 63], "labels": [X, 63]}], None, vocab_size=64)
+    assert ok == [Example([5, 63], [X, 63])]
+    with pytest.raises(UserError, match=r"record: 'labels'\[0\] = -2 is outside"):
+        tokenize_records([{"input_ids": [5, 6], "labels": [-2, 6]}], None, vocab_size=64)
+    with pytest.raises(UserError, match=r"'input_ids' must be a list of integers"):
+        tokenize_records([{"input_ids": [5, True]}], None, vocab_size=64)

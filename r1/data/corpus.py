@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from r1.errors import UserError
+from r1.readers import iter_jsonl
 from r1.tasks.base import STYLES, Item, get_task
-from r1.tasks.datasets import iter_jsonl
 from r1.tasks.templates import PLAIN_TEMPLATES, apply_template
 
 DEFAULT_MIX: dict[str, float] = {"direct": 0.50, "steps": 0.35, "check": 0.15}

@@ -39,7 +39,7 @@ import torch
 
 from r1.errors import UserError
 from r1.model.transformer import IGNORE_INDEX
-from r1.tasks.datasets import iter_jsonl
+from r1.readers import iter_jsonl, iter_lines
 
 BATCHING = ("pack", "bucket")
 LOSS_ON = ("all", "response")
@@ -60,23 +60,25 @@ class Example:
 def read_records(paths: Iterable[str | Path], text_field: str = "text") -> Iterator[dict[str, Any]]:
     """Records from `.jsonl` files (one JSON object per line) and plain text files (one document per line).
 
-    Text lines become `{text_field: line}`, so both kinds flow through the same tokenization.
+    Text lines become `{text_field: line}`, so both kinds flow through the same tokenization. Records carry
+    `_source` ("file:line") for error messages. A file without any record is an error.
     """
     for path in map(Path, paths):
         if not path.is_file():
             raise UserError(f"data file not found: {path}")
-        try:
-            if path.suffix == ".jsonl":
-                for where, _, record in iter_jsonl(path):
-                    record.setdefault("_source", where)
-                    yield record
-                continue
-            with path.open(encoding="utf-8") as handle:
-                for line in handle:
-                    if line.strip():
-                        yield {text_field: line.rstrip("\n")}
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read {path}: {exc}") from None
+        found = 0
+        if path.suffix == ".jsonl":
+            for where, _, record in iter_jsonl(path):
+                record.setdefault("_source", where)
+                found += 1
+                yield record
+        else:
+            for lineno, line in iter_lines(path):
+                if line.strip():
+                    found += 1
+                    yield {text_field: line, "_source": f"{path}:{lineno}"}
+        if not found:  # an empty file in a data list is a mistake (a failed export, a wrong path), not a corpus
+            raise UserError(f"{path}: no records (the file is empty or blank)")
 
 
 # =============================================================================================== tokenizing
@@ -87,13 +89,15 @@ def tokenize_records(
     text_field: str = "text",
     loss_on: str = "all",
     add_bos: bool = True,
+    vocab_size: int | None = None,
 ) -> list[Example]:
     """Pretraining examples: `[BOS] + text + [EOS]`, or `[BOS] + prompt` then `response + [EOS]`.
 
     Accepted records: `{text_field: str}`; `{"prompt": str, "response": str}` (with `loss_on="response"` the prompt
     tokens get IGNORE_INDEX, so the model learns to answer, not to write questions); `{"input_ids": [...],
-    "labels"?: [...]}` already tokenized (no tokenizer needed, taken as is). Prompt and response are encoded
-    separately, exactly as at inference, where the prompt is encoded alone and the response is sampled after it.
+    "labels"?: [...]}` already tokenized (no tokenizer needed, taken as is; given `vocab_size`, an id outside the
+    vocabulary is an error naming the record). Prompt and response are encoded separately, exactly as at
+    inference, where the prompt is encoded alone and the response is sampled after it.
     """
     if loss_on not in LOSS_ON:
         raise UserError(f"loss_on={loss_on!r}: must be one of {', '.join(LOSS_ON)}")
@@ -124,7 +128,7 @@ def tokenize_records(
     out: list[Example] = []
     for kind, r in plan:
         if kind == "ids":
-            out.append(_pretokenized(r))
+            out.append(_pretokenized(r, vocab_size))
         elif kind == "text":
             ids = bos + next(encoded) + eos
             out.append(Example(ids, list(ids)))
@@ -135,13 +139,22 @@ def tokenize_records(
     return out
 
 
-def _pretokenized(r: Mapping[str, Any]) -> Example:
+def _pretokenized(r: Mapping[str, Any], vocab_size: int | None) -> Example:
     ids, labels = r["input_ids"], r.get("labels", r["input_ids"])
     where = r.get("_source", "record")
-    if not (isinstance(ids, list) and all(isinstance(t, int) for t in ids)):
+    if not (isinstance(ids, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in ids)):
         raise UserError(f"{where}: 'input_ids' must be a list of integers")
-    if not (isinstance(labels, list) and len(labels) == len(ids)):
-        raise UserError(f"{where}: 'labels' must be a list as long as 'input_ids' ({len(ids)})")
+    if not (isinstance(labels, list) and len(labels) == len(ids)
+            and all(isinstance(t, int) and not isinstance(t, bool) for t in labels)):
+        raise UserError(f"{where}: 'labels' must be a list of integers as long as 'input_ids' ({len(ids)})")
+    if vocab_size is not None:
+        # an id outside the embedding table fails deep inside the forward (or reads garbage on some devices)
+        for name, values, allowed in (("input_ids", ids, ()), ("labels", labels, (IGNORE_INDEX,))):
+            bad = next((i for i, t in enumerate(values) if not 0 <= t < vocab_size and t not in allowed), None)
+            if bad is not None:
+                extra = f" or {IGNORE_INDEX} (no loss)" if allowed else ""
+                raise UserError(f"{where}: '{name}'[{bad}] = {values[bad]} is outside the model's vocabulary "
+                                f"(0..{vocab_size - 1}{extra})")
     return Example(list(ids), list(labels))
 
 
@@ -248,7 +261,7 @@ class BatchStream:
         if batching not in BATCHING:
             raise UserError(f"batching={batching!r}: must be one of {', '.join(BATCHING)}")
         if not examples:
-            raise UserError("no training examples: the data is empty")
+            raise UserError("no training examples: the data is empty (set data.paths or data.builtin)")
         self.batching, self.seq_len, self.batch_size = batching, seq_len, batch_size
         self.pad_id, self.seed, self.shuffle, self.window = pad_id, seed, shuffle, bucket_window
         if batching == "pack":

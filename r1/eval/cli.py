@@ -8,7 +8,9 @@ Items come from built-in generators (`--task NAME`, repeatable; held-out split b
 
 `index` is the item's position in the item list these flags produce (the same list `r1 tasks sample NAME --split
 eval` writes for one task); `prompt` (the templated prompt or the bare question) may be given instead. Every item
-needs the same number of samples, which is k.
+needs the same number of samples, which is k. What a line says about its item (`task`, `prompt`, `question`) must
+match the item it is matched to: completions generated for other items (another task, seed or item count) are
+an error naming the line, never scored against the wrong answers.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from typing import Any
 
 from r1.errors import UserError
 from r1.eval.evaluate import GenerateFn
+from r1.readers import iter_jsonl
 from r1.tasks.base import SPLITS, Item, question_of
-from r1.tasks.datasets import iter_jsonl
 from r1.tasks.templates import TEMPLATES
 
 
@@ -100,13 +102,16 @@ def read_completions(path: str | Path, items: Sequence[Item], template: str | No
     if not path.is_file():
         raise UserError(f"{path}: completions file not found")
     by_prompt: dict[str, int] = {}
+    prompts_of: list[set[str]] = []  # the texts that may stand for each item: question, templated prompt
     for i, item in enumerate(items):
         templated = apply_template(item, template) if template else item
-        keys = [question_of(item), templated.get("prompt")]
+        keys = [question_of(item), item.get("prompt"), templated.get("prompt")]
         keys += [m.get("content") for m in templated.get("messages", []) if m.get("role") == "user"]
-        for key in keys:
-            if isinstance(key, str):
-                by_prompt.setdefault(key.strip(), i)
+        prompts_of.append({key.strip() for key in keys if isinstance(key, str)})
+        for key in prompts_of[-1]:
+            by_prompt.setdefault(key, i)
+    if not items:
+        raise UserError(f"{path}: there are no items to match the completions to")
     grouped: list[list[dict[str, Any]]] = [[] for _ in items]
     for where, _lineno, rec in iter_jsonl(path):
         if not isinstance(rec.get("text"), str):
@@ -121,13 +126,16 @@ def read_completions(path: str | Path, items: Sequence[Item], template: str | No
                 raise UserError(f"{where}: field 'prompt': matches none of the {len(items)} items")
         else:
             raise UserError(f"{where}: field 'index' (or 'prompt') is missing")
+        _check_claims(where, rec, index, items[index], prompts_of[index])
         finish = rec.get("finish_reason", "stop")
         if finish not in ("stop", "length"):
             raise UserError(f"{where}: field 'finish_reason': expected 'stop' or 'length', got {finish!r}")
         num_tokens = rec.get("num_tokens")
-        if num_tokens is not None and (isinstance(num_tokens, bool) or not isinstance(num_tokens, int)):
-            raise UserError(f"{where}: field 'num_tokens': expected an integer, got {num_tokens!r}")
+        if num_tokens is not None and (not _is_count(num_tokens)):
+            raise UserError(f"{where}: field 'num_tokens': expected an integer >= 0, got {num_tokens!r}")
         grouped[index].append({"text": rec["text"], "finish_reason": finish, "num_tokens": num_tokens})
+    if not any(grouped):
+        raise UserError(f"{path}: no completions (the file is empty or blank)")
     counts = {len(g) for g in grouped}
     if len(counts) != 1 or 0 in counts:
         missing = next((i for i, g in enumerate(grouped) if not g), None)
@@ -136,6 +144,49 @@ def read_completions(path: str | Path, items: Sequence[Item], template: str | No
         detail = ", ".join(f"item {i}: {len(g)}" for i, g in enumerate(grouped[:50]) if len(g) != len(grouped[0]))
         raise UserError(f"{path}: items have different numbers of completions (item 0: {len(grouped[0])}, {detail})")
     return grouped
+
+
+def _check_claims(where: str, rec: dict[str, Any], index: int, item: Item, prompts: set[str]) -> None:
+    """What a completion line says about its item must hold for the item it was matched to."""
+    task = str(item.get("task", "-"))
+    if "task" in rec and str(rec["task"]) != task:
+        raise UserError(
+            f"{where}: field 'task' is {rec['task']!r} but item {index} is a {task!r} item; these completions were "
+            "made for other items (check --task, --data, --n-items, --seed, --split)"
+        )
+    for name in ("prompt", "question"):
+        text = rec.get(name)
+        if "index" in rec and isinstance(text, str) and text.strip() not in prompts:
+            raise UserError(
+                f"{where}: field {name!r} is not the prompt of item {index} ({_short(question_of(item))}); these "
+                "completions were made for other items (check --task, --data, --n-items, --seed, --split, --template)"
+            )
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _short(text: str) -> str:
+    return repr(text) if len(text) <= 60 else repr(text[:57] + "...")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Numeric flags in range and the output folder usable, before any item is generated or model loaded."""
+    for flag, value, low in (
+        ("--n-items", args.n_items, 1),
+        ("-k", args.k, 1),
+        ("--max-new-tokens", args.max_new_tokens, 1),
+        ("--batch-size", args.batch_size, 1),
+    ):
+        if value is not None and value < low:
+            raise UserError(f"{flag} must be >= {low}, got {value}")
+    if args.temperature < 0:
+        raise UserError(f"--temperature must be >= 0, got {args.temperature}")
+    if not 0 < args.top_p <= 1:
+        raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out}: is a file; the report folder must be a directory")
 
 
 def replay_generate_fn(samples: list[list[dict[str, Any]]]) -> GenerateFn:
@@ -164,6 +215,7 @@ def _run(args: argparse.Namespace) -> int:
     from r1.eval.report import markdown, write_report
     from r1.tasks.cli import parse_fields
 
+    check_args(args)
     items = collect_items(
         args.task,
         args.difficulty,

@@ -72,6 +72,9 @@ def _as_sample(raw: Any) -> Sample:
     if isinstance(raw, str):
         return {"text": raw, "num_tokens": None, "finish_reason": "stop"}
     if isinstance(raw, Mapping) and isinstance(raw.get("text"), str):
+        n = raw.get("num_tokens")
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+            raise ValueError(f"a sample's num_tokens must be an integer >= 0 or None, got {n!r}")
         return {
             "text": raw["text"],
             "num_tokens": raw.get("num_tokens"),
@@ -112,6 +115,8 @@ def evaluate(
 
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     prompts = [apply_template(item, template) if template else dict(item) for item in items]
     reward = _reward_fn(reward_spec)
     params = {"temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens}

@@ -48,6 +48,7 @@ import torch
 import yaml
 
 from r1.errors import UserError
+from r1.readers import read_json
 
 # The full run's recipe. Chosen by measurement (see the report this job writes, and docs/ for the numbers).
 FULL: dict[str, Any] = {
@@ -270,7 +271,7 @@ def stage_base(st: RunState) -> None:
         raise UserError(f"--base {st.base_dir}: not a model folder (no config.json)")
     provenance = st.base_dir / "provenance.json"
     if st.cfg.base is not None and provenance.is_file():  # how the given base was made, for the report
-        made = json.loads(provenance.read_text())
+        made = read_json(provenance)
         st.summary["base_provenance"] = {k: made[k] for k in ("command", "commit", "sha256") if k in made}
         st.summary.update({k: made[k] for k in ("corpus", "tokenizer", "pretrain") if k in made})
     cfg = load_pretrained(st.base_dir).config
@@ -627,6 +628,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     # thread, which on a busy 2-core machine was measured 4x slower than one thread per core
     torch.set_num_threads(cfg.threads)
     stages = [(n, fn) for n, fn in STAGES if not (cfg.base and n in PRETRAINING) and not (not cfg.rl_steps and n in RL)]
+    name, failure = None, None
     try:
         for i, (name, fn) in enumerate(stages, start=1):
             t0 = time.perf_counter()
@@ -634,14 +636,43 @@ def run(cfg: RunConfig) -> dict[str, Any]:
             fn(st)
             timings[name] = round(time.perf_counter() - t0, 1)
             print(f"      done in {timings[name]:.1f}s", flush=True)
+    except BaseException as exc:
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc) or type(exc).__name__
+        if not isinstance(exc, UserError | KeyboardInterrupt):
+            why = f"{type(exc).__name__}: {why}"
+        failure = {"stage": name, "error": why}
+        raise
     finally:
         torch.set_num_threads(threads)
         timings["total"] = round(time.perf_counter() - start, 1)
+        st.summary["status"] = "failed" if failure else "complete"
+        if failure:
+            st.summary["failure"] = failure
         st.summary["seconds"] = timings
         st.summary["config"] = asdict(cfg)
         (st.out / "summary.json").write_text(json.dumps(st.summary, indent=2) + "\n")
-        (st.out / "report.md").write_text(report(st))
+        text = failure_report(st, failure, [n for n, _ in stages], timings) if failure else report(st)
+        (st.out / "report.md").write_text(text)
     return st.summary
+
+
+def failure_report(st: RunState, failure: dict[str, Any], stages: list[str], timings: dict[str, float]) -> str:
+    """`report.md` of a run that stopped: what failed and why, what finished, and no numbers that read like a
+    result (the finished stages' records stay in summary.json, marked failed)."""
+    failed = failure["stage"]
+    done = [f"{n} ({timings[n]:.1f} s)" for n in stages if n in timings]
+    skipped = stages[stages.index(failed) + 1 :] if failed in stages else []
+    lines = [
+        f"# r1 run: {st.out.name}: FAILED",
+        "",
+        f"**This run failed** in stage `{failed}`: {failure['error']}",
+        "",
+        f"Finished before it: {', '.join(done) or 'none'}. Not run: {', '.join(skipped) or 'none'}. There is no "
+        "result to read here; `summary.json` (status `failed`) keeps what the finished stages recorded.",
+        "",
+        "Fix the cause and run again into a new `--out` folder.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _pct(x: Any) -> str:
@@ -890,6 +921,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     base = QUICK if args.quick else FULL
     out = args.out or f"runs/{'quick' if args.quick else 'default'}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"--out {out}: is a file; the run folder must be a directory")
+    if args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed must be in 0 .. 2**32 - 1, got {args.seed}")
     chosen = {k: v for k, v in base.items()}
     for key, arg in (
         ("steps", args.steps),

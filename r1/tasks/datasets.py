@@ -20,13 +20,13 @@ verifier; correctness falls back to `answers_match` on the reference answer.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from r1.errors import UserError
+from r1.readers import iter_jsonl
 from r1.tasks.base import Item
 
 _OPTIONAL_DEFAULTS = {"difficulty": "difficulty", "id": "id"}
@@ -58,22 +58,6 @@ def last_boxed(text: str) -> str | None:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def iter_jsonl(path: Path) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    """(`file:line`, line number, record) per non-blank line; a malformed line is a UserError naming file and line."""
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(record, dict):
-                raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
-            yield where, lineno, record
 
 
 def _records(path: Path) -> Iterator[tuple[str, str, int, dict[str, Any]]]:
@@ -156,6 +140,8 @@ def load_dataset(
     """
     if format not in FORMATS:
         raise UserError(f"unknown dataset format {format!r}; valid formats: {', '.join(FORMATS)}")
+    if limit is not None and limit < 0:
+        raise UserError(f"dataset limit must be >= 0, got {limit}")
     unknown = sorted(set(fields or {}) - set(FIELD_ROLES))
     if unknown:
         raise UserError(f"dataset fields: unknown role(s) {', '.join(unknown)}; valid roles: {', '.join(FIELD_ROLES)}")
@@ -182,4 +168,6 @@ def load_dataset(
             if key and record.get(key) is not None:
                 meta[role] = str(record[key])
         items.append({"prompt": question, "answer": answer, "task": name, "meta": meta})
+    if not items and limit != 0:  # an empty export would otherwise evaluate (or convert) to nothing, silently
+        raise UserError(f"{path}: no records (the file is empty or blank)")
     return items

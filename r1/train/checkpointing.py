@@ -7,7 +7,7 @@ A checkpoint is a directory `checkpoints/step-000120/` holding
 - `trainer_state.safetensors`: optimizer moments and steps keyed by parameter name (`optim.<name>.exp_avg`) and
   the torch RNG states (`rng.torch`, `rng.cuda.N`), all tensors, bit-exact;
 - `trainer_state.json`: step, data position, python `random` state, optimizer hyper-parameters, best metric;
-- `COMPLETE`: written last, a manifest of every file and its size.
+- `COMPLETE`: written last, a manifest of every file with its size and SHA-256.
 Nothing is pickled: resuming a run never executes code from a file.
 
 Writing is atomic: everything goes to `step-000120.tmp/`, each file is fsynced, `COMPLETE` is written, the
@@ -15,12 +15,20 @@ directory is renamed into place and its parent fsynced. A kill before the rename
 the next run removes; after it, a complete checkpoint. Rotation deletes by renaming to `.trash-*` first, so a kill
 mid-delete never leaves something that looks like a checkpoint.
 
-On resume, checkpoints are tried newest first. One without `COMPLETE`, with a missing or truncated file, or with an
-unreadable safetensors header is skipped with a warning naming the directory and the problem.
+On resume, checkpoints are tried newest first. One without `COMPLETE`, with a missing file, a file whose size or
+content (SHA-256) differs from the manifest, or an unreadable safetensors header or trainer state is skipped with
+a one-line warning naming the directory, the file and the problem. Hashing is what catches weights overwritten in
+place with the size unchanged. Its cost: the `tiny` preset's checkpoint (13 MB of weights, 22 MB of optimizer
+state) hashes in about 55 ms, against about 250 ms to write it (2-core AVX512 machine, under load); resume hashes
+only the checkpoints it tries. Manifests of older versions list sizes only and are checked by size.
+
+A write that fails (a full disk, a lost mount) removes its `.tmp` directory and raises a CheckpointError naming
+the checkpoint and the cause; the checkpoints already written are untouched.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -34,12 +42,14 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from r1.errors import CheckpointError
+from r1.errors import CheckpointError, UserError
+from r1.readers import read_json
 
 CHECKPOINTS = "checkpoints"
 COMPLETE = "COMPLETE"
 STATE_TENSORS = "trainer_state.safetensors"
 STATE_JSON = "trainer_state.json"
+HASH = "sha256"
 _NAME = re.compile(r"^step-(\d{6,})$")
 
 
@@ -65,23 +75,35 @@ def write_checkpoint(
     """Write one checkpoint atomically. `save_model(dir)` writes the HF files (and tokenizer) into `dir`."""
     target = Path(target)
     tmp = target.with_name(target.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    save_model(tmp)
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / STATE_TENSORS))
-    (tmp / STATE_JSON).write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
-    if before_complete is not None:
-        before_complete()
-    files = {}
-    for f in sorted(tmp.rglob("*")):
-        if f.is_file():
-            _fsync_file(f)
-            files[str(f.relative_to(tmp))] = f.stat().st_size
-    manifest = tmp / COMPLETE
-    manifest.write_text(json.dumps({"step": state.get("step"), "files": files}, indent=1) + "\n")
-    _fsync_file(manifest)
-    _fsync_dir(tmp)
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        save_model(tmp)
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / STATE_TENSORS))
+        (tmp / STATE_JSON).write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
+        if before_complete is not None:
+            before_complete()
+        files = {}
+        for f in sorted(tmp.rglob("*")):
+            if f.is_file():
+                _fsync_file(f)
+                files[str(f.relative_to(tmp))] = {"size": f.stat().st_size, HASH: file_hash(f)}
+        manifest = tmp / COMPLETE
+        manifest.write_text(json.dumps({"step": state.get("step"), "hash": HASH, "files": files}, indent=1) + "\n")
+        _fsync_file(manifest)
+        _fsync_dir(tmp)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) or type(exc).__name__ == "SafetensorError":  # the disk, not the code
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            if isinstance(exc, OSError) and exc.filename:
+                why += f" ({exc.filename})"
+            raise CheckpointError(
+                f"{target}: writing the checkpoint failed: {why}; removed the partial "
+                f"{tmp.name}, earlier checkpoints are untouched"
+            ) from exc
+        raise
     old = None
     if target.exists():  # a stale or corrupt checkpoint of the same step: move it aside, then replace
         old = target.with_name(f".trash-{target.name}")
@@ -119,6 +141,12 @@ def clean_partial(run_dir: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
+def file_hash(path: Path) -> str:
+    """SHA-256 of a file, hex."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, HASH).hexdigest()
+
+
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
@@ -133,6 +161,14 @@ def _fsync_dir(path: Path) -> None:
 
 
 # ============================================================================================ read
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """The run's checkpoint directories (complete or not, intact or not), newest first."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    return [p for _, p in sorted(((step_of(p), p) for p in root.glob("step-*") if _NAME.match(p.name)), reverse=True)]
+
+
 def verify(path: Path) -> None:
     """Raise CheckpointError naming `path` and what is wrong, unless it is a complete, intact checkpoint."""
     path = Path(path)
@@ -140,41 +176,64 @@ def verify(path: Path) -> None:
     if not manifest.is_file():
         raise CheckpointError(f"{path}: incomplete checkpoint (no {COMPLETE} marker: the write was interrupted)")
     try:
-        files = json.loads(manifest.read_text())["files"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        files = read_json(manifest)["files"]
+        if not isinstance(files, dict):
+            raise TypeError("'files' is not a mapping")
+    except (UserError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: unreadable {COMPLETE} manifest ({exc})") from None
-    for name, size in files.items():
+    for name, entry in files.items():
         f = path / name
         if not f.is_file():
             raise CheckpointError(f"{path}: missing file {name}")
+        if not isinstance(entry, int | dict):
+            raise CheckpointError(f"{path}: unreadable {COMPLETE} manifest (entry of {name} is {entry!r})")
+        size, digest = (entry, None) if isinstance(entry, int) else (entry.get("size"), entry.get(HASH))
         if f.stat().st_size != size:
             raise CheckpointError(f"{path}: {name} is {f.stat().st_size} bytes, the manifest says {size} (truncated?)")
+        if digest is not None and file_hash(f) != digest:
+            raise CheckpointError(
+                f"{path}: {name} does not match its {HASH} in {COMPLETE} (changed after it was written)"
+            )
         if name.endswith(".safetensors"):
             try:
                 with safe_open(str(f), framework="pt") as sf:
                     sf.keys()
             except Exception as exc:
                 raise CheckpointError(f"{path}: {name} is not a readable safetensors file ({exc})") from None
+    try:
+        state = read_json(path / STATE_JSON)
+    except UserError as exc:
+        raise CheckpointError(f"{path}: unreadable {STATE_JSON} ({exc})") from None
+    if not isinstance(state, dict) or isinstance(state.get("step"), bool) or not isinstance(state.get("step"), int):
+        raise CheckpointError(f"{path}: {STATE_JSON} has no integer 'step'")
+
+
+def scan(run_dir: Path) -> tuple[Path | None, list[str]]:
+    """(the newest intact checkpoint or None, what is wrong with each newer one), hashing as it goes."""
+    problems = []
+    for p in checkpoint_dirs(run_dir):
+        try:
+            verify(p)
+            return p, problems
+        except CheckpointError as exc:
+            problems.append(str(exc))
+    return None, problems
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The newest intact checkpoint of a run; newer broken ones are skipped with a warning naming the problem."""
-    root = Path(run_dir) / CHECKPOINTS
-    if not root.is_dir():
-        return None
-    for _, p in sorted(((step_of(p), p) for p in root.glob("step-*") if _NAME.match(p.name)), reverse=True):
-        try:
-            verify(p)
-            return p
-        except CheckpointError as exc:
-            warnings.warn(f"skipping checkpoint: {exc}", stacklevel=2)
-    return None
+    latest, problems = scan(run_dir)
+    for problem in problems:
+        warnings.warn(f"skipping checkpoint: {problem}", stacklevel=2)
+    return latest
 
 
-def read_state(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(trainer_state.json, trainer_state.safetensors) of a verified checkpoint."""
-    verify(path)
-    state = json.loads((Path(path) / STATE_JSON).read_text())
+def read_state(path: Path, check: bool = True) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(trainer_state.json, trainer_state.safetensors) of a checkpoint, verified first unless `check=False` (the
+    caller just did)."""
+    if check:
+        verify(path)
+    state = read_json(Path(path) / STATE_JSON)
     with safe_open(str(Path(path) / STATE_TENSORS), framework="pt") as sf:
         tensors = {k: sf.get_tensor(k) for k in sf.keys()}  # noqa: SIM118 (safe_open is not a dict)
     return state, tensors

@@ -24,8 +24,9 @@ from typing import Any, get_args, get_origin
 
 import yaml
 
-from r1.errors import ConfigError
+from r1.errors import ConfigError, UserError
 from r1.model.config import PRESETS, ModelConfig
+from r1.readers import DuplicateKeyError, parse_yaml, read_yaml
 
 # stage name -> "module:Class" of its `r1.train.core.Stage`; imported only when a run uses it
 STAGES: dict[str, str] = {
@@ -92,7 +93,9 @@ class TrainSection:
     log_every: int = 1
     eval_every: int = 0  # steps; 0 = only at the end (when eval data exists)
     eval_batches: int = 16  # at most this many micro-batches per evaluation
-    resume: bool = False  # continue from the latest complete checkpoint in the run folder
+    resume: bool = False  # continue from the newest intact checkpoint in the run folder
+    overwrite: bool = False  # start over in a run folder that holds an earlier run, deleting that run's outputs
+    allow_config_change: bool = False  # resume even when settings that shaped the earlier steps changed
 
 
 @dataclass
@@ -194,15 +197,19 @@ class TrainConfig:
         need(0 <= self.schedule.min_lr_ratio <= 1, "schedule.min_lr_ratio", "must be in [0, 1]")
         need(0 <= self.schedule.decay_fraction <= 1, "schedule.decay_fraction", "must be in [0, 1]")
         t = self.train
+        need(not (t.resume and t.overwrite), "train.overwrite", "excludes train.resume (--overwrite deletes what "
+             "--resume would continue)")
         need(t.steps >= 1, "train.steps", "must be >= 1")
         need(t.batch_size >= 1, "train.batch_size", "must be >= 1")
         need(t.micro_batch_size >= 0, "train.micro_batch_size", "must be >= 0 (0 = batch_size / processes)")
-        need(t.threads >= 0, "train.threads", "must be >= 0")
+        need(0 <= t.seed < 2**32, "train.seed", "must be in 0 .. 2**32 - 1")
+        need(t.threads >= 0, "train.threads", "must be >= 0 (0 = torch's default)")
         need(t.log_every >= 1, "train.log_every", "must be >= 1")
         need(t.eval_every >= 0, "train.eval_every", "must be >= 0")
         need(t.eval_batches >= 1, "train.eval_batches", "must be >= 1")
         need(self.checkpoint.every >= 0, "checkpoint.every", "must be >= 0")
         need(self.checkpoint.keep_last >= 1, "checkpoint.keep_last", "must be >= 1")
+        need(self.debug.kill_at_step is None or self.debug.kill_at_step >= 1, "debug.kill_at_step", "must be >= 1")
         wb = self.logging.wandb
         if wb is not None:
             bad = sorted(set(wb) - {"project", "name", "entity", "mode", "tags"})
@@ -223,6 +230,48 @@ class TrainConfig:
         return mb, per_rank // mb
 
 
+# ============================================================================================== resume checks
+# Settings that decide what the steps already taken mean: which data, how it is cut and batched, the model, the
+# optimizer and its schedule, the numerics. A resume that changes one of them needs train.allow_config_change.
+# Everything else (train.steps, logging, checkpointing, threads, device, the micro-batch split) may change freely.
+SHAPING = ("stage", "model.", "data.", "optim.", "schedule.", "grpo.", "train.batch_size", "train.seed",
+           "train.dtype")
+# how a run is launched, not how it trains: never compared
+_LAUNCH = ("train.out", "train.resume", "train.overwrite", "train.allow_config_change")
+
+
+def flat_config(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as `{"optim.lr": 3e-3, ...}` (lists stay values)."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):  # an empty mapping adds no key: `grpo: {}` and no grpo section read the same
+            out.update(flat_config(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def config_changes(before: dict[str, Any], after: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """`{key: (before, after)}` for every setting that differs between an earlier run's config dict and `after`.
+
+    The earlier dict is normalized through `TrainConfig` when it still parses, so defaults added since it was
+    written do not count as changes.
+    """
+    try:
+        before = TrainConfig.from_dict(before).to_dict()
+    except ConfigError:
+        pass
+    old, new = flat_config(before), flat_config(after.to_dict())
+    keys = [k for k in dict.fromkeys([*old, *new]) if k not in _LAUNCH]
+    return {k: (old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)}
+
+
+def shaping(key: str) -> bool:
+    """Whether changing `key` on resume changes what the earlier steps mean (see `SHAPING`)."""
+    return any(key == s or (s.endswith(".") and key.startswith(s)) for s in SHAPING)
+
+
 # ============================================================================================== loading
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """Read a YAML config (or start from defaults), apply dotted `key=value` overrides, validate."""
@@ -231,10 +280,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: invalid YAML ({exc})") from None
+        loaded = read_yaml(p)  # not UTF-8, invalid YAML, a key given twice: errors naming the file and line
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{p}: expected a mapping of sections at the top level, got {type(loaded).__name__}")
         d = loaded or {}
@@ -249,8 +295,10 @@ def apply_override(d: dict[str, Any], override: str) -> None:
     if not sep or not key.strip():
         raise ConfigError(f"override {override!r}: expected key=value, e.g. optim.lr=3e-4")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = parse_yaml(raw, f"override {override!r}") if raw.strip() else ""
+    except DuplicateKeyError:
+        raise
+    except UserError:  # not YAML: the text itself (a path with odd characters, say)
         value = raw
     parts = key.strip().split(".")
     node = d

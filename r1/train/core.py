@@ -28,12 +28,20 @@ One optimizer step:
 
 Same seed, same config → bit-identical weights on CPU, and a run killed at any point and resumed with
 `train.resume=true` ends with weights identical to an uninterrupted run (see `checkpointing.py`).
+
+The run folder is one run's record. A fresh start refuses a folder that holds an earlier run (`--resume`
+continues it, `--overwrite` deletes it first), so metrics never mix two runs. A resume takes the newest checkpoint
+whose files match their SHA-256 manifest, stops (changing nothing) when none does, and lists every setting changed
+since that checkpoint; changing one that shapes the steps already taken (data, batch, model, optimizer, schedule)
+needs `train.allow_config_change`. `config.yaml` keeps the settings the run started with, and each resume with
+changes adds `config.resume-N.yaml`. A start that fails in setup removes what it created.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
 import math
 import os
 import random
@@ -49,13 +57,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from r1.errors import ConfigError, UserError
+from r1.errors import CheckpointError, ConfigError, UserError
 from r1.model.checkpoint import load_pretrained, save_pretrained
 from r1.model.config import ModelConfig
 from r1.model.transformer import Transformer, meta_model
 from r1.train import checkpointing as ckpt
 from r1.train import distributed
-from r1.train.config import STAGES, TrainConfig, model_config
+from r1.train.config import STAGES, TrainConfig, config_changes, model_config, shaping
 from r1.train.metrics import MetricsLog, imbalance, matmul_peak, read_metrics, train_flops_per_token, truncate_metrics
 from r1.train.optim import build_optimizer, lr_factor, set_lr
 
@@ -131,6 +139,8 @@ class Stage:
 
     # step-record keys shown on the progress bar next to the loss (e.g. GRPO's reward)
     progress_keys: tuple[str, ...] = ()
+    # config keys holding sequence lengths the stage trains on; each must fit the model's context
+    context_keys: tuple[str, ...] = ()
 
     def plots(self, run_dir: Path, records: list[dict[str, Any]]) -> list[Path]:
         """Stage-specific plots from metrics.jsonl's records, embedded in report.md after the core's."""
@@ -194,6 +204,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, stage: Stage | None = None) -> None:
         self.cfg = cfg
         self.stage = stage if stage is not None else build_stage(cfg)
+        _check_device(cfg.train.device)
         self.dist = distributed.init(cfg.train.device)
         self.run_dir = Path(cfg.train.out)
         self.device = self.dist.device
@@ -204,11 +215,24 @@ class Trainer:
         self.last_eval: dict[str, float] = {}
         self.last_checkpoint: Path | None = None
         self.log: MetricsLog | None = None
+        self.step = 0
+        self.changes: dict[str, tuple[Any, Any]] = {}  # settings changed since the checkpoint resumed from
+        self._created: list[Path] = []  # what setup created, removed again when setup fails
 
     # ---------------------------------------------------------------------------------- run
     def run(self) -> TrainResult:
         try:
-            return self._loop(self.setup())
+            try:
+                step = self.setup()
+            except BaseException:
+                self._discard_setup()
+                raise
+            return self._loop(step)
+        except BaseException as exc:
+            if self.log is not None:  # the log says the run failed and why, not just where it stops
+                why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+                self.log.write({"event": "error", "step": self.step, "error": why})
+            raise
         finally:
             self.close()
 
@@ -216,6 +240,7 @@ class Trainer:
         """Everything before the first step: run folder, tokenizer, model, data, FSDP2, optimizer, resume.
         Returns the step to start from."""
         cfg, d = self.cfg, self.dist
+        self._check_context()
         resume_from = self._prepare_run_dir()
         self.tokenizer = self._tokenizer()
         self.model_config = model_config(cfg.model, self.tokenizer)
@@ -265,6 +290,7 @@ class Trainer:
         record: dict[str, Any] = {}
         window: list[float] = []
         while step < total:
+            self.step = step + 1
             record = self.train_step(step)
             step += 1
             window.append(record["loss"])
@@ -375,31 +401,119 @@ class Trainer:
             self.log.write({"event": "eval", "step": step, **self.last_eval})
 
     # ---------------------------------------------------------------------------------- setup
+    def _check_context(self) -> None:
+        """The stage's sequence lengths fit the model's context: checked before anything is read or written."""
+        if not self.stage.context_keys:
+            return
+        context = model_config(self.cfg.model).max_position_embeddings  # no tokenizer needed for the context
+        for key in self.stage.context_keys:
+            section, name = key.split(".")
+            value = getattr(getattr(self.cfg, section), name)
+            if value > context:
+                source = f"model.path {self.cfg.model.path}" if self.cfg.model.path else "the model config"
+                raise ConfigError(f"{key}={value}: longer than the model's context (max_position_embeddings="
+                                  f"{context} in {source})")
+
+    # files the trainer writes into a run folder: what --overwrite deletes (the tokenizer only when it trained one)
+    RUN_FILES = ("checkpoints", "metrics.jsonl", "report.md", "plots", "config.yaml", "tensorboard", "wandb")
+
     def _prepare_run_dir(self) -> Path | None:
-        """Create the folder, clean what a killed writer left, and pick the checkpoint to resume (rank 0 decides)."""
-        cfg, d = self.cfg, self.dist
-        choice = None
+        """Pick the checkpoint to resume (rank 0 decides, before changing anything), then create the folder and clean
+        what a killed writer left."""
+        d = self.dist
+        choice: Any = None
         if d.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            ckpt.clean_partial(self.run_dir)
-            latest = ckpt.latest_checkpoint(self.run_dir)
-            if cfg.train.resume:
-                if latest is None:
-                    print(f"resume: no complete checkpoint in {self.run_dir}; starting from step 0", file=sys.stderr)
-                choice = str(latest) if latest else None
-            elif latest is not None:
-                choice = ConfigError(
-                    f"run folder {self.run_dir} already holds checkpoints (latest {latest.name}); pass --resume "
-                    "(train.resume=true) to continue it, or choose another train.out"
-                )
-            else:  # an earlier run that never checkpointed: start it over
-                for name in ("metrics.jsonl", "report.md"):
-                    (self.run_dir / name).unlink(missing_ok=True)
-                shutil.rmtree(self.run_dir / "plots", ignore_errors=True)
+            try:
+                choice = self._choose_start()
+            except UserError as exc:
+                choice = exc
         choice = distributed.broadcast_object(choice, d)
         if isinstance(choice, Exception):
             raise choice
         return Path(choice) if choice else None
+
+    def _choose_start(self) -> str | None:
+        """Resume from the newest intact checkpoint, start over (--overwrite), or start in a new folder.
+
+        A fresh start never mixes with an earlier run: a folder holding one (checkpoints or metrics) needs --resume
+        or --overwrite, the same guard HF's example scripts apply to a non-empty output directory. When every
+        checkpoint is broken, --resume stops with their problems and leaves the folder as it was.
+        """
+        cfg, run = self.cfg, self.run_dir
+        if run.exists() and not run.is_dir():
+            raise ConfigError(f"train.out={run}: is a file; the run folder must be a directory")
+        dirs = ckpt.checkpoint_dirs(run)
+        latest = None
+        if cfg.train.resume and dirs:
+            latest, problems = ckpt.scan(run)
+            if latest is None:
+                raise CheckpointError(f"resume: none of the {len(dirs)} checkpoints in {run / ckpt.CHECKPOINTS} is "
+                                      "intact, nothing was changed: " + "; ".join(problems))
+            for problem in problems:
+                print(f"warning: resume: skipping {problem}", file=sys.stderr)
+            self._check_changes(latest)
+        elif dirs or (run / "metrics.jsonl").is_file():
+            if not (cfg.train.resume or cfg.train.overwrite):
+                held = f"checkpoints (latest {dirs[0].name})" if dirs else "a run (metrics.jsonl, no checkpoint)"
+                raise ConfigError(f"run folder {run} already holds {held}; pass --resume (train.resume=true) to "
+                                  "continue it, --overwrite (train.overwrite=true) to delete it and start over, or "
+                                  "choose another train.out")
+            what = "resume: no checkpoint in" if cfg.train.resume else "overwrite: deleting the earlier run in"
+            print(f"{what} {run}; starting from step 0 with new metrics", file=sys.stderr)
+            self._remove_earlier_run(keep_tokenizer=cfg.train.resume)
+        elif cfg.train.resume:
+            print(f"resume: no checkpoint in {run}; starting from step 0", file=sys.stderr)
+        if not run.exists():
+            self._created.append(run)
+        run.mkdir(parents=True, exist_ok=True)
+        ckpt.clean_partial(run)
+        return str(latest) if latest else None
+
+    def _remove_earlier_run(self, keep_tokenizer: bool) -> None:
+        run = self.run_dir
+        names = [*self.RUN_FILES, *(p.name for p in run.glob("config.resume-*.yaml"))]
+        if self.cfg.data.tokenizer == "train" and not keep_tokenizer:  # trained on the earlier run's data
+            names.append("tokenizer")
+        for name in names:
+            path = run / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+
+    def _check_changes(self, checkpoint: Path) -> None:
+        """Settings changed since `checkpoint` was written are listed; those that shape the steps already taken
+        (`r1.train.config.SHAPING`) need train.allow_config_change."""
+        from r1.readers import read_json, read_yaml
+
+        before = read_json(checkpoint / ckpt.STATE_JSON).get("config")
+        if before is None:  # written by an older version: the run folder's newest config file
+            files = sorted(self.run_dir.glob("config.resume-*.yaml"), key=_resume_number)
+            path = files[-1] if files else self.run_dir / "config.yaml"
+            if not path.is_file():
+                return
+            before = read_yaml(path)
+        self.changes = config_changes(before, self.cfg)
+        if not self.changes:
+            return
+        listing = ", ".join(f"{k} {_short(a)} -> {_short(b)}" for k, (a, b) in self.changes.items())
+        blocked = [k for k in self.changes if shaping(k)]
+        if blocked and not self.cfg.train.allow_config_change:
+            it = ("it shapes", "it") if len(blocked) == 1 else ("they shape", "them")
+            raise ConfigError(f"resume: {', '.join(blocked)} changed since {checkpoint.name} ({listing}), and {it[0]} "
+                              f"the steps already taken: restore {it[1]}, pass --allow-config-change "
+                              "(train.allow_config_change=true) to continue anyway, or start a new train.out")
+        print(f"resume: settings changed since {checkpoint.name}: {listing}", file=sys.stderr)
+
+    def _discard_setup(self) -> None:
+        """Setup failed: remove what it created, so a failed start leaves no folder that looks like a run."""
+        if not self.dist.is_main:
+            return
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+        for path in reversed(self._created):
+            shutil.rmtree(path, ignore_errors=True)
 
     def _tokenizer(self):
         """data.tokenizer: a directory, 'train' (BPE on the stage's text, saved in the run folder), or None:
@@ -412,7 +526,14 @@ class Trainer:
             where = self.run_dir / "tokenizer"
             if d.is_main and not (where / "tokenizer.json").is_file():
                 vocab = cfg.model.overrides.get("vocab_size") or model_config(cfg.model).vocab_size
-                Tokenizer.train(self.stage.tokenizer_texts(), vocab_size=vocab).save(where)
+                texts = iter(self.stage.tokenizer_texts())
+                first = next(texts, None)
+                if first is None:  # a BPE of no text is bytes only: a useless tokenizer that trains without error
+                    raise UserError(f"data.tokenizer=train: the training data has no text to train a tokenizer on "
+                                    f"(data.paths={cfg.data.paths}, data.builtin={cfg.data.builtin})")
+                if not where.exists():
+                    self._created.append(where)
+                Tokenizer.train(itertools.chain([first], texts), vocab_size=vocab).save(where)
             distributed.barrier(d)  # every rank, always: the others wait for rank 0's file
             return Tokenizer.load(where)
         if spec:
@@ -433,7 +554,7 @@ class Trainer:
         return model.train()
 
     def _resume(self, path: Path) -> int:
-        state, tensors = ckpt.read_state(path)
+        state, tensors = ckpt.read_state(path, check=False)  # verified when it was chosen
         if "python_random" in state:
             v, internal, gauss = state["python_random"]
             random.setstate((v, tuple(internal), gauss))
@@ -450,14 +571,26 @@ class Trainer:
         return int(state["step"])
 
     def _open_log(self, resume_from: Path | None, step: int) -> None:
+        """config.yaml records how the run was started and stays; a resume with changed settings adds
+        config.resume-N.yaml beside it, so the folder says how every step was trained."""
         cfg = self.cfg
-        _atomic_write(self.run_dir / "config.yaml", cfg.to_yaml())
+        written = None
+        if resume_from is None or not (self.run_dir / "config.yaml").is_file():
+            written = "config.yaml"
+        elif self.changes:
+            n = max((_resume_number(p) for p in self.run_dir.glob("config.resume-*.yaml")), default=0) + 1
+            written = f"config.resume-{n}.yaml"
+        if written:
+            _atomic_write(self.run_dir / written, cfg.to_yaml())
         metrics = self.run_dir / "metrics.jsonl"
         if resume_from is not None:
             truncate_metrics(metrics, step)
         self.log = MetricsLog(self.run_dir, cfg.logging.tensorboard, cfg.logging.wandb, cfg.to_dict())
         if resume_from is not None:
-            self.log.write({"event": "resume", "step": step, "checkpoint": str(resume_from)})
+            event: dict[str, Any] = {"event": "resume", "step": step, "checkpoint": str(resume_from)}
+            if self.changes:
+                event.update(changed={k: list(v) for k, v in self.changes.items()}, config=written)
+            self.log.write(event)
         else:
             info = {"event": "start", "step": 0, "stage": cfg.stage, "world_size": self.dist.world,
                     "model_params": sum(p.numel() for p in self.model.parameters()), **self.stage.describe()}
@@ -486,6 +619,7 @@ class Trainer:
                 "tokens": self.tokens_seen,
                 "elapsed": self.elapsed,
                 "best": self.best,
+                "config": cfg.to_dict(),  # what trained the steps up to here: compared on resume
                 "param_groups": [{k: v for k, v in g.items() if k not in ("params", "names")}
                                  for g in self.optimizer.param_groups],
             }
@@ -539,6 +673,24 @@ def _kill_self() -> None:
     """debug.kill_at_step: die like a power cut (no cleanup, no flush), to test exact resume."""
     sys.stderr.flush()
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _check_device(device: str) -> None:
+    if device == "cuda" and not torch.cuda.is_available():
+        built = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, no GPU visible"
+        raise ConfigError(f"train.device=cuda: CUDA is not available (torch {torch.__version__}: {built}); "
+                          "use train.device=cpu or auto")
+
+
+def _resume_number(path: Path) -> int:
+    """N of config.resume-N.yaml (0 when the name has no number)."""
+    digits = path.name.removeprefix("config.resume-").removesuffix(".yaml")
+    return int(digits) if digits.isdigit() else 0
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _atomic_write(path: Path, text: str) -> None:

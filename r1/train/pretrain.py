@@ -34,6 +34,7 @@ from r1.train.core import LossOutput, Stage, StageContext, rank_share
 class PretrainStage(Stage):
     name = "pretrain"
     split_documents = True  # a long document continues in the next row
+    context_keys = ("data.seq_len",)
 
     def __init__(self, cfg: TrainConfig, documents: Sequence[Mapping[str, Any]] | None = None,
                  eval_documents: Sequence[Mapping[str, Any]] | None = None) -> None:
@@ -65,7 +66,8 @@ class PretrainStage(Stage):
 
     def examples(self, records: list[dict[str, Any]], tokenizer: Any) -> list[Example]:
         d = self.cfg.data
-        return tokenize_records(records, tokenizer, text_field=d.text_field, loss_on=d.loss_on, add_bos=d.add_bos)
+        return tokenize_records(records, tokenizer, text_field=d.text_field, loss_on=d.loss_on, add_bos=d.add_bos,
+                                vocab_size=self.ctx.model_config.vocab_size)
 
     def setup(self, ctx: StageContext) -> None:
         super().setup(ctx)
