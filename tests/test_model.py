@@ -33,7 +33,7 @@ def model_of(cfg: ModelConfig, seed: int = 0) -> Transformer:
         (dict(n_group=3), "n_group", "must divide n_routed_experts=16"),
         (dict(num_experts_per_tok=17), "num_experts_per_tok", "must be in [1, n_routed_experts=16]"),
         (dict(qk_rope_head_dim=15), "qk_rope_head_dim", "must be even"),
-        (dict(scoring_func="relu"), "scoring_func", "must be 'sigmoid' or 'softmax'"),
+        (dict(scoring_func="softmax"), "scoring_func", "deepseek_v3 routes with 'sigmoid' scores"),
         (dict(hidden_size=0), "hidden_size", "must be a positive integer"),
         (dict(first_k_dense_replace=9), "first_k_dense_replace", "must be in [0, num_hidden_layers=4]"),
         (dict(eos_token_id=5000), "eos_token_id", "must be a token id"),

@@ -14,7 +14,12 @@ from r1.model.transformer import meta_model
 
 @dataclass
 class ModelInfo:
-    total: int  # main model, excluding MTP modules; tied embeddings counted once
+    # Counts are of the main model's checkpoint tensors (MTP modules excluded; tied embeddings once): `total` is
+    # `parameters` (what torch's model.parameters() sums to, in r1 and transformers alike) plus `buffers`, the fp32
+    # routing biases (e_score_correction_bias) that are buffers in both but stored in the checkpoint.
+    total: int
+    parameters: int
+    buffers: int
     active: int  # per token: routed experts count only the top-k of each MoE layer
     active_without_embeddings: int  # active minus the input embedding and the output head
     embedding: int
@@ -36,11 +41,15 @@ def model_info(cfg: ModelConfig) -> ModelInfo:
 
     def count(module: torch.nn.Module) -> int:
         # the fp32 routing biases are buffers, but they are checkpoint tensors and the published totals count them
-        return sum(p.numel() for p in module.parameters()) + sum(b.numel() for b in module.buffers())
+        return sum(p.numel() for p in module.parameters()) + count_buffers(module)
+
+    def count_buffers(module: torch.nn.Module) -> int:
+        return sum(b.numel() for b in module.buffers())
 
     total_with_mtp = count(model)
     mtp = count(model.mtp)
     total = total_with_mtp - mtp
+    buffers = count_buffers(model) - count_buffers(model.mtp)
     embedding = model.model.embed_tokens.weight.numel()
     head = 0 if cfg.tie_word_embeddings else model.lm_head.weight.numel()
     inactive = routed = 0
@@ -54,6 +63,8 @@ def model_info(cfg: ModelConfig) -> ModelInfo:
     layers = cfg.num_hidden_layers
     return ModelInfo(
         total=total,
+        parameters=total - buffers,
+        buffers=buffers,
         active=active,
         active_without_embeddings=active - embedding - head,
         embedding=embedding,

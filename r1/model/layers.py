@@ -67,13 +67,14 @@ def fused_linear(x: torch.Tensor, *layers: nn.Linear) -> list[torch.Tensor]:
 
 
 class MLP(nn.Module):
-    """SwiGLU: down(silu(gate(x)) ⊙ up(x)). Used for dense layers, shared experts and each routed expert."""
+    """SwiGLU: down(silu(gate(x)) ⊙ up(x)). Used for dense layers, shared experts and each routed expert; biased
+    projections only for Llama's `mlp_bias`."""
 
-    def __init__(self, dim: int, hidden: int) -> None:
+    def __init__(self, dim: int, hidden: int, bias: bool = False) -> None:
         super().__init__()
-        self.gate_proj = nn.Linear(dim, hidden, bias=False)
-        self.up_proj = nn.Linear(dim, hidden, bias=False)
-        self.down_proj = nn.Linear(hidden, dim, bias=False)
+        self.gate_proj = nn.Linear(dim, hidden, bias=bias)
+        self.up_proj = nn.Linear(dim, hidden, bias=bias)
+        self.down_proj = nn.Linear(hidden, dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = fused_linear(x, self.gate_proj, self.up_proj)

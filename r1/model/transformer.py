@@ -1,4 +1,4 @@
-"""The causal language model: DeepSeek-V3 (MLA + DeepSeekMoE + MTP) or a dense Llama/Qwen2 student.
+"""The causal language model: DeepSeek-V3 (MLA + DeepSeekMoE + MTP) or a dense Llama/Qwen2/Qwen3 student.
 
 Module names mirror the Hugging Face checkpoints (`model.embed_tokens`, `model.layers.N.self_attn.q_a_proj`, …)
 so `state_dict()` is the file layout; only the MTP modules live apart, in `mtp.K`, and are stored on disk under
@@ -44,7 +44,7 @@ class DecoderLayer(nn.Module):
     def __init__(self, cfg: ModelConfig, layer_idx: int) -> None:
         super().__init__()
         self.self_attn = MLA(cfg, layer_idx) if cfg.is_deepseek else GQA(cfg, layer_idx)
-        self.mlp = MoE(cfg) if cfg.is_moe_layer(layer_idx) else MLP(cfg.hidden_size, cfg.intermediate_size)
+        self.mlp = MoE(cfg) if cfg.is_moe_layer(layer_idx) else MLP(cfg.hidden_size, cfg.intermediate_size, cfg.mlp_bias)
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
