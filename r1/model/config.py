@@ -215,7 +215,9 @@ class ModelConfig:
         need(not self.mlp_bias or mt == "llama", "mlp_bias", "MLP biases are implemented for llama only")
         if self.is_deepseek:
             need(not self.attention_bias, "attention_bias", "biases on MLA projections are not implemented in r1")
-            need(self.moe_layer_freq == 1, "moe_layer_freq", "must be 1 (every layer from first_k_dense_replace on is MoE)")
+            need(
+                self.moe_layer_freq == 1, "moe_layer_freq", "must be 1 (every layer from first_k_dense_replace is MoE)"
+            )
         if mt == "deepseek_v3":
             need(self.scoring_func == "sigmoid", "scoring_func", "deepseek_v3 routes with 'sigmoid' scores")
             need(self.topk_method == "noaux_tc", "topk_method", "deepseek_v3 routes with 'noaux_tc'")

@@ -193,9 +193,6 @@ class _Reader:
         self.given = set(given)
         self.taken: set[str] = set()
 
-    def has(self, key: str) -> bool:
-        return key in self.values
-
     def take(self, key: str, default: Any = None) -> Any:
         self.taken.add(key)
         return self.values.get(key, default)
@@ -326,9 +323,7 @@ def _read_rope(r: _Reader, max_pos: int) -> dict[str, Any]:
     rope.pop("partial_rotary_factor", None)
     kind = rope.get("rope_type", rope.get("type", "default"))
     if kind not in ROPE_TYPES:
-        raise ConfigError(
-            f"{r.source}: {key}.rope_type={kind!r}: r1 implements {', '.join(ROPE_TYPES)} RoPE only"
-        )
+        raise ConfigError(f"{r.source}: {key}.rope_type={kind!r}: r1 implements {', '.join(ROPE_TYPES)} RoPE only")
     if kind == "default":
         return {"rope_theta": float(theta), "rope_scaling": None}
     top_original = r.take("original_max_position_embeddings")
@@ -409,9 +404,9 @@ def _read_deepseek(r: _Reader, out: dict[str, Any]) -> dict[str, Any]:
         r.refuse("attention_bias", "biases on MLA's q_a/kv_a/o projections are not implemented in r1")
     if r.take("mlp_bias", False):
         r.refuse("mlp_bias", "biased DeepSeek MLPs are not implemented in r1")
-    if not v2 and r.take("rope_interleave", True) is not True:
+    interleaved = r.take("rope_interleave", True)  # a V3 key; DeepseekV2 always rotates interleaved pairs
+    if not v2 and interleaved is not True:
         r.refuse("rope_interleave", "r1's MLA rotates interleaved pairs (the released weights' layout) only")
-    r.take("rope_interleave")
     res["q_lora_rank"] = r.integer("q_lora_rank", optional=True)
     for key in ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
         res[key] = r.integer(key)
