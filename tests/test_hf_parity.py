@@ -244,3 +244,85 @@ def test_corrupt_file_is_named(tmp_path):
     f.write_bytes(f.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match="model.safetensors: cannot read"):
         load_pretrained(tmp_path)
+
+
+def _bf16_hf_checkpoint(tmp_path, norms_fp32: bool = False):
+    """A transformers Llama (attention + MLP biases) written in bf16, as every published checkpoint is stored."""
+    from hf_twins import hf_model
+
+    d = {"model_type": "llama", "vocab_size": 101, "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+         "num_attention_heads": 4, "num_key_value_heads": 2, "attention_bias": True, "mlp_bias": True}  # fmt: skip
+    theirs = hf_model(d, seed=11).to(torch.bfloat16)
+    theirs.save_pretrained(tmp_path)
+    if norms_fp32:  # a mixed-dtype file: norms in fp32, the rest in bf16
+        from safetensors.torch import load_file, save_file
+
+        t = load_file(str(tmp_path / "model.safetensors"))
+        save_file({k: v.float() if "norm" in k else v for k, v in t.items()}, str(tmp_path / "model.safetensors"))
+    return theirs
+
+
+def test_bf16_checkpoint_loads_as_stored_or_in_the_dtype_asked(tmp_path):
+    _bf16_hf_checkpoint(tmp_path)
+    ours = load_pretrained(tmp_path)
+    assert {p.dtype for p in ours.parameters()} == {torch.bfloat16}
+    ids = _ids(ours.config)
+    fp32 = load_pretrained(tmp_path, dtype=torch.float32)
+    assert {p.dtype for p in fp32.parameters()} == {torch.float32}
+    theirs32 = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    with torch.no_grad():
+        want = theirs32(ids).logits
+        assert (fp32(ids).logits - want).abs().max() <= 1e-4  # the same bf16 weights, computed in fp32
+        got = ours(ids).logits  # computed in bf16
+        assert got.dtype == torch.bfloat16 and (got.float() - want).abs().max() < 0.05 * want.abs().max()
+    assert json.loads((tmp_path / "config.json").read_text())["dtype"] == "bfloat16"
+
+
+def test_mixed_dtype_checkpoint_loads_in_one_dtype(tmp_path):
+    _bf16_hf_checkpoint(tmp_path, norms_fp32=True)
+    ours = load_pretrained(tmp_path)  # most elements are bf16: the whole model is
+    assert {p.dtype for p in ours.parameters()} == {torch.bfloat16}
+    with torch.no_grad():
+        assert ours(_ids(ours.config)).logits.isfinite().all()
+
+
+def test_r1_bf16_save_records_the_stored_dtype(tmp_path):
+    model = _random_model(CONFIGS["qwen2-bias-tied"]).to(torch.bfloat16)
+    save_pretrained(model, tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["torch_dtype"] == "bfloat16"
+    assert load_pretrained(tmp_path).lm_head.weight.dtype == torch.bfloat16
+
+
+def test_fp8_deepseek_checkpoint_with_its_quantization_config(tmp_path):
+    """R1's own layout: FP8 linear weights with `weight_scale_inv` blocks and `quantization_config` in config.json."""
+    from safetensors.torch import save_file
+
+    from r1.model.checkpoint import read_safetensors
+
+    cfg = v3(num_nextn_predict_layers=0)
+    save_pretrained(_random_model(cfg), tmp_path)
+    tensors = read_safetensors(tmp_path)
+    expect = {}
+    g = torch.Generator().manual_seed(0)
+    for name, w in list(tensors.items()):
+        if w.dim() == 2 and "proj" in name:  # every linear layer, as in the published checkpoint
+            scale = torch.rand(1, 1, generator=g) + 0.5
+            tensors[name] = (w / scale).to(torch.float8_e4m3fn)
+            tensors[name + "_scale_inv"] = scale
+            expect[name] = (tensors[name].float() * scale).to(torch.bfloat16)
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+    published = json.loads(open(_published("DeepSeek-R1")).read())
+    hf = json.loads((tmp_path / "config.json").read_text())
+    hf["quantization_config"] = published["quantization_config"]
+    (tmp_path / "config.json").write_text(json.dumps(hf))
+    loaded = load_pretrained(tmp_path, dtype=torch.float32)
+    state = loaded.state_dict()
+    for name, want in expect.items():
+        assert torch.equal(state[name], want.float()), name
+    assert load_pretrained(tmp_path).model.layers[0].self_attn.kv_b_proj.weight.dtype == torch.bfloat16
+
+
+def _published(name: str):
+    from pathlib import Path
+
+    return Path(__file__).parent / "fixtures" / "published_configs" / name / "config.json"

@@ -33,7 +33,7 @@ def model_of(cfg: ModelConfig, seed: int = 0) -> Transformer:
         (dict(n_group=3), "n_group", "must divide n_routed_experts=16"),
         (dict(num_experts_per_tok=17), "num_experts_per_tok", "must be in [1, n_routed_experts=16]"),
         (dict(qk_rope_head_dim=15), "qk_rope_head_dim", "must be even"),
-        (dict(scoring_func="relu"), "scoring_func", "must be 'sigmoid' or 'softmax'"),
+        (dict(scoring_func="softmax"), "scoring_func", "deepseek_v3 routes with 'sigmoid' scores"),
         (dict(hidden_size=0), "hidden_size", "must be a positive integer"),
         (dict(first_k_dense_replace=9), "first_k_dense_replace", "must be in [0, num_hidden_layers=4]"),
         (dict(eos_token_id=5000), "eos_token_id", "must be a token id"),
@@ -278,8 +278,9 @@ def test_blocked_causal_attention_equals_sdpa(packed, T, block, recompute, monke
     mask = _doc_mask(seg) if packed else None
     args = [x.requires_grad_() for x in (q, k, v)]
     got = attention.blocked_causal_attention(*args, 0.3, mask, block=block)
-    ref = F.scaled_dot_product_attention(*args, attn_mask=_doc_mask(seg) if packed else None, is_causal=not packed,
-                                         scale=0.3)
+    ref = F.scaled_dot_product_attention(
+        *args, attn_mask=_doc_mask(seg) if packed else None, is_causal=not packed, scale=0.3
+    )
     g = torch.randn_like(ref)
     grads = torch.autograd.grad(got, args, g)
     ref_grads = torch.autograd.grad(ref, args, g)
@@ -298,15 +299,18 @@ def test_blocked_attention_with_shared_keys_equals_sdpa(off, T, block):
     q, k, v = torch.randn(B, H, T, 12), torch.randn(B, H, S, 12), torch.randn(B, H, S, 8)
     lens = torch.tensor([off, off - 2, 1])  # real prompt keys per row; the rest of the first `off` is padding
     prompt = torch.arange(off)[None, :] < lens[:, None]
-    mask = torch.cat((prompt[:, None, :].expand(B, T, off), torch.ones(T, T, dtype=torch.bool).tril().expand(B, T, T)),
-                     dim=-1)[:, None]
+    mask = torch.cat(
+        (prompt[:, None, :].expand(B, T, off), torch.ones(T, T, dtype=torch.bool).tril().expand(B, T, T)), dim=-1
+    )[:, None]
     args = [x.requires_grad_() for x in (q, k, v)]
     ref = F.scaled_dot_product_attention(*args, attn_mask=mask, scale=0.3)
     g = torch.randn_like(ref)
     ref_grads = torch.autograd.grad(ref, args, g)
     # the full mask, or only the shared keys' padding (the causal part is built in)
-    for got in (attention.blocked_causal_attention(*args, 0.3, mask, block=block),
-                attention.blocked_causal_attention(*args, 0.3, block=block, shared_keys_BK=prompt)):
+    for got in (
+        attention.blocked_causal_attention(*args, 0.3, mask, block=block),
+        attention.blocked_causal_attention(*args, 0.3, block=block, shared_keys_BK=prompt),
+    ):
         assert torch.allclose(got, ref, atol=1e-5)
         for a, b in zip(torch.autograd.grad(got, args, g), ref_grads):
             assert torch.allclose(a, b, atol=1e-5)
@@ -462,8 +466,13 @@ def test_shared_prompt_forward_equals_separate_rows(name):
     kp, vp = (x[0, : layout.split].view(P, Tp, H, -1)[layout.row_prompt] for x in (k, v))
     kc, vc = (x[0, layout.split :].view(B, Tc, H, -1) for x in (k, v))
     qc = q[0, layout.split :].view(B, Tc, H, -1)
-    want = F.scaled_dot_product_attention(qc.transpose(1, 2), torch.cat((kp, kc), 1).transpose(1, 2),
-                                          torch.cat((vp, vc), 1).transpose(1, 2), layout.completion_mask(), scale=0.4)
+    want = F.scaled_dot_product_attention(
+        qc.transpose(1, 2),
+        torch.cat((kp, kc), 1).transpose(1, 2),
+        torch.cat((vp, vc), 1).transpose(1, 2),
+        layout.completion_mask(),
+        scale=0.4,
+    )
     assert torch.allclose(got.view(B, Tc, H, -1), want.transpose(1, 2), atol=1e-5)
     adv = torch.randn(len(rows), int(cl.max()))
     results = []
@@ -547,10 +556,12 @@ def test_meta_model_skips_initialisers_and_restores_them(monkeypatch):
 
     from r1.model.transformer import meta_model
 
-    code = ("import sys; from r1.model.checkpoint import load_pretrained; from r1.model.info import model_info; "
-            "from r1.model import preset; m = load_pretrained('r1/assets/base-tiny'); "
-            "n = model_info(preset('deepseek-v3-671b')).total; "
-            "print(n, 'torch._dynamo' in sys.modules)")
+    code = (
+        "import sys; from r1.model.checkpoint import load_pretrained; from r1.model.info import model_info; "
+        "from r1.model import preset; m = load_pretrained('r1/assets/base-tiny'); "
+        "n = model_info(preset('deepseek-v3-671b')).total; "
+        "print(n, 'torch._dynamo' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["671026419200", "False"]
     before = nn.Linear.reset_parameters, nn.Embedding.reset_parameters
@@ -565,3 +576,20 @@ def test_meta_model_skips_initialisers_and_restores_them(monkeypatch):
     with pytest.raises(RuntimeError, match="build failed"):
         meta_model(preset("tiny"))
     assert (nn.Linear.reset_parameters, nn.Embedding.reset_parameters) == before
+
+
+@pytest.mark.parametrize("name", ["tiny", "small", "deepseek-v2-lite", "qwen2.5-1.5b", "tiny-qwen3", "tiny-llama"])
+def test_model_info_counts_the_whole_module_tree(name):
+    """model_info builds one decoder layer per kind; the full tree has exactly the counted tensors."""
+    from r1.model.transformer import meta_model
+
+    cfg = preset(name)
+    model = meta_model(cfg)
+    info = model_info(cfg)
+    params = sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in model.mtp.parameters())
+    buffers = sum(b.numel() for b in model.buffers()) - sum(b.numel() for b in model.mtp.buffers())
+    assert (info.parameters, info.buffers) == (params, buffers)
+    assert info.mtp == sum(p.numel() for p in model.mtp.parameters()) + sum(b.numel() for b in model.mtp.buffers())
+    routed = [m for m in model.moe_layers() if m not in [layer.mlp for layer in model.mtp]]
+    expert_tensors = sum(p.numel() for m in routed for p in [*m.experts.parameters(), *m.experts.buffers()])
+    assert info.routed_experts == expert_tensors

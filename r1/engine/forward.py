@@ -79,7 +79,7 @@ class InferenceForward:
                 self._derive((i, "experts"), experts, _stack_experts)
                 if moe.shared_experts is not None:
                     self._derive((i, "shared"), _mlp_params(moe.shared_experts), _fuse_mlp)
-            elif isinstance(layer.mlp, MLP):
+            elif isinstance(layer.mlp, MLP) and layer.mlp.gate_proj.bias is None:  # biased (Llama mlp_bias): as is
                 self._derive((i, "mlp"), _mlp_params(layer.mlp), _fuse_mlp)
         head = self.model.lm_head.weight
         if self.head_dtype is not None and self.head_dtype != head.dtype:

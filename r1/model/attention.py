@@ -1,4 +1,4 @@
-"""Attention: Multi-head Latent Attention (DeepSeek-V2/V3) and grouped-query attention (dense students).
+"""Attention: Multi-head Latent Attention (DeepSeek-V2/V3) and grouped-query attention (Llama/Qwen2/Qwen3).
 
 MLA, per token x (spec §2; names are the HF checkpoint's):
     c_Q = RMSNorm(q_a_proj x)                   q = q_b_proj c_Q        (or q = q_proj x without q LoRA)
@@ -31,6 +31,8 @@ _BLOCK = {torch.float32: 32, torch.bfloat16: 64}
 # vector kernel only on rows whose length is a multiple of the SIMD width (measured: 88 keys take 1.8x the time of
 # 96 in fp32, 2.6x in bf16).
 _KEY_ALIGN = 32
+# MLA's latent norms use RMSNorm's default eps whatever rms_norm_eps says, in DeepSeek's code and transformers' alike.
+LATENT_NORM_EPS = 1e-6
 
 
 class _BlockedCausal(torch.autograd.Function):
@@ -170,10 +172,10 @@ class MLA(nn.Module):
             self.q_proj = nn.Linear(cfg.hidden_size, h * d_qk, bias=False)
         else:
             self.q_a_proj = nn.Linear(cfg.hidden_size, cfg.q_lora_rank, bias=False)
-            self.q_a_layernorm = RMSNorm(cfg.q_lora_rank, cfg.rms_norm_eps)
+            self.q_a_layernorm = RMSNorm(cfg.q_lora_rank, LATENT_NORM_EPS)
             self.q_b_proj = nn.Linear(cfg.q_lora_rank, h * d_qk, bias=False)
         self.kv_a_proj_with_mqa = nn.Linear(cfg.hidden_size, cfg.kv_lora_rank + self.d_rope, bias=False)
-        self.kv_a_layernorm = RMSNorm(cfg.kv_lora_rank, cfg.rms_norm_eps)
+        self.kv_a_layernorm = RMSNorm(cfg.kv_lora_rank, LATENT_NORM_EPS)
         self.kv_b_proj = nn.Linear(cfg.kv_lora_rank, h * (self.d_nope + self.d_v), bias=False)
         self.o_proj = nn.Linear(h * self.d_v, cfg.hidden_size, bias=False)
         # "absorb" folds kv_b_proj into q and o (what the cache needs); "naive" expands K and V per head.
@@ -245,7 +247,11 @@ class MLA(nn.Module):
 
 
 class GQA(nn.Module):
-    """Llama/Qwen2 attention: H query heads sharing H_kv key/value heads, rotate-half RoPE, optional qkv bias."""
+    """Llama/Qwen2/Qwen3 attention: H query heads sharing H_kv key/value heads, rotate-half RoPE.
+
+    Optional biases on q/k/v (Qwen2: always) and o_proj (Llama/Qwen3 `attention_bias`); Qwen3 RMS-normalises
+    each query and key head (`q_norm`, `k_norm`, over head_dim) before RoPE.
+    """
 
     def __init__(self, cfg: ModelConfig, layer_idx: int) -> None:
         super().__init__()
@@ -255,13 +261,19 @@ class GQA(nn.Module):
         self.q_proj = nn.Linear(cfg.hidden_size, self.n_heads * self.d, bias=cfg.attention_bias)
         self.k_proj = nn.Linear(cfg.hidden_size, self.n_kv * self.d, bias=cfg.attention_bias)
         self.v_proj = nn.Linear(cfg.hidden_size, self.n_kv * self.d, bias=cfg.attention_bias)
-        self.o_proj = nn.Linear(self.n_heads * self.d, cfg.hidden_size, bias=False)
+        self.o_proj = nn.Linear(self.n_heads * self.d, cfg.hidden_size, bias=cfg.o_proj_bias)
+        if cfg.qk_norm:
+            self.q_norm = RMSNorm(self.d, cfg.rms_norm_eps)
+            self.k_norm = RMSNorm(self.d, cfg.rms_norm_eps)
 
     def forward(self, x_BTD, cos, sin, mask, positions_BT, cache: KVCache | None = None) -> torch.Tensor:
         B, T, _ = x_BTD.shape
         q, k, v = fused_linear(x_BTD, self.q_proj, self.k_proj, self.v_proj)
-        q = apply_rope_half(q.view(B, T, self.n_heads, self.d), cos, sin)
-        k = apply_rope_half(k.view(B, T, self.n_kv, self.d), cos, sin)
+        q, k = q.view(B, T, self.n_heads, self.d), k.view(B, T, self.n_kv, self.d)
+        if hasattr(self, "q_norm"):
+            q, k = self.q_norm(q).to(q.dtype), self.k_norm(k).to(k.dtype)
+        q = apply_rope_half(q, cos, sin)
+        k = apply_rope_half(k, cos, sin)
         v = v.view(B, T, self.n_kv, self.d)
         if isinstance(mask, SharedPrompts):
             g = self.n_heads // self.n_kv

@@ -88,8 +88,7 @@ def save_pretrained(
     for stale in old - written:
         (path / stale).unlink(missing_ok=True)
     hf = model.config.to_hf_dict()
-    if dtype is not None:
-        hf["torch_dtype"] = str(dtype).removeprefix("torch.")
+    hf["torch_dtype"] = str(stored_dtype(tensors)).removeprefix("torch.")  # what the files hold
     _atomic_text(path / "config.json", json.dumps(hf, indent=2, sort_keys=True))
     gen = {
         "bos_token_id": model.config.bos_token_id,
@@ -156,7 +155,12 @@ def load_pretrained(
     device: str | torch.device = "cpu",
     config: ModelConfig | None = None,
 ) -> Transformer:
-    """Build the model from a HF directory: config.json + safetensors (single, sharded, or FP8 block-quantised)."""
+    """Build the model from a HF directory: config.json + safetensors (single, sharded, or FP8 block-quantised).
+
+    Floating-point weights are cast to `dtype`, by default the dtype the checkpoint stores (most of) them in —
+    bf16 for every published one, FP8 blocks dequantised to bf16 — so the model holds one dtype throughout; the
+    routing biases stay fp32.
+    """
     path = Path(path)
     cfg = config or load_config(path)
     model = meta_model(cfg)
@@ -171,17 +175,17 @@ def load_pretrained(
         )
         expected = {k: v for k, v in expected.items() if not k.startswith("mtp.")}
     check_keys(state, expected, str(path))
+    target = dtype or stored_dtype(state)
     for name, t in state.items():
-        want = torch.float32 if name.endswith("e_score_correction_bias") else (dtype or t.dtype)
+        want = torch.float32 if name.endswith("e_score_correction_bias") else target
         state[name] = t.to(device=device, dtype=want if t.is_floating_point() else t.dtype)
     model.load_state_dict(state, strict=False, assign=True)
     if mtp_absent:
         model.mtp.to_empty(device=device)
         _init_modules(model.mtp, cfg.initializer_range)
-        if dtype is not None:
-            model.mtp.to(dtype)
-            for moe in model.moe_layers():
-                moe.gate.e_score_correction_bias.data = moe.gate.e_score_correction_bias.float()
+        model.mtp.to(target)
+        for moe in model.moe_layers():
+            moe.gate.e_score_correction_bias.data = moe.gate.e_score_correction_bias.float()
     if cfg.tie_word_embeddings:
         model.lm_head.weight = model.model.embed_tokens.weight
     leftover = [n for n, p in [*model.named_parameters(), *model.named_buffers()] if p.is_meta]
@@ -189,6 +193,15 @@ def load_pretrained(
         raise CheckpointError(f"{path}: tensors left unloaded: {leftover[:10]}")
     model._rope = {}
     return model.eval()
+
+
+def stored_dtype(tensors: dict[str, torch.Tensor]) -> torch.dtype:
+    """The floating-point dtype holding most of the weights' elements (fp32 routing biases aside; fp32 if none)."""
+    sizes: dict[torch.dtype, int] = {}
+    for name, t in tensors.items():
+        if t.is_floating_point() and not name.endswith("e_score_correction_bias"):
+            sizes[t.dtype] = sizes.get(t.dtype, 0) + t.numel()
+    return max(sizes, key=sizes.__getitem__) if sizes else torch.float32
 
 
 def _init_modules(module: torch.nn.Module, std: float) -> None:

@@ -35,10 +35,16 @@ def _info(args: argparse.Namespace) -> int:
     kv = info.kv_elements_per_token_per_layer
     lines = [
         f"{name}  ({cfg.model_type}, built on the meta device in {info.build_seconds:.1f}s)",
-        f"  total parameters         {_fmt(info.total)}   (main model, without MTP)",
+        f"  total parameters         {_fmt(info.total)}   (main model's checkpoint tensors, without MTP)",
         f"  active per token         {_fmt(info.active)}",
         f"    without embedding+head {_fmt(info.active_without_embeddings)}",
     ]
+    if info.buffers:
+        lines.insert(
+            2,
+            f"    = {info.parameters:,} parameters + {info.buffers:,} fp32 routing-bias buffers"
+            " (torch's model.parameters() counts the former)",
+        )
     if info.routed_experts:
         k, e = cfg.num_experts_per_tok, cfg.n_routed_experts
         lines.append(f"  routed experts           {_fmt(info.routed_experts)}   ({k} of {e} active per layer)")

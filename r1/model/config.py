@@ -1,11 +1,15 @@
-"""One model config for the DeepSeek-V3 family and the dense (Llama/Qwen2-style) students.
+"""One model config for the DeepSeek-V3 family and the dense (Llama/Qwen2/Qwen3) students.
 
 Field names are the Hugging Face `config.json` keys, so a config round-trips through `to_hf_dict` /
-`from_hf_dict` without a translation table. The architecture is picked by `model_type`:
+`from_hf_dict` without a translation table; what each key means, and the defaults a file may omit, are the
+family's own in transformers (`families.py`). The architecture is picked by `model_type`:
 
 - `deepseek_v3` (and `deepseek_v2`): MLA attention, DeepSeekMoE after `first_k_dense_replace` dense layers,
-  optional multi-token prediction (`num_nextn_predict_layers`).
-- `qwen2`, `llama`: grouped-query attention with rotate-half RoPE and a dense SwiGLU MLP.
+  optional multi-token prediction (`num_nextn_predict_layers`). V3 routes with sigmoid scores and bias-corrected
+  group-limited top-k (`noaux_tc`); V2 with softmax and greedy or group-limited greedy top-k.
+- `qwen2`, `qwen3`, `llama`: grouped-query attention with rotate-half RoPE and a dense SwiGLU MLP. Qwen2 has
+  q/k/v biases; Qwen3 RMS-normalises each query and key head (`q_norm`, `k_norm`); Llama and Qwen3 may bias all
+  four attention projections (`attention_bias`), Llama its MLP (`mlp_bias`).
 
 Training knobs that belong to the model's loss (MTP weight λ, balance-loss weight α, bias update speed γ) live
 here too, so one object describes what `model(...)` computes.
@@ -19,17 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from r1.errors import ConfigError
+from r1.model.families import FAMILIES, read_hf_config
 
 DEEPSEEK_TYPES = ("deepseek_v3", "deepseek_v2")
-DENSE_TYPES = ("qwen2", "llama")
+DENSE_TYPES = ("qwen2", "qwen3", "llama")
 MODEL_TYPES = DEEPSEEK_TYPES + DENSE_TYPES
 
-HF_ARCHITECTURES = {
-    "deepseek_v3": "DeepseekV3ForCausalLM",
-    "deepseek_v2": "DeepseekV2ForCausalLM",
-    "qwen2": "Qwen2ForCausalLM",
-    "llama": "LlamaForCausalLM",
-}
+HF_ARCHITECTURES = {name: fam.architecture for name, fam in FAMILIES.items()}
 
 
 @dataclass
@@ -43,7 +43,9 @@ class ModelConfig:
     # dense students only (GQA); MLA has no separate KV heads
     num_key_value_heads: int | None = None
     head_dim: int | None = None
-    attention_bias: bool = False  # bias on q/k/v projections (Qwen2)
+    # biases on q/k/v (and o_proj for llama/qwen3); None: the family's own (Qwen2 always has q/k/v biases)
+    attention_bias: bool | None = None
+    mlp_bias: bool = False  # biases on gate/up/down (llama only)
     max_position_embeddings: int = 4096
     rms_norm_eps: float = 1e-6
     rope_theta: float = 10000.0
@@ -65,9 +67,10 @@ class ModelConfig:
     moe_layer_freq: int = 1
     n_group: int = 1
     topk_group: int = 1
-    scoring_func: str = "sigmoid"
-    topk_method: str = "noaux_tc"
-    norm_topk_prob: bool = True
+    # None: the family's routing (V3: sigmoid, noaux_tc, normalised top-k; V2: softmax, greedy, not normalised)
+    scoring_func: str | None = None
+    topk_method: str | None = None
+    norm_topk_prob: bool | None = None
     routed_scaling_factor: float = 1.0
     # multi-token prediction depth D
     num_nextn_predict_layers: int = 0
@@ -82,6 +85,15 @@ class ModelConfig:
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        v2 = self.model_type == "deepseek_v2"
+        if self.attention_bias is None:
+            self.attention_bias = self.model_type == "qwen2"
+        if self.scoring_func is None:
+            self.scoring_func = "softmax" if v2 else "sigmoid"
+        if self.topk_method is None:
+            self.topk_method = "greedy" if v2 else "noaux_tc"
+        if self.norm_topk_prob is None:
+            self.norm_topk_prob = not v2
         if self.num_key_value_heads is None:
             self.num_key_value_heads = self.num_attention_heads
         if self.head_dim is None and self.is_dense:
@@ -99,6 +111,16 @@ class ModelConfig:
     @property
     def is_dense(self) -> bool:
         return self.model_type in DENSE_TYPES
+
+    @property
+    def qk_norm(self) -> bool:
+        """Qwen3 RMS-normalises every query and key head before RoPE."""
+        return self.model_type == "qwen3"
+
+    @property
+    def o_proj_bias(self) -> bool:
+        """Llama and Qwen3 bias o_proj along with q/k/v; Qwen2 biases q/k/v only."""
+        return bool(self.attention_bias) and self.model_type in ("llama", "qwen3")
 
     @property
     def qk_head_dim(self) -> int:
@@ -154,6 +176,7 @@ class ModelConfig:
             need(
                 v is None or 0 <= v < self.vocab_size, name, f"must be a token id in [0, vocab_size={self.vocab_size})"
             )
+        self._validate_family(need)
         if self.is_dense:
             need(self.num_key_value_heads > 0, "num_key_value_heads", "must be positive")
             need(
@@ -184,17 +207,34 @@ class ModelConfig:
                 self._validate_moe(need)
         self._validate_rope(need)
 
+    def _validate_family(self, need) -> None:
+        """What the family's transformers modeling code hard-wires; a config saying otherwise would be misread."""
+        mt = self.model_type
+        if mt == "qwen2":
+            need(self.attention_bias, "attention_bias", "Qwen2 always has q/k/v biases (use llama for an unbiased one)")
+        need(not self.mlp_bias or mt == "llama", "mlp_bias", "MLP biases are implemented for llama only")
+        if self.is_deepseek:
+            need(not self.attention_bias, "attention_bias", "biases on MLA projections are not implemented in r1")
+            need(
+                self.moe_layer_freq == 1, "moe_layer_freq", "must be 1 (every layer from first_k_dense_replace is MoE)"
+            )
+        if mt == "deepseek_v3":
+            need(self.scoring_func == "sigmoid", "scoring_func", "deepseek_v3 routes with 'sigmoid' scores")
+            need(self.topk_method == "noaux_tc", "topk_method", "deepseek_v3 routes with 'noaux_tc'")
+        elif mt == "deepseek_v2":
+            need(self.scoring_func == "softmax", "scoring_func", "deepseek_v2 routes with 'softmax' scores")
+            need(
+                self.topk_method in ("greedy", "group_limited_greedy"),
+                "topk_method",
+                "deepseek_v2 routes with 'greedy' or 'group_limited_greedy'",
+            )
+            need(not self.norm_topk_prob, "norm_topk_prob", "deepseek_v2 never renormalises the top-k weights")
+
     def _validate_moe(self, need) -> None:
         e = self.n_routed_experts
         need(self.moe_intermediate_size > 0, "moe_intermediate_size", "must be positive when experts exist")
         need(1 <= self.num_experts_per_tok <= e, "num_experts_per_tok", f"must be in [1, n_routed_experts={e}]")
         need(self.n_shared_experts >= 0, "n_shared_experts", "must be >= 0")
-        need(self.scoring_func in ("sigmoid", "softmax"), "scoring_func", "must be 'sigmoid' or 'softmax'")
-        need(
-            self.topk_method in ("noaux_tc", "greedy", "group_limited_greedy"),
-            "topk_method",
-            "must be 'noaux_tc', 'greedy' or 'group_limited_greedy'",
-        )
         need(self.n_group >= 1 and e % self.n_group == 0, "n_group", f"must divide n_routed_experts={e}")
         need(1 <= self.topk_group <= self.n_group, "topk_group", f"must be in [1, n_group={self.n_group}]")
         per_group = e // self.n_group
@@ -226,7 +266,7 @@ class ModelConfig:
 
     # ----------------------------------------------------------------------------------------- HF I/O
     def to_hf_dict(self) -> dict[str, Any]:
-        """The `config.json` transformers reads for this architecture."""
+        """The `config.json` transformers reads for this architecture (and DeepSeek's own code, for V2/V3)."""
         d: dict[str, Any] = {
             "architectures": [HF_ARCHITECTURES[self.model_type]],
             "model_type": self.model_type,
@@ -242,7 +282,6 @@ class ModelConfig:
             "rope_theta": self.rope_theta,
             "rope_scaling": dict(self.rope_scaling) if self.rope_scaling else None,
             "tie_word_embeddings": self.tie_word_embeddings,
-            "attention_bias": self.attention_bias,
             "attention_dropout": 0.0,
             "bos_token_id": self.bos_token_id,
             "eos_token_id": self.eos_token_id,
@@ -253,12 +292,16 @@ class ModelConfig:
         }
         if self.is_dense:
             d["head_dim"] = self.head_dim
-            if self.model_type == "qwen2":
-                d.update(use_sliding_window=False, sliding_window=None, max_window_layers=self.num_hidden_layers)
+            if self.model_type == "llama":
+                d.update(attention_bias=self.attention_bias, mlp_bias=self.mlp_bias, pretraining_tp=1)
             else:
-                d.update(mlp_bias=False, pretraining_tp=1)
+                if self.model_type == "qwen3":  # Qwen2's class has no such key: its q/k/v biases are hard-wired
+                    d["attention_bias"] = self.attention_bias
+                d.update(use_sliding_window=False, sliding_window=None, max_window_layers=self.num_hidden_layers)
         else:
+            moe = self.n_routed_experts > 0
             d.update(
+                attention_bias=False,
                 q_lora_rank=self.q_lora_rank,
                 kv_lora_rank=self.kv_lora_rank,
                 qk_nope_head_dim=self.qk_nope_head_dim,
@@ -266,11 +309,12 @@ class ModelConfig:
                 v_head_dim=self.v_head_dim,
                 head_dim=self.qk_rope_head_dim,
                 rope_interleave=True,
-                n_routed_experts=self.n_routed_experts or None,
-                n_shared_experts=self.n_shared_experts or None,
-                num_experts_per_tok=self.num_experts_per_tok or None,
+                n_routed_experts=self.n_routed_experts,
+                n_shared_experts=self.n_shared_experts,
+                num_experts_per_tok=self.num_experts_per_tok,
                 moe_intermediate_size=self.moe_intermediate_size,
-                first_k_dense_replace=self.first_k_dense_replace,
+                # without routed experts every layer is dense, which transformers spells as all layers "first"
+                first_k_dense_replace=self.first_k_dense_replace if moe else self.num_hidden_layers,
                 moe_layer_freq=self.moe_layer_freq,
                 n_group=self.n_group,
                 topk_group=self.topk_group,
@@ -292,33 +336,13 @@ class ModelConfig:
 
     @classmethod
     def from_hf_dict(cls, d: dict[str, Any], source: str = "config.json") -> ModelConfig:
-        """Reads an HF config dict (legacy `rope_scaling` or v5 `rope_parameters`)."""
-        model_type = d.get("model_type")
-        if model_type not in MODEL_TYPES:
-            raise ConfigError(f"{source}: model_type={model_type!r} is not supported; expected one of {MODEL_TYPES}")
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "model_type"}
-        kwargs: dict[str, Any] = {k: d[k] for k in names if k in d}
-        rope = d.get("rope_scaling")
-        params = d.get("rope_parameters")
-        if params and not rope:
-            kind = params.get("rope_type", params.get("type", "default"))
-            kwargs["rope_theta"] = params.get("rope_theta", d.get("rope_theta", 10000.0))
-            if kind != "default":
-                rope = {k: v for k, v in params.items() if k not in ("rope_theta",)}
-        kwargs["rope_scaling"] = dict(rope) if rope else None
-        if model_type in DEEPSEEK_TYPES:
-            kwargs.pop("head_dim", None)  # HF stores qk_rope_head_dim there
-            for k in ("n_routed_experts", "n_shared_experts", "num_experts_per_tok"):
-                kwargs[k] = kwargs.get(k) or 0
-            if "aux_loss_alpha" in d and "seq_aux_loss_alpha" not in d.get("r1", {}):
-                kwargs["seq_aux_loss_alpha"] = d["aux_loss_alpha"]
-        if "initializer_range" not in d:
-            kwargs["initializer_range"] = 0.02
-        kwargs.update({k: v for k, v in d.get("r1", {}).items() if k in names})
-        eos = kwargs.get("eos_token_id")
-        if isinstance(eos, list):  # several stop ids (Llama 3.1): keep the first as the model's EOS
-            kwargs["eos_token_id"] = eos[0] if eos else None
-        return cls(model_type=model_type, **kwargs)
+        """Reads an HF config dict as transformers does: the family's defaults for every key the file omits, and a
+        ConfigError naming the key and `source` for values that would build a different network (families.py)."""
+        kwargs = read_hf_config(d, source)
+        try:
+            return cls(**kwargs)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {str(exc).removeprefix('model config: ')}") from None
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed; unknown field names are an error listing the valid ones."""
@@ -550,6 +574,7 @@ PRESETS = {
     "small": _small,
     "tiny-qwen2": lambda: _tiny_dense("qwen2"),
     "tiny-llama": lambda: _tiny_dense("llama"),
+    "tiny-qwen3": lambda: _tiny_dense("qwen3"),
 }
 
 

@@ -54,7 +54,7 @@ class Router(nn.Module):
             masked = self._mask_groups(choice.detach()) if self.grouped else choice.detach()
             idx = masked.topk(self.top_k, dim=-1, sorted=False).indices
         weights = scores.gather(1, idx)
-        if self.norm_topk and self.top_k > 1:
+        if self.norm_topk:  # as transformers' DeepseekV3 does, even for top-1 (the weight becomes 1)
             weights = weights / (weights.sum(dim=-1, keepdim=True) + 1e-20)
         return scores, idx, weights * self.scale
 

@@ -1,9 +1,11 @@
-"""Rotary position embeddings: plain RoPE, YaRN (DeepSeek-V3) and Llama 3 frequency scaling.
+"""Rotary position embeddings: plain RoPE, YaRN (DeepSeek-V3, Qwen3 long context) and Llama 3 frequency scaling.
+
+The parameters mean what transformers' `modeling_rope_utils` makes of them (`families.py` fills its defaults).
 
 Two pairings are used, and they are not interchangeable with the same weights:
 - DeepSeek rotates *interleaved* pairs (x[2i], x[2i+1]); the released weights are laid out for it, so we rotate
   that way natively and load weights unchanged (spec §3, "the permutation issue").
-- Llama/Qwen2 rotate *halves* (x[i], x[i + D/2]) — the NeoX convention their checkpoints expect.
+- Llama/Qwen2/Qwen3 rotate *halves* (x[i], x[i + D/2]) — the NeoX convention their checkpoints expect.
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ def _yarn(cfg: ModelConfig, inv_freq, pos_freqs, dim: int, base: float) -> tuple
         # the pair index whose wavelength fits `rotations` times into the original context
         return dim * math.log(original / (rotations * 2 * math.pi)) / (2 * math.log(base))
 
-    low = max(math.floor(correction_dim(beta_fast)), 0)
-    high = min(math.ceil(correction_dim(beta_slow)), dim - 1)
+    low, high = correction_dim(beta_fast), correction_dim(beta_slow)
+    if rs.get("truncate", True):  # transformers' default; `truncate: false` keeps the fractional range
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, dim - 1)
     if low == high:
         high += 0.001
     ramp = ((torch.arange(dim // 2, dtype=torch.float32) - low) / (high - low)).clamp(0, 1)
@@ -49,7 +53,9 @@ def _yarn(cfg: ModelConfig, inv_freq, pos_freqs, dim: int, base: float) -> tuple
     interpolated = 1.0 / (s * pos_freqs)
     freqs = interpolated * (1 - extrapolate) + inv_freq * extrapolate
     m, m_all = rs.get("mscale"), rs.get("mscale_all_dim")
-    if m and m_all:
+    if rs.get("attention_factor") is not None:  # an explicit cos/sin factor wins over the mscale formulas
+        attn_factor = float(rs["attention_factor"])
+    elif m and m_all:
         attn_factor = _mscale(s, float(m)) / _mscale(s, float(m_all))
     else:
         attn_factor = _mscale(s, 1.0)

@@ -1,4 +1,4 @@
-"""The causal language model: DeepSeek-V3 (MLA + DeepSeekMoE + MTP) or a dense Llama/Qwen2 student.
+"""The causal language model: DeepSeek-V3 (MLA + DeepSeekMoE + MTP) or a dense Llama/Qwen2/Qwen3 student.
 
 Module names mirror the Hugging Face checkpoints (`model.embed_tokens`, `model.layers.N.self_attn.q_a_proj`, …)
 so `state_dict()` is the file layout; only the MTP modules live apart, in `mtp.K`, and are stored on disk under
@@ -9,6 +9,7 @@ Written for one device. Parallelism (FSDP2, later expert parallelism) is applied
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -44,7 +45,8 @@ class DecoderLayer(nn.Module):
     def __init__(self, cfg: ModelConfig, layer_idx: int) -> None:
         super().__init__()
         self.self_attn = MLA(cfg, layer_idx) if cfg.is_deepseek else GQA(cfg, layer_idx)
-        self.mlp = MoE(cfg) if cfg.is_moe_layer(layer_idx) else MLP(cfg.hidden_size, cfg.intermediate_size)
+        dense = cfg.hidden_size, cfg.intermediate_size, cfg.mlp_bias
+        self.mlp = MoE(cfg) if cfg.is_moe_layer(layer_idx) else MLP(*dense)
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
@@ -276,7 +278,14 @@ class Transformer(nn.Module):
 
 def meta_model(cfg: ModelConfig) -> Transformer:
     """The module tree on the meta device, parameters left uninitialised: to count them, or to load weights into
-    (`load_state_dict(..., assign=True)`).
+    (`load_state_dict(..., assign=True)`)."""
+    with meta_modules():
+        return Transformer(cfg)
+
+
+@contextlib.contextmanager
+def meta_modules():
+    """Build modules on the meta device without running their initialisers.
 
     nn.Linear and nn.Embedding initialise themselves in their constructors, and on meta tensors those initialisers
     go through torch's Python reference kernels, which import torch._dynamo: about a second the first time in a
@@ -286,7 +295,7 @@ def meta_model(cfg: ModelConfig) -> Transformer:
     nn.Linear.reset_parameters = nn.Embedding.reset_parameters = _no_init  # type: ignore[method-assign]
     try:
         with torch.device("meta"):
-            return Transformer(cfg)
+            yield
     finally:
         nn.Linear.reset_parameters, nn.Embedding.reset_parameters = saved  # type: ignore[method-assign]
 
