@@ -1,6 +1,6 @@
 """`r1 serve` as OpenAI clients meet it, on a model folder r1 did not write.
 
-The folder is written by transformers (`LlamaForCausalLM.save_pretrained`, random weights) with a ChatML tokenizer
+The folder is written by transformers (`Qwen2ForCausalLM.save_pretrained`, random weights) with a ChatML tokenizer
 built here with `tokenizers` and saved by `PreTrainedTokenizerFast.save_pretrained` (Qwen2.5-style `<|im_start|>`
 template, `<|im_end|>` as EOS). The official `openai` client drives a real uvicorn server; logprobs are checked
 against transformers' own forward of the same folder.
@@ -35,8 +35,8 @@ CHATML = (
 )
 
 
-def write_hf_chatml_llama(path) -> None:
-    """A tiny random Llama and a ChatML byte-level BPE, both written by transformers' save_pretrained."""
+def write_hf_chatml_qwen2(path) -> None:
+    """A tiny random Qwen2 and a ChatML byte-level BPE, both written by transformers' save_pretrained."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     backend = Tokenizer(models.BPE())
@@ -52,9 +52,8 @@ def write_hf_chatml_llama(path) -> None:
         tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=CHATML
     )
     tok.save_pretrained(path)
-    # TODO(qwen2): switch to Qwen2Config/Qwen2ForCausalLM once r1 loads a transformers Qwen2 config without an
-    # explicit attention_bias key (Qwen2 always has q/k/v biases; its config does not say so).
-    cfg = transformers.LlamaConfig(
+    # Qwen2's config.json has no attention_bias key (Qwen2 always has q/k/v biases): r1 must know that on its own.
+    cfg = transformers.Qwen2Config(
         vocab_size=len(tok),
         hidden_size=64,
         intermediate_size=128,
@@ -68,20 +67,23 @@ def write_hf_chatml_llama(path) -> None:
         tie_word_embeddings=False,
     )
     torch.manual_seed(0)
-    transformers.LlamaForCausalLM(cfg).save_pretrained(path, safe_serialization=True)
+    transformers.Qwen2ForCausalLM(cfg).save_pretrained(path, safe_serialization=True)
 
 
 @pytest.fixture(scope="module")
 def hf_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("hf") / "llama-chatml"
-    write_hf_chatml_llama(path)
+    path = tmp_path_factory.mktemp("hf") / "qwen2-chatml"
+    write_hf_chatml_qwen2(path)
     return path
 
 
 @pytest.fixture(scope="module")
 def theirs(hf_dir):
     """The same folder loaded by transformers, for reference logprobs."""
-    tok = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    # Not AutoTokenizer: for a qwen2 folder transformers 5 swaps in Qwen2Tokenizer, which rebuilds Qwen's own
+    # pre-tokenizer (digits split one by one) instead of the one this tokenizer.json holds. tokenizer.json is the
+    # file r1 and vLLM's fast path read, so the reference reads it as is.
+    tok = transformers.PreTrainedTokenizerFast.from_pretrained(hf_dir)
     model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
     return tok, model
 
@@ -255,7 +257,12 @@ def test_completions_logprobs_legacy_shape_streaming_and_echo(client, theirs):
 def test_stop_string_keeps_the_token_it_matched_in(client):
     kw = dict(model="r1", messages=MSG, max_tokens=30, temperature=0.0, logprobs=True, extra_body={"ignore_eos": True})
     text = client.chat.completions.create(**kw).choices[0].message.content
-    clean = [i for i in range(3, len(text) - 2) if text[i : i + 2].strip() and "\ufffd" not in text[: i + 2]]
+    # a two-character stop string of whole characters that first occurs where it is taken from
+    clean = [
+        i
+        for i in range(3, len(text) - 2)
+        if text[i : i + 2].strip() and "\ufffd" not in text[i : i + 2] and text.index(text[i : i + 2]) == i
+    ]
     stop = text[clean[0] : clean[0] + 2]
     r = client.chat.completions.create(**kw, stop=[stop])
     (choice,) = r.choices
