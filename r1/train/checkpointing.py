@@ -35,6 +35,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from r1.errors import CheckpointError
+from r1.io import fsync_dir as _fsync_dir
+from r1.io import fsync_file as _fsync_file
 
 CHECKPOINTS = "checkpoints"
 COMPLETE = "COMPLETE"
@@ -117,19 +119,6 @@ def clean_partial(run_dir: Path) -> None:
     root = Path(run_dir) / CHECKPOINTS
     for p in [*root.glob("step-*.tmp"), *root.glob(".trash-*")]:
         shutil.rmtree(p, ignore_errors=True)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ============================================================================================ read

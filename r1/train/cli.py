@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"run folder: {result.run_dir} (report.md, metrics.jsonl, checkpoints/)")
         if result.checkpoint:
             print(f"checkpoint: {result.checkpoint}")
+        if result.model_dir:
+            print(f"model: {result.model_dir} (weights, tokenizer, README.md model card, provenance.json)")
     return 0
 
 

@@ -24,7 +24,7 @@ from typing import Any, get_args, get_origin
 
 import yaml
 
-from r1.errors import ConfigError
+from r1.errors import ConfigError, UserError
 from r1.model.config import PRESETS, ModelConfig
 
 # stage name -> "module:Class" of its `r1.train.core.Stage`; imported only when a run uses it
@@ -101,6 +101,7 @@ class CheckpointSection:
     keep_last: int = 2
     keep_best: bool = False  # also keep the checkpoint with the lowest eval (else train) loss
     final: bool = True
+    publish: bool = True  # then copy the final one to <train.out>/model/ with a model card and provenance.json
 
 
 @dataclass
@@ -136,6 +137,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         cfg = _build(cls, d, "")
+        _resolve_shipped_paths(cfg)
         cfg.validate()
         return cfg
 
@@ -228,9 +230,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     """Read a YAML config (or start from defaults), apply dotted `key=value` overrides, validate."""
     d: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
+        from r1.assets import config_path
+
+        try:
+            p = config_path(path)  # a file, or a shipped config by name
+        except UserError as exc:
+            raise ConfigError(str(exc)) from None
         try:
             loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
@@ -241,6 +246,18 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     for o in overrides:
         apply_override(d, o)
     return TrainConfig.from_dict(d)
+
+
+def _resolve_shipped_paths(cfg: TrainConfig) -> None:
+    """Shipped configs name shipped files as `r1/...`; point those at the installed package (see r1.assets)."""
+    from r1.assets import resolve_path
+
+    if cfg.model.path:
+        cfg.model.path = resolve_path(cfg.model.path)
+    cfg.data.paths = [resolve_path(p) for p in cfg.data.paths]
+    cfg.data.eval_paths = [resolve_path(p) for p in cfg.data.eval_paths]
+    if cfg.data.tokenizer not in (None, "train"):
+        cfg.data.tokenizer = resolve_path(cfg.data.tokenizer)
 
 
 def apply_override(d: dict[str, Any], override: str) -> None:

@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from r1.errors import ConfigError, UserError
+from r1.io import atomic_write_text
 from r1.model.checkpoint import load_pretrained, save_pretrained
 from r1.model.config import ModelConfig
 from r1.model.transformer import Transformer, meta_model
@@ -166,6 +167,7 @@ class TrainResult:
     seconds: float
     tokens: int
     model: nn.Module = field(repr=False, default=None)  # the trained model (sharded under FSDP)
+    model_dir: Path | None = None  # <run>/model/: the final weights with a model card (checkpoint.publish)
 
 
 def train(cfg: TrainConfig, stage: Stage | None = None) -> TrainResult:
@@ -285,8 +287,14 @@ class Trainer:
         final_ckpt = ckpt.checkpoint_dir(self.run_dir, total)
         if cfg.checkpoint.final and self.last_checkpoint != final_ckpt:
             self._save(total, sum(window[-20:]) / max(1, len(window[-20:])) if window else math.nan)
+        model_dir = None
         if d.is_main:
             self._write_outputs()
+            if cfg.checkpoint.final and cfg.checkpoint.publish and self.last_checkpoint is not None:
+                from r1.train.publish import publish_run
+
+                headline = {"steps": total, "tokens": self.tokens_seen, "final_loss": record.get("loss")}
+                model_dir = publish_run(self.run_dir, self.last_checkpoint, cfg, {**headline, **self.last_eval})
         return TrainResult(
             run_dir=self.run_dir,
             steps=total,
@@ -296,6 +304,7 @@ class Trainer:
             seconds=self.elapsed,
             tokens=self.tokens_seen,
             model=self.model,
+            model_dir=model_dir,
         )
 
     def _step(self, batches: list[dict[str, torch.Tensor]], step_number: int):
@@ -451,7 +460,7 @@ class Trainer:
 
     def _open_log(self, resume_from: Path | None, step: int) -> None:
         cfg = self.cfg
-        _atomic_write(self.run_dir / "config.yaml", cfg.to_yaml())
+        atomic_write_text(self.run_dir / "config.yaml", cfg.to_yaml())
         metrics = self.run_dir / "metrics.jsonl"
         if resume_from is not None:
             truncate_metrics(metrics, step)
@@ -539,9 +548,3 @@ def _kill_self() -> None:
     """debug.kill_at_step: die like a power cut (no cleanup, no flush), to test exact resume."""
     sys.stderr.flush()
     os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
