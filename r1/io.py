@@ -7,9 +7,9 @@
 
 Each write goes to a fresh temp file beside the target (same filesystem, so the rename is atomic), is fsynced,
 renamed over the target, and the directory is fsynced so the rename itself survives a power cut. On any error the
-temp file is removed and the target is left as it was. The temp file is created like any other file (mode 0666
-minus the umask, so normally 0644), not 0600 as `tempfile.mkstemp` would make it: config and tokenizer files must
-be readable by whoever else loads the model.
+temp file is removed and the target is left as it was. The result has the mode of any new file (0666 minus the
+umask, so normally 0644), not the 0600 that `tempfile.mkstemp` or safetensors' own writer give: weights, config and
+tokenizer files must be readable by whoever else loads the model.
 """
 
 from __future__ import annotations
@@ -37,15 +37,14 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """A temp path beside `path` for the caller to write; on a clean exit it is fsynced and renamed to `path`.
-
-    The caller creates the file (e.g. `safetensors.torch.save_file(tensors, tmp)`), so it gets normal permissions.
-    """
+    """A temp path beside `path` for the caller to write (e.g. `safetensors.torch.save_file(tensors, tmp)`); on a
+    clean exit it gets normal permissions, is fsynced and renamed to `path`."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         fsync_file(tmp)
         os.replace(tmp, target)
     finally:
@@ -66,3 +65,17 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _umask() -> int:
+    """The process umask. Linux reports it in /proc; elsewhere it can only be read by setting it (and back)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -47,12 +47,18 @@ def model_names() -> list[str]:
 
 def model_path(spec: str | os.PathLike[str]) -> Path:
     """A model folder: `spec` itself if it is a folder, else the shipped model of that name (`base-tiny`)."""
-    path = Path(resolve_path(spec))
+    path = Path(resolve_model_path(spec))
     if path.is_dir():
         return path
-    if path.parent == Path(".") and (ASSETS / path.name / "config.json").is_file():
-        return ASSETS / path.name
     raise UserError(f"no model folder {spec} (shipped models, usable by name: {', '.join(model_names())})")
+
+
+def resolve_model_path(spec: str | os.PathLike[str]) -> str:
+    """`resolve_path`, and a bare name that is no folder here but a shipped model's (`base-tiny`) → that model."""
+    path = Path(resolve_path(spec))
+    if not path.exists() and path.parent == Path(".") and (ASSETS / path.name / "config.json").is_file():
+        return str(ASSETS / path.name)
+    return str(path)
 
 
 def resolve_path(path: str | os.PathLike[str]) -> str:

@@ -50,7 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--field", action="append", default=[], metavar="ROLE=NAME", help="--data field mapping")
     gen = p.add_argument_group("generation")
     who = gen.add_mutually_exclusive_group(required=True)
-    who.add_argument("--model", metavar="DIR", default=None, help="generate with the r1 engine from this model")
+    who.add_argument(
+        "--model", metavar="DIR", default=None, help="generate with the r1 engine from this model folder (or base-tiny)"
+    )
     who.add_argument("--completions", metavar="FILE", default=None, help="score pre-generated completions (JSONL)")
     gen.add_argument(
         "--template",
@@ -167,10 +169,11 @@ def replay_generate_fn(samples: list[list[dict[str, Any]]]) -> GenerateFn:
 
 def engine_generate_fn(model_dir: str, device: str = "cpu") -> GenerateFn:
     """A GenerateFn backed by the project engine, loading the model and tokenizer in `model_dir`."""
+    from r1.assets import model_path
     from r1.engine import Engine
     from r1.engine.adapters import make_generate_fn
 
-    return make_generate_fn(Engine.from_pretrained(model_dir, device=device))
+    return make_generate_fn(Engine.from_pretrained(model_path(model_dir), device=device))
 
 
 def template_for_model(model_dir: str | Path) -> tuple[str, str]:
@@ -192,6 +195,7 @@ def template_for_model(model_dir: str | Path) -> tuple[str, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from r1.assets import model_path
     from r1.eval.evaluate import evaluate
     from r1.eval.report import markdown, write_report
     from r1.tasks.cli import parse_fields
@@ -217,7 +221,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         k = 8 if args.k is None else args.k
         if template is None:
-            template, why = template_for_model(args.model)
+            template, why = template_for_model(model_path(args.model))
             print(f"template: {template} ({why}; --template to choose another)", file=sys.stderr)
         generate_fn = engine_generate_fn(args.model)
     if k < 1:

@@ -35,6 +35,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from r1.errors import CheckpointError
+from r1.io import atomic_path
 from r1.io import fsync_dir as _fsync_dir
 from r1.io import fsync_file as _fsync_file
 
@@ -71,7 +72,8 @@ def write_checkpoint(
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     save_model(tmp)
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / STATE_TENSORS))
+    with atomic_path(tmp / STATE_TENSORS) as f:  # safetensors alone would make it 0600
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(f))
     (tmp / STATE_JSON).write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
     if before_complete is not None:
         before_complete()

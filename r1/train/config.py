@@ -249,11 +249,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 
 
 def _resolve_shipped_paths(cfg: TrainConfig) -> None:
-    """Shipped configs name shipped files as `r1/...`; point those at the installed package (see r1.assets)."""
-    from r1.assets import resolve_path
+    """Shipped configs name shipped files as `r1/...`; point those at the installed package (see r1.assets). A
+    shipped model may also be named alone (`model.path=base-tiny`)."""
+    from r1.assets import resolve_model_path, resolve_path
 
     if cfg.model.path:
-        cfg.model.path = resolve_path(cfg.model.path)
+        cfg.model.path = resolve_model_path(cfg.model.path)
     cfg.data.paths = [resolve_path(p) for p in cfg.data.paths]
     cfg.data.eval_paths = [resolve_path(p) for p in cfg.data.eval_paths]
     if cfg.data.tokenizer not in (None, "train"):

@@ -236,10 +236,13 @@ def verify_provenance(folder: str | Path) -> None:
 
 
 def current_command() -> str:
-    """The command line this process was started with, as `r1 …` when it is the r1 CLI."""
+    """The `r1 …` command being run (also when called in-process), else this process's command line."""
+    from r1.cli import COMMAND
+
+    if COMMAND.get():
+        return COMMAND.get()
     argv = sys.argv or [""]
-    prog = Path(argv[0]).name
-    if prog in ("r1", "__main__.py"):  # the console script, `python -m r1`, torchrun -m r1
+    if Path(argv[0]).name == "r1":
         return shlex.join(["r1", *argv[1:]])
     return shlex.join(["python", *argv]) if argv[0] else "python"
 
