@@ -63,4 +63,5 @@ def test_config_runs_as_documented(name, tmp_path, monkeypatch, capsys):
     assert meta["pipeline_tag"] == "text-generation" and shipped["stage"] in meta["tags"]
     assert made["config"]["model"]["path"] == ran["model"]["path"]
     if ran["model"]["path"]:
-        assert Path(ran["model"]["path"]).is_dir() and made["base_model"] == ran["model"]["path"]
+        assert Path(ran["model"]["path"]).is_dir() and made["base_model"] == "r1/assets/base-tiny"  # shipped: by name
+        assert "`r1/assets/base-tiny`" in (model / "README.md").read_text()

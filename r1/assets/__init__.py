@@ -68,3 +68,12 @@ def resolve_path(path: str | os.PathLike[str]) -> str:
     if text.startswith("r1/"):
         return str(PACKAGE / text.removeprefix("r1/"))
     return text
+
+
+def shipped_name(path: str | os.PathLike[str]) -> str:
+    """The inverse of `resolve_path`: a file of the installed package as `r1/...`, anything else unchanged."""
+    text = os.fspath(path)
+    try:
+        return "r1/" + Path(text).resolve().relative_to(PACKAGE).as_posix()
+    except ValueError:
+        return text

@@ -49,7 +49,7 @@ import yaml
 
 from r1.assets import ASSETS, config_path
 from r1.errors import UserError
-from r1.train.publish import ModelCard, publish_model, write_card
+from r1.train.publish import MODCHAIN_EXAMPLE, ModelCard, publish_model, write_card
 
 # The full run's recipe. Chosen by measurement (see the report this job writes, and docs/ for the numbers).
 FULL: dict[str, Any] = {
@@ -308,6 +308,7 @@ def base_card(st: RunState) -> ModelCard:
         notes=_notes(c),
         extra={"config": asdict(c), **{k: s[k] for k in ("corpus", "tokenizer", "pretrain") if k in s}},
         tags=["modchain", "tiny"],
+        example=MODCHAIN_EXAMPLE,
     )
 
 
@@ -330,6 +331,7 @@ def model_card(st: RunState) -> ModelCard:
         notes=_notes(c),
         extra={"config": asdict(c), "r1_zero": {k: v for k, v in rl.items() if k != "curve"}},
         tags=["grpo", "modchain", "tiny"],
+        example=MODCHAIN_EXAMPLE,
     )
 
 

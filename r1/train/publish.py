@@ -35,6 +35,7 @@ PROVENANCE = "provenance.json"
 # what a model folder carries from a checkpoint: not the trainer's resume state, not another model's card
 _NOT_MODEL = ("trainer_state.*", "COMPLETE", CARD, PROVENANCE)
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+MODCHAIN_EXAMPLE = "Compute 3+4*2 from left to right, mod 10."  # the built-in models' kind of question
 LICENSE = "mit"  # r1's own license; the weights are trained by whoever ran the command, from r1's data
 
 
@@ -49,6 +50,7 @@ class ModelCard:
     notes: list[str] = field(default_factory=list)  # extra lines for the card (how to prompt it, caveats)
     extra: dict[str, Any] = field(default_factory=dict)  # more provenance (the config, data summaries)
     tags: list[str] = field(default_factory=list)
+    example: str = "What is 7*8?"  # the question the card's usage snippet asks
     command: str = field(default_factory=lambda: current_command())
     commit: str | None = field(default_factory=lambda: source_commit())
 
@@ -111,8 +113,12 @@ _STAGE_SUMMARY = {
 
 def publish_run(run_dir: Path, checkpoint: Path, cfg: Any, metrics: dict[str, Any]) -> Path:
     """`<run_dir>/model/` from the run's final checkpoint, with the card of an `r1 train` run of `cfg`."""
-    base = cfg.model.path or None
-    data = [*cfg.data.paths] + ([f"{cfg.data.builtin} documents of the built-in corpus"] if cfg.data.builtin else [])
+    from r1.assets import shipped_name
+
+    base = shipped_name(cfg.model.path) if cfg.model.path else None
+    data = [shipped_name(p) for p in cfg.data.paths]
+    if cfg.data.builtin:
+        data.append(f"{cfg.data.builtin} documents of the built-in corpus")
     summary = _STAGE_SUMMARY.get(cfg.stage, f"Stage `{cfg.stage}` of r1's training core.")
     summary += f" {metrics.get('steps', cfg.train.steps)} steps of {cfg.train.batch_size} sequences"
     summary += f" from `{base}`." if base else f" from the `{cfg.model.preset}` preset's random initialisation."
@@ -121,6 +127,7 @@ def publish_run(run_dir: Path, checkpoint: Path, cfg: Any, metrics: dict[str, An
         grpo = {k: v for k, v in cfg.grpo.items() if not isinstance(v, dict)}
         notes.append(f"**GRPO options**: {', '.join(f'{k}={v}' for k, v in grpo.items())}.")
     notes.append(f"**Run folder**: `{run_dir}` (config.yaml, metrics.jsonl, report.md, checkpoints/).")
+    modchain = "modchain" in str(cfg.grpo.get("task", "")) or "base-tiny" in str(base)
     card = ModelCard(
         stage=cfg.stage,
         summary=summary,
@@ -128,6 +135,7 @@ def publish_run(run_dir: Path, checkpoint: Path, cfg: Any, metrics: dict[str, An
         metrics={k: v for k, v in metrics.items() if v is not None},
         notes=notes,
         extra={"config": cfg.to_dict(), "checkpoint": str(checkpoint)},
+        **({"example": MODCHAIN_EXAMPLE} if modchain else {}),
     )
     return publish_model(checkpoint, Path(run_dir) / "model", card)
 
@@ -202,7 +210,7 @@ def model_card(folder: Path, card: ModelCard, name: str, where: str) -> str:
         "```python",
         "import r1",
         f'model = r1.load("{where}")',
-        'print(model.chat("Compute 3+4*2 from left to right, mod 10.").content)',
+        f"print(model.chat({card.example!r}).content)",
         "```",
         "",
         "transformers reads the folder as it is (`AutoModelForCausalLM.from_pretrained`, `AutoTokenizer`).",
@@ -301,4 +309,6 @@ def _sha256(path: Path) -> str:
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
     return str(v)
