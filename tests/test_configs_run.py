@@ -4,6 +4,8 @@ checkout; each run publishes `model/` with its own card and provenance."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -47,7 +49,13 @@ def test_config_runs_as_documented(name, tmp_path, monkeypatch, capsys):
     documented, fast = DOCUMENTED[name]
     out = tmp_path / "run"
     config = REPO / "configs" / f"{name}.yaml"  # the path the comments give, through the checkout's link
-    assert cli(["train", "--config", str(config), *documented, *fast, *FAST, f"train.out={out}"]) == 0
+    umask = os.umask(0o022)
+    try:
+        assert cli(["train", "--config", str(config), *documented, *fast, *FAST, f"train.out={out}"]) == 0
+    finally:
+        os.umask(umask)
+    modes = {str(p.relative_to(out)): stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*") if p.is_file()}
+    assert modes == dict.fromkeys(modes, 0o644)  # checkpoints, trainer state and model/ alike: readable by others
     assert f"model: {out / 'model'}" in capsys.readouterr().out
     shipped = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
     ran = yaml.safe_load((out / "config.yaml").read_text())
