@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", metavar="YAML", help="a config file (configs/pretrain-tiny.yaml, ...)")
+    p.add_argument(
+        "--config", metavar="YAML", help="a config file, or a shipped one by name (pretrain-tiny, sft-tiny, r1-zero-tiny)"
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in train.out from its latest checkpoint")
     p.add_argument("--out", metavar="DIR", help="the run folder (same as train.out=DIR)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")

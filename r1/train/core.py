@@ -15,6 +15,7 @@ From Python:
     cfg = load_config("configs/pretrain-tiny.yaml", ["train.steps=50", "train.out=runs/try"])
     result = train(cfg)                       # or train(cfg, stage=PretrainStage(documents=[...]))
     result.checkpoint                         # the final HF-layout checkpoint directory
+    result.model_dir                          # <train.out>/model/: those weights with a model card and provenance
 
 One optimizer step:
 1. lr from the schedule (a pure function of the step, see `optim.py`);
