@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--config", metavar="YAML", help="a config file, or a shipped one by name (pretrain-tiny, sft-tiny, r1-zero-tiny)"
+        "--config", metavar="YAML", help="a config file, or a shipped config by name (pretrain-tiny, sft-tiny, ...)"
     )
     p.add_argument("--resume", action="store_true", help="continue the run in train.out from its latest checkpoint")
     p.add_argument("--out", metavar="DIR", help="the run folder (same as train.out=DIR)")
