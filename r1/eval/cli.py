@@ -220,10 +220,10 @@ def _run(args: argparse.Namespace) -> int:
         generate_fn = replay_generate_fn(samples)
     else:
         k = 8 if args.k is None else args.k
+        generate_fn = engine_generate_fn(args.model)
         if template is None:
             template, why = template_for_model(model_path(args.model))
             print(f"template: {template} ({why}; --template to choose another)", file=sys.stderr)
-        generate_fn = engine_generate_fn(args.model)
     if k < 1:
         raise UserError(f"-k must be >= 1, got {k}")
     result = evaluate(
