@@ -350,12 +350,10 @@ def _heldout_metrics(s: dict[str, Any], name: str) -> dict[str, Any]:
         return {}
     e, cell = s["eval"], table["trained"]["free_t1.0"]
     k, where = e["k"], f"levels {e['trained_levels']}, T=1.0"
-    rates = {
-        f"held-out pass@1 ({where}, mean of {k}), %": cell.get("pass@1"),
-        f"held-out pass@{k} ({where}), %": cell.get(f"pass@{k}"),
-        "answers that reason, %": cell.get("think_share"),
-        "format, %": cell.get("format_rate"),
-    }
+    rates = {f"held-out pass@1 ({where}, mean of {k}), %": cell.get("pass@1")}
+    if k > 1:
+        rates[f"held-out pass@{k} ({where}), %"] = cell.get(f"pass@{k}")
+    rates.update({"answers that reason, %": cell.get("think_share"), "format, %": cell.get("format_rate")})
     return {key: round(100 * v, 1) for key, v in rates.items() if isinstance(v, int | float)}
 
 
