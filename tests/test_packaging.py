@@ -106,6 +106,8 @@ def probe(env: dict[str, str], cwd: Path) -> dict:
 def test_a_wheel_installed_elsewhere_resolves_the_same_configs_as_the_checkout(tmp_path):  # ~9 s
     """Build a wheel from the checkout's files, install it into an empty folder, run it from another directory, and
     compare every shipped config (and what `r1 run` trains with) with the checkout's."""
+    if not (REPO / ".git").exists():
+        pytest.skip("needs a git checkout: the wheel is built from the files git tracks")
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,
