@@ -8,8 +8,10 @@ affects its own subcommand.
 from __future__ import annotations
 
 import argparse
+import contextvars
 import importlib
 import os
+import shlex
 import sys
 
 from r1.errors import UserError
@@ -25,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "chat": ("r1.chat", "chat with a model in the terminal, reasoning shown apart from the answer"),
     "serve": ("r1.serve.cli", "OpenAI-compatible HTTP server with reasoning_content"),
 }
+
+
+# the command line being run, while it runs: what it publishes records it (r1.train.publish.current_command)
+COMMAND: contextvars.ContextVar[str | None] = contextvars.ContextVar("r1_command", default=None)
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -46,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if not argv else 2
+    token = COMMAND.set(shlex.join(["r1", *argv]))
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
@@ -57,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `r1 … | head`: the reader left; not an error
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115
         return 0
+    finally:
+        COMMAND.reset(token)
 
 
 if __name__ == "__main__":

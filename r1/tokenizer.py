@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import random
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -36,6 +35,7 @@ from tokenizers import AddedToken, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as BackendTokenizer
 
 from r1.errors import UserError
+from r1.io import atomic_write_text
 
 # The first five strings are DeepSeek-R1's own: fullwidth vertical bars (U+FF5C) and the ▁ block (U+2581).
 BOS = "<｜begin▁of▁sentence｜>"
@@ -222,8 +222,8 @@ class Tokenizer:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"cannot create tokenizer directory {out}: {exc}") from exc
-        _atomic_write_text(out / TOKENIZER_FILE, self._backend.to_str(pretty=True))
-        _atomic_write_text(out / CONFIG_FILE, json.dumps(self.hf_config(), indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(out / TOKENIZER_FILE, self._backend.to_str(pretty=True))
+        atomic_write_text(out / CONFIG_FILE, json.dumps(self.hf_config(), indent=2, ensure_ascii=False) + "\n")
         return out
 
     def hf_config(self) -> dict[str, Any]:
@@ -375,20 +375,6 @@ def _checked_texts(texts: Iterable[str]) -> Iterator[str]:
         if not isinstance(text, str):
             raise UserError(f"training text #{index} is {type(text).__name__}, expected str")
         yield text
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write through a temp file in the same directory, then rename: readers see the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_backend(file: Path) -> BackendTokenizer:

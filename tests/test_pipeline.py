@@ -94,6 +94,29 @@ def test_model_folders_load_in_r1_engine_and_transformers(quick_run, folder):
     assert theirs_text == ours_tok.apply_chat_template(chat)
 
 
+def test_base_and_model_carry_their_own_cards_and_provenance(quick_run):
+    """Each published folder describes itself: nothing is copied from the base it was trained from."""
+    import hashlib
+
+    import yaml
+
+    from r1.train.publish import verify_provenance
+
+    cards = {}
+    for folder, stage in (("base", "pretrain"), ("model", "r1-zero")):
+        d = quick_run / folder
+        verify_provenance(d)  # hashes == the folder's own files, card included
+        made = json.loads((d / "provenance.json").read_text())
+        assert made["stage"] == stage and made["command"].endswith(f"--quick --out {quick_run}")
+        assert made["files"]["model.safetensors"] == hashlib.sha256((d / "model.safetensors").read_bytes()).hexdigest()
+        assert any(k.startswith("held-out pass@1") for k in made["metrics"]), "evaluation numbers reach the card"
+        cards[folder] = (d / "README.md").read_text()
+        assert yaml.safe_load(cards[folder].split("---\n")[1])["pipeline_tag"] == "text-generation"
+    assert yaml.safe_load(cards["model"].split("---\n")[1])["base_model"] == str(quick_run / "base")
+    assert "trained from scratch" in cards["base"] and "R1-Zero" in cards["model"] and cards["base"] != cards["model"]
+    assert json.loads((quick_run / "base" / "provenance.json").read_text())["corpus"]["documents"] == 200
+
+
 def test_r1_chat_answers_from_the_model_folder(quick_run, capsys):
     assert (
         cli(

@@ -36,12 +36,12 @@ from __future__ import annotations
 import json
 import os
 import random
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from r1.errors import UserError
+from r1.io import atomic_write_text
 from r1.readers import iter_jsonl
 from r1.tasks.base import STYLES, Item, get_task
 from r1.tasks.templates import PLAIN_TEMPLATES, apply_template
@@ -159,18 +159,7 @@ def write_corpus(path: str | os.PathLike[str], records: list[Record] | None = No
         records = build_corpus(**kwargs)
     elif kwargs:
         raise UserError("write_corpus: pass either records or build_corpus arguments, not both")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def read_corpus(path: str | os.PathLike[str]) -> list[Record]:

@@ -11,6 +11,11 @@ eval` writes for one task); `prompt` (the templated prompt or the bare question)
 needs the same number of samples, which is k. What a line says about its item (`task`, `prompt`, `question`) must
 match the item it is matched to: completions generated for other items (another task, seed or item count) are
 an error naming the line, never scored against the wrong answers.
+
+Without `--template`, `--model DIR` asks the model in its own format, as transformers would: the chat template of
+its tokenizer_config.json. A folder whose template renders a question as a plain R1-Zero prompt (what `r1 run`
+publishes) is evaluated with that plain template; any other chat template gets the R1 chat usage ("r1"). If most
+samples run into --max-new-tokens, or none has an answer to extract, a one-line warning names the likely cause.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from r1.errors import UserError
-from r1.eval.evaluate import GenerateFn
+from r1.eval.evaluate import GenerateFn, health_warning
 from r1.readers import iter_jsonl
 from r1.tasks.base import SPLITS, Item, question_of
 from r1.tasks.templates import TEMPLATES
@@ -47,9 +52,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--field", action="append", default=[], metavar="ROLE=NAME", help="--data field mapping")
     gen = p.add_argument_group("generation")
     who = gen.add_mutually_exclusive_group(required=True)
-    who.add_argument("--model", metavar="DIR", default=None, help="generate with the r1 engine from this model")
+    who.add_argument(
+        "--model", metavar="DIR", default=None, help="generate with the r1 engine from this model folder (or base-tiny)"
+    )
     who.add_argument("--completions", metavar="FILE", default=None, help="score pre-generated completions (JSONL)")
-    gen.add_argument("--template", choices=TEMPLATES, default="r1-zero")
+    gen.add_argument(
+        "--template",
+        choices=TEMPLATES,
+        default=None,
+        help="prompt template (default: the one the model's own chat template renders; r1-zero with --completions)",
+    )
     gen.add_argument("-k", type=int, default=None, help="samples per item (default 8; inferred from --completions)")
     gen.add_argument("--temperature", type=float, default=0.6)
     gen.add_argument("--top-p", type=float, default=0.95)
@@ -187,6 +199,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise UserError(f"--out {args.out}: is a file; the report folder must be a directory")
+def other_templates(template: str | None) -> list[str]:
+    return [t for t in TEMPLATES if t != template]
 
 
 def replay_generate_fn(samples: list[list[dict[str, Any]]]) -> GenerateFn:
@@ -204,13 +218,33 @@ def replay_generate_fn(samples: list[list[dict[str, Any]]]) -> GenerateFn:
 
 def engine_generate_fn(model_dir: str, device: str = "cpu") -> GenerateFn:
     """A GenerateFn backed by the project engine, loading the model and tokenizer in `model_dir`."""
+    from r1.assets import model_path
     from r1.engine import Engine
     from r1.engine.adapters import make_generate_fn
 
-    return make_generate_fn(Engine.from_pretrained(model_dir, device=device))
+    return make_generate_fn(Engine.from_pretrained(model_path(model_dir), device=device))
+
+
+def template_for_model(model_dir: str | Path) -> tuple[str, str]:
+    """The prompt template that asks the model in `model_dir` in its own format, and why: the plain template its
+    chat template renders a question as (the chat templates `r1 run` publishes do), else "r1", the R1 chat usage
+    rendered by that chat template."""
+    from r1.tasks.templates import PLAIN_TEMPLATES, r1_zero_prompt
+    from r1.tokenizer import Tokenizer
+
+    tok = Tokenizer.load(model_dir)
+    probe = "What is 2 + 3?"
+    rendered = tok.apply_chat_template([{"role": "user", "content": probe}], add_generation_prompt=True)
+    bos = tok.bos_token or ""
+    text = rendered.removeprefix(bos).strip() if bos else rendered.strip()
+    for name in PLAIN_TEMPLATES:
+        if text == r1_zero_prompt(probe, preamble=name == "r1-zero"):
+            return name, "the plain prompt its chat template renders"
+    return "r1", "the R1 chat usage through its chat template"
 
 
 def _run(args: argparse.Namespace) -> int:
+    from r1.assets import model_path
     from r1.eval.evaluate import evaluate
     from r1.eval.report import markdown, write_report
     from r1.tasks.cli import parse_fields
@@ -226,8 +260,10 @@ def _run(args: argparse.Namespace) -> int:
         args.format,
         parse_fields(args.field),
     )
+    template = args.template
     if args.completions:
-        samples = read_completions(args.completions, items, args.template)
+        template = template or "r1-zero"
+        samples = read_completions(args.completions, items, template)
         k = len(samples[0])
         if args.k is not None and args.k != k:
             raise UserError(f"{args.completions}: has {k} completions per item but -k {args.k} was given")
@@ -235,6 +271,9 @@ def _run(args: argparse.Namespace) -> int:
     else:
         k = 8 if args.k is None else args.k
         generate_fn = engine_generate_fn(args.model)
+        if template is None:
+            template, why = template_for_model(model_path(args.model))
+            print(f"template: {template} ({why}; --template to choose another)", file=sys.stderr)
     if k < 1:
         raise UserError(f"-k must be >= 1, got {k}")
     result = evaluate(
@@ -244,7 +283,7 @@ def _run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         top_p=args.top_p,
         max_new_tokens=args.max_new_tokens,
-        template=args.template,
+        template=template,
         seed=args.seed,
         reward_spec=args.reward or None,
         progress=not args.no_progress,
@@ -263,5 +302,8 @@ def _run(args: argparse.Namespace) -> int:
     }
     paths = write_report(result, out_dir, extra_config=source)
     print(markdown(result, {**result.config, **source}))
+    warning = health_warning(result, other_templates(template))
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {paths['markdown']}, {paths['json']}, {paths['samples']}", file=sys.stderr)
     return 0

@@ -169,6 +169,23 @@ def evaluate(
     return _summarize(config, prompts, outcomes, records, k)
 
 
+def health_warning(result: EvalResult, other_templates: Sequence[str] = ()) -> str | None:
+    """One line when the numbers point at the prompt rather than the model: most samples ran into the length limit,
+    or not one has an answer to extract. Both are what a model asked in a format it was not trained on does."""
+    samples = result.samples
+    if not samples:
+        return None
+    c = result.config
+    hit = sum(s["finish_reason"] == "length" for s in samples) / len(samples)
+    try_ = " or ".join(f"--template {t}" for t in other_templates) or "another template"
+    cause = f"the prompt format (template {c.get('template')}) may not be the one this model was trained on; try {try_}"
+    if hit > 0.5:
+        return f"{100 * hit:.0f}% of samples hit max_new_tokens ({c.get('max_new_tokens')}): {cause}"
+    if not any(s["pred"] is not None for s in samples):
+        return f"none of the {len(samples)} samples has an answer to extract (<answer> or \\boxed{{}}): {cause}"
+    return None
+
+
 def _judge(
     index: int,
     item: Item,

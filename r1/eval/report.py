@@ -8,24 +8,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from r1.eval.evaluate import EvalResult
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temp file and `os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+from r1.io import atomic_write_text
 
 
 def write_report(
@@ -44,11 +32,11 @@ def write_report(
         "samples_file": "samples.jsonl",
     }
     paths = {"json": out / "results.json", "samples": out / "samples.jsonl", "markdown": out / "results.md"}
-    write_atomic(
+    atomic_write_text(
         paths["samples"], "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in result.samples)
     )
-    write_atomic(paths["json"], json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n")
-    write_atomic(paths["markdown"], markdown(result, config))
+    atomic_write_text(paths["json"], json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n")
+    atomic_write_text(paths["markdown"], markdown(result, config))
     return paths
 
 

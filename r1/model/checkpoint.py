@@ -15,7 +15,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from r1.errors import CheckpointError
+from r1.io import atomic_path, atomic_write_text
 from r1.model.config import ModelConfig
 from r1.model.transformer import Transformer, meta_model
 
@@ -71,7 +71,8 @@ def save_pretrained(
     shards = _plan_shards(tensors, max_shard_bytes)
     old = {p.name for p in path.glob("model*.safetensors")}
     if len(shards) == 1:
-        _atomic(path / SINGLE_NAME, lambda f: save_file(shards[0], f, metadata={"format": "pt"}))
+        with atomic_path(path / SINGLE_NAME) as tmp:
+            save_file(shards[0], tmp, metadata={"format": "pt"})
         written = {SINGLE_NAME}
         (path / INDEX_NAME).unlink(missing_ok=True)
     else:
@@ -79,17 +80,18 @@ def save_pretrained(
         weight_map, written = {}, set()
         for i, shard in enumerate(shards, start=1):
             fname = f"model-{i:05d}-of-{n:05d}.safetensors"
-            _atomic(path / fname, lambda f, s=shard: save_file(s, f, metadata={"format": "pt"}))
+            with atomic_path(path / fname) as tmp:
+                save_file(shard, tmp, metadata={"format": "pt"})
             weight_map.update({k: fname for k in shard})
             written.add(fname)
         total = sum(t.numel() * t.element_size() for t in tensors.values())
         index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
-        _atomic_text(path / INDEX_NAME, json.dumps(index, indent=2))
+        atomic_write_text(path / INDEX_NAME, json.dumps(index, indent=2) + "\n")
     for stale in old - written:
         (path / stale).unlink(missing_ok=True)
     hf = model.config.to_hf_dict()
     hf["torch_dtype"] = str(stored_dtype(tensors)).removeprefix("torch.")  # what the files hold
-    _atomic_text(path / "config.json", json.dumps(hf, indent=2, sort_keys=True))
+    atomic_write_text(path / "config.json", json.dumps(hf, indent=2, sort_keys=True) + "\n")
     gen = {
         "bos_token_id": model.config.bos_token_id,
         "eos_token_id": model.config.eos_token_id,
@@ -98,7 +100,7 @@ def save_pretrained(
         "top_p": 0.95,
     }
     gen.update(generation_defaults or {})
-    _atomic_text(path / "generation_config.json", json.dumps(gen, indent=2))
+    atomic_write_text(path / "generation_config.json", json.dumps(gen, indent=2) + "\n")
     return path
 
 
@@ -113,27 +115,6 @@ def _plan_shards(tensors: dict[str, torch.Tensor], max_bytes: int) -> list[dict[
         shards[-1][name] = t
         size += nbytes
     return shards
-
-
-def _atomic(target: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _atomic_text(target: Path, text: str) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            f.write(text + "\n")
-
-    _atomic(target, write)
 
 
 # ============================================================================================ load

@@ -8,16 +8,17 @@ Stages, each timed and recorded in `summary.json`:
 2. tokenizer: a byte-level BPE trained on that corpus (digits stay single tokens) → `tokenizer/`;
 3. pretrain:  the shared trainer (`r1.train`), tiny preset, loss on the responses, length-bucketed batches →
               `pretrain/` (metrics.jsonl, plots, the trainer's own report, checkpoints);
-4. base:      the final checkpoint copied to `base/` (HF safetensors + config.json + tokenizer files), checked
-              against transformers' logits;
+4. base:      the final checkpoint published to `base/` (HF safetensors + config.json + tokenizer files, its own
+              model card README.md and provenance.json; `r1.train.publish`), checked against transformers' logits;
 5. eval-base: held-out problems (eval split, never in the corpus or in RL) per difficulty through the engine and
               the evaluator: free sampling at T=1.0 (what RL samples) and T=0.6/top-p 0.95 (R1's eval setting), k
               samples each → pass@1 (mean over k), pass@k, cons@k, format rate, length; plus the two forced styles
               below → `eval/base/`. Then the check: does the base reason sometimes, and does reasoning pay?
 6. r1-zero:   GRPO from `base/` with the `r1-zero-tiny` preset (`configs/r1-zero-tiny.yaml`) on train-split
               problems of the corpus levels, held-out pass@1 every few steps → `r1-zero/` (metrics, plots of
-              accuracy / length / reflection vs step, report, checkpoints); the result → `model/` (HF layout);
-7. eval:      the same evaluation of `model/` → `eval/r1-zero/`;
+              accuracy / length / reflection vs step, report, checkpoints); the result → `model/` (HF layout,
+              with its own card and provenance);
+7. eval:      the same evaluation of `model/` → `eval/r1-zero/`; the held-out numbers go into the cards;
 and `report.md`: the before/after table, the pictures, the costs.
 
 Forcing a style. In the corpus the first token after `<think>\\n` decides the style: `</think>` for a direct
@@ -36,7 +37,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -47,8 +47,10 @@ from typing import Any
 import torch
 import yaml
 
+from r1.assets import ASSETS, config_path
 from r1.errors import UserError
 from r1.readers import read_json
+from r1.train.publish import MODCHAIN_EXAMPLE, ModelCard, publish_model, write_card
 
 # The full run's recipe. Chosen by measurement (see the report this job writes, and docs/ for the numbers).
 FULL: dict[str, Any] = {
@@ -88,7 +90,7 @@ QUICK: dict[str, Any] = {
 # The built-in base: what `r1 run --from-scratch --rl-steps 0` (seed 0) writes to base/, shipped so that the main
 # job does not depend on pretraining luck (docs/LOG.md: with other seeds the same recipe learned the long chains
 # less well and R1-Zero then gained 6 points instead of 30). provenance.json says how it was made.
-BUILTIN_BASE = Path(__file__).resolve().parents[1] / "assets" / "base-tiny"
+BUILTIN_BASE = ASSETS / "base-tiny"
 FORCED_PREFILL = {"direct": " <think>\n</think>\n<answer>", "steps": " <think>\n"}
 
 
@@ -222,8 +224,9 @@ def pretrain_overrides(st: RunState) -> list[str]:
 
 
 def _run_overrides(c: RunConfig) -> list[str]:
-    """What every training stage of the job shares: seed, threads, fp32 on the CPU, one final checkpoint, no
-    resume (the job reruns a stage from its start), progress, plots and a report."""
+    """What every training stage of the job shares: seed, threads, fp32 on the CPU, one final checkpoint (the job
+    publishes base/ and model/ from it itself), no resume (the job reruns a stage from its start), progress, plots
+    and a report."""
     return [
         f"train.seed={c.seed}",
         f"train.threads={c.threads}",
@@ -232,6 +235,7 @@ def _run_overrides(c: RunConfig) -> list[str]:
         "train.resume=false",
         "checkpoint.every=0",
         "checkpoint.final=true",
+        "checkpoint.publish=false",
         "logging.progress=true",
         "logging.plots=true",
         "logging.report=true",
@@ -242,7 +246,7 @@ def stage_pretrain(st: RunState) -> None:
     from r1.train import load_config, train
     from r1.train.metrics import read_metrics
 
-    cfg = load_config(_shared_config("pretrain-tiny.yaml"), pretrain_overrides(st))
+    cfg = load_config(config_path("pretrain-tiny"), pretrain_overrides(st))
     (st.out / "pretrain.yaml").write_text(cfg.to_yaml())
     result = train(cfg)
     if result.checkpoint is None:
@@ -266,13 +270,17 @@ def stage_base(st: RunState) -> None:
     from r1.model.info import model_info
 
     if st.cfg.base is None:
-        publish_model(Path(st.summary["pretrain"]["checkpoint"]), st.base_dir, st.tokenizer_dir, st.cfg.template)
+        checkpoint = Path(st.summary["pretrain"]["checkpoint"])
+        publish_model(checkpoint, st.base_dir, base_card(st), st.tokenizer_dir, st.cfg.template)
     elif not (st.base_dir / "config.json").is_file():
         raise UserError(f"--base {st.base_dir}: not a model folder (no config.json)")
     provenance = st.base_dir / "provenance.json"
     if st.cfg.base is not None and provenance.is_file():  # how the given base was made, for the report
         made = read_json(provenance)
-        st.summary["base_provenance"] = {k: made[k] for k in ("command", "commit", "sha256") if k in made}
+        st.summary["base_provenance"] = {k: made[k] for k in ("command", "commit") if k in made}
+        weights = made.get("sha256") or made.get("files", {}).get("model.safetensors")  # older folders: "sha256"
+        if weights:
+            st.summary["base_provenance"]["sha256"] = weights
         st.summary.update({k: made[k] for k in ("corpus", "tokenizer", "pretrain") if k in made})
     cfg = load_pretrained(st.base_dir).config
     info = model_info(cfg)
@@ -286,26 +294,73 @@ def stage_base(st: RunState) -> None:
     st.summary["hf_check"] = _hf_check(st, st.base_dir)
 
 
-def publish_model(checkpoint: Path, dest: Path, tokenizer_dir: Path | None = None, template: str | None = None) -> None:
-    """A training checkpoint → a model folder: weights, config and tokenizer, without the trainer's resume state.
+def base_card(st: RunState) -> ModelCard:
+    """The card of a base/ made here: how it was pretrained and, once evaluated, what it can do."""
+    s, c = st.summary, st.cfg
+    p, corpus = s.get("pretrain", {}), s.get("corpus", {})
+    metrics = {"pretraining steps": p.get("steps"), "tokens": p.get("tokens"), "final loss": p.get("final_lm_loss")}
+    metrics.update(_heldout_metrics(s, "base"))
+    return ModelCard(
+        stage="pretrain",
+        summary=f"A `{c.preset}` DeepSeek-V3 pretrained from scratch by `r1 run` on {corpus.get('documents', 0):,} "
+        f"worked modchain solutions in R1 format (levels {corpus.get('levels')}, train split only), loss on the "
+        "responses: the base that R1-Zero starts from.",
+        metrics={k: v for k, v in metrics.items() if v is not None},
+        notes=_notes(c),
+        extra={"config": asdict(c), **{k: s[k] for k in ("corpus", "tokenizer", "pretrain") if k in s}},
+        tags=["modchain", "tiny"],
+        example=MODCHAIN_EXAMPLE,
+    )
 
-    `template`: the plain prompt template the model was trained with; it becomes the folder's chat template, so
-    `r1 chat`, `r1 serve` and transformers render chats the way the model saw its prompts.
-    """
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(checkpoint, dest, ignore=shutil.ignore_patterns("trainer_state.*", "COMPLETE"))
-    if tokenizer_dir is not None:  # checkpoints carry the tokenizer already; make sure the folder is complete
-        for f in tokenizer_dir.iterdir():
-            if not (dest / f.name).exists():
-                shutil.copy2(f, dest / f.name)
-    if template is not None:
-        from r1.tasks.templates import plain_chat_template
-        from r1.tokenizer import Tokenizer
 
-        tok = Tokenizer.load(dest)
-        tok.chat_template = plain_chat_template(template)
-        tok.save(dest)
+def model_card(st: RunState) -> ModelCard:
+    """The card of model/: R1-Zero from the base, its training and, once evaluated, held-out results."""
+    s, c = st.summary, st.cfg
+    rl = s.get("r1_zero", {})
+    last = rl.get("last", {})
+    metrics = {"GRPO steps": rl.get("steps"), "reward (last step)": last.get("reward")}
+    metrics.update(_heldout_metrics(s, "r1-zero"))
+    before = _heldout_metrics(s, "base")
+    metrics.update({f"base model's {k}": v for k, v in before.items() if k.startswith("held-out pass@1")})
+    return ModelCard(
+        stage="r1-zero",
+        summary="R1-Zero at tiny scale, made by `r1 run`: GRPO (preset `r1-zero-tiny`) with rule rewards only (the "
+        "right answer inside `<answer>` + 0.1 for the format), no SFT, on train-split modchain problems of levels "
+        f"{_levels_label(c.levels)}.",
+        base_model=_base_name(st),
+        metrics={k: v for k, v in metrics.items() if v is not None},
+        notes=_notes(c),
+        extra={"config": asdict(c), "r1_zero": {k: v for k, v in rl.items() if k != "curve"}},
+        tags=["grpo", "modchain", "tiny"],
+        example=MODCHAIN_EXAMPLE,
+    )
+
+
+def _notes(c: RunConfig) -> list[str]:
+    notes = [
+        f"**Prompt format**: the plain `{c.template}` prompt `User: <question> Assistant:`; the chat template in "
+        "tokenizer_config.json renders chats that way, so `r1 chat`, `r1 serve`, `r1 eval` and transformers ask it "
+        "in its own format."
+    ]
+    return notes + (["**A quick smoke run (`--quick`)**: its numbers mean nothing."] if c.quick else [])
+
+
+def _heldout_metrics(s: dict[str, Any], name: str) -> dict[str, Any]:
+    table = s.get("eval", {}).get("tables", {}).get(name)
+    if not table:
+        return {}
+    e, cell = s["eval"], table["trained"]["free_t1.0"]
+    k, where = e["k"], f"levels {e['trained_levels']}, T=1.0"
+    rates = {f"held-out pass@1 ({where}, mean of {k}), %": cell.get("pass@1")}
+    if k > 1:
+        rates[f"held-out pass@{k} ({where}), %"] = cell.get(f"pass@{k}")
+    rates.update({"answers that reason, %": cell.get("think_share"), "format, %": cell.get("format_rate")})
+    return {key: round(100 * v, 1) for key, v in rates.items() if isinstance(v, int | float)}
+
+
+def _base_name(st: RunState) -> str:
+    """How a config or `r1.load` names the base: `r1/assets/base-tiny` for the shipped one, else its folder."""
+    return "r1/assets/base-tiny" if st.base_dir.resolve() == BUILTIN_BASE.resolve() else str(st.base_dir)
 
 
 def _hf_check(st: RunState, model_dir: Path) -> dict[str, Any] | None:
@@ -432,6 +487,8 @@ def stage_eval_base(st: RunState) -> None:
         "trained_levels": _levels_label(c.levels),
         "tables": {"base": table},
     }
+    if c.base is None:  # a base made here: its card gets the numbers
+        write_card(st.base_dir, base_card(st))
     st.summary["amplify"] = verdict = amplify_check(table["trained"]["free_t1.0"], c.eval_k)
     print(f"      {verdict['text']}", flush=True)
 
@@ -509,12 +566,6 @@ def rl_overrides(st: RunState) -> list[str]:
     ]
 
 
-def _shared_config(name: str) -> Path | None:
-    """`configs/<name>` of a source checkout (not part of an installed package)."""
-    path = Path(__file__).resolve().parents[2] / "configs" / name
-    return path if path.is_file() else None
-
-
 def stage_r1_zero(st: RunState) -> None:
     from r1.data.corpus import write_corpus
     from r1.train import load_config, train
@@ -522,12 +573,11 @@ def stage_r1_zero(st: RunState) -> None:
 
     c = st.cfg
     write_corpus(st.out / "data" / "heldout.jsonl", st.heldout_trained)
-    cfg = load_config(_shared_config("r1-zero-tiny.yaml"), rl_overrides(st))
+    cfg = load_config(config_path("r1-zero-tiny"), rl_overrides(st))
     (st.out / "r1-zero.yaml").write_text(cfg.to_yaml())
     result = train(cfg)
     if result.checkpoint is None:
         raise UserError("R1-Zero training wrote no final checkpoint")
-    publish_model(result.checkpoint, st.model_dir, st.base_dir, c.template)
     records = read_metrics(Path(result.run_dir) / "metrics.jsonl")
     steps = [r for r in records if r.get("event") == "step"]
     evals = [r for r in records if r.get("event") == "eval"]
@@ -543,6 +593,7 @@ def stage_r1_zero(st: RunState) -> None:
     st.summary["r1_zero"]["curve"] += [
         {"step": r["step"], **{k[5:]: v for k, v in r.items() if k.startswith("eval_")}} for r in evals
     ]
+    publish_model(result.checkpoint, st.model_dir, model_card(st), st.base_dir, c.template)
     st.summary["hf_check_final"] = _hf_check(st, st.model_dir)
 
 
@@ -562,6 +613,7 @@ _RL_KEYS = (
 
 def stage_eval(st: RunState) -> None:
     st.summary["eval"]["tables"]["r1-zero"] = evaluate_model(st, st.model_dir, "r1-zero")
+    write_card(st.model_dir, model_card(st))
 
 
 def _levels(spec: str | dict[str, float]) -> list[str]:

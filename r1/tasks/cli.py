@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterable
-from pathlib import Path
 
 from r1.errors import UserError
+from r1.io import atomic_write_text
 from r1.tasks.base import ANSWER_FORMATS, SPLITS, STYLES, Item
 from r1.tasks.templates import TEMPLATES
 
@@ -67,11 +66,7 @@ def write_jsonl(items: Iterable[Item], out: str | None) -> int:
     if out is None:
         sys.stdout.write(text)
         return len(lines)
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    path = atomic_write_text(out, text)
     print(f"wrote {len(lines)} items to {path}", file=sys.stderr)
     return len(lines)
 

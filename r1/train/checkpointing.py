@@ -43,6 +43,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from r1.errors import CheckpointError, UserError
+from r1.io import atomic_path
+from r1.io import fsync_dir as _fsync_dir
+from r1.io import fsync_file as _fsync_file
 from r1.readers import read_json
 
 CHECKPOINTS = "checkpoints"
@@ -80,7 +83,8 @@ def write_checkpoint(
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
         save_model(tmp)
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / STATE_TENSORS))
+        with atomic_path(tmp / STATE_TENSORS) as f:  # safetensors alone would make it 0600
+            save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(f))
         (tmp / STATE_JSON).write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
         if before_complete is not None:
             before_complete()
@@ -145,19 +149,6 @@ def file_hash(path: Path) -> str:
     """SHA-256 of a file, hex."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, HASH).hexdigest()
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ============================================================================================ read

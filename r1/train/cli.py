@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", metavar="YAML", help="a config file (configs/pretrain-tiny.yaml, ...)")
+    p.add_argument(
+        "--config", metavar="YAML", help="a config file, or a shipped config by name (pretrain-tiny, sft-tiny, ...)"
+    )
     p.add_argument("--resume", action="store_true",
                    help="continue the run in train.out from its newest intact checkpoint")
     p.add_argument("--overwrite", action="store_true",
@@ -64,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"run folder: {result.run_dir} (report.md, metrics.jsonl, checkpoints/)")
         if result.checkpoint:
             print(f"checkpoint: {result.checkpoint}")
+        if result.model_dir:
+            print(f"model: {result.model_dir} (weights, tokenizer, README.md model card, provenance.json)")
     return 0
 
 

@@ -104,6 +104,7 @@ class CheckpointSection:
     keep_last: int = 2
     keep_best: bool = False  # also keep the checkpoint with the lowest eval (else train) loss
     final: bool = True
+    publish: bool = True  # then copy the final one to <train.out>/model/ with a model card and provenance.json
 
 
 @dataclass
@@ -139,6 +140,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         cfg = _build(cls, d, "")
+        _resolve_shipped_paths(cfg)
         cfg.validate()
         return cfg
 
@@ -277,9 +279,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     """Read a YAML config (or start from defaults), apply dotted `key=value` overrides, validate."""
     d: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
+        from r1.assets import config_path
+
+        try:
+            p = config_path(path)  # a file, or a shipped config by name
+        except UserError as exc:
+            raise ConfigError(str(exc)) from None
         loaded = read_yaml(p)  # not UTF-8, invalid YAML, a key given twice: errors naming the file and line
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{p}: expected a mapping of sections at the top level, got {type(loaded).__name__}")
@@ -287,6 +292,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     for o in overrides:
         apply_override(d, o)
     return TrainConfig.from_dict(d)
+
+
+def _resolve_shipped_paths(cfg: TrainConfig) -> None:
+    """Shipped configs name shipped files as `r1/...`; point those at the installed package (see r1.assets). A
+    shipped model may also be named alone (`model.path=base-tiny`)."""
+    from r1.assets import resolve_model_path, resolve_path
+
+    if cfg.model.path:
+        cfg.model.path = resolve_model_path(cfg.model.path)
+    cfg.data.paths = [resolve_path(p) for p in cfg.data.paths]
+    cfg.data.eval_paths = [resolve_path(p) for p in cfg.data.eval_paths]
+    if cfg.data.tokenizer not in (None, "train"):
+        cfg.data.tokenizer = resolve_path(cfg.data.tokenizer)
 
 
 def apply_override(d: dict[str, Any], override: str) -> None:

@@ -15,6 +15,7 @@ From Python:
     cfg = load_config("configs/pretrain-tiny.yaml", ["train.steps=50", "train.out=runs/try"])
     result = train(cfg)                       # or train(cfg, stage=PretrainStage(documents=[...]))
     result.checkpoint                         # the final HF-layout checkpoint directory
+    result.model_dir                          # <train.out>/model/: those weights with a model card and provenance
 
 One optimizer step:
 1. lr from the schedule (a pure function of the step, see `optim.py`);
@@ -58,6 +59,7 @@ import torch
 from torch import nn
 
 from r1.errors import CheckpointError, ConfigError, UserError
+from r1.io import atomic_write_text
 from r1.model.checkpoint import load_pretrained, save_pretrained
 from r1.model.config import ModelConfig
 from r1.model.transformer import Transformer, meta_model
@@ -176,6 +178,7 @@ class TrainResult:
     seconds: float
     tokens: int
     model: nn.Module = field(repr=False, default=None)  # the trained model (sharded under FSDP)
+    model_dir: Path | None = None  # <run>/model/: the final weights with a model card (checkpoint.publish)
 
 
 def train(cfg: TrainConfig, stage: Stage | None = None) -> TrainResult:
@@ -311,8 +314,14 @@ class Trainer:
         final_ckpt = ckpt.checkpoint_dir(self.run_dir, total)
         if cfg.checkpoint.final and self.last_checkpoint != final_ckpt:
             self._save(total, sum(window[-20:]) / max(1, len(window[-20:])) if window else math.nan)
+        model_dir = None
         if d.is_main:
             self._write_outputs()
+            if cfg.checkpoint.final and cfg.checkpoint.publish and self.last_checkpoint is not None:
+                from r1.train.publish import publish_run
+
+                headline = {"steps": total, "tokens": self.tokens_seen, "final_loss": record.get("loss")}
+                model_dir = publish_run(self.run_dir, self.last_checkpoint, cfg, {**headline, **self.last_eval})
         return TrainResult(
             run_dir=self.run_dir,
             steps=total,
@@ -322,6 +331,7 @@ class Trainer:
             seconds=self.elapsed,
             tokens=self.tokens_seen,
             model=self.model,
+            model_dir=model_dir,
         )
 
     def _step(self, batches: list[dict[str, torch.Tensor]], step_number: int):
@@ -581,7 +591,7 @@ class Trainer:
             n = max((_resume_number(p) for p in self.run_dir.glob("config.resume-*.yaml")), default=0) + 1
             written = f"config.resume-{n}.yaml"
         if written:
-            _atomic_write(self.run_dir / written, cfg.to_yaml())
+            atomic_write_text(self.run_dir / written, cfg.to_yaml())
         metrics = self.run_dir / "metrics.jsonl"
         if resume_from is not None:
             truncate_metrics(metrics, step)
@@ -692,8 +702,3 @@ def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

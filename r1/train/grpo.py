@@ -72,6 +72,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from r1.errors import ConfigError, UserError
+from r1.io import atomic_path
 from r1.tasks.templates import TEMPLATES
 from r1.train.config import TrainConfig, coerce
 from r1.train.core import LossOutput, Stage, StageContext
@@ -685,9 +686,8 @@ class GRPOStage(Stage):
         self.ref_step = step
         path = self._path("reference", step)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file({k: v.detach().clone().contiguous() for k, v in self.reference.state_dict().items()}, str(tmp))
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            save_file({k: v.detach().clone().contiguous() for k, v in self.reference.state_dict().items()}, str(tmp))
         self._prune()
 
     def _path(self, kind: str, n: int) -> Path:

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from r1.io import atomic_write_text
 from r1.model.config import ModelConfig
 
 _PEAK_CACHE: dict[tuple[str, str, int], float] = {}
@@ -151,6 +152,4 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 def truncate_metrics(path: Path, step: int) -> None:
     """Keep only the records up to `step` (resuming from that checkpoint replays what came after)."""
     kept = [r for r in read_metrics(path) if r.get("step", 0) <= step]
-    tmp = Path(path).with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))

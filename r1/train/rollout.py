@@ -19,7 +19,6 @@ Tensors, not pickles: rollouts are safetensors files with their statistics as JS
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -34,6 +33,7 @@ from torch import nn
 
 from r1.engine import Engine, Sample, SamplingParams
 from r1.engine.reasoning import split_reasoning
+from r1.io import atomic_path
 from r1.model.prefix import share_prompts as share_prompts_layout
 
 # "wait" is the word whose sudden rise Nature reports as the aha moment [recipe §2.3]; the rest are the other
@@ -252,11 +252,8 @@ def save_rollout(path: Path, rollout: Rollout) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: getattr(rollout, k).contiguous() for k in _TENSORS if getattr(rollout, k) is not None}
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata={"stats": json.dumps(rollout.stats)})
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"stats": json.dumps(rollout.stats)})
 
 
 def load_rollout(path: Path) -> Rollout:

@@ -1,0 +1,81 @@
+"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+
+    atomic_write_text(run / "config.yaml", text)
+    atomic_write_bytes(path, data)
+    with atomic_path(dir / "model.safetensors") as tmp:   # for writers that want a file name
+        save_file(tensors, tmp)
+
+Each write goes to a fresh temp file beside the target (same filesystem, so the rename is atomic), is fsynced,
+renamed over the target, and the directory is fsynced so the rename itself survives a power cut. On any error the
+temp file is removed and the target is left as it was. The result has the mode of any new file (0666 minus the
+umask, so normally 0644), not the 0600 that `tempfile.mkstemp` or safetensors' own writer give: weights, config and
+tokenizer files must be readable by whoever else loads the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
+    """Write `text` to `path` atomically (parent folders are created); returns the path."""
+    return atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write `data` to `path` atomically (parent folders are created); returns the path."""
+    with atomic_path(path) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temp path beside `path` for the caller to write (e.g. `safetensors.torch.save_file(tensors, tmp)`); on a
+    clean exit it gets normal permissions, is fsynced and renamed to `path`."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
+        fsync_file(tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(target.parent)
+
+
+def fsync_file(path: str | os.PathLike[str]) -> None:
+    """Flush a written file's data to disk."""
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Flush a directory's entries (a rename or a new file in it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    """The process umask. Linux reports it in /proc; elsewhere it can only be read by setting it (and back)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
