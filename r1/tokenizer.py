@@ -9,8 +9,12 @@ ids, the same special tokens and the same rendered chats as this module. Choices
   when a number's tokens line up with its digits.
 - No post-processor: `encode(text)` is exactly the text's ids. BOS comes from the chat template, or callers add
   it, so no code path adds it twice.
-- The special tokens take ids 0..8 in a fixed order (`SPECIAL_TOKENS`), so checkpoints, rewards and the engine can
-  rely on them whatever corpus the tokenizer was trained on.
+- The R1 tokens take ids 0..8 in a fixed order (`SPECIAL_TOKENS`), so checkpoints, rewards and the engine can
+  rely on them whatever corpus the tokenizer was trained on. BOS, EOS, PAD and the role markers are special
+  tokens; `<think>`, `</think>`, `<answer>`, `</answer>` are added tokens that are not special, so no decoder that
+  skips special tokens loses the reasoning (DeepSeek's R1-Distill tokenizers mark `<think>` the same way).
+- Chat templates are rendered by `r1.chat_template`, which reproduces transformers' Jinja set-up exactly: the same
+  text and ids for published templates, tools, `{% generation %}` masks and all.
 
 `Tokenizer.load` also reads any other Hugging Face `tokenizer.json`, so tests and evaluation can use real
 tokenizers; pickled (slow) tokenizers are never read.
@@ -20,22 +24,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any
 
-import jinja2
-from jinja2.ext import loopcontrols
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import AddedToken, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as BackendTokenizer
 
+from r1 import chat_template
 from r1.errors import UserError
+
+logger = logging.getLogger(__name__)
 
 # The first five strings are DeepSeek-R1's own: fullwidth vertical bars (U+FF5C) and the ▁ block (U+2581).
 BOS = "<｜begin▁of▁sentence｜>"
@@ -49,10 +52,13 @@ ANSWER_OPEN = "<answer>"
 ANSWER_CLOSE = "</answer>"
 # Order is the id order: BOS is 0, EOS 1, PAD 2, ... ANSWER_CLOSE 8.
 SPECIAL_TOKENS = [BOS, EOS, PAD, USER, ASSISTANT, THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE]
+# Of those, the reasoning tags are added tokens but not *special* ones, as `<think>` is in DeepSeek's R1-Distill
+# tokenizers: decoders that skip special tokens (transformers' pipelines, vLLM's default) must keep them, or the
+# boundary between reasoning and answer is lost.
+REASONING_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 
 # What the model is prompted with: R1's usage notes ask that every response starts with "<think>\n".
 GENERATION_PROMPT = f"{ASSISTANT}{THINK_OPEN}\n"
-ROLES = ("system", "user", "assistant")
 
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "tokenizer_config.json"
@@ -123,7 +129,8 @@ class Tokenizer:
     def train(cls, texts: Iterable[str], vocab_size: int = 2048, min_frequency: int = 2) -> Tokenizer:
         """Train a byte-level BPE whose ids 0..8 are `SPECIAL_TOKENS`, whatever the corpus.
 
-        Special tokens are extracted before counting pairs, so merges never learn pieces of `<think>` and the like.
+        All nine are given to the trainer as special tokens, so they get the first ids and are extracted before
+        pairs are counted (no merge learns a piece of `<think>`); the reasoning tags then lose the special flag.
         """
         if vocab_size < MIN_VOCAB_SIZE:
             raise UserError(f"vocab_size must be at least {MIN_VOCAB_SIZE} (256 bytes + specials), got {vocab_size}")
@@ -138,7 +145,7 @@ class Tokenizer:
             show_progress=False,
         )
         backend.train_from_iterator(_checked_texts(texts), trainer=trainer)
-        return cls(backend)
+        return cls(_without_special_flag(backend, REASONING_TAGS))
 
     # ----------------------------------------------------------------------------------------- encode/decode
 
@@ -152,7 +159,8 @@ class Tokenizer:
         return [e.ids for e in encodings]
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
-        """Text for `ids`; specials are kept by default because `<think>`/`<answer>` carry meaning here."""
+        """Text for `ids`. Skipping special tokens drops BOS/EOS/PAD and the role markers, never the reasoning tags
+        (they are not special); they are kept by default so decoded prompts read as the model saw them."""
         return self._backend.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
     def token_to_id(self, token: str) -> int | None:
@@ -185,33 +193,106 @@ class Tokenizer:
 
     # ------------------------------------------------------------------------------------------------- chat
 
-    @overload
     def apply_chat_template(
-        self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = ..., tokenize: Literal[False] = ...
-    ) -> str: ...
+        self,
+        messages: Sequence[Any],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        documents: Sequence[Mapping[str, Any]] | None = None,
+        add_generation_prompt: bool = True,
+        continue_final_message: bool | str = False,
+        tokenize: bool = False,
+        return_assistant_tokens_mask: bool = False,
+        sanitize_control_tokens: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Render `messages` exactly as `transformers` does: the same text, and with `tokenize` the same ids.
 
-    @overload
-    def apply_chat_template(
-        self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = ..., *, tokenize: Literal[True]
-    ) -> list[int]: ...
-
-    def apply_chat_template(
-        self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = True, tokenize: bool = False
-    ) -> str | list[int]:
-        """Render `messages` the way `transformers` would, so prompts match between this code and HF tools.
-
-        The generation prompt defaults to on because nearly every caller here is about to sample a response.
+        Arguments mean what they mean in transformers (see `r1.chat_template`); extra keyword arguments become
+        template variables (e.g. `date_string`, `enable_thinking`). Two defaults differ on purpose: the generation
+        prompt is on, because nearly every caller here is about to sample a response, and `tokenize` is off.
+        Returns the text, the ids (`tokenize=True`), or `{"input_ids", "assistant_masks"}` with
+        `return_assistant_tokens_mask=True` (1 for tokens inside the template's `{% generation %}` blocks).
+        `sanitize_control_tokens=True` encodes control tokens found in user-supplied strings as plain text, so only
+        the template's own special tokens map to their ids.
         """
-        checked = validate_messages(messages)
-        specials = {"bos_token": self.bos_token, "eos_token": self.eos_token, "pad_token": self.pad_token}
-        context = {key: value for key, value in specials.items() if value is not None}
-        try:
-            text = _compile_template(self.chat_template).render(
-                messages=checked, tools=None, documents=None, add_generation_prompt=add_generation_prompt, **context
+        if return_assistant_tokens_mask and not tokenize:
+            raise UserError("return_assistant_tokens_mask needs tokenize=True")
+        if sanitize_control_tokens and (not tokenize or return_assistant_tokens_mask):
+            raise UserError("sanitize_control_tokens needs tokenize=True and no return_assistant_tokens_mask")
+        template = self.chat_template
+        chat = chat_template.validate_messages(messages)
+        tool_list, document_list = chat_template.check_tools(tools), chat_template.check_documents(documents)
+        if sanitize_control_tokens:
+            tokens, _ = chat_template.control_token_patterns(self.control_tokens())
+            chat, tool_list, document_list, kwargs = (
+                chat_template.mark_control_tokens(part, tokens) for part in (chat, tool_list, document_list, kwargs)
             )
-        except jinja2.TemplateError as exc:
-            raise UserError(f"chat template failed: {exc}") from exc
-        return self.encode(text) if tokenize else text
+        specials = {"bos_token": self.bos_token, "eos_token": self.eos_token, "pad_token": self.pad_token}
+        variables = {**{k: v for k, v in specials.items() if v is not None}, **kwargs}
+        rendered = chat_template.render(
+            template,
+            chat,
+            variables,
+            tools=tool_list,
+            documents=document_list,
+            add_generation_prompt=add_generation_prompt,
+            continue_final_message=continue_final_message,
+            track_generation=return_assistant_tokens_mask,
+        )
+        if not tokenize:
+            return rendered.text
+        if sanitize_control_tokens:
+            return self._encode_marked(rendered.text)
+        if not return_assistant_tokens_mask:
+            return self.encode(rendered.text)
+        if not chat_template.has_generation_blocks(template):
+            logger.warning("return_assistant_tokens_mask: the chat template has no {%% generation %%} block")
+        encoding = self._backend.encode(rendered.text, add_special_tokens=False)
+        return {"input_ids": encoding.ids, "assistant_masks": _span_mask(encoding.offsets, rendered.generation_spans)}
+
+    def control_tokens(self) -> tuple[str, ...]:
+        """The tokens `sanitize_control_tokens` guards: every special token, plus the added tokens the chat template
+        writes itself (found among its literal strings; whitespace tokens excepted), as transformers infers them."""
+        literal = chat_template.template_literal_text(self.chat_template)
+        added = self._backend.get_added_tokens_decoder().values()
+        return tuple(t.content for t in added if t.special or (t.content in literal and not t.content.isspace()))
+
+    def _encode_marked(self, text: str) -> list[int]:
+        """Ids of a chat rendered from marked inputs: marked control tokens as plain text, the rest as usual.
+
+        Mirrors transformers' `encode_marked_chat`: pieces after the first are encoded behind a newline that is then
+        removed (so a SentencePiece prefix space is not added mid-chat), and a lone marker left by a template's
+        string operations still separates the text on its two sides.
+        """
+        _, markers = chat_template.control_token_patterns(self._added_contents())
+        pieces = markers.split(text)
+        newline = self.encode("\n")
+        ids = self.encode(pieces[0])
+        for i, piece in enumerate(pieces[1:], start=1):
+            if not piece:
+                continue
+            as_text = i % 2 == 1  # odd pieces are the marked tokens
+            encode = self._encode_plain if as_text else self.encode
+            piece_ids = encode("\n" + piece)
+            piece_ids = piece_ids[len(newline) :] if piece_ids[: len(newline)] == newline else encode(piece)
+            if as_text and self.token_to_id(piece) in piece_ids:
+                raise UserError(f"cannot guard {piece!r}: the tokenizer produces it from plain text")
+            ids += piece_ids
+        return ids
+
+    def _added_contents(self) -> tuple[str, ...]:
+        return tuple(t.content for t in self._backend.get_added_tokens_decoder().values())
+
+    def _encode_plain(self, text: str) -> list[int]:
+        """Ids of `text` with no added token matched, special or not: the backend's pipeline without its added
+        vocabulary."""
+        backend = self._backend
+        if backend.normalizer is not None:
+            text = backend.normalizer.normalize_str(text)
+        splits = (
+            [piece for piece, _ in backend.pre_tokenizer.pre_tokenize_str(text)] if backend.pre_tokenizer else [text]
+        )
+        return [token.id for split in splits for token in backend.model.tokenize(split)]
 
     # ------------------------------------------------------------------------------------------------- files
 
@@ -326,24 +407,13 @@ def new_backend() -> BackendTokenizer:
     return backend
 
 
-def validate_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Check chat messages up front so a bad one is reported by index, not as a Jinja error deep in a template."""
-    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
-        raise UserError(f"messages must be a list of {{role, content}} objects, got {type(messages).__name__}")
-    checked = []
-    for index, message in enumerate(messages):
-        if not isinstance(message, Mapping):
-            raise UserError(
-                f"messages[{index}]: expected an object with role and content, got {type(message).__name__}"
-            )
-        role = message.get("role")
-        if role not in ROLES:
-            raise UserError(f"messages[{index}].role: expected one of {', '.join(ROLES)}, got {role!r}")
-        content = message.get("content")
-        if not isinstance(content, str):
-            raise UserError(f"messages[{index}].content: expected a string, got {type(content).__name__}")
-        checked.append(dict(message))
-    return checked
+def _without_special_flag(backend: BackendTokenizer, contents: Sequence[str]) -> BackendTokenizer:
+    """The same tokenizer with `contents` as plain added tokens: same ids, still matched whole, never skipped."""
+    data = json.loads(backend.to_str())
+    for token in data["added_tokens"]:
+        if token["content"] in contents:
+            token["special"] = False
+    return BackendTokenizer.from_str(json.dumps(data))
 
 
 def _special_added_token(content: str) -> AddedToken:
@@ -367,6 +437,20 @@ def _in_vocab(backend: BackendTokenizer, token: str | None) -> bool:
 
 def _token_id(backend: BackendTokenizer, token: str | None) -> int | None:
     return None if token is None else backend.token_to_id(token)
+
+
+def _span_mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int]:
+    """1 for every token whose characters overlap a span (spans and offsets both ascend), as transformers marks the
+    assistant tokens; a token straddling a span edge counts as inside."""
+    mask, k = [0] * len(offsets), 0
+    for i, (start, end) in enumerate(offsets):
+        while k < len(spans) and start >= spans[k][1]:
+            k += 1
+        if k == len(spans):
+            break
+        if end > spans[k][0]:
+            mask[i] = 1
+    return mask
 
 
 def _checked_texts(texts: Iterable[str]) -> Iterator[str]:
@@ -440,33 +524,6 @@ def _read_chat_template(directory: Path, config: Mapping[str, Any]) -> str:
     elif isinstance(template, Mapping):
         template = template.get("default")
     return template if isinstance(template, str) else CHAT_TEMPLATE
-
-
-def _template_raise(message: str) -> None:
-    raise jinja2.exceptions.TemplateError(message)
-
-
-def _template_tojson(
-    value: Any, ensure_ascii: bool = False, indent: int | None = None, separators: Any = None, sort_keys: bool = False
-) -> str:
-    # Jinja's own tojson escapes HTML characters; transformers replaces it with plain json.dumps, and so do we.
-    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-
-
-@lru_cache(maxsize=16)
-def _compile_template(source: str) -> jinja2.Template:
-    """Compile like `transformers.utils.chat_template_utils` does, so foreign templates render identically.
-
-    The sandbox matters: templates come with downloaded tokenizers and are untrusted code.
-    """
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
-    env.filters["tojson"] = _template_tojson
-    env.globals["raise_exception"] = _template_raise
-    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
-    try:
-        return env.from_string(source)
-    except jinja2.TemplateError as exc:
-        raise UserError(f"chat template does not compile: {exc}") from exc
 
 
 # -------------------------------------------------------------------------------------- built-in corpus
