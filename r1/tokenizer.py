@@ -68,32 +68,69 @@ DEFAULT_MODEL_MAX_LENGTH = 16384
 # Below this the trainer cannot keep the 256 byte symbols and the specials, and silently returns more than asked.
 MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)
 
-# DeepSeek-R1's template, reduced to the roles used here. Kept on one line per statement with no text between
-# tags, so the output does not depend on Jinja's whitespace options. History assistant turns lose their reasoning
-# (everything up to the last </think>), as in DeepSeek's template: reasoning is never fed back to the model.
-CHAT_TEMPLATE = "".join(
-    [
-        "{% if add_generation_prompt is not defined %}{% set add_generation_prompt = false %}{% endif %}",
-        "{% set ns = namespace(system_prompt='', has_system=false) %}",
-        "{% for message in messages %}",
-        "{% if message['role'] == 'system' %}",
-        "{% if ns.has_system %}{% set ns.system_prompt = ns.system_prompt + '\\n\\n' + message['content'] %}",
-        "{% else %}{% set ns.system_prompt = message['content'] %}{% set ns.has_system = true %}{% endif %}",
-        "{% endif %}",
-        "{% endfor %}",
-        "{{ bos_token }}{{ ns.system_prompt }}",
-        "{% for message in messages %}",
-        "{% if message['role'] == 'user' %}",
-        f"{{{{ '{USER}' + message['content'] }}}}",
-        "{% elif message['role'] == 'assistant' %}",
-        "{% set content = message['content'] %}",
-        f"{{% if '{THINK_CLOSE}' in content %}}{{% set content = content.split('{THINK_CLOSE}')[-1] %}}{{% endif %}}",
-        f"{{{{ '{ASSISTANT}' + content + '{EOS}' }}}}",
-        "{% endif %}",
-        "{% endfor %}",
-        f"{{% if add_generation_prompt %}}{{{{ '{ASSISTANT}{THINK_OPEN}\\n' }}}}{{% endif %}}",
-    ]
-)
+# DeepSeek-R1's tool-call markup (its tokenizer's added tokens; the tiny tokenizers here spell them as text).
+TOOL_CALLS_BEGIN, TOOL_CALLS_END = "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>"
+TOOL_CALL_BEGIN, TOOL_CALL_END, TOOL_SEP = "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>", "<｜tool▁sep｜>"
+TOOL_OUTPUTS_BEGIN, TOOL_OUTPUTS_END = "<｜tool▁outputs▁begin｜>", "<｜tool▁outputs▁end｜>"
+TOOL_OUTPUT_BEGIN, TOOL_OUTPUT_END = "<｜tool▁output▁begin｜>", "<｜tool▁output▁end｜>"
+
+# DeepSeek-R1's chat template (the 2025-02-09 revision, whose generation prompt opens `<think>\n`), restated one
+# statement per line with no text between tags, so the output does not depend on Jinja's whitespace options. It
+# renders what R1's renders, quirks included (tests/test_chat_templates.py compares the two): system prompts joined
+# by a blank line; assistant turns lose their reasoning (everything up to the last </think>), so reasoning is never
+# fed back to the model; tool calls as ```json blocks, tool outputs grouped, and no generation prompt right after
+# tool outputs (the model continues the assistant turn). Where R1's fails, this one renders: a tool-calling turn
+# without content (content null is dropped before rendering), and arguments given as an object (written as JSON).
+_CHAT_TEMPLATE_LINES = [
+    "{% if add_generation_prompt is not defined %}{% set add_generation_prompt = false %}{% endif %}",
+    "{% set ns = namespace(system='', has_system=false, first_call=true, in_outputs=false, first_output=true) %}",
+    "{% for message in messages %}{% if message['role'] == 'system' %}",
+    "{% if ns.has_system %}{% set ns.system = ns.system + '\\n\\n' + message['content'] %}",
+    "{% else %}{% set ns.system = message['content'] %}{% set ns.has_system = true %}{% endif %}",
+    "{% endif %}{% endfor %}",
+    "{{ bos_token }}{{ ns.system }}",
+    "{% for message in messages %}",
+    "{% if message['role'] == 'user' %}",
+    "{% set ns.in_outputs = false %}{{ '@USER' + message['content'] }}",
+    "{% elif message['role'] == 'assistant' and 'tool_calls' in message %}",
+    "{% set ns.in_outputs = false %}",
+    "{% for call in message['tool_calls'] %}",
+    "{% set args = call['function']['arguments'] %}",
+    "{% if args is not string %}{% set args = args | tojson %}{% endif %}",
+    "{% set body = call['type'] + '@SEP' + call['function']['name'] + '\\n```json\\n' + args + '\\n```@CALL_END' %}",
+    "{% if ns.first_call %}{{ '@ASSISTANT' + message.get('content', '') + '@CALLS_BEGIN@CALL_BEGIN' + body }}",
+    "{% set ns.first_call = false %}{% else %}{{ '\\n@CALL_BEGIN' + body }}{% endif %}",
+    "{% endfor %}",
+    "{{ '@CALLS_END@EOS' }}",
+    "{% elif message['role'] == 'assistant' %}",
+    "{% set content = message['content'] %}",
+    "{% if ns.in_outputs %}{{ '@OUTPUTS_END' + content + '@EOS' }}{% set ns.in_outputs = false %}",
+    "{% else %}{% if '@THINK_CLOSE' in content %}{% set content = content.split('@THINK_CLOSE')[-1] %}{% endif %}",
+    "{{ '@ASSISTANT' + content + '@EOS' }}{% endif %}",
+    "{% elif message['role'] == 'tool' %}",
+    "{% set ns.in_outputs = true %}",
+    "{% if ns.first_output %}{{ '@OUTPUTS_BEGIN' }}{% set ns.first_output = false %}{% endif %}",
+    "{{ '@OUTPUT_BEGIN' + message['content'] + '@OUTPUT_END' }}",
+    "{% endif %}",
+    "{% endfor %}",
+    "{% if ns.in_outputs %}{{ '@OUTPUTS_END' }}{% endif %}",
+    "{% if add_generation_prompt and not ns.in_outputs %}{{ '@ASSISTANT@THINK_OPEN\\n' }}{% endif %}",
+]
+_TEMPLATE_TOKENS = {
+    "@USER": USER, "@ASSISTANT": ASSISTANT, "@EOS": EOS, "@THINK_OPEN": THINK_OPEN, "@THINK_CLOSE": THINK_CLOSE,
+    "@CALLS_BEGIN": TOOL_CALLS_BEGIN, "@CALLS_END": TOOL_CALLS_END, "@CALL_BEGIN": TOOL_CALL_BEGIN,
+    "@CALL_END": TOOL_CALL_END, "@SEP": TOOL_SEP, "@OUTPUTS_BEGIN": TOOL_OUTPUTS_BEGIN,
+    "@OUTPUTS_END": TOOL_OUTPUTS_END, "@OUTPUT_BEGIN": TOOL_OUTPUT_BEGIN, "@OUTPUT_END": TOOL_OUTPUT_END,
+}  # fmt: skip
+
+
+def _spell_tokens(line: str) -> str:
+    for name in sorted(_TEMPLATE_TOKENS, key=len, reverse=True):  # @CALLS_BEGIN before @CALL_BEGIN
+        line = line.replace(name, _TEMPLATE_TOKENS[name])
+    return line
+
+
+CHAT_TEMPLATE = "".join(_spell_tokens(line) for line in _CHAT_TEMPLATE_LINES)
 
 
 class Tokenizer:
