@@ -16,8 +16,9 @@ inference see the same tokens. Which tokens carry the loss:
    final turn's content goes in verbatim, reasoning included. Templates drop the reasoning of assistant turns
    (DeepSeek's keeps only what follows the last `</think>`), which is right for the history and wrong for the
    target, since the reasoning is what cold-start SFT teaches. So the conversation is rendered with a marker in
-   place of the final content and the content is put back in its place: history turns look as at inference, and
-   the final turn keeps its reasoning. The target ends with whatever the template closes a turn with (EOS here).
+   place of the final content, and the content goes back in its place: as the template renders it when that keeps
+   the reasoning (a template that trims the content, say), verbatim when the template drops it. History turns
+   look as at inference; the target ends with whatever the template closes a turn with (EOS for R1).
    When the generation prompt already opened the think block (`<｜Assistant｜><think>\\n`, R1's later template)
    and the content does not repeat that opener, the content continues the open block: its own `<think>` is not
    repeated, and content with no `</think>` at all is an answer without reasoning, which closes the block first
@@ -97,7 +98,8 @@ def _prompt_and_target(messages: list[Mapping[str, Any]], tokenizer: Any) -> tup
     if full.count(_MARKER) != 1:
         raise UserError("the chat template does not render the final assistant content once, verbatim")
     head, tail = full.split(_MARKER)
-    text = head + content + tail
+    text = head + _final_body(tokenizer.apply_chat_template(messages, add_generation_prompt=False), head, tail, content)
+    text += tail
     if text.startswith(prompt):
         return prompt, text[len(prompt) :]
     if prompt.startswith(head) and prompt_opens_think(prompt[len(head) :]):
@@ -106,6 +108,14 @@ def _prompt_and_target(messages: list[Mapping[str, Any]], tokenizer: Any) -> tup
         "the chat template renders the earlier messages differently once the final assistant turn follows, so "
         "the turn to train on cannot be found (give the template {% generation %} blocks)"
     )
+
+
+def _final_body(full: str, head: str, tail: str, content: str) -> str:
+    """The final turn's content as the template renders it (trimmed, say), unless that drops its reasoning."""
+    if not (full.startswith(head) and full.endswith(tail) and len(full) >= len(head) + len(tail)):
+        return content
+    rendered = full[len(head) : len(full) - len(tail)]
+    return content if THINK_CLOSE in content and THINK_CLOSE not in rendered else rendered
 
 
 class SFTStage(PretrainStage):
