@@ -11,6 +11,7 @@ from tokenizers import Tokenizer as BackendTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from r1.cli import main
+from r1.data.tokenizer_corpus import default_training_text
 from r1.errors import UserError
 from r1.tokenizer import (
     ANSWER_CLOSE,
@@ -27,7 +28,6 @@ from r1.tokenizer import (
     USER,
     IncrementalDecoder,
     Tokenizer,
-    default_training_text,
 )
 
 VOCAB_SIZE = 1024  # large enough that Chinese words and emoji bytes from the corpus get merged
