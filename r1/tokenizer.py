@@ -33,10 +33,14 @@ from typing import Any
 from tokenizers import AddedToken, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as BackendTokenizer
 
-from r1 import chat_template
+from r1 import chat_template as templating
 from r1.errors import UserError
 
 logger = logging.getLogger(__name__)
+# transformers' apply_chat_template options about tokenizer output, which this one does not have.
+_TRANSFORMERS_ONLY = frozenset(
+    {"padding", "truncation", "max_length", "return_tensors", "return_dict", "tokenizer_kwargs"}
+)
 
 # The first five strings are DeepSeek-R1's own: fullwidth vertical bars (U+FF5C) and the ▁ block (U+2581).
 BOS = "<｜begin▁of▁sentence｜>"
@@ -233,6 +237,7 @@ class Tokenizer:
         messages: Sequence[Any],
         tools: Sequence[Mapping[str, Any]] | None = None,
         documents: Sequence[Mapping[str, Any]] | None = None,
+        chat_template: str | None = None,
         add_generation_prompt: bool = True,
         continue_final_message: bool | str = False,
         tokenize: bool = False,
@@ -242,29 +247,34 @@ class Tokenizer:
     ) -> Any:
         """Render `messages` exactly as `transformers` does: the same text, and with `tokenize` the same ids.
 
-        Arguments mean what they mean in transformers (see `r1.chat_template`); extra keyword arguments become
-        template variables (e.g. `date_string`, `enable_thinking`). Two defaults differ on purpose: the generation
-        prompt is on, because nearly every caller here is about to sample a response, and `tokenize` is off.
+        Arguments mean what they mean in transformers (see `r1.chat_template`); `chat_template` replaces the
+        tokenizer's template for this call; extra keyword arguments become template variables (e.g. `date_string`,
+        `enable_thinking`). Two defaults differ on purpose: the generation prompt is on, because nearly every caller
+        here is about to sample a response, and `tokenize` is off. transformers' tokenization options (padding,
+        tensors, ...) are refused rather than passed to the template unnoticed.
         Returns the text, the ids (`tokenize=True`), or `{"input_ids", "assistant_masks"}` with
         `return_assistant_tokens_mask=True` (1 for tokens inside the template's `{% generation %}` blocks).
         `sanitize_control_tokens=True` encodes control tokens found in user-supplied strings as plain text, so only
         the template's own special tokens map to their ids.
         """
+        unsupported = sorted(_TRANSFORMERS_ONLY.intersection(kwargs))
+        if unsupported:
+            raise UserError(f"apply_chat_template: {', '.join(unsupported)} not supported (ids come back as a list)")
         if return_assistant_tokens_mask and not tokenize:
             raise UserError("return_assistant_tokens_mask needs tokenize=True")
         if sanitize_control_tokens and (not tokenize or return_assistant_tokens_mask):
             raise UserError("sanitize_control_tokens needs tokenize=True and no return_assistant_tokens_mask")
-        template = self.chat_template
-        chat = chat_template.validate_messages(messages)
-        tool_list, document_list = chat_template.check_tools(tools), chat_template.check_documents(documents)
+        template = self.chat_template if chat_template is None else chat_template
+        chat = templating.validate_messages(messages)
+        tool_list, document_list = templating.check_tools(tools), templating.check_documents(documents)
         if sanitize_control_tokens:
-            tokens, _ = chat_template.control_token_patterns(self.control_tokens())
+            tokens, _ = templating.control_token_patterns(self.control_tokens(template))
             chat, tool_list, document_list, kwargs = (
-                chat_template.mark_control_tokens(part, tokens) for part in (chat, tool_list, document_list, kwargs)
+                templating.mark_control_tokens(part, tokens) for part in (chat, tool_list, document_list, kwargs)
             )
         specials = {"bos_token": self.bos_token, "eos_token": self.eos_token, "pad_token": self.pad_token}
         variables = {**{k: v for k, v in specials.items() if v is not None}, **kwargs}
-        rendered = chat_template.render(
+        rendered = templating.render(
             template,
             chat,
             variables,
@@ -280,15 +290,15 @@ class Tokenizer:
             return self._encode_marked(rendered.text)
         if not return_assistant_tokens_mask:
             return self.encode(rendered.text)
-        if not chat_template.has_generation_blocks(template):
+        if not templating.has_generation_blocks(template):
             logger.warning("return_assistant_tokens_mask: the chat template has no {%% generation %%} block")
         encoding = self._backend.encode(rendered.text, add_special_tokens=False)
         return {"input_ids": encoding.ids, "assistant_masks": _span_mask(encoding.offsets, rendered.generation_spans)}
 
-    def control_tokens(self) -> tuple[str, ...]:
+    def control_tokens(self, template: str | None = None) -> tuple[str, ...]:
         """The tokens `sanitize_control_tokens` guards: every special token, plus the added tokens the chat template
         writes itself (found among its literal strings; whitespace tokens excepted), as transformers infers them."""
-        literal = chat_template.template_literal_text(self.chat_template)
+        literal = templating.template_literal_text(self.chat_template if template is None else template)
         added = self._backend.get_added_tokens_decoder().values()
         return tuple(t.content for t in added if t.special or (t.content in literal and not t.content.isspace()))
 
@@ -299,7 +309,7 @@ class Tokenizer:
         removed (so a SentencePiece prefix space is not added mid-chat), and a lone marker left by a template's
         string operations still separates the text on its two sides.
         """
-        _, markers = chat_template.control_token_patterns(self._added_contents())
+        _, markers = templating.control_token_patterns(self._added_contents())
         pieces = markers.split(text)
         newline = self.encode("\n")
         ids = self.encode(pieces[0])

@@ -377,3 +377,13 @@ def test_bad_tools_and_documents_are_one_line_errors():
         ours.apply_chat_template(chat, tools=[print])
     with pytest.raises(UserError, match="documents must be a list"):
         ours.apply_chat_template(chat, documents="text")
+
+
+def test_template_override_and_transformers_only_options():
+    ours, theirs = make_pair(CHAT_TEMPLATE)
+    other = published("DeepSeek-V3.2024-12")
+    chat = CONVERSATIONS["turns"]
+    want = theirs.apply_chat_template(chat, chat_template=other, tokenize=False, add_generation_prompt=True)
+    assert ours.apply_chat_template(chat, chat_template=other) == want != ours.apply_chat_template(chat)
+    with pytest.raises(UserError, match="return_tensors not supported"):
+        ours.apply_chat_template(chat, tokenize=True, return_tensors="pt")
