@@ -34,7 +34,10 @@ from r1.tokenizer import (
 transformers = pytest.importorskip("transformers")
 
 FIXTURES = Path(__file__).parent / "fixtures" / "chat_templates"
-PUBLISHED = sorted(p.name.removesuffix(".tokenizer_config.json") for p in FIXTURES.glob("*.tokenizer_config.json"))
+CONFIGS = sorted(p.name.removesuffix(".tokenizer_config.json") for p in FIXTURES.glob("*.tokenizer_config.json"))
+QWEN = "Qwen2.5-Instruct"
+PUBLISHED = [*CONFIGS, QWEN]
+TRAINING = ["TRL.qwen2_5_training", "TRL.deepseekv3_training"]  # TRL's templates with {% generation %} blocks
 DEEPSEEK = [name for name in PUBLISHED if name.startswith("DeepSeek")]
 LLAMA = "Llama-3.2-3B-Instruct.2024-09-25"
 
@@ -43,9 +46,15 @@ DEEPSEEK_MARKUP = ["<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>",
                    "<｜tool▁sep｜>", "<｜tool▁outputs▁begin｜>", "<｜tool▁outputs▁end｜>", "<｜tool▁output▁begin｜>",
                    "<｜tool▁output▁end｜>"]  # fmt: skip
 LLAMA_MARKUP = ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|eom_id|>", "<|python_tag|>"]
+QWEN_MARKUP = ["<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"]
+MARKUP = DEEPSEEK_MARKUP + LLAMA_MARKUP + QWEN_MARKUP
 
 
 def published(name: str) -> str:
+    """A fixture's template: a published config's `chat_template`, or a `.jinja` file's text."""
+    jinja = FIXTURES / f"{name}.jinja"
+    if jinja.is_file():
+        return jinja.read_text(encoding="utf-8")
     return json.loads((FIXTURES / f"{name}.tokenizer_config.json").read_text(encoding="utf-8"))["chat_template"]
 
 
@@ -130,12 +139,13 @@ def both(ours, theirs, messages, **kwargs):
 
 def test_fixtures_are_the_published_blobs_listed_in_sources():
     sources = (FIXTURES / "SOURCES.md").read_text(encoding="utf-8")
-    assert len(PUBLISHED) == 6
-    for name in PUBLISHED:
-        raw = (FIXTURES / f"{name}.tokenizer_config.json").read_bytes()
+    files = sorted(p.name for p in FIXTURES.iterdir() if p.suffix in (".json", ".jinja"))
+    assert len(files) == 9 and len(CONFIGS) == 6
+    for file in files:
+        raw = (FIXTURES / file).read_bytes()
         blob = hashlib.sha1(b"blob %d\0" % len(raw) + raw).hexdigest()  # git's id, also the hub's
-        row = re.search(rf"\| `{re.escape(name)}\.tokenizer_config\.json` \|[^\n]*", sources)
-        assert row and blob in row.group(0) and hashlib.sha256(raw).hexdigest() in row.group(0), name
+        row = re.search(rf"\| `{re.escape(file)}` \|[^\n]*", sources)
+        assert row and blob in row.group(0) and hashlib.sha256(raw).hexdigest() in row.group(0), file
     # both DeepSeek generation prompts are covered: the original one and the later `<think>\n` revision
     assert published("DeepSeek-R1.2025-01-22").endswith("{{'<｜Assistant｜>'}}{% endif %}")
     assert published("DeepSeek-R1.2025-02-09").endswith("{{'<｜Assistant｜><think>\\n'}}{% endif %}")
@@ -147,17 +157,18 @@ def test_fixtures_are_the_published_blobs_listed_in_sources():
 @pytest.mark.parametrize("with_markup", [False, True], ids=["markup-as-text", "markup-as-added-tokens"])
 @pytest.mark.parametrize("name", PUBLISHED)
 def test_published_templates_render_as_transformers(name, with_markup):
-    ours, theirs = make_pair(published(name), DEEPSEEK_MARKUP + LLAMA_MARKUP if with_markup else [])
+    ours, theirs = make_pair(published(name), MARKUP if with_markup else [])
     rendered = {}
     for key, conversation in CONVERSATIONS.items():
         for add_prompt in (True, False):
             text, ids = both(ours, theirs, conversation, add_generation_prompt=add_prompt, date_string="26 Jul 2024")
             rendered[key, add_prompt] = text
-            if with_markup and ids is not None and name != LLAMA and key == "tools":
+            if with_markup and ids is not None and name in DEEPSEEK and key == "tools":
                 assert ours.token_to_id(TOOL_OUTPUTS_END) in ids  # the markup is one id, not pieces
     # the comparison saw real renderings, not only errors
-    assert rendered["turns", True].startswith(BOS) and "七加五等于多少" in rendered["turns", True]
-    if name != LLAMA:
+    assert "七加五等于多少" in rendered["turns", True]
+    if name in DEEPSEEK:
+        assert rendered["turns", True].startswith(BOS)
         prompt = rendered["turns", True]
         assert prompt.endswith(ASSISTANT + ("<think>\n" if "2025-02-09" in name else ""))
         assert ("2 plus 3 is 5" in prompt) == name.startswith("DeepSeek-V3")  # R1 templates drop old reasoning
@@ -186,6 +197,18 @@ def test_llama_tools_kwargs_and_tool_role_render_as_transformers():
     assert both(ours, theirs, two_calls)[0].startswith("error: This model only supports single tool-calls")
     with pytest.raises(UserError, match="only supports single tool-calls"):
         ours.apply_chat_template(two_calls)
+
+
+def test_qwen_tools_and_tool_role_render_as_transformers():
+    ours, theirs = make_pair(published(QWEN), QWEN_MARKUP)
+    for conversation in CONVERSATIONS.values():
+        for add_prompt in (True, False):
+            text, ids = both(ours, theirs, conversation, tools=TOOLS, add_generation_prompt=add_prompt)
+            assert "<tools>" in text and '"name": "get_weather"' in text and "Weather <now> & here" in text
+    text, _ = both(ours, theirs, CONVERSATIONS["tools"], add_generation_prompt=True)
+    assert "<tool_response>\nsunny, 21C\n</tool_response>" in text and "<tool_call>" in text
+    assert text.startswith("<|im_start|>system\nYou are Qwen") and text.endswith("<|im_start|>assistant\n")
+    assert ours.token_to_id("<tool_response>") in ours.apply_chat_template(CONVERSATIONS["tools"], tokenize=True)
 
 
 def test_llama_date_comes_from_strftime_now_unless_given():
@@ -312,6 +335,19 @@ def test_generation_blocks_give_transformers_assistant_mask():
     # a template without blocks: an all-zero mask, as in transformers
     plain = make_pair(CHAT_TEMPLATE)[0].apply_chat_template(chat, tokenize=True, return_assistant_tokens_mask=True)
     assert not any(plain["assistant_masks"])
+
+
+@pytest.mark.parametrize("name", TRAINING)
+def test_trl_training_templates_give_transformers_assistant_mask(name):
+    ours, theirs = make_pair(published(name), MARKUP)
+    for key in ("turns", "tools"):
+        chat = CONVERSATIONS[key][:-1]  # ends with an assistant turn
+        want = theirs.apply_chat_template(chat, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+        got = ours.apply_chat_template(
+            chat, add_generation_prompt=False, tokenize=True, return_assistant_tokens_mask=True
+        )
+        assert got["input_ids"] == list(want["input_ids"])
+        assert got["assistant_masks"] == list(want["assistant_masks"]) and sum(got["assistant_masks"]) > 0
 
 
 def test_sandbox_refuses_escapes():

@@ -30,7 +30,11 @@ CONVERSATION = [
 
 def with_template(name: str) -> Tokenizer:
     tok = tiny_tokenizer()
-    template = json.loads((FIXTURES / f"{name}.tokenizer_config.json").read_text(encoding="utf-8"))["chat_template"]
+    jinja = FIXTURES / f"{name}.jinja"
+    if jinja.is_file():
+        template = jinja.read_text(encoding="utf-8")
+    else:
+        template = json.loads((FIXTURES / f"{name}.tokenizer_config.json").read_text(encoding="utf-8"))["chat_template"]
     return Tokenizer(tok.backend, chat_template=template)
 
 
@@ -53,6 +57,7 @@ def split(example, tok):
         ("DeepSeek-R1-Distill-Qwen-32B.2025-01-22", f"{REASONED}{EOS}"),
         ("DeepSeek-V3.2024-12", f"{REASONED}{EOS}"),
         ("Llama-3.2-3B-Instruct.2024-09-25", f"{REASONED}<|eot_id|>"),
+        ("Qwen2.5-Instruct", f"{REASONED}<|im_end|>\n"),
     ],
 )
 def test_published_templates_prompt_as_at_inference_and_keep_the_final_reasoning(name, target):
@@ -67,7 +72,7 @@ def test_published_templates_prompt_as_at_inference_and_keep_the_final_reasoning
     else:
         want = tok.apply_chat_template(CONVERSATION[:-1])
     assert prompt == want  # exactly the inference prompt
-    assert ("old reasoning" in prompt) == name.startswith(("DeepSeek-V3", "Llama"))  # R1 drops history reasoning
+    assert ("old reasoning" in prompt) == name.startswith(("DeepSeek-V3", "Llama", "Qwen"))  # R1's drop it
 
 
 def test_builtin_template_target_shapes():
@@ -101,6 +106,21 @@ def test_generation_blocks_put_the_loss_on_every_marked_turn():
     assert [lab != IGNORE_INDEX for lab in example.labels] == [bool(m) for m in want["assistant_masks"]]
     trained = tok.decode([t for t, lab in zip(example.input_ids, example.labels, strict=True) if lab != IGNORE_INDEX])
     assert trained == f"<think>\nold reasoning\n</think>\n\n4{EOS}{REASONED}{EOS}"  # what the template renders
+
+
+@pytest.mark.parametrize("name", ["TRL.qwen2_5_training", "TRL.deepseekv3_training"])
+def test_trl_training_templates_mask_what_transformers_masks(name):
+    transformers = pytest.importorskip("transformers")
+    tok = with_template(name)
+    example = render_conversation(CONVERSATION, tok)
+    hf = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok.backend, chat_template=tok.chat_template, bos_token=BOS, eos_token=EOS
+    )
+    want = hf.apply_chat_template(CONVERSATION, return_dict=True, return_assistant_tokens_mask=True)
+    assert example.input_ids == list(want["input_ids"])
+    assert [lab != IGNORE_INDEX for lab in example.labels] == [bool(m) for m in want["assistant_masks"]]
+    trained = tok.decode([t for t, lab in zip(example.input_ids, example.labels, strict=True) if lab != IGNORE_INDEX])
+    assert "6" in trained and "and 3+3?" not in trained
 
 
 def test_the_shipped_base_already_predicts_its_sft_targets(one_thread):
