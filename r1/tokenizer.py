@@ -291,7 +291,7 @@ class Tokenizer:
         if not return_assistant_tokens_mask:
             return self.encode(rendered.text)
         if not templating.has_generation_blocks(template):
-            logger.warning("return_assistant_tokens_mask: the chat template has no {%% generation %%} block")
+            logger.warning("return_assistant_tokens_mask: the chat template has no {% generation %} block")
         encoding = self._backend.encode(rendered.text, add_special_tokens=False)
         return {"input_ids": encoding.ids, "assistant_masks": _span_mask(encoding.offsets, rendered.generation_spans)}
 
