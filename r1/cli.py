@@ -20,7 +20,7 @@ from r1.errors import UserError
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("r1.pipeline.run", "the built-in default job, end to end, into a run folder"),
     "model": ("r1.model.cli", "inspect model presets: parameter counts, KV-cache sizes, configs"),
-    "tokenizer": ("r1.tokenizer", "train or inspect a byte-level BPE tokenizer with the R1 chat template"),
+    "tokenizer": ("r1.tokenizer_cli", "train or inspect a byte-level BPE tokenizer with the R1 chat template"),
     "tasks": ("r1.tasks.cli", "list built-in task generators, sample items, convert local datasets"),
     "eval": ("r1.eval.cli", "R1-style evaluation: pass@1 over k samples, pass@k, cons@k, lengths"),
     "train": ("r1.train.cli", "train a stage (pretrain, sft, grpo) from a YAML config; torchrun for data parallel"),

@@ -9,8 +9,12 @@ ids, the same special tokens and the same rendered chats as this module. Choices
   when a number's tokens line up with its digits.
 - No post-processor: `encode(text)` is exactly the text's ids. BOS comes from the chat template, or callers add
   it, so no code path adds it twice.
-- The special tokens take ids 0..8 in a fixed order (`SPECIAL_TOKENS`), so checkpoints, rewards and the engine can
-  rely on them whatever corpus the tokenizer was trained on.
+- The R1 tokens take ids 0..8 in a fixed order (`SPECIAL_TOKENS`), so checkpoints, rewards and the engine can
+  rely on them whatever corpus the tokenizer was trained on. BOS, EOS, PAD and the role markers are special
+  tokens; `<think>`, `</think>`, `<answer>`, `</answer>` are added tokens that are not special, so no decoder that
+  skips special tokens loses the reasoning (DeepSeek's R1-Distill tokenizers mark `<think>` the same way).
+- Chat templates are rendered by `r1.chat_template`, which reproduces transformers' Jinja set-up exactly: the same
+  text and ids for published templates, tools, `{% generation %}` masks and all.
 
 `Tokenizer.load` also reads any other Hugging Face `tokenizer.json`, so tests and evaluation can use real
 tokenizers; pickled (slow) tokenizers are never read.
@@ -18,24 +22,25 @@ tokenizers; pickled (slow) tokenizers are never read.
 
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import os
-import random
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
-from functools import lru_cache
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any
 
-import jinja2
-from jinja2.ext import loopcontrols
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import AddedToken, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as BackendTokenizer
 
+from r1 import chat_template as templating
 from r1.errors import UserError
 from r1.io import atomic_write_text
+
+logger = logging.getLogger(__name__)
+# transformers' apply_chat_template options about tokenizer output, which this one does not have.
+_TRANSFORMERS_ONLY = frozenset(
+    {"padding", "truncation", "max_length", "return_tensors", "return_dict", "tokenizer_kwargs"}
+)
 
 # The first five strings are DeepSeek-R1's own: fullwidth vertical bars (U+FF5C) and the ▁ block (U+2581).
 BOS = "<｜begin▁of▁sentence｜>"
@@ -49,10 +54,13 @@ ANSWER_OPEN = "<answer>"
 ANSWER_CLOSE = "</answer>"
 # Order is the id order: BOS is 0, EOS 1, PAD 2, ... ANSWER_CLOSE 8.
 SPECIAL_TOKENS = [BOS, EOS, PAD, USER, ASSISTANT, THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE]
+# Of those, the reasoning tags are added tokens but not *special* ones, as `<think>` is in DeepSeek's R1-Distill
+# tokenizers: decoders that skip special tokens (transformers' pipelines, vLLM's default) must keep them, or the
+# boundary between reasoning and answer is lost.
+REASONING_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 
 # What the model is prompted with: R1's usage notes ask that every response starts with "<think>\n".
 GENERATION_PROMPT = f"{ASSISTANT}{THINK_OPEN}\n"
-ROLES = ("system", "user", "assistant")
 
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "tokenizer_config.json"
@@ -62,32 +70,69 @@ DEFAULT_MODEL_MAX_LENGTH = 16384
 # Below this the trainer cannot keep the 256 byte symbols and the specials, and silently returns more than asked.
 MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)
 
-# DeepSeek-R1's template, reduced to the roles used here. Kept on one line per statement with no text between
-# tags, so the output does not depend on Jinja's whitespace options. History assistant turns lose their reasoning
-# (everything up to the last </think>), as in DeepSeek's template: reasoning is never fed back to the model.
-CHAT_TEMPLATE = "".join(
-    [
-        "{% if add_generation_prompt is not defined %}{% set add_generation_prompt = false %}{% endif %}",
-        "{% set ns = namespace(system_prompt='', has_system=false) %}",
-        "{% for message in messages %}",
-        "{% if message['role'] == 'system' %}",
-        "{% if ns.has_system %}{% set ns.system_prompt = ns.system_prompt + '\\n\\n' + message['content'] %}",
-        "{% else %}{% set ns.system_prompt = message['content'] %}{% set ns.has_system = true %}{% endif %}",
-        "{% endif %}",
-        "{% endfor %}",
-        "{{ bos_token }}{{ ns.system_prompt }}",
-        "{% for message in messages %}",
-        "{% if message['role'] == 'user' %}",
-        f"{{{{ '{USER}' + message['content'] }}}}",
-        "{% elif message['role'] == 'assistant' %}",
-        "{% set content = message['content'] %}",
-        f"{{% if '{THINK_CLOSE}' in content %}}{{% set content = content.split('{THINK_CLOSE}')[-1] %}}{{% endif %}}",
-        f"{{{{ '{ASSISTANT}' + content + '{EOS}' }}}}",
-        "{% endif %}",
-        "{% endfor %}",
-        f"{{% if add_generation_prompt %}}{{{{ '{ASSISTANT}{THINK_OPEN}\\n' }}}}{{% endif %}}",
-    ]
-)
+# DeepSeek-R1's tool-call markup (its tokenizer's added tokens; the tiny tokenizers here spell them as text).
+TOOL_CALLS_BEGIN, TOOL_CALLS_END = "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>"
+TOOL_CALL_BEGIN, TOOL_CALL_END, TOOL_SEP = "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>", "<｜tool▁sep｜>"
+TOOL_OUTPUTS_BEGIN, TOOL_OUTPUTS_END = "<｜tool▁outputs▁begin｜>", "<｜tool▁outputs▁end｜>"
+TOOL_OUTPUT_BEGIN, TOOL_OUTPUT_END = "<｜tool▁output▁begin｜>", "<｜tool▁output▁end｜>"
+
+# DeepSeek-R1's chat template (the 2025-02-09 revision, whose generation prompt opens `<think>\n`), restated one
+# statement per line with no text between tags, so the output does not depend on Jinja's whitespace options. It
+# renders what R1's renders, quirks included (tests/test_chat_templates.py compares the two): system prompts joined
+# by a blank line; assistant turns lose their reasoning (everything up to the last </think>), so reasoning is never
+# fed back to the model; tool calls as ```json blocks, tool outputs grouped, and no generation prompt right after
+# tool outputs (the model continues the assistant turn). Where R1's fails, this one renders: a tool-calling turn
+# without content (content null is dropped before rendering), and arguments given as an object (written as JSON).
+_CHAT_TEMPLATE_LINES = [
+    "{% if add_generation_prompt is not defined %}{% set add_generation_prompt = false %}{% endif %}",
+    "{% set ns = namespace(system='', has_system=false, first_call=true, in_outputs=false, first_output=true) %}",
+    "{% for message in messages %}{% if message['role'] == 'system' %}",
+    "{% if ns.has_system %}{% set ns.system = ns.system + '\\n\\n' + message['content'] %}",
+    "{% else %}{% set ns.system = message['content'] %}{% set ns.has_system = true %}{% endif %}",
+    "{% endif %}{% endfor %}",
+    "{{ bos_token }}{{ ns.system }}",
+    "{% for message in messages %}",
+    "{% if message['role'] == 'user' %}",
+    "{% set ns.in_outputs = false %}{{ '@USER' + message['content'] }}",
+    "{% elif message['role'] == 'assistant' and 'tool_calls' in message %}",
+    "{% set ns.in_outputs = false %}",
+    "{% for call in message['tool_calls'] %}",
+    "{% set args = call['function']['arguments'] %}",
+    "{% if args is not string %}{% set args = args | tojson %}{% endif %}",
+    "{% set body = call['type'] + '@SEP' + call['function']['name'] + '\\n```json\\n' + args + '\\n```@CALL_END' %}",
+    "{% if ns.first_call %}{{ '@ASSISTANT' + message.get('content', '') + '@CALLS_BEGIN@CALL_BEGIN' + body }}",
+    "{% set ns.first_call = false %}{% else %}{{ '\\n@CALL_BEGIN' + body }}{% endif %}",
+    "{% endfor %}",
+    "{{ '@CALLS_END@EOS' }}",
+    "{% elif message['role'] == 'assistant' %}",
+    "{% set content = message['content'] %}",
+    "{% if ns.in_outputs %}{{ '@OUTPUTS_END' + content + '@EOS' }}{% set ns.in_outputs = false %}",
+    "{% else %}{% if '@THINK_CLOSE' in content %}{% set content = content.split('@THINK_CLOSE')[-1] %}{% endif %}",
+    "{{ '@ASSISTANT' + content + '@EOS' }}{% endif %}",
+    "{% elif message['role'] == 'tool' %}",
+    "{% set ns.in_outputs = true %}",
+    "{% if ns.first_output %}{{ '@OUTPUTS_BEGIN' }}{% set ns.first_output = false %}{% endif %}",
+    "{{ '@OUTPUT_BEGIN' + message['content'] + '@OUTPUT_END' }}",
+    "{% endif %}",
+    "{% endfor %}",
+    "{% if ns.in_outputs %}{{ '@OUTPUTS_END' }}{% endif %}",
+    "{% if add_generation_prompt and not ns.in_outputs %}{{ '@ASSISTANT@THINK_OPEN\\n' }}{% endif %}",
+]
+_TEMPLATE_TOKENS = {
+    "@USER": USER, "@ASSISTANT": ASSISTANT, "@EOS": EOS, "@THINK_OPEN": THINK_OPEN, "@THINK_CLOSE": THINK_CLOSE,
+    "@CALLS_BEGIN": TOOL_CALLS_BEGIN, "@CALLS_END": TOOL_CALLS_END, "@CALL_BEGIN": TOOL_CALL_BEGIN,
+    "@CALL_END": TOOL_CALL_END, "@SEP": TOOL_SEP, "@OUTPUTS_BEGIN": TOOL_OUTPUTS_BEGIN,
+    "@OUTPUTS_END": TOOL_OUTPUTS_END, "@OUTPUT_BEGIN": TOOL_OUTPUT_BEGIN, "@OUTPUT_END": TOOL_OUTPUT_END,
+}  # fmt: skip
+
+
+def _spell_tokens(line: str) -> str:
+    for name in sorted(_TEMPLATE_TOKENS, key=len, reverse=True):  # @CALLS_BEGIN before @CALL_BEGIN
+        line = line.replace(name, _TEMPLATE_TOKENS[name])
+    return line
+
+
+CHAT_TEMPLATE = "".join(_spell_tokens(line) for line in _CHAT_TEMPLATE_LINES)
 
 
 class Tokenizer:
@@ -123,7 +168,8 @@ class Tokenizer:
     def train(cls, texts: Iterable[str], vocab_size: int = 2048, min_frequency: int = 2) -> Tokenizer:
         """Train a byte-level BPE whose ids 0..8 are `SPECIAL_TOKENS`, whatever the corpus.
 
-        Special tokens are extracted before counting pairs, so merges never learn pieces of `<think>` and the like.
+        All nine are given to the trainer as special tokens, so they get the first ids and are extracted before
+        pairs are counted (no merge learns a piece of `<think>`); the reasoning tags then lose the special flag.
         """
         if vocab_size < MIN_VOCAB_SIZE:
             raise UserError(f"vocab_size must be at least {MIN_VOCAB_SIZE} (256 bytes + specials), got {vocab_size}")
@@ -138,7 +184,7 @@ class Tokenizer:
             show_progress=False,
         )
         backend.train_from_iterator(_checked_texts(texts), trainer=trainer)
-        return cls(backend)
+        return cls(_without_special_flag(backend, REASONING_TAGS))
 
     # ----------------------------------------------------------------------------------------- encode/decode
 
@@ -152,7 +198,8 @@ class Tokenizer:
         return [e.ids for e in encodings]
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
-        """Text for `ids`; specials are kept by default because `<think>`/`<answer>` carry meaning here."""
+        """Text for `ids`. Skipping special tokens drops BOS/EOS/PAD and the role markers, never the reasoning tags
+        (they are not special); they are kept by default so decoded prompts read as the model saw them."""
         return self._backend.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
     def token_to_id(self, token: str) -> int | None:
@@ -185,33 +232,112 @@ class Tokenizer:
 
     # ------------------------------------------------------------------------------------------------- chat
 
-    @overload
     def apply_chat_template(
-        self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = ..., tokenize: Literal[False] = ...
-    ) -> str: ...
+        self,
+        messages: Sequence[Any],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        documents: Sequence[Mapping[str, Any]] | None = None,
+        chat_template: str | None = None,
+        add_generation_prompt: bool = True,
+        continue_final_message: bool | str = False,
+        tokenize: bool = False,
+        return_assistant_tokens_mask: bool = False,
+        sanitize_control_tokens: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Render `messages` exactly as `transformers` does: the same text, and with `tokenize` the same ids.
 
-    @overload
-    def apply_chat_template(
-        self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = ..., *, tokenize: Literal[True]
-    ) -> list[int]: ...
-
-    def apply_chat_template(
-        self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = True, tokenize: bool = False
-    ) -> str | list[int]:
-        """Render `messages` the way `transformers` would, so prompts match between this code and HF tools.
-
-        The generation prompt defaults to on because nearly every caller here is about to sample a response.
+        Arguments mean what they mean in transformers (see `r1.chat_template`); `chat_template` replaces the
+        tokenizer's template for this call; extra keyword arguments become template variables (e.g. `date_string`,
+        `enable_thinking`). Two defaults differ on purpose: the generation prompt is on, because nearly every caller
+        here is about to sample a response, and `tokenize` is off. transformers' tokenization options (padding,
+        tensors, ...) are refused rather than passed to the template unnoticed.
+        Returns the text, the ids (`tokenize=True`), or `{"input_ids", "assistant_masks"}` with
+        `return_assistant_tokens_mask=True` (1 for tokens inside the template's `{% generation %}` blocks).
+        `sanitize_control_tokens=True` encodes control tokens found in user-supplied strings as plain text, so only
+        the template's own special tokens map to their ids.
         """
-        checked = validate_messages(messages)
-        specials = {"bos_token": self.bos_token, "eos_token": self.eos_token, "pad_token": self.pad_token}
-        context = {key: value for key, value in specials.items() if value is not None}
-        try:
-            text = _compile_template(self.chat_template).render(
-                messages=checked, tools=None, documents=None, add_generation_prompt=add_generation_prompt, **context
+        unsupported = sorted(_TRANSFORMERS_ONLY.intersection(kwargs))
+        if unsupported:
+            raise UserError(f"apply_chat_template: {', '.join(unsupported)} not supported (ids come back as a list)")
+        if return_assistant_tokens_mask and not tokenize:
+            raise UserError("return_assistant_tokens_mask needs tokenize=True")
+        if sanitize_control_tokens and (not tokenize or return_assistant_tokens_mask):
+            raise UserError("sanitize_control_tokens needs tokenize=True and no return_assistant_tokens_mask")
+        template = self.chat_template if chat_template is None else chat_template
+        chat = templating.validate_messages(messages)
+        tool_list, document_list = templating.check_tools(tools), templating.check_documents(documents)
+        if sanitize_control_tokens:
+            tokens, _ = templating.control_token_patterns(self.control_tokens(template))
+            chat, tool_list, document_list, kwargs = (
+                templating.mark_control_tokens(part, tokens) for part in (chat, tool_list, document_list, kwargs)
             )
-        except jinja2.TemplateError as exc:
-            raise UserError(f"chat template failed: {exc}") from exc
-        return self.encode(text) if tokenize else text
+        specials = {"bos_token": self.bos_token, "eos_token": self.eos_token, "pad_token": self.pad_token}
+        variables = {**{k: v for k, v in specials.items() if v is not None}, **kwargs}
+        rendered = templating.render(
+            template,
+            chat,
+            variables,
+            tools=tool_list,
+            documents=document_list,
+            add_generation_prompt=add_generation_prompt,
+            continue_final_message=continue_final_message,
+            track_generation=return_assistant_tokens_mask,
+        )
+        if not tokenize:
+            return rendered.text
+        if sanitize_control_tokens:
+            return self._encode_marked(rendered.text)
+        if not return_assistant_tokens_mask:
+            return self.encode(rendered.text)
+        if not templating.has_generation_blocks(template):
+            logger.warning("return_assistant_tokens_mask: the chat template has no {% generation %} block")
+        encoding = self._backend.encode(rendered.text, add_special_tokens=False)
+        return {"input_ids": encoding.ids, "assistant_masks": _span_mask(encoding.offsets, rendered.generation_spans)}
+
+    def control_tokens(self, template: str | None = None) -> tuple[str, ...]:
+        """The tokens `sanitize_control_tokens` guards: every special token, plus the added tokens the chat template
+        writes itself (found among its literal strings; whitespace tokens excepted), as transformers infers them."""
+        literal = templating.template_literal_text(self.chat_template if template is None else template)
+        added = self._backend.get_added_tokens_decoder().values()
+        return tuple(t.content for t in added if t.special or (t.content in literal and not t.content.isspace()))
+
+    def _encode_marked(self, text: str) -> list[int]:
+        """Ids of a chat rendered from marked inputs: marked control tokens as plain text, the rest as usual.
+
+        Mirrors transformers' `encode_marked_chat`: pieces after the first are encoded behind a newline that is then
+        removed (so a SentencePiece prefix space is not added mid-chat), and a lone marker left by a template's
+        string operations still separates the text on its two sides.
+        """
+        _, markers = templating.control_token_patterns(self._added_contents())
+        pieces = markers.split(text)
+        newline = self.encode("\n")
+        ids = self.encode(pieces[0])
+        for i, piece in enumerate(pieces[1:], start=1):
+            if not piece:
+                continue
+            as_text = i % 2 == 1  # odd pieces are the marked tokens
+            encode = self._encode_plain if as_text else self.encode
+            piece_ids = encode("\n" + piece)
+            piece_ids = piece_ids[len(newline) :] if piece_ids[: len(newline)] == newline else encode(piece)
+            if as_text and self.token_to_id(piece) in piece_ids:
+                raise UserError(f"cannot guard {piece!r}: the tokenizer produces it from plain text")
+            ids += piece_ids
+        return ids
+
+    def _added_contents(self) -> tuple[str, ...]:
+        return tuple(t.content for t in self._backend.get_added_tokens_decoder().values())
+
+    def _encode_plain(self, text: str) -> list[int]:
+        """Ids of `text` with no added token matched, special or not: the backend's pipeline without its added
+        vocabulary."""
+        backend = self._backend
+        if backend.normalizer is not None:
+            text = backend.normalizer.normalize_str(text)
+        splits = (
+            [piece for piece, _ in backend.pre_tokenizer.pre_tokenize_str(text)] if backend.pre_tokenizer else [text]
+        )
+        return [token.id for split in splits for token in backend.model.tokenize(split)]
 
     # ------------------------------------------------------------------------------------------------- files
 
@@ -326,24 +452,13 @@ def new_backend() -> BackendTokenizer:
     return backend
 
 
-def validate_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Check chat messages up front so a bad one is reported by index, not as a Jinja error deep in a template."""
-    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
-        raise UserError(f"messages must be a list of {{role, content}} objects, got {type(messages).__name__}")
-    checked = []
-    for index, message in enumerate(messages):
-        if not isinstance(message, Mapping):
-            raise UserError(
-                f"messages[{index}]: expected an object with role and content, got {type(message).__name__}"
-            )
-        role = message.get("role")
-        if role not in ROLES:
-            raise UserError(f"messages[{index}].role: expected one of {', '.join(ROLES)}, got {role!r}")
-        content = message.get("content")
-        if not isinstance(content, str):
-            raise UserError(f"messages[{index}].content: expected a string, got {type(content).__name__}")
-        checked.append(dict(message))
-    return checked
+def _without_special_flag(backend: BackendTokenizer, contents: Sequence[str]) -> BackendTokenizer:
+    """The same tokenizer with `contents` as plain added tokens: same ids, still matched whole, never skipped."""
+    data = json.loads(backend.to_str())
+    for token in data["added_tokens"]:
+        if token["content"] in contents:
+            token["special"] = False
+    return BackendTokenizer.from_str(json.dumps(data))
 
 
 def _special_added_token(content: str) -> AddedToken:
@@ -367,6 +482,20 @@ def _in_vocab(backend: BackendTokenizer, token: str | None) -> bool:
 
 def _token_id(backend: BackendTokenizer, token: str | None) -> int | None:
     return None if token is None else backend.token_to_id(token)
+
+
+def _span_mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int]:
+    """1 for every token whose characters overlap a span (spans and offsets both ascend), as transformers marks the
+    assistant tokens; a token straddling a span edge counts as inside."""
+    mask, k = [0] * len(offsets), 0
+    for i, (start, end) in enumerate(offsets):
+        while k < len(spans) and start >= spans[k][1]:
+            k += 1
+        if k == len(spans):
+            break
+        if end > spans[k][0]:
+            mask[i] = 1
+    return mask
 
 
 def _checked_texts(texts: Iterable[str]) -> Iterator[str]:
@@ -428,318 +557,10 @@ def _read_chat_template(directory: Path, config: Mapping[str, Any]) -> str:
     return template if isinstance(template, str) else CHAT_TEMPLATE
 
 
-def _template_raise(message: str) -> None:
-    raise jinja2.exceptions.TemplateError(message)
+def __getattr__(name: str) -> Any:
+    """`default_training_text` moved to `r1.data.tokenizer_corpus`; importing it from here keeps working."""
+    if name == "default_training_text":
+        from r1.data.tokenizer_corpus import default_training_text
 
-
-def _template_tojson(
-    value: Any, ensure_ascii: bool = False, indent: int | None = None, separators: Any = None, sort_keys: bool = False
-) -> str:
-    # Jinja's own tojson escapes HTML characters; transformers replaces it with plain json.dumps, and so do we.
-    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-
-
-@lru_cache(maxsize=16)
-def _compile_template(source: str) -> jinja2.Template:
-    """Compile like `transformers.utils.chat_template_utils` does, so foreign templates render identically.
-
-    The sandbox matters: templates come with downloaded tokenizers and are untrusted code.
-    """
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
-    env.filters["tojson"] = _template_tojson
-    env.globals["raise_exception"] = _template_raise
-    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
-    try:
-        return env.from_string(source)
-    except jinja2.TemplateError as exc:
-        raise UserError(f"chat template does not compile: {exc}") from exc
-
-
-# -------------------------------------------------------------------------------------- built-in corpus
-
-_ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen".split()
-_ONES += ["seventeen", "eighteen", "nineteen"]
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-_ZH_DIGITS = "零一二三四五六七八九"
-_NAMES = ["Alice", "Bob", "Carol", "Dan", "Eve", "Frank", "Grace", "Hana", "Ivan", "Julia", "Li Wei", "Mia", "Omar"]
-_ITEMS = [
-    "apples", "bananas", "books", "cards", "coins", "cookies", "eggs", "flowers", "marbles", "oranges", "pages",
-    "pencils", "stamps", "stickers", "tickets", "toys",
-]  # fmt: skip
-_PLACES = ["the market", "school", "the library", "the park", "a shop", "the garden", "the station", "home"]
-_GAINS = [
-    ("buys", "buying"),
-    ("finds", "finding"),
-    ("collects", "collecting"),
-    ("gets", "getting"),
-    ("makes", "making"),
-]
-_LOSSES = [("gives away", "given away"), ("loses", "lost"), ("eats", "eaten"), ("sells", "sold"), ("uses", "used")]
-_OPENERS = [
-    "Let me think step by step.", "First, I need to understand the question.", "Okay, let's see.",
-    "Let me break this down.", "I will solve this carefully.", "Hmm, let me work it out.",
-]  # fmt: skip
-_CHECKS = [
-    "Let me double-check.", "Wait, let me verify that.", "Checking the result again.",
-    "Hmm, that looks right.", "Let me recompute to be sure.", "Yes, that is consistent.",
-]  # fmt: skip
-_ZH_ITEMS = ["个苹果", "本书", "枚硬币", "颗弹珠", "支铅笔", "张邮票", "块饼干", "朵花"]
-_ZH_NAMES = ["小明", "小红", "小华", "老师", "妈妈", "哥哥"]
-_ZH_PHRASES = [
-    "让我们一步一步地思考。", "首先，我们要理解这个问题。", "我再检查一遍。", "所以答案是正确的。",
-    "等一下，我算错了。", "这个方法更简单。", "最后的结果是", "我们可以用加法来计算。",
-]  # fmt: skip
-_EMOJI = ["🎉", "✅", "🙂", "🤔", "👍", "❌", "🔢", "⭐", "💡", "📚"]
-
-
-def _english_number(n: int) -> str:
-    if n < 20:
-        return _ONES[n]
-    tens, ones = divmod(n, 10)
-    return _TENS[tens] if ones == 0 else f"{_TENS[tens]}-{_ONES[ones]}"
-
-
-def _chinese_number(n: int) -> str:
-    if n < 10:
-        return _ZH_DIGITS[n]
-    tens, ones = divmod(n, 10)
-    head = "" if tens == 1 else _ZH_DIGITS[tens]
-    return f"{head}十{_ZH_DIGITS[ones] if ones else ''}"
-
-
-def _is_prime(n: int) -> bool:
-    return n > 1 and all(n % d for d in range(2, int(n**0.5) + 1))
-
-
-def _arithmetic_line(rng: random.Random) -> str:
-    a, b = rng.randint(0, 999), rng.randint(0, 999)
-    op = rng.choice("+-*")
-    if op == "*":
-        a, b = rng.randint(0, 99), rng.randint(0, 99)
-    value = {"+": a + b, "-": a - b, "*": a * b}[op]
-    if rng.random() < 0.3:
-        c = rng.randint(1, 9)
-        return f"({a} {op} {b}) * {c} = {value * c}"
-    return f"{a} {op} {b} = {value}"
-
-
-def _addition_steps(a: int, b: int) -> list[str]:
-    """Column addition from the right, one line per digit, the way a worked solution spells it out."""
-    steps, carry, place = [], 0, 0
-    names = ["ones", "tens", "hundreds", "thousands"]
-    while a or b or carry:
-        da, db = a % 10, b % 10
-        total = da + db + carry
-        carry_text = f" + {carry}" if carry else ""
-        steps.append(
-            f"{names[place].capitalize()}: {da} + {db}{carry_text} = {total}, write {total % 10}, carry {total // 10}."
-        )
-        a, b, carry, place = a // 10, b // 10, total // 10, place + 1
-    return steps
-
-
-def _word_problem(rng: random.Random) -> tuple[str, list[str], int]:
-    name, item, place = rng.choice(_NAMES), rng.choice(_ITEMS), rng.choice(_PLACES)
-    (gain, gaining), (loss, lost) = rng.choice(_GAINS), rng.choice(_LOSSES)
-    a, b = rng.randint(5, 60), rng.randint(1, 40)
-    c = rng.randint(0, a + b)
-    question = f"{name} has {a} {item} and {gain} {b} more at {place}, then {loss} {c}. How many {item} are left?"
-    steps = [
-        f"{name} starts with {a} {item}.",
-        f"After {gaining} {b} more: {a} + {b} = {a + b}.",
-        f"After {c} {item} are {lost}: {a + b} - {c} = {a + b - c}.",
-    ]
-    return question, steps, a + b - c
-
-
-def _worked_solution(rng: random.Random) -> str:
-    kind = rng.random()
-    if kind < 0.4:
-        a, b = rng.randint(10, 999), rng.randint(10, 999)
-        question, steps, answer = f"What is {a} + {b}?", _addition_steps(a, b), a + b
-    elif kind < 0.7:
-        x, y = rng.randint(2, 30), rng.randint(2, 30)
-        question, answer = f"Compute {x} * {y}.", x * y
-        steps = [f"{x} * {y} = {x} * {y - 1} + {x} = {x * (y - 1)} + {x} = {answer}."]
-    else:
-        question, steps, answer = _word_problem(rng)
-    steps = [rng.choice(_OPENERS), *steps, rng.choice(_CHECKS), f"So the answer is {answer}."]
-    response = f"{THINK_OPEN}\n" + "\n".join(steps) + f"\n{THINK_CLOSE}\n{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
-    if rng.random() < 0.5:  # as the model sees it in training, specials and all
-        return f"{USER}{question}{ASSISTANT}{response}{EOS}"
-    return f"{question}\n{response}"
-
-
-def _english_sentence(rng: random.Random) -> str:
-    a, b = rng.randint(0, 40), rng.randint(1, 40)
-    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
-    sentences = [
-        f"{_english_number(a).capitalize()} plus {_english_number(b)} equals {_english_number(a + b)}.",
-        f"{name} has {a} {item} and buys {b} more, so {name} has {a + b} {item}.",
-        f"The number {a} is {'even' if a % 2 == 0 else 'odd'}.",
-        f"The number {a} is {'' if _is_prime(a) else 'not '}a prime number.",
-        f"Is {a} greater than {b}? {'Yes' if a > b else 'No'}, because {max(a, b)} is the larger one.",
-        f"The sum of {a} and {b} is {a + b}, and their product is {a * b}.",
-        f"The difference between {a} and {b} is {abs(a - b)}.",
-        f"{a} divided by {b} is {a // b} with a remainder of {a % b}.",
-        f"The square of {a} is {a * a}. Half of {2 * a} is {a}.",
-        f"Let me check the answer again: {a} + {b} = {a + b}. Correct {rng.choice(_EMOJI)}",
-        f"Wait, I made a mistake. {a} - {b} is {a - b}, not {a - b + 1}.",
-        f"{rng.choice(_CHECKS)} {rng.choice(_OPENERS)}",
-    ]
-    return rng.choice(sentences)
-
-
-def _chinese_sentence(rng: random.Random) -> str:
-    a, b = rng.randint(0, 49), rng.randint(1, 49)
-    item, name = rng.choice(_ZH_ITEMS), rng.choice(_ZH_NAMES)
-    sentences = [
-        f"{_chinese_number(a)}加{_chinese_number(b)}等于{_chinese_number(a + b)}。",
-        f"{_chinese_number(a)}乘以{_chinese_number(b % 10)}等于{a * (b % 10)}。",
-        f"{name}有{a}{item}，又买了{b}{item}，一共有{a + b}{item}。",
-        f"{name}有{a + b}{item}，送给朋友{b}{item}，还剩{a}{item}。",
-        f"数字{a}是{'偶数' if a % 2 == 0 else '奇数'}。",
-        f"{a}除以{b}得{a // b}，余数是{a % b}。",
-        f"{a}和{b}的和是{a + b}，差是{a - b}。",
-        f"我们一步一步地计算：{a} + {b} = {a + b}，答案是{a + b}。{rng.choice(_EMOJI)}",
-        f"{rng.choice(_ZH_PHRASES)}{rng.choice(_ZH_PHRASES)}",
-    ]
-    return rng.choice(sentences)
-
-
-_CORPUS_KINDS: list[tuple[float, Callable[[random.Random], str]]] = [
-    (0.25, _arithmetic_line),
-    (0.30, _worked_solution),
-    (0.25, _english_sentence),
-    (0.20, _chinese_sentence),
-]
-
-
-def default_training_text(n: int = 20000, seed: int = 0) -> Iterator[str]:
-    """A seeded, generated corpus shaped like what the tiny models here see: arithmetic, worked solutions in R1
-    format, and short English and Chinese sentences (so multi-byte text gets real merges). No download needed.
-    """
-    rng = random.Random(seed)
-    weights = [w for w, _ in _CORPUS_KINDS]
-    makers = [m for _, m in _CORPUS_KINDS]
-    for _ in range(n):
-        (make,) = rng.choices(makers, weights=weights)
-        yield make(rng)
-
-
-# ------------------------------------------------------------------------------------------------------ CLI
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `r1 tokenizer {train,encode,chat}`."""
-    parser = subparsers.add_parser(
-        "tokenizer",
-        help="train or inspect a byte-level BPE tokenizer with the R1 chat template",
-        description="Train or inspect a byte-level BPE tokenizer with the DeepSeek-R1 special tokens and template.",
-    )
-    actions = parser.add_subparsers(dest="tokenizer_command", metavar="ACTION")
-    parser.set_defaults(func=lambda args: _print_help(parser))
-
-    train = actions.add_parser("train", help="train a tokenizer on text/JSONL files (or the built-in corpus)")
-    train.add_argument(
-        "--input",
-        nargs="+",
-        type=Path,
-        metavar="FILE",
-        help="text files (one text per line) or .jsonl files with a 'text' field; default: built-in corpus",
-    )
-    train.add_argument("--vocab-size", type=int, default=2048, help="total ids, specials included (default 2048)")
-    train.add_argument("--min-frequency", type=int, default=2, help="minimum pair count to merge (default 2)")
-    train.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory to write the tokenizer to")
-    train.set_defaults(func=_cmd_train)
-
-    encode = actions.add_parser("encode", help="print the ids and tokens of a text")
-    encode.add_argument("--tokenizer", type=Path, required=True, metavar="DIR", help="tokenizer directory or file")
-    encode.add_argument("text", help="text to encode (special-token strings become single ids)")
-    encode.set_defaults(func=_cmd_encode)
-
-    chat = actions.add_parser("chat", help="print a conversation rendered with the chat template")
-    chat.add_argument("--tokenizer", type=Path, required=True, metavar="DIR", help="tokenizer directory or file")
-    chat.add_argument(
-        "--messages", required=True, metavar="JSON", help='e.g. \'[{"role": "user", "content": "1 + 1?"}]\''
-    )
-    chat.add_argument("--no-generation-prompt", action="store_true", help="do not append the assistant prompt")
-    chat.set_defaults(func=_cmd_chat)
-
-
-def _print_help(parser: argparse.ArgumentParser) -> int:
-    """`r1 tokenizer` without an action: show what the actions are rather than the top-level help."""
-    parser.print_help()
-    return 2
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    if args.input:
-        for path in args.input:
-            if not path.is_file():
-                raise UserError(f"input file not found: {path}")
-        texts = iter_training_files(args.input)
-    else:
-        texts = default_training_text()
-    tokenizer = Tokenizer.train(texts, vocab_size=args.vocab_size, min_frequency=args.min_frequency)
-    tokenizer.save(args.out)
-    asked = args.vocab_size
-    note = "" if tokenizer.vocab_size >= asked else f" (asked for {asked}: the corpus has too few frequent pairs)"
-    print(f"saved tokenizer with {tokenizer.vocab_size} tokens ({len(SPECIAL_TOKENS)} special) to {args.out}{note}")
-    return 0
-
-
-def _cmd_encode(args: argparse.Namespace) -> int:
-    tokenizer = Tokenizer.load(args.tokenizer)
-    ids = tokenizer.encode(args.text)
-    print(f"ids ({len(ids)}): {json.dumps(ids)}")
-    print(f"tokens: {json.dumps([tokenizer.id_to_token(i) for i in ids], ensure_ascii=False)}")
-    print(f"pieces: {json.dumps([tokenizer.decode([i]) for i in ids], ensure_ascii=False)}")
-    return 0
-
-
-def _cmd_chat(args: argparse.Namespace) -> int:
-    tokenizer = Tokenizer.load(args.tokenizer)
-    try:
-        messages = json.loads(args.messages)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"--messages is not valid JSON: {exc}") from exc
-    print(tokenizer.apply_chat_template(messages, add_generation_prompt=not args.no_generation_prompt))
-    return 0
-
-
-def iter_training_files(paths: Iterable[Path]) -> Iterator[str]:
-    """Stream texts from files: `.jsonl` lines give their "text" field, other files give one text per line."""
-    for path in paths:
-        if path.suffix == ".jsonl":
-            yield from _iter_jsonl(path)
-        else:
-            yield from _iter_text_lines(path)
-
-
-def _iter_text_lines(path: Path) -> Iterator[str]:
-    try:
-        with path.open(encoding="utf-8") as handle:
-            yield from handle  # newline kept: the tokenizer should learn newline tokens too
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from exc
-
-
-def _iter_jsonl(path: Path) -> Iterator[str]:
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, start=1):
-                if line.strip():
-                    yield _jsonl_text(path, lineno, line)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from exc
-
-
-def _jsonl_text(path: Path, lineno: int, line: str) -> str:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
-    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-        raise UserError(f'{path}:{lineno}: expected an object with a string "text" field')
-    return record["text"]
+        return default_training_text
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

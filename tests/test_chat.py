@@ -81,3 +81,15 @@ def test_repl_commands():
     assert session.messages == [{"role": "user", "content": "again"}, {"role": "assistant", "content": "two"}]
     assert "[history cleared]" in buf.getvalue() and "unknown command /bogus" in buf.getvalue()
     assert next(inputs) == "never read"
+
+
+def test_markup_never_reaches_the_screen_whoever_opens_the_think_block():
+    # the built-in template's prompt opened <think>; the scripted model writes it again, and R1-Zero answer tags
+    eng = ScriptedEngine(["<think>\nplan\n</think>\n<answer>4</answer>", "direct</think> <answer>5</answer>"])
+    buf = io.StringIO()
+    session = chat.ChatSession(eng, SamplingParams(), buf, color=False)
+    assert session.turn("2+2?") == ("\nplan\n", "4")
+    assert session.turn("and 2+3?") == ("direct", "5")
+    shown = buf.getvalue()
+    assert not any(tag in shown for tag in ("<think>", "</think>", "<answer>", "</answer>")), shown
+    assert session.messages[1] == {"role": "assistant", "content": "4"}  # history keeps the clean answer

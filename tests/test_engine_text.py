@@ -13,7 +13,7 @@ CASES = [
     ("Let me add.\n2+2=4\n</think>\n\nThe answer is 4.", True, "Let me add.\n2+2=4\n", "The answer is 4."),
     ("thinking forever without closing", True, "thinking forever without closing", ""),
     ("</think>direct", True, "", "direct"),
-    ("a</think> b </think> c", True, "a", "b </think> c"),
+    ("a</think> b </think> c", True, "a", "b  c"),  # a stray tag is not left in the answer
     ("  <think>plan</think>\nanswer", False, "plan", "answer"),
     ("plain answer, no tags", False, None, "plain answer, no tags"),
     ("  spaced answer", False, None, "  spaced answer"),

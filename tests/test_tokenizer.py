@@ -11,6 +11,7 @@ from tokenizers import Tokenizer as BackendTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from r1.cli import main
+from r1.data.tokenizer_corpus import default_training_text
 from r1.errors import UserError
 from r1.tokenizer import (
     ANSWER_CLOSE,
@@ -20,13 +21,13 @@ from r1.tokenizer import (
     CHAT_TEMPLATE,
     EOS,
     PAD,
+    REASONING_TAGS,
     SPECIAL_TOKENS,
     THINK_CLOSE,
     THINK_OPEN,
     USER,
     IncrementalDecoder,
     Tokenizer,
-    default_training_text,
 )
 
 VOCAB_SIZE = 1024  # large enough that Chinese words and emoji bytes from the corpus get merged
@@ -104,7 +105,23 @@ def test_special_tokens_are_single_ids_inside_text(tok: Tokenizer, special: str)
     assert ids.count(SPECIAL_TOKENS.index(special)) == 1
     assert len(ids) == 3
     assert tok.decode(ids) == f"a{special}b"
-    assert tok.decode(ids, skip_special_tokens=True) == "ab"
+    # the reasoning tags are added tokens but not special ones: skipping special tokens keeps them
+    kept = f"a{special}b" if special in REASONING_TAGS else "ab"
+    assert tok.decode(ids, skip_special_tokens=True) == kept
+
+
+def test_reasoning_tags_are_added_but_not_special(tok: Tokenizer, saved_dir: Path) -> None:
+    added = tok.backend.get_added_tokens_decoder()
+    assert [added[i].special for i in range(9)] == [t not in REASONING_TAGS for t in SPECIAL_TOKENS]
+    assert all(not added[i].normalized for i in range(9))  # matched whole, as the specials are
+    on_disk = json.loads((saved_dir / "tokenizer.json").read_text(encoding="utf-8"))["added_tokens"]
+    assert [(t["id"], t["special"]) for t in on_disk] == [(i, added[i].special) for i in range(9)]
+    # the shipped base has the same flags (and the same ids)
+    shipped = Tokenizer.load(Path(__file__).parents[1] / "r1" / "assets" / "base-tiny")
+    flags = shipped.backend.get_added_tokens_decoder()
+    assert [(flags[i].content, flags[i].special) for i in range(9)] == [
+        (t, added[i].special) for i, t in enumerate(SPECIAL_TOKENS)
+    ]
 
 
 def test_think_tag_inside_text(tok: Tokenizer) -> None:
@@ -207,18 +224,34 @@ def test_chat_edge_cases(tok: Tokenizer) -> None:
     assert tok.apply_chat_template(messages, add_generation_prompt=False) == f"{BOS}{USER}q{ASSISTANT}final{EOS}"
     two_systems = [{"role": "system", "content": "A"}, {"role": "system", "content": "B"}]
     assert tok.apply_chat_template(two_systems, add_generation_prompt=False) == f"{BOS}A\n\nB"
-    assert tok.apply_chat_template([]) == f"{BOS}{ASSISTANT}{THINK_OPEN}\n"
+    # tool calls and tool outputs render as in DeepSeek-R1's template; no generation prompt right after outputs
+    tool_turn = [
+        {"role": "user", "content": "q"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {"x": 1}}}],
+        },
+        {"role": "tool", "content": "42"},
+    ]
+    assert tok.apply_chat_template(tool_turn) == (
+        f"{BOS}{USER}q{ASSISTANT}<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>f\n```json\n"
+        '{"x": 1}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>'
+        f"{EOS}<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>42<｜tool▁output▁end｜><｜tool▁outputs▁end｜>"
+    )
+    with pytest.raises(UserError, match="messages is empty"):
+        tok.apply_chat_template([])
 
 
 @pytest.mark.parametrize(
     ("messages", "expected"),
     [
         ([{"role": "user", "content": "ok"}, "not a dict"], r"messages\[1\]"),
-        ([{"role": "tool", "content": "x"}], r"messages\[0\]\.role"),
         ([{"content": "x"}], r"messages\[0\]\.role"),
-        ([{"role": "user", "content": "ok"}, {"role": "user", "content": None}], r"messages\[1\]\.content"),
-        ([{"role": "user", "content": ["list"]}], r"messages\[0\]\.content"),
+        ([{"role": "user", "content": {"text": "x"}}], r"messages\[0\]\.content"),
         ("just a string", "messages must be a list"),
+        # accepted by the checks, refused by the template itself: still a one-line error
+        ([{"role": "user", "content": None}], "chat template failed"),
     ],
 )
 def test_bad_messages_raise_user_error(tok: Tokenizer, messages: object, expected: str) -> None:
@@ -265,7 +298,7 @@ def test_saved_config_lists_specials(saved_dir: Path) -> None:
     assert config["chat_template"] == CHAT_TEMPLATE
     decoder = config["added_tokens_decoder"]
     assert [decoder[str(i)]["content"] for i in range(9)] == SPECIAL_TOKENS
-    assert all(decoder[str(i)]["special"] for i in range(9))
+    assert [decoder[str(i)]["special"] for i in range(9)] == [t not in REASONING_TAGS for t in SPECIAL_TOKENS]
     assert json.loads((saved_dir / "tokenizer.json").read_text(encoding="utf-8"))["post_processor"] is None
 
 
@@ -453,6 +486,6 @@ def test_cli_missing_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 def test_cli_bad_messages(saved_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tokenizer", "chat", "--tokenizer", str(saved_dir), "--messages", "[{"]) == 2
     assert "--messages" in capsys.readouterr().err
-    bad = json.dumps([{"role": "user", "content": "x"}, {"role": "robot", "content": "y"}])
+    bad = json.dumps([{"role": "user", "content": "x"}, {"role": 7, "content": "y"}])
     assert main(["tokenizer", "chat", "--tokenizer", str(saved_dir), "--messages", bad]) == 2
     assert "messages[1].role" in capsys.readouterr().err

@@ -43,7 +43,9 @@ def plain_chat_template(name: str) -> str:
     `r1 chat`, `r1 serve` and `transformers`' `apply_chat_template` all ask it in its own format.
 
     The last user turn renders exactly as `apply_template` does (BOS + `User: … Assistant:`, the preamble first for
-    "r1-zero"); a system message takes the preamble's place; earlier assistant turns keep only their answers.
+    "r1-zero"); a system message takes the preamble's place. An assistant turn is ` answer` + EOS, the shape of a
+    pretraining response, so SFT on this template trains the model to stop where pretraining taught it to; earlier
+    turns keep only their answers (what follows `</think>`).
     """
     if name not in PLAIN_TEMPLATES:
         raise UserError(f"plain_chat_template: {name!r} is not a plain template ({', '.join(PLAIN_TEMPLATES)})")
@@ -60,7 +62,7 @@ def plain_chat_template(name: str) -> str:
             "{% set q = message['content'] | trim %}",
             "{{ 'User: ' + q + ('' if q[-1:] in '.?!。？！' else '.') + ' Assistant:' }}",
             "{% elif message['role'] == 'assistant' %}",
-            "{{ ' ' + message['content'].split('</think>')[-1] | trim + ' ' }}",
+            "{{ ' ' + message['content'].split('</think>')[-1] | trim }}{{ eos_token }}",
             "{% endif %}",
             "{% endfor %}",
         ]

@@ -1,20 +1,32 @@
-"""Supervised fine-tuning on chat conversations: loss on the final assistant turn only, examples packed.
+"""Supervised fine-tuning on chat conversations: the model's own chat template, the loss on the assistant's tokens.
 
-Used for R1's cold start, for the rejection-sampled reasoning + non-reasoning data of stage 3, and for
-distilling into dense students. Records are JSONL lines `{"messages": [{"role": ..., "content": ...}, ...]}`
-ending with an assistant message.
+Used for R1's cold start, for the rejection-sampled reasoning + non-reasoning data of stage 3, and for distilling
+into dense students. Records are JSONL lines `{"messages": [{"role": ..., "content": ...}, ...]}` ending with an
+assistant message whose content carries the reasoning the R1 way, `<think>\\n…\\n</think>` then the answer.
 
-How a conversation becomes tokens (`render_conversation`):
-- prompt = the chat template over all but the final message, with the generation prompt, so it ends with
-  `<｜Assistant｜><think>\\n` exactly as at inference;
-- target = the final assistant content after that `<think>\\n` (a leading `<think>\\n` in the content is not
-  repeated), then EOS. The template itself would drop the reasoning of assistant turns (DeepSeek's template
-  strips everything up to `</think>` from history), which is right for earlier turns and wrong for the target:
-  the reasoning is what cold-start SFT teaches. Content without any `</think>` is an answer without reasoning and
-  gets an empty think block, `</think>\\n` + content, the shape of the task library's direct solutions;
-- labels are IGNORE_INDEX on the prompt: the loss only looks at the assistant's tokens.
+The text trained on is exactly what the model's chat template renders (`render_conversation`), so training and
+inference see the same tokens. Which tokens carry the loss:
 
-Examples are packed whole (never split across rows) with segment ids, so no example attends to another.
+1. The template has `{% generation %}` blocks (TRL's training templates): the conversation is rendered once and
+   every token inside a block carries the loss (transformers' `return_assistant_tokens_mask`, TRL's
+   assistant-only loss), whatever the template keeps of each turn.
+2. Otherwise, the final assistant turn, found as TRL finds a completion: the prompt is the template over the
+   earlier messages with the generation prompt, exactly the prompt the model gets at inference; the conversation
+   is rendered whole, and the target is what follows the prompt. One change, because the recipe needs it: the
+   final turn's content goes in verbatim, reasoning included. Templates drop the reasoning of assistant turns
+   (DeepSeek's keeps only what follows the last `</think>`), which is right for the history and wrong for the
+   target, since the reasoning is what cold-start SFT teaches. So the conversation is rendered with a marker in
+   place of the final content, and the content goes back in its place: as the template renders it when that keeps
+   the reasoning (a template that trims the content, say), verbatim when the template drops it. History turns
+   look as at inference; the target ends with whatever the template closes a turn with (EOS for R1).
+   When the generation prompt already opened the think block (`<｜Assistant｜><think>\\n`, R1's later template)
+   and the content does not repeat that opener, the content continues the open block: its own `<think>` is not
+   repeated, and content with no `</think>` at all is an answer without reasoning, which closes the block first
+   (`</think>\\n` + answer), the shape of the task library's direct solutions.
+
+Prompt and target are encoded separately (the prompt exactly as at inference, the target as the model would
+produce it after that prompt). Examples are packed whole (never split across rows) with segment ids, so no
+example attends to another.
 """
 
 from __future__ import annotations
@@ -22,39 +34,88 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from r1.chat_template import REASONING_FIELDS, has_generation_blocks
 from r1.data.packing import Example
+from r1.engine.reasoning import prompt_opens_think
 from r1.errors import UserError
 from r1.model.transformer import IGNORE_INDEX
+from r1.tokenizer import THINK_CLOSE, THINK_OPEN
 from r1.train.pretrain import PretrainStage
 
-THINK_PREFIX = "<think>\n"
-THINK_CLOSE = "</think>"
+# Stands in for the final assistant content while the template renders; private-use characters that survive the
+# string operations templates apply (`trim`, `split('</think>')`).
+_MARKER = "\U000f0002final assistant turn\U000f0003"
 
 
 def assistant_target(content: str) -> str:
-    """The text the model must produce after the generation prompt `<｜Assistant｜><think>\\n`."""
-    if content.startswith(THINK_PREFIX):
-        return content[len(THINK_PREFIX):]
-    if content.startswith("<think>"):
-        return content[len("<think>"):].lstrip("\n")
+    """The text the model must produce after a generation prompt that opened the think block (`<think>\\n`)."""
+    if content.startswith(THINK_OPEN + "\n"):
+        return content[len(THINK_OPEN) + 1 :]
+    if content.startswith(THINK_OPEN):
+        return content[len(THINK_OPEN) :].lstrip("\n")
     if THINK_CLOSE in content:  # reasoning given without its opening tag
         return content
     return f"{THINK_CLOSE}\n{content}"
 
 
 def render_conversation(messages: Sequence[Mapping[str, Any]], tokenizer: Any, where: str = "record") -> Example:
-    """Token ids and labels of one conversation: the prompt masked, the final assistant turn (with reasoning) + EOS
-    as the target."""
-    if not isinstance(messages, Sequence) or not messages:
+    """Token ids and labels of one conversation, the loss on the assistant's tokens (see the module docstring)."""
+    if not isinstance(messages, Sequence) or isinstance(messages, str) or not messages:
         raise UserError(f"{where}: 'messages' must be a non-empty list")
     last = messages[-1]
     if not isinstance(last, Mapping) or last.get("role") != "assistant" or not isinstance(last.get("content"), str):
         raise UserError(f"{where}: the last message must be an assistant message with string content")
-    if tokenizer.eos_id is None:
-        raise UserError("SFT needs a tokenizer with an EOS token")
-    prompt = tokenizer.apply_chat_template(list(messages[:-1]), add_generation_prompt=True, tokenize=True)
-    target = tokenizer.encode(assistant_target(last["content"])) + [tokenizer.eos_id]
-    return Example(prompt + target, [IGNORE_INDEX] * len(prompt) + target)
+    try:
+        if has_generation_blocks(tokenizer.chat_template):
+            out = tokenizer.apply_chat_template(
+                list(messages), add_generation_prompt=False, tokenize=True, return_assistant_tokens_mask=True
+            )
+            ids, mask = out["input_ids"], out["assistant_masks"]
+            if not any(mask):
+                raise UserError(f"{where}: the chat template's {{% generation %}} blocks mark no token")
+            return Example(ids, [t if m else IGNORE_INDEX for t, m in zip(ids, mask, strict=True)])
+        prompt, target = _prompt_and_target(list(messages), tokenizer)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from exc
+    prompt_ids, target_ids = tokenizer.encode(prompt), tokenizer.encode(target)
+    if not target_ids:
+        raise UserError(f"{where}: the final assistant turn renders as nothing")
+    return Example(prompt_ids + target_ids, [IGNORE_INDEX] * len(prompt_ids) + target_ids)
+
+
+def _prompt_and_target(messages: list[Mapping[str, Any]], tokenizer: Any) -> tuple[str, str]:
+    final = dict(messages[-1])
+    content = final["content"]
+    if any(final.get(k) is not None for k in REASONING_FIELDS) and THINK_CLOSE not in content:
+        raise UserError(
+            "the final message has a separate reasoning field, which the template would drop: "
+            f"put the reasoning in content as {THINK_OPEN}…{THINK_CLOSE} followed by the answer"
+        )
+    if len(messages) < 2:
+        raise UserError("a conversation needs a message before the final assistant turn (the prompt)")
+    prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True)
+    full = tokenizer.apply_chat_template([*messages[:-1], {**final, "content": _MARKER}], add_generation_prompt=False)
+    if full.count(_MARKER) != 1:
+        raise UserError("the chat template does not render the final assistant content once, verbatim")
+    head, tail = full.split(_MARKER)
+    text = head + _final_body(tokenizer.apply_chat_template(messages, add_generation_prompt=False), head, tail, content)
+    text += tail
+    if text.startswith(prompt):
+        return prompt, text[len(prompt) :]
+    if prompt.startswith(head) and prompt_opens_think(prompt[len(head) :]):
+        return prompt, assistant_target(content) + tail
+    raise UserError(
+        "the chat template renders the earlier messages differently once the final assistant turn follows, so "
+        "the turn to train on cannot be found (give the template {% generation %} blocks)"
+    )
+
+
+def _final_body(full: str, head: str, tail: str, content: str) -> str:
+    """The final turn's content as the template renders it (trimmed, say), unless that drops its reasoning."""
+    if not (full.startswith(head) and full.endswith(tail) and len(full) >= len(head) + len(tail)):
+        return content
+    rendered = full[len(head) : len(full) - len(tail)]
+    return content if THINK_CLOSE in content and THINK_CLOSE not in rendered else rendered
 
 
 class SFTStage(PretrainStage):

@@ -1,0 +1,127 @@
+"""`r1 tokenizer {train,encode,chat}`: train a byte-level BPE with the R1 special tokens, or inspect one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from r1.data.tokenizer_corpus import default_training_text
+from r1.errors import UserError
+from r1.tokenizer import SPECIAL_TOKENS, Tokenizer
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `r1 tokenizer {train,encode,chat}`."""
+    parser = subparsers.add_parser(
+        "tokenizer",
+        help="train or inspect a byte-level BPE tokenizer with the R1 chat template",
+        description="Train or inspect a byte-level BPE tokenizer with the DeepSeek-R1 special tokens and template.",
+    )
+    actions = parser.add_subparsers(dest="tokenizer_command", metavar="ACTION")
+    parser.set_defaults(func=lambda args: _print_help(parser))
+
+    train = actions.add_parser("train", help="train a tokenizer on text/JSONL files (or the built-in corpus)")
+    train.add_argument(
+        "--input",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="text files (one text per line) or .jsonl files with a 'text' field; default: built-in corpus",
+    )
+    train.add_argument("--vocab-size", type=int, default=2048, help="total ids, specials included (default 2048)")
+    train.add_argument("--min-frequency", type=int, default=2, help="minimum pair count to merge (default 2)")
+    train.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory to write the tokenizer to")
+    train.set_defaults(func=_cmd_train)
+
+    encode = actions.add_parser("encode", help="print the ids and tokens of a text")
+    encode.add_argument("--tokenizer", type=Path, required=True, metavar="DIR", help="tokenizer directory or file")
+    encode.add_argument("text", help="text to encode (special-token strings become single ids)")
+    encode.set_defaults(func=_cmd_encode)
+
+    chat = actions.add_parser("chat", help="print a conversation rendered with the chat template")
+    chat.add_argument("--tokenizer", type=Path, required=True, metavar="DIR", help="tokenizer directory or file")
+    chat.add_argument(
+        "--messages", required=True, metavar="JSON", help='e.g. \'[{"role": "user", "content": "1 + 1?"}]\''
+    )
+    chat.add_argument("--no-generation-prompt", action="store_true", help="do not append the assistant prompt")
+    chat.set_defaults(func=_cmd_chat)
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    """`r1 tokenizer` without an action: show what the actions are rather than the top-level help."""
+    parser.print_help()
+    return 2
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    if args.input:
+        for path in args.input:
+            if not path.is_file():
+                raise UserError(f"input file not found: {path}")
+        texts = iter_training_files(args.input)
+    else:
+        texts = default_training_text()
+    tokenizer = Tokenizer.train(texts, vocab_size=args.vocab_size, min_frequency=args.min_frequency)
+    tokenizer.save(args.out)
+    asked = args.vocab_size
+    note = "" if tokenizer.vocab_size >= asked else f" (asked for {asked}: the corpus has too few frequent pairs)"
+    print(f"saved tokenizer with {tokenizer.vocab_size} tokens ({len(SPECIAL_TOKENS)} special) to {args.out}{note}")
+    return 0
+
+
+def _cmd_encode(args: argparse.Namespace) -> int:
+    tokenizer = Tokenizer.load(args.tokenizer)
+    ids = tokenizer.encode(args.text)
+    print(f"ids ({len(ids)}): {json.dumps(ids)}")
+    print(f"tokens: {json.dumps([tokenizer.id_to_token(i) for i in ids], ensure_ascii=False)}")
+    print(f"pieces: {json.dumps([tokenizer.decode([i]) for i in ids], ensure_ascii=False)}")
+    return 0
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    tokenizer = Tokenizer.load(args.tokenizer)
+    try:
+        messages = json.loads(args.messages)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--messages is not valid JSON: {exc}") from exc
+    print(tokenizer.apply_chat_template(messages, add_generation_prompt=not args.no_generation_prompt))
+    return 0
+
+
+def iter_training_files(paths: Iterable[Path]) -> Iterator[str]:
+    """Stream texts from files: `.jsonl` lines give their "text" field, other files give one text per line."""
+    for path in paths:
+        if path.suffix == ".jsonl":
+            yield from _iter_jsonl(path)
+        else:
+            yield from _iter_text_lines(path)
+
+
+def _iter_text_lines(path: Path) -> Iterator[str]:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            yield from handle  # newline kept: the tokenizer should learn newline tokens too
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from exc
+
+
+def _iter_jsonl(path: Path) -> Iterator[str]:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield _jsonl_text(path, lineno, line)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from exc
+
+
+def _jsonl_text(path: Path, lineno: int, line: str) -> str:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
+    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+        raise UserError(f'{path}:{lineno}: expected an object with a string "text" field')
+    return record["text"]
