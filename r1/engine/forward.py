@@ -170,8 +170,8 @@ class InferenceForward:
         pe = torch.view_as_real(torch.view_as_complex(pe) * rot).flatten(-2)
         kv_new = torch.cat((_norm(a.kv_a_layernorm, ckv), pe[:, H]), dim=-1)  # [B, C + R]: what the token leaves
         buf = cache.buffers[a.layer_idx][0]
-        buf[rows, pos] = kv_new
-        kv = buf[:B, : neg.shape[-1]]  # [B, S, C + R]
+        buf[rows, pos] = kv_new.to(buf.dtype)
+        kv = buf[:B, : neg.shape[-1]].to(x.dtype)  # [B, S, C + R]; a no-op unless the cache has its own dtype
         w = a.kv_b_proj.weight.view(H, dn + dv, C)
         q_lat = torch.bmm(q_nope.transpose(0, 1), w[:, :dn]).transpose(0, 1)  # [B, H, C]
         scores = torch.baddbmm(neg, torch.cat((q_lat, pe[:, :H]), dim=-1), kv.transpose(1, 2), alpha=a.scale)
@@ -216,7 +216,7 @@ class InferenceForward:
         grouped = GROUPED_MM and x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
         counts = counts_t.tolist()
         if stacks is None or (not grouped and moe.n_experts * max(counts) > 4 * len(flat)):
-            return moe._run_looped(x, flat, w.flatten(), counts)
+            return moe._run_looped(x, flat, w.flatten(), counts).to(x.dtype)  # fp32 with 16-bit x (fp32 weights)
         w_gu, w_down = stacks  # [E, D, 2I], [E, I, D]
         order = flat.argsort(stable=True)
         token = order // moe.top_k
