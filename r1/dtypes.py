@@ -21,21 +21,16 @@ import sys
 import time
 from functools import cache
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from r1.errors import ConfigError, UserError
 
+if TYPE_CHECKING:  # torch is imported where it is used: the CLI imports this module for its choices alone
+    import torch
+
 DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")  # what --dtype accepts
-_BY_NAME = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-}
+DTYPE_HELP = "compute dtype (default auto: bfloat16 for 16-bit checkpoints where the CPU has native bf16, else float32)"
+_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
 # get_cpu_capability() values whose CPUs cannot have native bf16 matmuls (the rest still have to pass the probe)
 _NO_BF16_CAPABILITY = {"DEFAULT", "NO AVX", "AVX2", "VSX", "Z VECTOR"}
 _PROBE_N = 256  # probe GEMM size: ~0.3 ms in fp32 on one AVX512 core, ~30 ms in bf16 on an AVX2 one
@@ -44,14 +39,18 @@ _said: set[str] = set()
 
 def parse_dtype(value: str | torch.dtype | None, what: str = "--dtype") -> torch.dtype | None:
     """A dtype from its name ('float32', 'bf16', …, or a torch.dtype); None for 'auto' (or None)."""
-    if value is None or (isinstance(value, torch.dtype) and value in _BY_NAME.values()):
+    import torch
+
+    floats = (torch.float32, torch.bfloat16, torch.float16)
+    if value is None or value in floats:
         return value
     if isinstance(value, str):
         name = value.strip().lower().removeprefix("torch.")
         if name == "auto":
             return None
-        if name in _BY_NAME:
-            return _BY_NAME[name]
+        name = _ALIASES.get(name, name)
+        if name in DTYPE_CHOICES:
+            return getattr(torch, name)
     raise UserError(f"{what} {value!r}: must be one of {', '.join(DTYPE_CHOICES)}")
 
 
@@ -74,6 +73,8 @@ def native_bf16(device_type: str = "cpu") -> tuple[bool, str]:
     find a bf16 GEMM faster than an fp32 one of the same size (AVX512 without AVX512-BF16/AMX converts to fp32 and
     is not faster; AVX2 is ~100x slower).
     """
+    import torch
+
     if device_type == "cuda":
         ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         return ok, "the GPU supports bf16" if ok else "the GPU has no bf16 support"
@@ -91,6 +92,8 @@ def native_bf16(device_type: str = "cpu") -> tuple[bool, str]:
 
 def _probe_seconds(dtype: torch.dtype, n: int = _PROBE_N, repeats: int = 5) -> float:
     """Best time of one n×n matmul; its own generator, so probing never moves the global RNG."""
+    import torch
+
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(n, n, generator=g).to(dtype), torch.randn(n, n, generator=g).to(dtype)
     a @ b  # first call: kernel selection, page faults
@@ -105,7 +108,17 @@ def _probe_seconds(dtype: torch.dtype, n: int = _PROBE_N, repeats: int = 5) -> f
 def checkpoint_dtype(path: str | os.PathLike) -> torch.dtype:
     """The floating dtype most of a checkpoint's weights are stored in (by element count), read from the
     safetensors headers alone; FP8 counts as bf16 (what loading dequantises it to). float32 if none is found."""
+    import torch
     from safetensors import safe_open
+
+    by_name = {
+        "F64": torch.float32,
+        "F32": torch.float32,
+        "BF16": torch.bfloat16,
+        "F16": torch.float16,
+        "F8_E4M3": torch.bfloat16,
+        "F8_E5M2": torch.bfloat16,
+    }
 
     path = Path(path)
     files = [path] if path.is_file() else sorted(path.glob("*.safetensors"))
@@ -117,7 +130,7 @@ def checkpoint_dtype(path: str | os.PathLike) -> torch.dtype:
                     if key.endswith(("_scale_inv", "e_score_correction_bias")):
                         continue
                     s = sf.get_slice(key)
-                    dtype = _SAFETENSORS_DTYPES.get(s.get_dtype())
+                    dtype = by_name.get(s.get_dtype())
                     if dtype is not None:
                         numel = 1
                         for d in s.get_shape():
@@ -128,20 +141,12 @@ def checkpoint_dtype(path: str | os.PathLike) -> torch.dtype:
     return max(counts, key=counts.__getitem__) if counts else torch.float32
 
 
-_SAFETENSORS_DTYPES = {
-    "F64": torch.float32,
-    "F32": torch.float32,
-    "BF16": torch.bfloat16,
-    "F16": torch.float16,
-    "F8_E4M3": torch.bfloat16,
-    "F8_E5M2": torch.bfloat16,
-}
-
-
 def inference_dtype(
     requested: str | torch.dtype | None, stored: torch.dtype, device: str | torch.device = "cpu"
 ) -> torch.dtype:
     """The dtype to load and run a checkpoint stored in `stored` with; `requested` None/'auto' decides by device."""
+    import torch
+
     device_type = torch.device(device).type
     want = parse_dtype(requested)
     if want is not None:
@@ -166,6 +171,8 @@ def inference_dtype(
 
 def autocast_dtype(value: str, device: str | torch.device = "cpu") -> torch.dtype | None:
     """The autocast dtype of `train.dtype` (None: plain fp32). Master weights and optimizer state stay fp32."""
+    import torch
+
     names = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
     if value in names:
         return names[value]

@@ -48,10 +48,10 @@ class InferenceForward:
         cfg = model.config
         layers = list(model.model.layers)
         self.layers = layers
-        # Fast decode: DeepSeek attention everywhere, fp32 weights (bf16 keeps the model's SDPA numerics).
+        # Fast decode: DeepSeek attention everywhere, fp32 or bf16 weights (fp16 keeps the model's SDPA numerics).
         dtype = model.lm_head.weight.dtype
         mla = all(isinstance(layer.self_attn, MLA) for layer in layers)
-        self.fast_decode_ok = cfg.is_deepseek and mla and dtype == torch.float32
+        self.fast_decode_ok = cfg.is_deepseek and mla and dtype in (torch.float32, torch.bfloat16)
         self._weights: dict[tuple[int, str], tuple[tuple, object]] = {}
         self.cache_limit_bytes = cache_limit_bytes
         self._cache_bytes = 0
@@ -139,7 +139,9 @@ class InferenceForward:
         B = ids_B.shape[0]
         S = cache.kv_len = int(pos_B.max()) + 1
         slots = torch.arange(S, device=pos_B.device)
-        neg = torch.zeros(B, 1, S, device=pos_B.device).masked_fill_(slots > pos_B[:, None, None], float("-inf"))
+        dtype = m.lm_head.weight.dtype
+        neg = torch.zeros(B, 1, S, dtype=dtype, device=pos_B.device)
+        neg.masked_fill_(slots > pos_B[:, None, None], float("-inf"))
         inv_freq, factor = m.rope(ids_B.device)
         cos, sin = rope_cos_sin(pos_B[:, None], inv_freq, factor)  # [B, 1, R/2]
         rot = torch.complex(cos, sin)
@@ -167,7 +169,7 @@ class InferenceForward:
         q = F.linear(_norm(a.q_a_layernorm, q_first), a.q_b_proj.weight) if lora else q_first
         q_nope, q_pe = q.view(B, H, dn + dr).split([dn, dr], dim=-1)
         pe = torch.cat((q_pe, k_pe[:, None]), dim=1).reshape(B, H + 1, dr // 2, 2)  # RoPE q and k together
-        pe = torch.view_as_real(torch.view_as_complex(pe) * rot).flatten(-2)
+        pe = torch.view_as_real(torch.view_as_complex(pe.float()) * rot).flatten(-2).to(x.dtype)  # fp32, as the model
         kv_new = torch.cat((_norm(a.kv_a_layernorm, ckv), pe[:, H]), dim=-1)  # [B, C + R]: what the token leaves
         buf = cache.buffers[a.layer_idx][0]
         buf[rows, pos] = kv_new.to(buf.dtype)
@@ -175,7 +177,7 @@ class InferenceForward:
         w = a.kv_b_proj.weight.view(H, dn + dv, C)
         q_lat = torch.bmm(q_nope.transpose(0, 1), w[:, :dn]).transpose(0, 1)  # [B, H, C]
         scores = torch.baddbmm(neg, torch.cat((q_lat, pe[:, :H]), dim=-1), kv.transpose(1, 2), alpha=a.scale)
-        o = torch.bmm(scores.softmax(dim=-1), kv[:, :, :C])  # [B, H, C]
+        o = torch.bmm(scores.softmax(dim=-1, dtype=torch.float32).to(kv.dtype), kv[:, :, :C])  # [B, H, C]
         o = torch.bmm(o.transpose(0, 1), w[:, dn:].transpose(1, 2)).transpose(0, 1)  # [B, H, dv]
         return F.linear(o.reshape(B, H * dv), a.o_proj.weight)
 

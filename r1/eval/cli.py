@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from r1.dtypes import DTYPE_CHOICES, DTYPE_HELP
 from r1.errors import UserError
 from r1.eval.evaluate import GenerateFn
 from r1.tasks.base import SPLITS, Item, question_of
@@ -53,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--top-p", type=float, default=0.95)
     gen.add_argument("--max-new-tokens", type=int, default=1024)
     gen.add_argument("--batch-size", type=int, default=16, help="items per generate call")
+    gen.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto", help="with --model: " + DTYPE_HELP)
     gen.add_argument(
         "--reward",
         action="append",
@@ -151,12 +153,12 @@ def replay_generate_fn(samples: list[list[dict[str, Any]]]) -> GenerateFn:
     return generate
 
 
-def engine_generate_fn(model_dir: str, device: str = "cpu") -> GenerateFn:
+def engine_generate_fn(model_dir: str, device: str = "cpu", dtype: str = "auto") -> GenerateFn:
     """A GenerateFn backed by the project engine, loading the model and tokenizer in `model_dir`."""
     from r1.engine import Engine
     from r1.engine.adapters import make_generate_fn
 
-    return make_generate_fn(Engine.from_pretrained(model_dir, device=device))
+    return make_generate_fn(Engine.from_pretrained(model_dir, dtype=dtype, device=device))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -182,7 +184,7 @@ def _run(args: argparse.Namespace) -> int:
         generate_fn = replay_generate_fn(samples)
     else:
         k = 8 if args.k is None else args.k
-        generate_fn = engine_generate_fn(args.model)
+        generate_fn = engine_generate_fn(args.model, dtype=args.dtype)
     if k < 1:
         raise UserError(f"-k must be >= 1, got {k}")
     result = evaluate(

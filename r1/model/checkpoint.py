@@ -178,10 +178,9 @@ def load_pretrained(
     if mtp_absent:
         model.mtp.to_empty(device=device)
         _init_modules(model.mtp, cfg.initializer_range)
-        if dtype is not None:
-            model.mtp.to(dtype)
-            for moe in model.moe_layers():
-                moe.gate.e_score_correction_bias.data = moe.gate.e_score_correction_bias.float()
+        model.mtp.to(dtype or model.model.embed_tokens.weight.dtype)  # the fresh module in the weights' dtype
+        for moe in model.moe_layers():
+            moe.gate.e_score_correction_bias.data = moe.gate.e_score_correction_bias.float()
     if cfg.tie_word_embeddings:
         model.lm_head.weight = model.model.embed_tokens.weight
     leftover = [n for n, p in [*model.named_parameters(), *model.named_buffers()] if p.is_meta]

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from r1.dtypes import DTYPE_CHOICES, DTYPE_HELP
 from r1.errors import UserError
 
 
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch", type=int, default=32, help="sequences decoded together (default 32)")
     p.add_argument("--max-len", type=int, help="context length in tokens (default: the model's, at most 4096)")
     p.add_argument("--served-model-name", help="the `model` clients must send (default: the directory's name)")
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="weights dtype (default: as stored)")
+    p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto", help=DTYPE_HELP)
     p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger request bodies get 413 (1 MiB)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -84,8 +85,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--port {args.port}: must be in [1, 65535]")
     if args.threads:
         torch.set_num_threads(args.threads)
-    dtype = getattr(torch, args.dtype) if args.dtype else None
-    engine = Engine.from_pretrained(args.model, dtype=dtype, max_batch=args.max_batch, max_len=args.max_len)
+    engine = Engine.from_pretrained(args.model, dtype=args.dtype, max_batch=args.max_batch, max_len=args.max_len)
     name = args.served_model_name or Path(args.model).resolve().name
     app = create_app(engine, name, generation_defaults(args.model), args.max_body_bytes)
     print(f"serving {name} on http://{args.host}:{args.port}/v1 (max batch {args.max_batch}, context {engine.max_len})")
