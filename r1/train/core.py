@@ -236,7 +236,8 @@ class Trainer:
         step = self._resume(resume_from) if resume_from else 0
         if d.is_main:
             self._open_log(resume_from, step)
-        self.peak = matmul_peak(self.device, self.autocast_dtype or torch.float32)
+        slow = self.device.type == "cpu" and self.autocast_dtype == torch.float16  # no fp16 GEMM kernels: ~60x fp32
+        self.peak = matmul_peak(self.device, self.autocast_dtype or torch.float32, **({"n": 256} if slow else {}))
         self.flops_per_token = train_flops_per_token(self.model_config, cfg.data.seq_len)
         return step
 
