@@ -424,3 +424,35 @@ def test_grpo_from_a_bf16_checkpoint(tmp_path, ckpts):
     steps = [json.loads(r) for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     first = next(r for r in steps if r["event"] == "step")
     assert first["logprob_diff_max"] < 1e-4 and first["length_mean"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
+def test_fp16_loss_scaling_agrees_across_fsdp2_processes(tmp_path):
+    """GradScaler under FSDP2: an overflow on one rank's shard skips the step on every rank (the found-inf flag
+    is all-reduced), so 2 processes skip the same steps and follow the single-process losses."""
+    import os
+    import subprocess
+    import sys
+
+    from r1.train.config import load_config
+    from r1.train.testing import tiny_overrides, write_jsonl
+
+    root = Path(__file__).resolve().parents[1]
+    data = write_jsonl(tmp_path / "train.jsonl", token_corpus())
+    common = [f"data.paths=[{data}]", "train.steps=4", "train.dtype=fp16"]
+    train(load_config(None, [*tiny_overrides(tmp_path / "one"), *common]))
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+           "r1.train.cli", *tiny_overrides(tmp_path / "two"), *common, "train.micro_batch_size=1"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    runs = {}
+    for name in ("one", "two"):
+        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        runs[name] = [r for r in map(json.loads, lines) if r["event"] == "step"]
+    assert [r["loss_scale"] for r in runs["one"]] == [r["loss_scale"] for r in runs["two"]]
+    assert runs["one"][-1]["loss_scale"] < 65536.0  # some steps overflowed and were skipped
+    torch.testing.assert_close(torch.tensor([r["loss"] for r in runs["two"]]),
+                               torch.tensor([r["loss"] for r in runs["one"]]), rtol=2e-4, atol=0)  # fmt: skip

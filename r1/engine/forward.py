@@ -139,8 +139,7 @@ class InferenceForward:
         B = ids_B.shape[0]
         S = cache.kv_len = int(pos_B.max()) + 1
         slots = torch.arange(S, device=pos_B.device)
-        dtype = m.lm_head.weight.dtype
-        neg = torch.zeros(B, 1, S, dtype=dtype, device=pos_B.device)
+        neg = torch.zeros(B, 1, S, dtype=m.lm_head.weight.dtype, device=pos_B.device)
         neg.masked_fill_(slots > pos_B[:, None, None], float("-inf"))
         inv_freq, factor = m.rope(ids_B.device)
         cos, sin = rope_cos_sin(pos_B[:, None], inv_freq, factor)  # [B, 1, R/2]
@@ -169,15 +168,21 @@ class InferenceForward:
         q = F.linear(_norm(a.q_a_layernorm, q_first), a.q_b_proj.weight) if lora else q_first
         q_nope, q_pe = q.view(B, H, dn + dr).split([dn, dr], dim=-1)
         pe = torch.cat((q_pe, k_pe[:, None]), dim=1).reshape(B, H + 1, dr // 2, 2)  # RoPE q and k together
-        pe = torch.view_as_real(torch.view_as_complex(pe.float()) * rot).flatten(-2).to(x.dtype)  # fp32, as the model
+        low = x.dtype != torch.float32  # bf16 weights: RoPE and the softmax in fp32, as the model's own path does
+        pe = torch.view_as_real(torch.view_as_complex(pe.float() if low else pe) * rot).flatten(-2)
+        if low:
+            pe = pe.to(x.dtype)
         kv_new = torch.cat((_norm(a.kv_a_layernorm, ckv), pe[:, H]), dim=-1)  # [B, C + R]: what the token leaves
         buf = cache.buffers[a.layer_idx][0]
-        buf[rows, pos] = kv_new.to(buf.dtype)
-        kv = buf[:B, : neg.shape[-1]].to(x.dtype)  # [B, S, C + R]; a no-op unless the cache has its own dtype
+        buf[rows, pos] = kv_new if kv_new.dtype == buf.dtype else kv_new.to(buf.dtype)
+        kv = buf[:B, : neg.shape[-1]]  # [B, S, C + R]
+        if kv.dtype != x.dtype:  # a cache kept in another dtype than the weights
+            kv = kv.to(x.dtype)
         w = a.kv_b_proj.weight.view(H, dn + dv, C)
         q_lat = torch.bmm(q_nope.transpose(0, 1), w[:, :dn]).transpose(0, 1)  # [B, H, C]
         scores = torch.baddbmm(neg, torch.cat((q_lat, pe[:, :H]), dim=-1), kv.transpose(1, 2), alpha=a.scale)
-        o = torch.bmm(scores.softmax(dim=-1, dtype=torch.float32).to(kv.dtype), kv[:, :, :C])  # [B, H, C]
+        p = scores.softmax(dim=-1, dtype=torch.float32).to(x.dtype) if low else scores.softmax(dim=-1)
+        o = torch.bmm(p, kv[:, :, :C])  # [B, H, C]
         o = torch.bmm(o.transpose(0, 1), w[:, dn:].transpose(1, 2)).transpose(0, 1)  # [B, H, dv]
         return F.linear(o.reshape(B, H * dv), a.o_proj.weight)
 
