@@ -412,13 +412,25 @@ def test_grpo_from_a_bf16_checkpoint(tmp_path, ckpts):
     """R1-Zero from a bf16 base (as every published one is): fp32 master weights, so the engine's rollout
     log-probs are the trainer's up to fp32 noise."""
     base = {
-        "stage": "grpo", "model": str(ckpts["tiny", torch.bfloat16]), "train.batch_size": 4,
-        "train.micro_batch_size": 2, "train.steps": 2, "train.threads": 1, "schedule.kind": "constant",
-        "schedule.warmup_steps": 0, "logging.progress": False, "logging.plots": False, "logging.report": False,
-        "grpo.prompts_per_rollout": 2, "grpo.group_size": 4, "grpo.max_new_tokens": 8, "grpo.train_items": 8,
-    }  # fmt: skip
-    config = write_config(tmp_path / "grpo.yaml", [f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
-                                                   for k, v in base.items()])  # fmt: skip
+        "stage": "grpo",
+        "model": str(ckpts["tiny", torch.bfloat16]),
+        "train.batch_size": 4,
+        "train.micro_batch_size": 2,
+        "train.steps": 2,
+        "train.threads": 1,
+        "schedule.kind": "constant",
+        "schedule.warmup_steps": 0,
+        "logging.progress": False,
+        "logging.plots": False,
+        "logging.report": False,
+        "grpo.prompts_per_rollout": 2,
+        "grpo.group_size": 4,
+        "grpo.max_new_tokens": 8,
+        "grpo.train_items": 8,
+    }
+    config = write_config(
+        tmp_path / "grpo.yaml", [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in base.items()]
+    )
     result = train_run(config, tmp_path / "run")
     assert {p.dtype for p in result.model.parameters()} == {torch.float32}
     steps = [json.loads(r) for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -443,10 +455,22 @@ def test_fp16_loss_scaling_agrees_across_fsdp2_processes(tmp_path):
     common = [f"data.paths=[{data}]", "train.steps=4", "train.dtype=fp16"]
     train(load_config(None, [*tiny_overrides(tmp_path / "one"), *common]))
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
-           "r1.train.cli", *tiny_overrides(tmp_path / "two"), *common, "train.micro_batch_size=1"]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=300)  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "r1.train.cli",
+        *tiny_overrides(tmp_path / "two"),
+        *common,
+        "train.micro_batch_size=1",
+    ]
+    proc = subprocess.run(
+        cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     runs = {}
     for name in ("one", "two"):
@@ -454,5 +478,9 @@ def test_fp16_loss_scaling_agrees_across_fsdp2_processes(tmp_path):
         runs[name] = [r for r in map(json.loads, lines) if r["event"] == "step"]
     assert [r["loss_scale"] for r in runs["one"]] == [r["loss_scale"] for r in runs["two"]]
     assert runs["one"][-1]["loss_scale"] < 65536.0  # some steps overflowed and were skipped
-    torch.testing.assert_close(torch.tensor([r["loss"] for r in runs["two"]]),
-                               torch.tensor([r["loss"] for r in runs["one"]]), rtol=2e-4, atol=0)  # fmt: skip
+    torch.testing.assert_close(
+        torch.tensor([r["loss"] for r in runs["two"]]),
+        torch.tensor([r["loss"] for r in runs["one"]]),
+        rtol=2e-4,
+        atol=0,
+    )
