@@ -8,9 +8,10 @@ per-op overhead. Two paths, both checked against `Transformer.forward` in `tests
   the experts' weights stacked once (`torch._grouped_mm`: each expert on its own rows, no padding); elsewhere a
   few tokens per expert are padded into one batched GEMM, and many experts with few tokens loop over the active
   ones.
-- `decode` (T = 1, absorbed MLA cache, fp32): the step written out with the latent cache, following the model's
-  equations (attention.py) with cached fused weights: one GEMM for [q_a | kv_a], RoPE on q and k in one complex
-  multiply, scores as one `baddbmm` against the latent with the mask added, expert and MLP gate|up in one GEMM.
+- `decode` (T = 1, absorbed MLA cache, fp32 or bf16 weights): the step written out with the latent cache, following
+  the model's equations (attention.py) with cached fused weights: one GEMM for [q_a | kv_a], RoPE on q and k in one
+  complex multiply, scores as one `baddbmm` against the latent with the mask added, expert and MLP gate|up in one
+  GEMM. In bf16, RoPE and the softmax run in fp32 as in the model's own path.
 
 Derived weights (concatenations, stacks) are built from the parameters and rebuilt by `refresh()` when a parameter
 changed: tensor version counters see most in-place updates and swapped tensors are seen by identity, but fused
