@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TextIO
 
+from r1.dtypes import DTYPE_CHOICES, DTYPE_HELP
 from r1.engine.reasoning import ReasoningStream, prompt_opens_think
 from r1.engine.requests import Event, SampleDone, TokenEvent
 from r1.engine.sampling import SamplingParams
@@ -163,22 +164,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tokens", type=int, default=2048, help="tokens per answer, reasoning included (2048)")
     p.add_argument("--seed", type=int, help="make answers reproducible (turn i uses seed + i)")
     p.add_argument("--max-len", type=int, help="context length in tokens (default: the model's, at most 4096)")
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="weights dtype (default: as stored)")
+    p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto", help=DTYPE_HELP)
     p.add_argument("--hide-reasoning", action="store_true", help="print only the answers")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, input_fn: Callable[[str], str] = input, out: TextIO | None = None) -> int:
-    import torch
-
     from r1.engine.engine import Engine
 
     out = out or sys.stdout
     params = SamplingParams(
         temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, max_tokens=args.max_tokens, seed=args.seed
     )
-    dtype = getattr(torch, args.dtype) if args.dtype else None
-    engine = Engine.from_pretrained(args.model, dtype=dtype, max_batch=1, max_len=args.max_len)
+    engine = Engine.from_pretrained(args.model, dtype=args.dtype, max_batch=1, max_len=args.max_len)
     color = _is_tty(out)
     session = ChatSession(engine, params, out, color, args.system, not args.hide_reasoning)
     if args.prompt is not None:

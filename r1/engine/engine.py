@@ -80,11 +80,18 @@ class Engine:
 
     @classmethod
     def from_pretrained(
-        cls, path: str | os.PathLike, dtype: torch.dtype | None = None, device: str = "cpu", **kwargs: Any
+        cls, path: str | os.PathLike, dtype: str | torch.dtype | None = "auto", device: str = "cpu", **kwargs: Any
     ) -> Engine:
-        """Load a Hugging Face directory written by `save_pretrained` (weights + tokenizer files)."""
+        """Load a Hugging Face directory written by `save_pretrained` (weights + tokenizer files).
+
+        dtype: what the model computes in: a torch dtype or its name ('float32', 'bfloat16', 'float16'), or
+        'auto' (or None): see `r1.dtypes.inference_dtype` (a float32 checkpoint stays float32 on CPU; a 16-bit
+        one runs in bfloat16 where the CPU has native bf16, else in float32).
+        """
+        from r1.dtypes import checkpoint_dtype, inference_dtype
         from r1.model.checkpoint import load_pretrained
 
+        dtype = inference_dtype(dtype, checkpoint_dtype(path), device)
         model = load_pretrained(path, dtype=dtype, device=device)
         return cls(model, Tokenizer.load(path), **kwargs)
 

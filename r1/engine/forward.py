@@ -8,9 +8,10 @@ per-op overhead. Two paths, both checked against `Transformer.forward` in `tests
   the experts' weights stacked once (`torch._grouped_mm`: each expert on its own rows, no padding); elsewhere a
   few tokens per expert are padded into one batched GEMM, and many experts with few tokens loop over the active
   ones.
-- `decode` (T = 1, absorbed MLA cache, fp32): the step written out with the latent cache, following the model's
-  equations (attention.py) with cached fused weights: one GEMM for [q_a | kv_a], RoPE on q and k in one complex
-  multiply, scores as one `baddbmm` against the latent with the mask added, expert and MLP gate|up in one GEMM.
+- `decode` (T = 1, absorbed MLA cache, fp32 or bf16 weights): the step written out with the latent cache, following
+  the model's equations (attention.py) with cached fused weights: one GEMM for [q_a | kv_a], RoPE on q and k in one
+  complex multiply, scores as one `baddbmm` against the latent with the mask added, expert and MLP gate|up in one
+  GEMM. In bf16, RoPE and the softmax run in fp32 as in the model's own path.
 
 Derived weights (concatenations, stacks) are built from the parameters and rebuilt by `refresh()` when a parameter
 changed: tensor version counters see most in-place updates and swapped tensors are seen by identity, but fused
@@ -48,10 +49,10 @@ class InferenceForward:
         cfg = model.config
         layers = list(model.model.layers)
         self.layers = layers
-        # Fast decode: DeepSeek attention everywhere, fp32 weights (bf16 keeps the model's SDPA numerics).
+        # Fast decode: DeepSeek attention everywhere, fp32 or bf16 weights (fp16 keeps the model's SDPA numerics).
         dtype = model.lm_head.weight.dtype
         mla = all(isinstance(layer.self_attn, MLA) for layer in layers)
-        self.fast_decode_ok = cfg.is_deepseek and mla and dtype == torch.float32
+        self.fast_decode_ok = cfg.is_deepseek and mla and dtype in (torch.float32, torch.bfloat16)
         self._weights: dict[tuple[int, str], tuple[tuple, object]] = {}
         self.cache_limit_bytes = cache_limit_bytes
         self._cache_bytes = 0
@@ -139,7 +140,8 @@ class InferenceForward:
         B = ids_B.shape[0]
         S = cache.kv_len = int(pos_B.max()) + 1
         slots = torch.arange(S, device=pos_B.device)
-        neg = torch.zeros(B, 1, S, device=pos_B.device).masked_fill_(slots > pos_B[:, None, None], float("-inf"))
+        neg = torch.zeros(B, 1, S, dtype=m.lm_head.weight.dtype, device=pos_B.device)
+        neg.masked_fill_(slots > pos_B[:, None, None], float("-inf"))
         inv_freq, factor = m.rope(ids_B.device)
         cos, sin = rope_cos_sin(pos_B[:, None], inv_freq, factor)  # [B, 1, R/2]
         rot = torch.complex(cos, sin)
@@ -167,15 +169,21 @@ class InferenceForward:
         q = F.linear(_norm(a.q_a_layernorm, q_first), a.q_b_proj.weight) if lora else q_first
         q_nope, q_pe = q.view(B, H, dn + dr).split([dn, dr], dim=-1)
         pe = torch.cat((q_pe, k_pe[:, None]), dim=1).reshape(B, H + 1, dr // 2, 2)  # RoPE q and k together
-        pe = torch.view_as_real(torch.view_as_complex(pe) * rot).flatten(-2)
+        low = x.dtype != torch.float32  # bf16 weights: RoPE and the softmax in fp32, as the model's own path does
+        pe = torch.view_as_real(torch.view_as_complex(pe.float() if low else pe) * rot).flatten(-2)
+        if low:
+            pe = pe.to(x.dtype)
         kv_new = torch.cat((_norm(a.kv_a_layernorm, ckv), pe[:, H]), dim=-1)  # [B, C + R]: what the token leaves
         buf = cache.buffers[a.layer_idx][0]
-        buf[rows, pos] = kv_new
+        buf[rows, pos] = kv_new if kv_new.dtype == buf.dtype else kv_new.to(buf.dtype)
         kv = buf[:B, : neg.shape[-1]]  # [B, S, C + R]
+        if kv.dtype != x.dtype:  # a cache kept in another dtype than the weights
+            kv = kv.to(x.dtype)
         w = a.kv_b_proj.weight.view(H, dn + dv, C)
         q_lat = torch.bmm(q_nope.transpose(0, 1), w[:, :dn]).transpose(0, 1)  # [B, H, C]
         scores = torch.baddbmm(neg, torch.cat((q_lat, pe[:, :H]), dim=-1), kv.transpose(1, 2), alpha=a.scale)
-        o = torch.bmm(scores.softmax(dim=-1), kv[:, :, :C])  # [B, H, C]
+        p = scores.softmax(dim=-1, dtype=torch.float32).to(x.dtype) if low else scores.softmax(dim=-1)
+        o = torch.bmm(p, kv[:, :, :C])  # [B, H, C]
         o = torch.bmm(o.transpose(0, 1), w[:, dn:].transpose(1, 2)).transpose(0, 1)  # [B, H, dv]
         return F.linear(o.reshape(B, H * dv), a.o_proj.weight)
 
@@ -216,7 +224,7 @@ class InferenceForward:
         grouped = GROUPED_MM and x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
         counts = counts_t.tolist()
         if stacks is None or (not grouped and moe.n_experts * max(counts) > 4 * len(flat)):
-            return moe._run_looped(x, flat, w.flatten(), counts)
+            return moe._run_looped(x, flat, w.flatten(), counts).to(x.dtype)  # fp32 with 16-bit x (fp32 weights)
         w_gu, w_down = stacks  # [E, D, 2I], [E, I, D]
         order = flat.argsort(stable=True)
         token = order // moe.top_k

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from r1.dtypes import DTYPE_CHOICES, DTYPE_HELP
 from r1.errors import UserError
 from r1.eval.evaluate import GenerateFn, health_warning
 from r1.readers import iter_jsonl
@@ -67,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--top-p", type=float, default=0.95)
     gen.add_argument("--max-new-tokens", type=int, default=1024)
     gen.add_argument("--batch-size", type=int, default=16, help="items per generate call")
+    gen.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto", help="with --model: " + DTYPE_HELP)
     gen.add_argument(
         "--reward",
         action="append",
@@ -216,13 +218,13 @@ def replay_generate_fn(samples: list[list[dict[str, Any]]]) -> GenerateFn:
     return generate
 
 
-def engine_generate_fn(model_dir: str, device: str = "cpu") -> GenerateFn:
+def engine_generate_fn(model_dir: str, device: str = "cpu", dtype: str = "auto") -> GenerateFn:
     """A GenerateFn backed by the project engine, loading the model and tokenizer in `model_dir`."""
     from r1.assets import model_path
     from r1.engine import Engine
     from r1.engine.adapters import make_generate_fn
 
-    return make_generate_fn(Engine.from_pretrained(model_path(model_dir), device=device))
+    return make_generate_fn(Engine.from_pretrained(model_path(model_dir), dtype=dtype, device=device))
 
 
 def template_for_model(model_dir: str | Path) -> tuple[str, str]:
@@ -270,7 +272,7 @@ def _run(args: argparse.Namespace) -> int:
         generate_fn = replay_generate_fn(samples)
     else:
         k = 8 if args.k is None else args.k
-        generate_fn = engine_generate_fn(args.model)
+        generate_fn = engine_generate_fn(args.model, dtype=args.dtype)
         if template is None:
             template, why = template_for_model(model_path(args.model))
             print(f"template: {template} ({why}; --template to choose another)", file=sys.stderr)

@@ -66,12 +66,13 @@ class KVCache:
         return per_layer * len(self.buffers)
 
     def write(self, layer: int, positions_BT: torch.Tensor, *new: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Store the new tokens' tensors at their positions; return the first `kv_len` slots of each buffer."""
+        """Store the new tokens' tensors at their positions; return the first `kv_len` slots of each buffer, in
+        the new tensors' dtype (a cache kept in another dtype than the model computes in is cast on read)."""
         bufs = self.buffers[layer]
         rows = torch.arange(positions_BT.shape[0], device=positions_BT.device)[:, None].expand_as(positions_BT)
         for buf, t in zip(bufs, new):
             buf[rows, positions_BT] = t.to(buf.dtype)
-        return tuple(b[:, : self.kv_len] for b in bufs)
+        return tuple(b[:, : self.kv_len].to(t.dtype) for b, t in zip(bufs, new))
 
     def copy_rows(self, src: torch.Tensor, dst: torch.Tensor, length: int | None = None) -> None:
         """Copy cached slots of rows `src` into rows `dst` (e.g. one prefill shared by n samples)."""

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from r1.dtypes import DTYPE_CHOICES, DTYPE_HELP
 from r1.errors import UserError
 from r1.serve.logprobs import LOGPROBS_MODES
 
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"the `model` names clients may send; responses carry the first (default: {DEFAULT_NAME!r} and the "
         "model directory's name)",
     )
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="weights dtype (default: as stored)")
+    p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto", help=DTYPE_HELP)
     p.add_argument(
         "--logprobs-mode",
         choices=LOGPROBS_MODES,
@@ -110,8 +111,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--port {args.port}: must be in [1, 65535]")
     if args.threads:
         torch.set_num_threads(args.threads)
-    dtype = getattr(torch, args.dtype) if args.dtype else None
-    engine = Engine.from_pretrained(args.model, dtype=dtype, max_batch=args.max_batch, max_len=args.max_len)
+    engine = Engine.from_pretrained(args.model, dtype=args.dtype, max_batch=args.max_batch, max_len=args.max_len)
     names = served_names(args.served_model_name, args.model)
     app = create_app(engine, names, generation_defaults(args.model), args.max_body_bytes, args.logprobs_mode)
     print(f"serving {', '.join(names)} on http://{args.host}:{args.port}/v1 (max batch {args.max_batch}, "

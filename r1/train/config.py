@@ -87,7 +87,9 @@ class TrainSection:
     batch_size: int = 8  # sequences per optimizer step, over all processes (the global batch)
     micro_batch_size: int = 0  # sequences per forward on one process; 0 = batch_size / processes
     seed: int = 0
-    dtype: str = choices("fp32", "fp32", "bf16")  # bf16 = autocast, fp32 master weights and optimizer
+    # bf16 / fp16 = autocast, fp32 master weights and optimizer (fp16 with loss scaling); auto = bf16 where the
+    # device computes it natively, else fp32 (r1.dtypes.autocast_dtype)
+    dtype: str = choices("fp32", "fp32", "bf16", "fp16", "auto")
     device: str = choices("auto", "auto", "cpu", "cuda")
     threads: int = 0  # torch intra-op threads; 0 = leave torch's default
     log_every: int = 1

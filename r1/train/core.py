@@ -5,7 +5,7 @@ A stage says what to learn; the core says how. The split:
     stage (r1.train.pretrain, r1.train.sft, ...)         core (this module)
     ---------------------------------------------        -----------------------------------------------------
     setup(ctx): read and tokenize data                    config, run folder, seed, devices, FSDP2
-    next_batches(): this rank's micro-batches             AdamW, lr schedule, gradient accumulation, bf16/fp32
+    next_batches(): this rank's micro-batches             AdamW, lr schedule, gradient accumulation, precision
     loss(model, batch) -> LossOutput                      clipping, MoE routing-bias update, checkpoints, resume
     eval_batches(), state_dict() (data position)          metrics.jsonl, progress bar, plots, report.md
 
@@ -24,6 +24,8 @@ One optimizer step:
 3. gradients ÷ the global weight (all-reduced), so the step minimizes the weighted mean over the whole global
    batch whatever its split into micro-batches and processes: 2 micro-steps of B/2 equal 1 step of B;
 4. clip to `optim.grad_clip`, report the norm; `optimizer.step()`;
+   (train.dtype=fp16: the loss is scaled before backward and the gradients unscaled before 3, by torch's
+   GradScaler, which skips steps whose gradients overflowed, as HF Trainer's `fp16=True` does);
 5. the aux-loss-free routing-bias update from the step's expert counts (summed over micro-batches, all-reduced
    over processes), after the optimizer step, with γ = the model config's `bias_update_speed`.
 
@@ -58,6 +60,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from r1.dtypes import autocast_dtype
 from r1.errors import CheckpointError, ConfigError, UserError
 from r1.io import atomic_write_text
 from r1.model.checkpoint import load_pretrained, save_pretrained
@@ -211,7 +214,10 @@ class Trainer:
         self.dist = distributed.init(cfg.train.device)
         self.run_dir = Path(cfg.train.out)
         self.device = self.dist.device
-        self.autocast_dtype = torch.bfloat16 if cfg.train.dtype == "bf16" else None
+        # train.dtype: the autocast dtype (None: plain fp32); master weights and optimizer state are always fp32
+        self.autocast_dtype = autocast_dtype(cfg.train.dtype, self.device)
+        # fp16 needs loss scaling (its range underflows small gradients); bf16 has fp32's range and does not
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.autocast_dtype == torch.float16 else None
         self.best: dict[str, Any] | None = None
         self.tokens_seen = 0
         self.elapsed = 0.0
@@ -258,7 +264,8 @@ class Trainer:
         step = self._resume(resume_from) if resume_from else 0
         if d.is_main:
             self._open_log(resume_from, step)
-        self.peak = matmul_peak(self.device, self.autocast_dtype or torch.float32)
+        slow = self.device.type == "cpu" and self.autocast_dtype == torch.float16  # no fp16 GEMM kernels: ~60x fp32
+        self.peak = matmul_peak(self.device, self.autocast_dtype or torch.float32, **({"n": 256} if slow else {}))
         self.flops_per_token = train_flops_per_token(self.model_config, cfg.data.seq_len)
         return step
 
@@ -345,7 +352,8 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
                                 enabled=self.autocast_dtype is not None):
                 out = self.stage.loss(model, batch)
-            (out.loss * out.weight).backward()
+            scaled = out.loss * out.weight
+            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             weight += out.weight
             tokens += out.tokens
             for k, v in {"loss": out.loss.detach(), **out.metrics}.items():
@@ -364,6 +372,8 @@ class Trainer:
         if not math.isfinite(parts["loss"]):
             lr = self.optimizer.param_groups[0]["lr"]
             raise UserError(f"loss is {parts['loss']} at step {step_number} (lr {lr:.2e}): lower optim.lr?")
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)  # inf/nan found here (on any rank) makes `step` skip the update
         # gradients hold Σ weight·∇loss (averaged over ranks by FSDP): make them the global weighted mean
         scale = d.world / max(g_weight, 1e-12)
         for p in model.parameters():
@@ -372,7 +382,12 @@ class Trainer:
         max_norm = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
         parts["grad_norm"] = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
-        self.optimizer.step()
+        if self.scaler is not None:
+            parts["loss_scale"] = self.scaler.get_scale()  # the scale this step's gradients were computed with
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if counts is not None:
             counts = distributed.all_reduce_sum(counts.to(self.device), d).cpu()
@@ -556,8 +571,8 @@ class Trainer:
         cfg = self.cfg
         torch.manual_seed(cfg.train.seed)
         source = resume_from or (Path(cfg.model.path) if cfg.model.path else None)
-        if source is not None:
-            model = load_pretrained(source, config=self.model_config, device=self.device)
+        if source is not None:  # fp32 master weights whatever the checkpoint stores (bf16, fp16, FP8)
+            model = load_pretrained(source, config=self.model_config, device=self.device, dtype=torch.float32)
         else:
             with torch.device(self.device):
                 model = Transformer(self.model_config)
@@ -573,6 +588,8 @@ class Trainer:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         distributed.load_optimizer_tensors(self.optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")})
         self.stage.load_state_dict(state.get("data", {}))
+        if self.scaler is not None and "grad_scaler" in state:
+            self.scaler.load_state_dict(state["grad_scaler"])
         self.best = state.get("best")
         self.tokens_seen = int(state.get("tokens", 0))
         self.elapsed = float(state.get("elapsed", 0.0))
@@ -633,6 +650,8 @@ class Trainer:
                 "param_groups": [{k: v for k, v in g.items() if k not in ("params", "names")}
                                  for g in self.optimizer.param_groups],
             }
+            if self.scaler is not None:
+                state["grad_scaler"] = self.scaler.state_dict()  # plain numbers: the scale and its growth count
             model = self.model if not d.enabled else _cpu_model(self.model_config, full)
             tok = self.tokenizer
 

@@ -71,6 +71,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from r1.dtypes import autocast_dtype
 from r1.errors import ConfigError, UserError
 from r1.io import atomic_path
 from r1.tasks.templates import TEMPLATES
@@ -387,7 +388,7 @@ class GRPOStage(Stage):
 
         self.reward = build_reward(spec)
         self.reflection = reflection_regex(o.reflection_words)
-        self.autocast = torch.bfloat16 if cfg.train.dtype == "bf16" else None
+        self.autocast = autocast_dtype(cfg.train.dtype, ctx.device)  # the trainer's, see r1.dtypes
         self.files = ctx.run_dir / "grpo"
         self.watchdog = Watchdog()
         self._note_recommended()
