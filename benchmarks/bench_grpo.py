@@ -106,7 +106,7 @@ def peak_rss_mib() -> float:
 def run_r1(where: Path, args: argparse.Namespace, tag: str) -> dict:
     from r1.train import train
     from r1.train.config import TrainConfig
-    from r1.train.grpo import GRPOStage
+    from r1.train.grpo.stage import GRPOStage
     from r1.train.metrics import read_metrics
 
     class FullLengthGRPO(GRPOStage):

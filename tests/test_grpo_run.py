@@ -111,16 +111,19 @@ def test_same_seed_same_run_and_evaluation_does_not_perturb_training(tmp_path):
     steps_a, steps_b = _records(tmp_path / "a"), _records(tmp_path / "b")
     assert [r["reward"] for r in steps_a] == [r["reward"] for r in steps_b]
     assert "reward/soft_overlong" in steps_a[0] and "dynamic/gen_rounds" in steps_a[0]
-    # held-out evaluation: a baseline on step 1, eval events at step 2 and at the end
-    assert "baseline/pass@1" in steps_a[0] and "baseline/pass@1" not in steps_b[0]
+    # held-out evaluation: the initial policy (step 0), step 2 and the end; named as what it is, not a loss
     evals = _records(tmp_path / "a", "eval")
-    assert [e["step"] for e in evals] == [2, 3]
-    assert {"eval_pass@1", "eval_cons@2", "eval_length_mean", "eval_reflection", "eval_loss"} <= set(evals[0])
-    assert evals[0]["eval_loss"] == pytest.approx(1 - evals[0]["eval_pass@1"])
+    assert [e["step"] for e in evals] == [0, 2, 3] and not _records(tmp_path / "b", "eval")
+    assert {"eval_pass@1", "eval_cons@2", "eval_length_mean", "eval_reflection"} <= set(evals[0])
+    assert not any(k.startswith("baseline/") for k in steps_a[0]) and "eval_loss" not in evals[0]
+    logged = [json.loads(x) for x in (tmp_path / "a" / "completions.jsonl").read_text().splitlines()]
+    assert [c["step"] for c in logged] == [0] * 4 + [2] * 4 + [3] * 4  # grpo.log_completions = 4 per evaluation
+    assert {"question", "answer", "completion", "correct", "reward", "reward/repetition"} <= set(logged[0])
     plots = {p.name for p in (tmp_path / "a" / "plots").iterdir()}
     assert {"grpo_accuracy.png", "grpo_length.png", "grpo_reflection.png", "grpo_rewards.png"} <= plots
     report = (tmp_path / "a" / "report.md").read_text()
     assert "## GRPO" in report and "held-out pass@1" in report and "grpo_reflection.png" in report
+    assert "Completions at the last evaluation (step 3" in report and "| repetition |" in report
 
 
 def test_dynamic_sampling_refills_and_stops_at_the_round_cap(tmp_path):

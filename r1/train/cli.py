@@ -60,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
         parts = [f"{result.steps} steps", f"{result.tokens:,} tokens", f"{result.seconds:.1f}s"]
         if result.final_loss is not None:
             parts.append(f"final loss {result.final_loss:.4f}")
-        if result.eval_loss is not None:
-            parts.append(f"eval loss {result.eval_loss:.4f}")
+        for key, name in (("eval_loss", "eval loss"), ("eval_pass@1", "held-out pass@1")):
+            if key in result.evaluation:
+                parts.append(f"{name} {result.evaluation[key]:.4f}")
         print(f"trained: {', '.join(parts)}")
         print(f"run folder: {result.run_dir} (report.md, metrics.jsonl, checkpoints/)")
         if result.checkpoint:

@@ -151,7 +151,7 @@ class TrainConfig:
             if key != d.get("stage", "pretrain"):
                 raise ConfigError(f"{key}: the options of stage {key}, but this config's stage is {d.get('stage')!r}")
             options = coerce(d.pop(key) or {}, dict[str, Any], key)
-        cfg = _build(cls, d, "")
+        cfg = build_section(cls, d, "")
         cfg.options = options
         _resolve_shipped_paths(cfg)
         cfg.validate()
@@ -346,8 +346,8 @@ def _model_shorthand(value: str) -> dict[str, Any]:
 
 
 # ============================================================================================== typed build
-def _build(cls: type, d: Any, where: str) -> Any:
-    """Construct dataclass `cls` from a mapping, checking keys and value types recursively."""
+def build_section(cls: type, d: Any, where: str) -> Any:
+    """Dataclass `cls` from a mapping, checking keys and value types recursively (a stage's options use it too)."""
     if cls is ModelSection:
         return _build_model(d, where)
     if d is None:
@@ -363,7 +363,7 @@ def _build(cls: type, d: Any, where: str) -> Any:
             continue
         key = f"{where}.{name}" if where else name
         tp = hints[name]
-        kwargs[name] = _build(tp, d[name], key) if dataclasses.is_dataclass(tp) else coerce(d[name], tp, key)
+        kwargs[name] = build_section(tp, d[name], key) if dataclasses.is_dataclass(tp) else coerce(d[name], tp, key)
     return cls(**kwargs)
 
 
