@@ -52,18 +52,22 @@ def write_plots(run_dir: Path, records: list[dict[str, Any]]) -> list[Path]:
     return [p for p in plots if p is not None]
 
 
+def settings(o: Any) -> str:
+    """The options a reader needs, in one sentence (from the resolved options, so it cannot drift from them)."""
+    ref = f", reference reset every {o.ref_refresh} steps" if o.beta and o.ref_refresh else ""
+    return (f"Preset `{o.preset}`: {o.prompts_per_rollout} prompts × {o.group_size} samples per rollout, μ {o.epochs}, "
+            f"T {o.temperature:g}, ≤ {o.max_new_tokens} new tokens, β {o.beta:g}{ref}, ε {o.eps_low:g}/{o.eps_high:g}, "
+            f"`{o.loss_agg}`, advantages scaled by `{o.scale_rewards}`, ratio per {o.ratio_level}. Reward: "
+            f"`{json.dumps(o.reward)}`.")  # fmt: skip
+
+
 def report_lines(records: list[dict[str, Any]], opts: Any, run_dir: Path | None = None) -> list[str]:
     """The GRPO section of report.md: the settings, start → end, the time split, warnings, logged completions."""
     steps = [r for r in records if r.get("event") == "step"]
     if not steps:
         return []
     first, last = steps[0], steps[-1]
-    o = opts
-    lines = ["", "## GRPO", "",
-             f"Preset `{o.preset}`: {o.prompts_per_rollout} prompts × {o.group_size} samples per rollout, μ {o.epochs}, "
-             f"T {o.temperature:g}, ≤ {o.max_new_tokens} new tokens, β {o.beta:g}, ε {o.eps_low:g}/{o.eps_high:g}, "
-             f"`{o.loss_agg}`, advantages scaled by `{o.scale_rewards}`, ratio per {o.ratio_level}. Reward: "
-             f"`{json.dumps(o.reward)}`.", "", "| metric | first step | last step |", "|---|---|---|"]  # fmt: skip
+    lines = ["", "## GRPO", "", settings(opts), "", "| metric | first step | last step |", "|---|---|---|"]
     keys = ["reward", *sorted(k for k in last if k.startswith("reward/") and not k.endswith("_std")),
             "accuracy", "format_rate", "frac_reward_zero_std", "length_mean", "length_p90", "truncated",
             "reflection", "reflection_long", "long_form", "kl", "entropy", "clip/low", "clip/high"]  # fmt: skip
