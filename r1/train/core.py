@@ -131,6 +131,10 @@ class Stage:
         """This rank's micro-batches for the next optimizer step (`ctx.accumulation` of them)."""
         raise NotImplementedError
 
+    def step_metrics(self) -> dict[str, float]:
+        """Metrics of the whole step, logged as they are (GRPO's rollout statistics), not averaged over batches."""
+        return {}
+
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
         raise NotImplementedError
 
@@ -306,7 +310,7 @@ class Trainer:
         self.elapsed += dt
         self.tokens_seen += tokens
         flops = self.flops_per_token * tokens / dt
-        record = {"event": "step", "step": step + 1, **parts, "lr": lr, "tokens": tokens, "tokens_per_s": tokens / dt,
+        record = {"event": "step", "step": step + 1, **parts, **self.stage.step_metrics(), "lr": lr, "tokens": tokens, "tokens_per_s": tokens / dt,
                   "flops_per_s": flops, "mfu": flops / self.peak / self.dist.world, "step_time": dt,
                   "elapsed": self.elapsed, **self.stage.state_dict()}
         if counts is not None:

@@ -98,7 +98,7 @@ class GRPOStage(Stage):
         self.reference: nn.Module | None = None
         self.rollout: Rollout | None = None
         self.micro: list[dict[str, torch.Tensor]] = []
-        self.step_metrics: dict[str, float] = {}
+        self.this_step: dict[str, float] = {}
         # the data position (state_dict): which rollout, how many of its steps are done, prompts drawn, reference
         self.rollout_index = -1
         self.rollout_steps_done = 0
@@ -186,7 +186,7 @@ class GRPOStage(Stage):
     # ------------------------------------------------------------------------------------------ core contract
     def prepare(self, model: nn.Module, step: int) -> None:
         """Make sure a rollout is ready (generate, or reload after a resume mid-cycle) and cut this step's minibatch."""
-        self.step_metrics = {}
+        self.this_step = {}
         if self.rollout is None and 0 <= self.rollout_index and self.rollout_steps_done < self.steps_per_rollout:
             path = self._path("rollout", self.rollout_index)
             if not path.is_file():
@@ -203,10 +203,13 @@ class GRPOStage(Stage):
         self.micro = [self.rollout.rows(rows[s : s + mb]) for s in range(0, B, mb)]
         self.first_pass = k == 0 and self.opt.old_logprobs == "engine"
         self.rollout_steps_done = k + 1
-        self.step_metrics.update(self.rollout.stats)
+        self.this_step.update(self.rollout.stats)
 
     def next_batches(self) -> list[dict[str, torch.Tensor]]:
         return self.micro
+
+    def step_metrics(self) -> dict[str, float]:
+        return dict(self.this_step)  # the rollout's statistics, timings, warnings
 
     def loss(self, model: nn.Module, mb: dict[str, torch.Tensor]) -> LossOutput:
         o = self.opt
@@ -226,7 +229,7 @@ class GRPOStage(Stage):
             metrics["logprob_diff_mean"] = token_mean(diff, full)[0]
         if is_weight is not None:
             metrics["tis_weight_mean"] = token_mean(is_weight, full)[0]
-        metrics.update(self.step_metrics)
+            metrics["tis_weight_max"] = (is_weight * full).max()
         tokens = int((mb["prompt_lens"] + mb["completion_lens"]).sum())
         counts = out.expert_counts if o.update_router_bias else None
         return LossOutput(loss, weight, tokens, metrics, counts)
@@ -287,11 +290,11 @@ class GRPOStage(Stage):
             rollout.stats.update({"dynamic/gen_rounds": rounds, "dynamic/groups_varied": len(kept),
                                   "dynamic/groups_topped_up": max(0, o.prompts_per_rollout - len(kept))})
         generated = sum(seen["lengths"])
-        self.step_metrics.update({"time/rollout": t_gen, "time/reward": t_reward, "time/logprobs": t_logprobs,
+        self.this_step.update({"time/rollout": t_gen, "time/reward": t_reward, "time/logprobs": t_logprobs,
                                   "rollout_tokens": generated, "rollout_tokens_per_s": generated / max(t_gen, 1e-9)})
         self.rollout_index, self.rollout_steps_done = r, 0
         for name, message in self.watchdog.check(rollout.stats, o):
-            self.step_metrics[f"warn/{name}"] = 1.0
+            self.this_step[f"warn/{name}"] = 1.0
             if self.ctx.rank == 0:
                 print(f"\nwarning (grpo, rollout {r}): {message}", file=sys.stderr, flush=True)
         if self.steps_per_rollout > 1:  # a checkpoint may land mid-cycle: keep the samples it trains on
