@@ -227,7 +227,7 @@ def test_evaluation_and_statistics_options_do_what_they_say(tmp_path):
     word list the reflection rates count; a wider overlong buffer penalises more of the same completions."""
     common = dict(train__steps=1, grpo__eval_items=2, grpo__eval_k=2, grpo__soft_overlong=True)
     _trained(tmp_path, "a", grpo__eval_at_start=False, grpo__eval_max_new_tokens=3, grpo__reflection_words=[],
-             grpo__overlong_buffer=8, **common)  # fmt: skip
+             grpo__overlong_buffer=8, **common)
     _trained(tmp_path, "b", grpo__reflection_words=["the"], **common)
     (eval_a,), eval_b = _records(tmp_path / "a", "eval"), _records(tmp_path / "b", "eval")
     assert eval_a["step"] == 1 and [e["step"] for e in eval_b] == [0, 1]

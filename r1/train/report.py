@@ -21,7 +21,7 @@ def series(records: list[dict[str, Any]], key: str, event: str = "step") -> tupl
 
 
 def line_plot(path: Path, title: str, lines: list[tuple[str, tuple[list, list], str]], ylabel: str = "",
-              hline: float | None = None) -> Path | None:  # fmt: skip
+              hline: float | None = None) -> Path | None:
     """The one plot helper: metrics (label, (steps, values), matplotlib style) against step, as a PNG, with the Agg
     backend (no display needed). Lines without points are left out; None when none has any."""
     lines = [x for x in lines if x[1][0]]
@@ -57,12 +57,12 @@ def write_plots(run_dir: Path, records: list[dict[str, Any]]) -> list[Path]:
         line_plot(out / "loss.png", "Loss", [
             ("total", series(records, "loss"), "-"), ("next-token", series(records, "lm_loss"), "-"),
             ("MTP", series(records, "mtp_loss"), "-"), ("eval next-token", series(records, "eval_loss", "eval"), "o-"),
-        ], "loss"),  # fmt: skip
+        ], "loss"),
         line_plot(out / "lr.png", "Learning rate", [("lr", series(records, "lr"), "-")]),
         line_plot(out / "grad_norm.png", "Gradient norm (before clipping)", [("", series(records, "grad_norm"), "-")]),
         line_plot(out / "expert_balance.png", "Expert load imbalance (1 = balanced)",
                   [(f"MoE {i}", ([s for s, _ in balance], [v[i] for _, v in balance]), "-") for i in range(layers)],
-                  "max / mean expert load", hline=1.0),  # fmt: skip
+                  "max / mean expert load", hline=1.0),
     ]
     return [p for p in plots if p is not None]
 

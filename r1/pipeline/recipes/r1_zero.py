@@ -96,38 +96,34 @@ def stages(c: Config) -> list[Stage]:
               plots="grpo_*.png"),
         Evaluate("eval", "model", "r1-zero", "after R1-Zero", heldout, eval_runs, trained, header, c.max_new_tokens,
                  then=lambda run, table: write_card(run.path("model"), model_card(run))),
-    ]  # fmt: skip
+    ]
     return [
         *(pretraining if c.base is None else []),
         Base(str(base) if c.base else None, base_card, c.template, c.preset),
         Evaluate("eval-base", base, "base", "base model", heldout, eval_runs, trained, header, c.max_new_tokens,
                  then=after_base_eval),
         *(rl if c.rl_steps else []),
-    ]  # fmt: skip
+    ]
 
 
 def pretrain_overrides(run: Run) -> list[str]:
-    """Every knob of `configs/pretrain-tiny.yaml` the recipe was tuned on, so the result does not move with it."""
+    """How this job pretrains, beyond `configs/pretrain-tiny.yaml`: its corpus and tokenizer, the tuned settings."""
     c = run.config
-    return [f"model.preset={c.preset}", f"model.initializer_range={c.init_std}",
-            f"data.paths=[{run.path('data/corpus.jsonl')}]", "data.builtin=0", f"data.tokenizer={run.path('tokenizer')}",
-            "data.loss_on=response", "data.batching=bucket", "data.seq_len=256", f"optim.lr={c.lr}",
-            "schedule.kind=cosine", f"schedule.warmup_steps={c.warmup_steps}", "schedule.min_lr_ratio=0.1",
-            f"train.out={run.path('pretrain')}", f"train.steps={c.steps}", f"train.batch_size={c.batch_size}",
-            "train.micro_batch_size=0", "train.log_every=1"]  # fmt: skip
+    return [f"model.preset={c.preset}", f"model.initializer_range={c.init_std}", "data.builtin=0",
+            f"data.paths=[{run.path('data/corpus.jsonl')}]", f"data.tokenizer={run.path('tokenizer')}",
+            "data.batching=bucket", f"optim.lr={c.lr}", f"schedule.warmup_steps={c.warmup_steps}",
+            f"train.out={run.path('pretrain')}", f"train.steps={c.steps}", f"train.batch_size={c.batch_size}"]
 
 
 def rl_overrides(run: Run) -> list[str]:
-    """`configs/r1-zero-tiny.yaml` with this run's paths, levels, lengths and budget (its settings are the
-    `r1-zero-tiny` preset's; the run's report states them from the resolved config)."""
+    """`configs/r1-zero-tiny.yaml` (its settings are the `r1-zero-tiny` preset's) with what this run decides: the
+    base, the corpus levels, the held-out problems, lengths and budget."""
     c = run.config
-    return ["stage=grpo", f"model.path={run.path(base_dir(c))}", f"data.eval_paths=[{run.path(HELDOUT)}]",
-            "grpo.preset=r1-zero-tiny", "grpo.task=modchain", f"grpo.difficulty={level_label(c.levels)}",
-            f"grpo.template={c.template}", f"grpo.max_new_tokens={c.max_new_tokens}",
-            f"grpo.eval_items={len(heldout_trained(run))}", f"grpo.eval_k={c.eval_k}", "grpo.eval_temperature=1.0",
-            "grpo.eval_top_p=1.0", "optim.lr=2e-4", "optim.grad_clip=1.0", "schedule.kind=constant",
-            "schedule.warmup_steps=0", f"train.out={run.path('r1-zero')}", f"train.steps={c.rl_steps}",
-            "train.batch_size=128", f"train.eval_every={c.rl_eval_every}"]  # fmt: skip
+    return [f"model.path={run.path(base_dir(c))}", f"data.eval_paths=[{run.path(HELDOUT)}]",
+            f"grpo.difficulty={level_label(c.levels)}", f"grpo.template={c.template}",
+            f"grpo.max_new_tokens={c.max_new_tokens}", f"grpo.eval_items={len(heldout_trained(run))}",
+            f"grpo.eval_k={c.eval_k}", f"train.out={run.path('r1-zero')}", f"train.steps={c.rl_steps}",
+            f"train.eval_every={c.rl_eval_every}"]
 
 
 def base_dir(c: Config) -> Path:
@@ -312,14 +308,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="tiny", help="model preset (default tiny)")
     p.add_argument("--steps", type=int, default=None, help=f"pretraining steps (default {FULL['steps']})")
     p.add_argument("--rl-steps", type=int, default=None,
-                   help=f"R1-Zero GRPO steps (default {FULL['rl_steps']}; 0: base only)")  # fmt: skip
+                   help=f"R1-Zero GRPO steps (default {FULL['rl_steps']}; 0: base only)")
     p.add_argument("--base", default=None,
-                   help="start from this base model folder instead of the built-in one (r1/assets/base-tiny)")  # fmt: skip
+                   help="start from this base model folder instead of the built-in one (r1/assets/base-tiny)")
     p.add_argument("--from-scratch", action="store_true",
-                   help="make the base here: corpus, tokenizer and pretraining (~8 min more); --quick implies it")  # fmt: skip
+                   help="make the base here: corpus, tokenizer and pretraining (~8 min more); --quick implies it")
     p.add_argument("--docs", type=int, default=None, help=f"corpus documents (default {FULL['corpus_docs']})")
     p.add_argument("--eval-items", type=int, default=None,
-                   help=f"held-out problems per level (default {FULL['eval_per_level']})")  # fmt: skip
+                   help=f"held-out problems per level (default {FULL['eval_per_level']})")
     p.add_argument("--eval-k", type=int, default=None, help=f"samples per problem (default {FULL['eval_k']})")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (tests); its numbers mean nothing")
@@ -335,7 +331,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if not 0 <= args.seed < 2**32:
         raise UserError(f"--seed must be in 0 .. 2**32 - 1, got {args.seed}")
     given = (("steps", args.steps), ("corpus_docs", args.docs), ("eval_per_level", args.eval_items),
-             ("eval_k", args.eval_k))  # fmt: skip
+             ("eval_k", args.eval_k))
     for key, arg in given:
         if arg is not None:
             if arg < 1:
@@ -355,7 +351,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
             raise UserError(f"the built-in base is missing ({BUILTIN_BASE}): run with --from-scratch")
         base = str(BUILTIN_BASE)
     return Config(out=out, seed=args.seed, preset=args.preset, quick=args.quick, threads=args.threads, base=base,
-                  **chosen)  # fmt: skip
+                  **chosen)
 
 
 RECIPE = Recipe(

@@ -23,7 +23,7 @@ class Evaluate(Stage):
 
     def __init__(self, name: str, model: str | Path, label: str, title: str, items: Callable[[Run], list],
                  runs: Callable[[Run, list], dict[str, dict[str, Any]]], trained: list[str], header: dict[str, Any],
-                 max_new_tokens: int, then: Callable[[Run, Table], None] | None = None) -> None:  # fmt: skip
+                 max_new_tokens: int, then: Callable[[Run, Table], None] | None = None) -> None:
         self.name, self.model, self.label, self.title, self.items, self.runs = name, model, label, title, items, runs
         self.trained, self.header, self.max_new_tokens, self.then = set(trained), header, max_new_tokens, then
         self.outputs = (f"eval/{label}",)
@@ -179,10 +179,25 @@ def _label(e: dict[str, Any], level: str) -> str:
     return level if level in set(levels(e["trained_levels"])) else f"{level} (beyond corpus)"
 
 
+def level_table(e: dict[str, Any], levels: list[str], columns: dict[str, Callable[[str], str]]) -> list[str]:
+    """A markdown table with one row per level (then the trained levels and all): `columns` header → cell(level)."""
+    lines = ["| level | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    return lines + [f"| {_label(e, lv)} | " + " | ".join(cell(lv) for cell in columns.values()) + " |" for lv in levels]
+
+
 def before_after(e: dict[str, Any], base: Table, final: Table, title: str) -> list[str]:
     """The table of two evaluations of the same items, `base → final` in each cell."""
     k = e["k"]
-    lines = [
+
+    def pair(key: str, run: str = "free_t1.0", fmt: Callable[[Any], str] = pct) -> Callable[[str], str]:
+        get = lambda tab, lv: tab.get(lv, {}).get(run, {}).get(key)  # noqa: E731
+        return lambda lv: f"{fmt(get(base, lv))} → {fmt(get(final, lv))}"
+
+    columns = {"pass@1 T=1.0": pair("pass@1"), f"pass@{k} T=1.0": pair(f"pass@{k}"), f"cons@{k} T=1.0": pair(f"cons@{k}"),
+               "pass@1 T=0.6": pair("pass@1", "free_t0.6"), "format": pair("format_rate"),
+               "length": pair("length_mean", fmt=num), "reasons": pair("think_share"), "wait (all)": pair("wait"),
+               "wait in reasoning": pair("wait_in_long")}
+    return [
         f"## Before → after {title} (held-out: {e['items']} eval-split problems, levels {e['levels']})",
         "",
         f"Free sampling, {k} samples per problem; pass@1 is the mean over the samples, pass@{k} whether any is "
@@ -190,60 +205,30 @@ def before_after(e: dict[str, Any], base: Table, final: Table, title: str) -> li
         'of all samples, and of those reasoning, that say "wait". Levels beyond the corpus were never trained on, '
         "in pretraining or RL. In %, length in tokens.",
         "",
-        f"| level | pass@1 T=1.0 | pass@{k} T=1.0 | cons@{k} T=1.0 | pass@1 T=0.6 | format | length | reasons "
-        "| wait (all) | wait in reasoning |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        *level_table(e, _order(final), columns),
     ]
-
-    def pair(key: str, run: str, level: str, fmt: Callable[[Any], str] = pct) -> str:
-        a, b = base.get(level, {}).get(run, {}).get(key), final.get(level, {}).get(run, {}).get(key)
-        return f"{fmt(a)} → {fmt(b)}"
-
-    for level in _order(final):
-        lines.append(
-            f"| {_label(e, level)} | {pair('pass@1', 'free_t1.0', level)} | {pair(f'pass@{k}', 'free_t1.0', level)} "
-            f"| {pair(f'cons@{k}', 'free_t1.0', level)} | {pair('pass@1', 'free_t0.6', level)} "
-            f"| {pair('format_rate', 'free_t1.0', level)} | {pair('length_mean', 'free_t1.0', level, num)} "
-            f"| {pair('think_share', 'free_t1.0', level)} | {pair('wait', 'free_t1.0', level)} "
-            f"| {pair('wait_in_long', 'free_t1.0', level)} |"
-        )
-    return lines
 
 
 def eval_section(e: dict[str, Any], tab: Table, title: str, name: str) -> list[str]:
     k = e["k"]
-    order = _order(tab)
-    lines = [
+    cell = lambda run, key: lambda lv: pct(tab[lv].get(run, {}).get(key))  # noqa: E731
+    free = {"pass@1 T=1.0": cell("free_t1.0", "pass@1"), f"pass@{k} T=1.0": cell("free_t1.0", f"pass@{k}"),
+            f"cons@{k} T=1.0": cell("free_t1.0", f"cons@{k}"), "pass@1 T=0.6": cell("free_t0.6", "pass@1"),
+            f"pass@{k} T=0.6": cell("free_t0.6", f"pass@{k}"), "forced direct": cell("forced_direct", "pass@1"),
+            "forced steps": cell("forced_steps", "pass@1")}
+    style = {"reasons": cell("free_t1.0", "think_share"), "accuracy when reasoning": cell("free_t1.0", "acc_long"),
+             "accuracy when direct": cell("free_t1.0", "acc_direct"),
+             '"wait" in reasoning': cell("free_t1.0", "wait_in_long")}
+    return [
         "",
         f"### Held-out evaluation, {title} (`eval/{name}/`)",
         "",
         "Forced styles are greedy, with the response prefilled (`<think>\\n</think>\\n<answer>` for direct; "
         "`<think>\\n` + the question's first digit for step by step): the model's best answer in that style. In %.",
         "",
-        f"| level | pass@1 T=1.0 | pass@{k} T=1.0 | cons@{k} T=1.0 | pass@1 T=0.6 | pass@{k} T=0.6 | forced direct "
-        "| forced steps |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for level in order:
-        row = tab[level]
-        f1, f6 = row.get("free_t1.0", {}), row.get("free_t0.6", {})
-        fd, fs = row.get("forced_direct", {}), row.get("forced_steps", {})
-        lines.append(
-            f"| {_label(e, level)} | {pct(f1.get('pass@1'))} | {pct(f1.get(f'pass@{k}'))} "
-            f"| {pct(f1.get(f'cons@{k}'))} | {pct(f6.get('pass@1'))} | {pct(f6.get(f'pass@{k}'))} "
-            f"| {pct(fd.get('pass@1'))} | {pct(fs.get('pass@1'))} |"
-        )
-    lines += [
+        *level_table(e, _order(tab), free),
         "",
         "By style, free sampling at T=1.0 (what RL samples from):",
         "",
-        '| level | reasons | accuracy when reasoning | accuracy when direct | "wait" in reasoning |',
-        "|---|---|---|---|---|",
+        *level_table(e, _order(tab), style),
     ]
-    for level in order:
-        f1 = tab[level].get("free_t1.0", {})
-        lines.append(
-            f"| {_label(e, level)} | {pct(f1.get('think_share'))} | {pct(f1.get('acc_long'))} "
-            f"| {pct(f1.get('acc_direct'))} | {pct(f1.get('wait_in_long'))} |"
-        )
-    return lines

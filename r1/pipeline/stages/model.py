@@ -68,7 +68,7 @@ class Base(Stage):
         else:
             made = f"from `{run.path(self.folder)}` (given with --base)"
         lines = [f"**Model**: a `{m['preset']}` model {made}: {m['total_params']:,} parameters, "
-                 f"{m['active_params']:,} active per token, MTP {m['mtp_params']:,}."]  # fmt: skip
+                 f"{m['active_params']:,} active per token, MTP {m['mtp_params']:,}."]
         if self.given is not None:  # what the stages that made it recorded, from its provenance
             where = "(In the run that made the base.)"
             lines += corpus_lines(s, where) + tokenizer_lines(s) + lm_lines(s.get("pretrain", {}), run.out, False)
@@ -76,7 +76,7 @@ class Base(Stage):
             h = s["hf_check"]
             lines.append(f"**Checkpoints**: the base{' and `model/`' if s.get('hf_check_final') else ''} load in r1, "
                          f"`r1 chat`, `r1 serve` and transformers {h['transformers']} (max |Δlogits| vs r1 = "
-                         f"{h['max_abs_logit_diff']:.1e}).")  # fmt: skip
+                         f"{h['max_abs_logit_diff']:.1e}).")
         return lines
 
 

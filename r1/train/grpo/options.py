@@ -1,21 +1,9 @@
 """Everything under `grpo:` in a config: `GRPOOptions`, the published presets, and `resolve_options`.
 
-A preset (`grpo.preset`) sets options; any other key under `grpo:` overrides its preset's value, one at a time:
-
-| preset       | source                   | what it sets                                                       |
-|--------------|--------------------------|--------------------------------------------------------------------|
-| grpo         | DeepSeekMath §4.2        | β 0.04, ε 0.2, seq-mean-token-mean, Â = (r − mean)/std per group    |
-| r1-zero      | Nature Methods (R1-Zero) | β 0.001, G 16, T 1.0, 512 prompts per rollout = 16 minibatches of  |
-|              |                          | 32 prompts, reference reset every 400 steps, 32,768 new tokens;    |
-|              |                          | ε 10: R1-Zero's is not published, 10 is R1 stage 1's (recipe §3.2) |
-| dr-grpo      | Dr. GRPO                 | Â = r − mean (no std), constant-length sum (L = max_new_tokens)    |
-| dapo         | DAPO                     | ε 0.2/0.28, token-mean, dynamic sampling, soft overlong, β 0        |
-| gspo         | GSPO (verl example)      | sequence-level ratio, ε 3e-4/4e-4, β 0                             |
-| r1-zero-tiny | notes/r1-zero-at-tiny-…  | 16 prompts × 8, T 1.0, ≤ 96 tokens, μ 1, token-mean, β 1e-3,        |
-|              |                          | reference reset every 100 steps, reward accuracy + 0.1·format      |
-
-Presets also name the core settings their source used (`Preset.recommended`: lr, batch size); a run that differs
-gets one line saying so, not an error: the YAML decides.
+A preset (`grpo.preset`: grpo, r1-zero, dr-grpo, dapo, gspo, r1-zero-tiny) sets options, and says where its values
+come from (`Preset.source`); any other key under `grpo:` overrides its preset's value, one at a time. Presets also
+name the core settings their source used (`Preset.recommended`: lr, batch size); a run that differs gets one line
+saying so, not an error: the YAML decides.
 """
 
 from __future__ import annotations
@@ -100,7 +88,7 @@ class GRPOOptions:
         check(self.old_logprobs in ("engine", "trainer"), "old_logprobs", "must be engine or trainer")
         check(self.tis_cap == 0 or self.tis_cap >= 1, "tis_cap", "must be 0 (off) or >= 1")
         check(self.tis_cap == 0 or self.old_logprobs == "trainer", "tis_cap",
-              "needs grpo.old_logprobs=trainer (the weight is π_old(trainer) / π_sampler(engine))")  # fmt: skip
+              "needs grpo.old_logprobs=trainer (the weight is π_old(trainer) / π_sampler(engine))")
         check(self.beta >= 0, "beta", "must be >= 0")
         check(self.ref_refresh >= 0, "ref_refresh", "must be >= 0 (0 = never)")
         check(self.max_gen_rounds >= 1, "max_gen_rounds", "must be >= 1")

@@ -19,7 +19,7 @@ def log_completions(run_dir: Path, step: int, samples: list[dict[str, Any]], rew
         parts = reward.components(s["text"], item, s["num_tokens"])
         total = sum(w * parts[name] for name, w in reward.weights.items())
         lines.append({"step": step, "question": s["question"], "answer": s["answer"], "completion": s["text"],
-                      "correct": s["correct"], "reward": total, **{f"reward/{k}": v for k, v in parts.items()}})  # fmt: skip
+                      "correct": s["correct"], "reward": total, **{f"reward/{k}": v for k, v in parts.items()}})
     with open(Path(run_dir) / COMPLETIONS, "a", encoding="utf-8") as f:
         f.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 
@@ -48,7 +48,7 @@ def write_plots(run_dir: Path, records: list[dict[str, Any]]) -> list[Path]:
         line_plot(out / "grpo_policy.png", "Policy", [
             ("KL (k3)", series(records, "kl"), "-"), ("entropy", series(records, "entropy"), "-"),
             ("clip low", series(records, "clip/low"), ":"), ("clip high", series(records, "clip/high"), ":")]),
-    ]  # fmt: skip
+    ]
     return [p for p in plots if p is not None]
 
 
@@ -58,7 +58,7 @@ def settings(o: Any) -> str:
     return (f"Preset `{o.preset}`: {o.prompts_per_rollout} prompts × {o.group_size} samples per rollout, μ {o.epochs}, "
             f"T {o.temperature:g}, ≤ {o.max_new_tokens} new tokens, β {o.beta:g}{ref}, ε {o.eps_low:g}/{o.eps_high:g}, "
             f"`{o.loss_agg}`, advantages scaled by `{o.scale_rewards}`, ratio per {o.ratio_level}. Reward: "
-            f"`{json.dumps(o.reward)}`.")  # fmt: skip
+            f"`{json.dumps(o.reward)}`.")
 
 
 def report_lines(records: list[dict[str, Any]], opts: Any, run_dir: Path | None = None) -> list[str]:
@@ -70,7 +70,7 @@ def report_lines(records: list[dict[str, Any]], opts: Any, run_dir: Path | None 
     lines = ["", "## GRPO", "", settings(opts), "", "| metric | first step | last step |", "|---|---|---|"]
     keys = ["reward", *sorted(k for k in last if k.startswith("reward/") and not k.endswith("_std")),
             "accuracy", "format_rate", "frac_reward_zero_std", "length_mean", "length_p90", "truncated",
-            "reflection", "reflection_long", "long_form", "kl", "entropy", "clip/low", "clip/high"]  # fmt: skip
+            "reflection", "reflection_long", "long_form", "kl", "entropy", "clip/low", "clip/high"]
     for k in keys:
         if k in first or k in last:
             lines.append(f"| {k} | {first.get(k, float('nan')):.4g} | {last.get(k, float('nan')):.4g} |")
@@ -84,13 +84,13 @@ def report_lines(records: list[dict[str, Any]], opts: Any, run_dir: Path | None 
         lines += ["", f"Time: rollout {t_roll:.1f} s ({100 * t_roll / t_all:.0f}%), reward {t_rew:.1f} s, "
                   f"π_old/π_ref forwards {t_lp:.1f} s, training {t_train:.1f} s. Rollout "
                   f"{total('rollout_tokens') / max(t_roll, 1e-9):,.0f} generated tokens/s; training "
-                  f"{total('tokens') / t_train:,.0f} tokens/s (prompt + completion)."]  # fmt: skip
+                  f"{total('tokens') / t_train:,.0f} tokens/s (prompt + completion)."]
     warned = sorted({k[5:] for r in steps for k in r if k.startswith("warn/")})
     if warned:
         lines += ["", f"**Warnings** (printed when they fired; see `grpo.watchdog`): {', '.join(warned)}."]
     lines += ["", "`loss` is pg_loss + kl_loss and sits near 0 by construction when π_θ = π_old (μ = 1, one minibatch "
               "per rollout): the group-centred advantages average to 0 while the gradient does not. Read reward, "
-              "accuracy and held-out pass@1."]  # fmt: skip
+              "accuracy and held-out pass@1."]
     return lines + completions_table(Path(run_dir) / COMPLETIONS if run_dir else None)
 
 
@@ -105,8 +105,8 @@ def completions_table(path: Path | None) -> list[str]:
     cell = lambda t: " ".join(str(t).split()).replace("|", "\\|")[:160]  # noqa: E731
     lines = ["", f"Completions at the last evaluation (step {step}; all in `{COMPLETIONS}`):", "",
              "| question | answer | completion | correct | reward | " + " | ".join(p[7:] for p in parts) + " |",
-             "|---|---|---|---|---|" + "---|" * len(parts)]  # fmt: skip
+             "|---|---|---|---|---|" + "---|" * len(parts)]
     for r in rows:
         lines.append(f"| {cell(r['question'])} | {cell(r['answer'])} | {cell(r['completion'])} | {r['correct']} "
-                     f"| {r['reward']:.3g} | " + " | ".join(f"{r[p]:.3g}" for p in parts) + " |")  # fmt: skip
+                     f"| {r['reward']:.3g} | " + " | ".join(f"{r[p]:.3g}" for p in parts) + " |")
     return lines
