@@ -21,8 +21,17 @@ class Settings:
 
 def _recipe(**kw) -> Recipe:
     items = eval_items("2-3", 4, seed=1)
-    stage = Generate("rejection", str(BUILTIN_BASE), lambda run: items, "data/rejection.jsonl", n=4, per_item=2,
-                     template="r1-zero-short", max_new_tokens=48, **kw)
+    stage = Generate(
+        "rejection",
+        str(BUILTIN_BASE),
+        lambda run: items,
+        "data/rejection.jsonl",
+        n=4,
+        per_item=2,
+        template="r1-zero-short",
+        max_new_tokens=48,
+        **kw,
+    )
     return Recipe("gen", "", lambda cfg: [stage], lambda p: None, lambda a: None)
 
 

@@ -106,5 +106,9 @@ def share_prompts(
     step = torch.arange(Tc, device=dev)[None, :]
     take = (prompt_lens[:, None] + step).clamp(max=S - 1)
     completion = input_ids.gather(1, take).masked_fill(step >= completion_lens[:, None], 0)
-    return SharedPrompts(prompt_ids=unique.clamp(min=0), prompt_lens=(unique >= 0).sum(1), row_prompt=row_prompt,
-                         completion_ids=completion)
+    return SharedPrompts(
+        prompt_ids=unique.clamp(min=0),
+        prompt_lens=(unique >= 0).sum(1),
+        row_prompt=row_prompt,
+        completion_ids=completion,
+    )

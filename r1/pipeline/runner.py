@@ -94,8 +94,10 @@ def _continue(run: Run, stages: list[Stage], start: str | None) -> dict[str, flo
     then, now = before.get("config", {}), asdict(run.config)
     changed = [f"{k} {then.get(k)!r} -> {now[k]!r}" for k in now if k not in NOT_COMPARED and then.get(k) != now[k]]
     if changed:
-        raise UserError(f"{run.out} holds a run made with other settings ({'; '.join(changed)}): use another --out, "
-                        "or the same settings to continue it")
+        raise UserError(
+            f"{run.out} holds a run made with other settings ({'; '.join(changed)}): use another --out, "
+            "or the same settings to continue it"
+        )
     done = {n: t for n, t in before.get("seconds", {}).items() if n in names}
     times = {s.name: done[s.name] for s in stages if s.name in done and s.name in keep and s.done(run)}
     missing = [n for n in keep if n not in times] if start else []
@@ -113,8 +115,11 @@ def report(recipe: Recipe, run: Run, stages: list[Stage], times: dict[str, float
             lines += stage.report(run)
     not_run = [s.name for s in stages if s.name not in times]
     if not_run:
-        lines += ["", f"**Not run yet**: {', '.join(not_run)} (stopped with --until; the same command without it "
-                  "continues this folder)."]
+        lines += [
+            "",
+            f"**Not run yet**: {', '.join(not_run)} (stopped with --until; the same command without it "
+            "continues this folder).",
+        ]
     sec = run.summary.get("seconds", {})
     lines += ["", "**Time per stage (s)**: " + ", ".join(f"{k} {v}" for k, v in sec.items())]
     if run.notes:

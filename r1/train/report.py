@@ -20,8 +20,13 @@ def series(records: list[dict[str, Any]], key: str, event: str = "step") -> tupl
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def line_plot(path: Path, title: str, lines: list[tuple[str, tuple[list, list], str]], ylabel: str = "",
-              hline: float | None = None) -> Path | None:
+def line_plot(
+    path: Path,
+    title: str,
+    lines: list[tuple[str, tuple[list, list], str]],
+    ylabel: str = "",
+    hline: float | None = None,
+) -> Path | None:
     """The one plot helper: metrics (label, (steps, values), matplotlib style) against step, as a PNG, with the Agg
     backend (no display needed). Lines without points are left out; None when none has any."""
     lines = [x for x in lines if x[1][0]]
@@ -54,15 +59,26 @@ def write_plots(run_dir: Path, records: list[dict[str, Any]]) -> list[Path]:
     layers = max((len(r["expert_imbalance"]) for r in records if "expert_imbalance" in r), default=0)
     balance = [(r["step"], r["expert_imbalance"]) for r in records if "expert_imbalance" in r]
     plots = [
-        line_plot(out / "loss.png", "Loss", [
-            ("total", series(records, "loss"), "-"), ("next-token", series(records, "lm_loss"), "-"),
-            ("MTP", series(records, "mtp_loss"), "-"), ("eval next-token", series(records, "eval_loss", "eval"), "o-"),
-        ], "loss"),
+        line_plot(
+            out / "loss.png",
+            "Loss",
+            [
+                ("total", series(records, "loss"), "-"),
+                ("next-token", series(records, "lm_loss"), "-"),
+                ("MTP", series(records, "mtp_loss"), "-"),
+                ("eval next-token", series(records, "eval_loss", "eval"), "o-"),
+            ],
+            "loss",
+        ),
         line_plot(out / "lr.png", "Learning rate", [("lr", series(records, "lr"), "-")]),
         line_plot(out / "grad_norm.png", "Gradient norm (before clipping)", [("", series(records, "grad_norm"), "-")]),
-        line_plot(out / "expert_balance.png", "Expert load imbalance (1 = balanced)",
-                  [(f"MoE {i}", ([s for s, _ in balance], [v[i] for _, v in balance]), "-") for i in range(layers)],
-                  "max / mean expert load", hline=1.0),
+        line_plot(
+            out / "expert_balance.png",
+            "Expert load imbalance (1 = balanced)",
+            [(f"MoE {i}", ([s for s, _ in balance], [v[i] for _, v in balance]), "-") for i in range(layers)],
+            "max / mean expert load",
+            hline=1.0,
+        ),
     ]
     return [p for p in plots if p is not None]
 
@@ -110,8 +126,10 @@ def write_report(
         if key in last:
             lines.append(f"| final {key} | {last[key]:.4f} |")
     if steps:
-        lines.append(f"| lowest train loss | {min(r['loss'] for r in steps):.4f} (step "
-                     f"{min(steps, key=lambda r: r['loss'])['step']}) |")
+        lines.append(
+            f"| lowest train loss | {min(r['loss'] for r in steps):.4f} (step "
+            f"{min(steps, key=lambda r: r['loss'])['step']}) |"
+        )
     evals = [r for r in evals if "eval_loss" in r]  # an on-policy stage reports its own evaluation
     if evals:
         lines.append(f"| final eval loss | {evals[-1]['eval_loss']:.4f} |")
@@ -141,8 +159,12 @@ def write_report(
 
 def _facts(data: dict[str, Any]) -> str:
     parts = []
-    for key, label in (("documents", "documents"), ("train_items", "training rows"), ("train_tokens", "tokens"),
-                       ("steps_per_epoch", "steps per epoch")):
+    for key, label in (
+        ("documents", "documents"),
+        ("train_items", "training rows"),
+        ("train_tokens", "tokens"),
+        ("steps_per_epoch", "steps per epoch"),
+    ):
         if key in data:
             parts.append(f"{data[key]:,} {label}")
     return ", ".join(parts) or "given by the stage"

@@ -91,17 +91,46 @@ def stages(c: Config) -> list[Stage]:
         Train("pretrain", "pretrain-tiny", pretrain_overrides, key="pretrain", folder="pretrain"),
     ]
     rl: list[Stage] = [
-        Train("r1-zero", "r1-zero-tiny", rl_overrides, key="r1_zero", folder="r1-zero", title="R1-Zero training",
-              prepare=write_heldout, publish=("model", model_card, lambda run: run.path(base)), template=c.template,
-              plots="grpo_*.png"),
-        Evaluate("eval", "model", "r1-zero", "after R1-Zero", heldout, eval_runs, trained, header, c.max_new_tokens,
-                 then=lambda run, table: write_card(run.path("model"), model_card(run))),
+        Train(
+            "r1-zero",
+            "r1-zero-tiny",
+            rl_overrides,
+            key="r1_zero",
+            folder="r1-zero",
+            title="R1-Zero training",
+            prepare=write_heldout,
+            publish=("model", model_card, lambda run: run.path(base)),
+            template=c.template,
+            plots="grpo_*.png",
+        ),
+        Evaluate(
+            "eval",
+            "model",
+            "r1-zero",
+            "after R1-Zero",
+            heldout,
+            eval_runs,
+            trained,
+            header,
+            c.max_new_tokens,
+            then=lambda run, table: write_card(run.path("model"), model_card(run)),
+        ),
     ]
     return [
         *(pretraining if c.base is None else []),
         Base(str(base) if c.base else None, base_card, c.template, c.preset),
-        Evaluate("eval-base", base, "base", "base model", heldout, eval_runs, trained, header, c.max_new_tokens,
-                 then=after_base_eval),
+        Evaluate(
+            "eval-base",
+            base,
+            "base",
+            "base model",
+            heldout,
+            eval_runs,
+            trained,
+            header,
+            c.max_new_tokens,
+            then=after_base_eval,
+        ),
         *(rl if c.rl_steps else []),
     ]
 
@@ -109,21 +138,37 @@ def stages(c: Config) -> list[Stage]:
 def pretrain_overrides(run: Run) -> list[str]:
     """How this job pretrains, beyond `configs/pretrain-tiny.yaml`: its corpus and tokenizer, the tuned settings."""
     c = run.config
-    return [f"model.preset={c.preset}", f"model.initializer_range={c.init_std}", "data.builtin=0",
-            f"data.paths=[{run.path('data/corpus.jsonl')}]", f"data.tokenizer={run.path('tokenizer')}",
-            "data.batching=bucket", f"optim.lr={c.lr}", f"schedule.warmup_steps={c.warmup_steps}",
-            f"train.out={run.path('pretrain')}", f"train.steps={c.steps}", f"train.batch_size={c.batch_size}"]
+    return [
+        f"model.preset={c.preset}",
+        f"model.initializer_range={c.init_std}",
+        "data.builtin=0",
+        f"data.paths=[{run.path('data/corpus.jsonl')}]",
+        f"data.tokenizer={run.path('tokenizer')}",
+        "data.batching=bucket",
+        f"optim.lr={c.lr}",
+        f"schedule.warmup_steps={c.warmup_steps}",
+        f"train.out={run.path('pretrain')}",
+        f"train.steps={c.steps}",
+        f"train.batch_size={c.batch_size}",
+    ]
 
 
 def rl_overrides(run: Run) -> list[str]:
     """`configs/r1-zero-tiny.yaml` (its settings are the `r1-zero-tiny` preset's) with what this run decides: the
     base, the corpus levels, the held-out problems, lengths and budget."""
     c = run.config
-    return [f"model.path={run.path(base_dir(c))}", f"data.eval_paths=[{run.path(HELDOUT)}]",
-            f"grpo.difficulty={level_label(c.levels)}", f"grpo.template={c.template}",
-            f"grpo.max_new_tokens={c.max_new_tokens}", f"grpo.eval_items={len(heldout_trained(run))}",
-            f"grpo.eval_k={c.eval_k}", f"train.out={run.path('r1-zero')}", f"train.steps={c.rl_steps}",
-            f"train.eval_every={c.rl_eval_every}"]
+    return [
+        f"model.path={run.path(base_dir(c))}",
+        f"data.eval_paths=[{run.path(HELDOUT)}]",
+        f"grpo.difficulty={level_label(c.levels)}",
+        f"grpo.template={c.template}",
+        f"grpo.max_new_tokens={c.max_new_tokens}",
+        f"grpo.eval_items={len(heldout_trained(run))}",
+        f"grpo.eval_k={c.eval_k}",
+        f"train.out={run.path('r1-zero')}",
+        f"train.steps={c.rl_steps}",
+        f"train.eval_every={c.rl_eval_every}",
+    ]
 
 
 def base_dir(c: Config) -> Path:
@@ -307,15 +352,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default="tiny", help="model preset (default tiny)")
     p.add_argument("--steps", type=int, default=None, help=f"pretraining steps (default {FULL['steps']})")
-    p.add_argument("--rl-steps", type=int, default=None,
-                   help=f"R1-Zero GRPO steps (default {FULL['rl_steps']}; 0: base only)")
-    p.add_argument("--base", default=None,
-                   help="start from this base model folder instead of the built-in one (r1/assets/base-tiny)")
-    p.add_argument("--from-scratch", action="store_true",
-                   help="make the base here: corpus, tokenizer and pretraining (~8 min more); --quick implies it")
+    p.add_argument(
+        "--rl-steps", type=int, default=None, help=f"R1-Zero GRPO steps (default {FULL['rl_steps']}; 0: base only)"
+    )
+    p.add_argument(
+        "--base",
+        default=None,
+        help="start from this base model folder instead of the built-in one (r1/assets/base-tiny)",
+    )
+    p.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="make the base here: corpus, tokenizer and pretraining (~8 min more); --quick implies it",
+    )
     p.add_argument("--docs", type=int, default=None, help=f"corpus documents (default {FULL['corpus_docs']})")
-    p.add_argument("--eval-items", type=int, default=None,
-                   help=f"held-out problems per level (default {FULL['eval_per_level']})")
+    p.add_argument(
+        "--eval-items", type=int, default=None, help=f"held-out problems per level (default {FULL['eval_per_level']})"
+    )
     p.add_argument("--eval-k", type=int, default=None, help=f"samples per problem (default {FULL['eval_k']})")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (tests); its numbers mean nothing")
@@ -330,8 +383,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raise UserError(f"--threads must be >= 1, got {args.threads}")
     if not 0 <= args.seed < 2**32:
         raise UserError(f"--seed must be in 0 .. 2**32 - 1, got {args.seed}")
-    given = (("steps", args.steps), ("corpus_docs", args.docs), ("eval_per_level", args.eval_items),
-             ("eval_k", args.eval_k))
+    given = (
+        ("steps", args.steps),
+        ("corpus_docs", args.docs),
+        ("eval_per_level", args.eval_items),
+        ("eval_k", args.eval_k),
+    )
     for key, arg in given:
         if arg is not None:
             if arg < 1:
@@ -350,8 +407,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
         if not (BUILTIN_BASE / "model.safetensors").is_file():
             raise UserError(f"the built-in base is missing ({BUILTIN_BASE}): run with --from-scratch")
         base = str(BUILTIN_BASE)
-    return Config(out=out, seed=args.seed, preset=args.preset, quick=args.quick, threads=args.threads, base=base,
-                  **chosen)
+    return Config(
+        out=out, seed=args.seed, preset=args.preset, quick=args.quick, threads=args.threads, base=base, **chosen
+    )
 
 
 RECIPE = Recipe(

@@ -20,8 +20,9 @@ class Corpus(Stage):
     def run(self, run: Run) -> None:
         from r1.data.corpus import build_corpus, write_corpus
 
-        records = build_corpus(self.docs, seed=self.seed, mix=self.mix, levels={"modchain": self.levels},
-                               template=self.template)
+        records = build_corpus(
+            self.docs, seed=self.seed, mix=self.mix, levels={"modchain": self.levels}, template=self.template
+        )
         write_corpus(run.path(self.outputs[0]), records)
         run.summary["corpus"] = {
             "path": self.outputs[0],
@@ -71,16 +72,20 @@ def corpus_lines(s: dict[str, Any], where: str) -> list[str]:
         return []
     cp = s["corpus"]
     styles = ", ".join(f"{v} {n}" for n, v in cp["styles"].items())
-    return [f"**Corpus**: {cp['documents']:,} worked modchain solutions, levels {cp['levels']} (train split only): "
-            f"{styles}. {where}"]
+    return [
+        f"**Corpus**: {cp['documents']:,} worked modchain solutions, levels {cp['levels']} (train split only): "
+        f"{styles}. {where}"
+    ]
 
 
 def tokenizer_lines(s: dict[str, Any]) -> list[str]:
     if "tokenizer" not in s:
         return []
     t = s["tokenizer"]
-    return [f"**Tokenizer**: byte-level BPE trained on the corpus, {t['vocab_size']} tokens; a document is "
-            f"{t['prompt_tokens_mean']} prompt + {t['response_tokens_mean']} response tokens on average."]
+    return [
+        f"**Tokenizer**: byte-level BPE trained on the corpus, {t['vocab_size']} tokens; a document is "
+        f"{t['prompt_tokens_mean']} prompt + {t['response_tokens_mean']} response tokens on average."
+    ]
 
 
 def levels(spec: str | dict[str, float]) -> list[str]:

@@ -21,9 +21,19 @@ KEYS = ("pass@", "cons@", "format_rate", "length_mean", "truncated_share")
 class Evaluate(Stage):
     """`runs(run, items)` → {run name: evaluate() arguments} over `items(run)`, for the model folder `model`."""
 
-    def __init__(self, name: str, model: str | Path, label: str, title: str, items: Callable[[Run], list],
-                 runs: Callable[[Run, list], dict[str, dict[str, Any]]], trained: list[str], header: dict[str, Any],
-                 max_new_tokens: int, then: Callable[[Run, Table], None] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        model: str | Path,
+        label: str,
+        title: str,
+        items: Callable[[Run], list],
+        runs: Callable[[Run, list], dict[str, dict[str, Any]]],
+        trained: list[str],
+        header: dict[str, Any],
+        max_new_tokens: int,
+        then: Callable[[Run, Table], None] | None = None,
+    ) -> None:
         self.name, self.model, self.label, self.title, self.items, self.runs = name, model, label, title, items, runs
         self.trained, self.header, self.max_new_tokens, self.then = set(trained), header, max_new_tokens, then
         self.outputs = (f"eval/{label}",)
@@ -193,10 +203,17 @@ def before_after(e: dict[str, Any], base: Table, final: Table, title: str) -> li
         get = lambda tab, lv: tab.get(lv, {}).get(run, {}).get(key)  # noqa: E731
         return lambda lv: f"{fmt(get(base, lv))} → {fmt(get(final, lv))}"
 
-    columns = {"pass@1 T=1.0": pair("pass@1"), f"pass@{k} T=1.0": pair(f"pass@{k}"), f"cons@{k} T=1.0": pair(f"cons@{k}"),
-               "pass@1 T=0.6": pair("pass@1", "free_t0.6"), "format": pair("format_rate"),
-               "length": pair("length_mean", fmt=num), "reasons": pair("think_share"), "wait (all)": pair("wait"),
-               "wait in reasoning": pair("wait_in_long")}
+    columns = {
+        "pass@1 T=1.0": pair("pass@1"),
+        f"pass@{k} T=1.0": pair(f"pass@{k}"),
+        f"cons@{k} T=1.0": pair(f"cons@{k}"),
+        "pass@1 T=0.6": pair("pass@1", "free_t0.6"),
+        "format": pair("format_rate"),
+        "length": pair("length_mean", fmt=num),
+        "reasons": pair("think_share"),
+        "wait (all)": pair("wait"),
+        "wait in reasoning": pair("wait_in_long"),
+    }
     return [
         f"## Before → after {title} (held-out: {e['items']} eval-split problems, levels {e['levels']})",
         "",
@@ -212,13 +229,21 @@ def before_after(e: dict[str, Any], base: Table, final: Table, title: str) -> li
 def eval_section(e: dict[str, Any], tab: Table, title: str, name: str) -> list[str]:
     k = e["k"]
     cell = lambda run, key: lambda lv: pct(tab[lv].get(run, {}).get(key))  # noqa: E731
-    free = {"pass@1 T=1.0": cell("free_t1.0", "pass@1"), f"pass@{k} T=1.0": cell("free_t1.0", f"pass@{k}"),
-            f"cons@{k} T=1.0": cell("free_t1.0", f"cons@{k}"), "pass@1 T=0.6": cell("free_t0.6", "pass@1"),
-            f"pass@{k} T=0.6": cell("free_t0.6", f"pass@{k}"), "forced direct": cell("forced_direct", "pass@1"),
-            "forced steps": cell("forced_steps", "pass@1")}
-    style = {"reasons": cell("free_t1.0", "think_share"), "accuracy when reasoning": cell("free_t1.0", "acc_long"),
-             "accuracy when direct": cell("free_t1.0", "acc_direct"),
-             '"wait" in reasoning': cell("free_t1.0", "wait_in_long")}
+    free = {
+        "pass@1 T=1.0": cell("free_t1.0", "pass@1"),
+        f"pass@{k} T=1.0": cell("free_t1.0", f"pass@{k}"),
+        f"cons@{k} T=1.0": cell("free_t1.0", f"cons@{k}"),
+        "pass@1 T=0.6": cell("free_t0.6", "pass@1"),
+        f"pass@{k} T=0.6": cell("free_t0.6", f"pass@{k}"),
+        "forced direct": cell("forced_direct", "pass@1"),
+        "forced steps": cell("forced_steps", "pass@1"),
+    }
+    style = {
+        "reasons": cell("free_t1.0", "think_share"),
+        "accuracy when reasoning": cell("free_t1.0", "acc_long"),
+        "accuracy when direct": cell("free_t1.0", "acc_direct"),
+        '"wait" in reasoning': cell("free_t1.0", "wait_in_long"),
+    }
     return [
         "",
         f"### Held-out evaluation, {title} (`eval/{name}/`)",

@@ -29,9 +29,20 @@ FILTERS: dict[str, Filter] = {
 class Generate(Stage):
     """`n` samples per item of `items(run)` from the model folder `model` → `out` (JSONL), counts in summary[name]."""
 
-    def __init__(self, name: str, model: str, items: Callable[[Run], list[dict[str, Any]]], out: str, n: int = 4,
-                 per_item: int = 1, filters: dict[str, Filter] | None = None, template: str | None = "r1-zero",
-                 temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 256) -> None:
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        items: Callable[[Run], list[dict[str, Any]]],
+        out: str,
+        n: int = 4,
+        per_item: int = 1,
+        filters: dict[str, Filter] | None = None,
+        template: str | None = "r1-zero",
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+    ) -> None:
         self.name, self.model, self.items, self.n, self.per_item = name, model, items, n, per_item
         self.filters = dict(FILTERS) if filters is None else filters
         self.sampling = dict(template=template, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
@@ -46,8 +57,9 @@ class Generate(Stage):
 
         items = self.items(run)
         engine = Engine.from_pretrained(run.path(self.model), max_batch=64, max_len=512)
-        result = evaluate(items, make_generate_fn(engine), k=self.n, seed=run.config.seed, progress=False,
-                          **self.sampling)
+        result = evaluate(
+            items, make_generate_fn(engine), k=self.n, seed=run.config.seed, progress=False, **self.sampling
+        )
         rejected = dict.fromkeys(self.filters, 0)
         kept: dict[int, list[str]] = {}
         for s in result.samples:
@@ -58,21 +70,36 @@ class Generate(Stage):
             elif s["text"] not in texts and len(texts) < self.per_item:
                 texts.append(s["text"])
         records = [
-            {"messages": [{"role": "user", "content": question_of(items[i])}, {"role": "assistant", "content": t}],
-             "task": items[i].get("task"), "answer": items[i].get("answer"), "meta": items[i].get("meta", {})}
-            for i, texts in sorted(kept.items()) for t in texts
+            {
+                "messages": [{"role": "user", "content": question_of(items[i])}, {"role": "assistant", "content": t}],
+                "task": items[i].get("task"),
+                "answer": items[i].get("answer"),
+                "meta": items[i].get("meta", {}),
+            }
+            for i, texts in sorted(kept.items())
+            for t in texts
         ]
         write_corpus(run.path(self.outputs[0]), records)
-        run.summary[self.name] = {"path": self.outputs[0], "model": self.model, "items": len(items),
-                                  "samples": len(result.samples), "passed": len(result.samples) - sum(rejected.values()),
-                                  "rejected": rejected, "records": len(records),
-                                  "items_kept": sum(bool(t) for t in kept.values()), "pass@1": result.overall["pass@1"]}
+        run.summary[self.name] = {
+            "path": self.outputs[0],
+            "model": self.model,
+            "items": len(items),
+            "samples": len(result.samples),
+            "passed": len(result.samples) - sum(rejected.values()),
+            "rejected": rejected,
+            "records": len(records),
+            "items_kept": sum(bool(t) for t in kept.values()),
+            "pass@1": result.overall["pass@1"],
+        }
 
     def report(self, run: Run) -> list[str]:
         g = run.summary.get(self.name)
         if not g:
             return []
         why = ", ".join(f"{n} {k}" for k, n in g["rejected"].items() if n) or "none"
-        return ["", f"**Generated data** (`{g['path']}`): {g['samples']} samples of {g['items']} items from "
-                f"`{g['model']}`; {g['passed']} passed the filters (rejected: {why}), {g['records']} records kept "
-                f"for {g['items_kept']} items (at most {self.per_item} each)."]
+        return [
+            "",
+            f"**Generated data** (`{g['path']}`): {g['samples']} samples of {g['items']} items from "
+            f"`{g['model']}`; {g['passed']} passed the filters (rejected: {why}), {g['records']} records kept "
+            f"for {g['items_kept']} items (at most {self.per_item} each).",
+        ]

@@ -35,7 +35,9 @@ class Base(Stage):
 
         folder, s = run.path(self.folder), run.summary
         if self.given is None:
-            publish_model(Path(s["pretrain"]["checkpoint"]), folder, self.card(run), run.path("tokenizer"), self.template)
+            publish_model(
+                Path(s["pretrain"]["checkpoint"]), folder, self.card(run), run.path("tokenizer"), self.template
+            )
         elif not (folder / "config.json").is_file():
             raise UserError(f"--base {folder}: not a model folder (no config.json)")
         provenance = folder / "provenance.json"
@@ -64,19 +66,25 @@ class Base(Stage):
             made = "trained from scratch"
         elif "base_provenance" in s:
             prov = s["base_provenance"]
-            made = f"from `{run.path(self.folder)}`, made by `{prov.get('command')}` at commit {prov.get('commit', '?')}"
+            made = (
+                f"from `{run.path(self.folder)}`, made by `{prov.get('command')}` at commit {prov.get('commit', '?')}"
+            )
         else:
             made = f"from `{run.path(self.folder)}` (given with --base)"
-        lines = [f"**Model**: a `{m['preset']}` model {made}: {m['total_params']:,} parameters, "
-                 f"{m['active_params']:,} active per token, MTP {m['mtp_params']:,}."]
+        lines = [
+            f"**Model**: a `{m['preset']}` model {made}: {m['total_params']:,} parameters, "
+            f"{m['active_params']:,} active per token, MTP {m['mtp_params']:,}."
+        ]
         if self.given is not None:  # what the stages that made it recorded, from its provenance
             where = "(In the run that made the base.)"
             lines += corpus_lines(s, where) + tokenizer_lines(s) + lm_lines(s.get("pretrain", {}), run.out, False)
         if s.get("hf_check"):
             h = s["hf_check"]
-            lines.append(f"**Checkpoints**: the base{' and `model/`' if s.get('hf_check_final') else ''} load in r1, "
-                         f"`r1 chat`, `r1 serve` and transformers {h['transformers']} (max |Δlogits| vs r1 = "
-                         f"{h['max_abs_logit_diff']:.1e}).")
+            lines.append(
+                f"**Checkpoints**: the base{' and `model/`' if s.get('hf_check_final') else ''} load in r1, "
+                f"`r1 chat`, `r1 serve` and transformers {h['transformers']} (max |Δlogits| vs r1 = "
+                f"{h['max_abs_logit_diff']:.1e})."
+            )
         return lines
 
 

@@ -12,16 +12,36 @@ from r1.errors import UserError
 from r1.pipeline.stage import Run, Stage
 from r1.train.publish import ModelCard
 
-RL_KEYS = ("reward", "accuracy", "format_rate", "length_mean", "long_form", "reflection", "reflection_long", "kl",
-           "entropy", "frac_reward_zero_std")
+RL_KEYS = (
+    "reward",
+    "accuracy",
+    "format_rate",
+    "length_mean",
+    "long_form",
+    "reflection",
+    "reflection_long",
+    "kl",
+    "entropy",
+    "frac_reward_zero_std",
+)
 
 
 def shared_overrides(cfg: Any) -> list[str]:
     """What every training stage of a pipeline shares: seed, threads, fp32 on the CPU, one final checkpoint (the
     pipeline publishes from it itself), a rerun starts the stage over, progress, plots and a report."""
-    return [f"train.seed={cfg.seed}", f"train.threads={cfg.threads}", "train.dtype=fp32", "train.device=cpu",
-            "train.overwrite=true", "checkpoint.every=0", "checkpoint.final=true", "checkpoint.publish=false",
-            "logging.progress=true", "logging.plots=true", "logging.report=true"]
+    return [
+        f"train.seed={cfg.seed}",
+        f"train.threads={cfg.threads}",
+        "train.dtype=fp32",
+        "train.device=cpu",
+        "train.overwrite=true",
+        "checkpoint.every=0",
+        "checkpoint.final=true",
+        "checkpoint.publish=false",
+        "logging.progress=true",
+        "logging.plots=true",
+        "logging.report=true",
+    ]
 
 
 class Train(Stage):
@@ -30,10 +50,19 @@ class Train(Stage):
     `summary[key]`. `prepare(run)` writes the data files the overrides name; `publish = (dest, card, tokenizer)`
     copies the result to the model folder `dest` with the card `card(run)`."""
 
-    def __init__(self, name: str, config: str, overrides: Callable[[Run], list[str]], key: str, folder: str,
-                 title: str = "", prepare: Callable[[Run], None] | None = None,
-                 publish: tuple[str, Callable[[Run], ModelCard], Callable[[Run], Path]] | None = None,
-                 template: str | None = None, plots: str = "*.png") -> None:
+    def __init__(
+        self,
+        name: str,
+        config: str,
+        overrides: Callable[[Run], list[str]],
+        key: str,
+        folder: str,
+        title: str = "",
+        prepare: Callable[[Run], None] | None = None,
+        publish: tuple[str, Callable[[Run], ModelCard], Callable[[Run], Path]] | None = None,
+        template: str | None = None,
+        plots: str = "*.png",
+    ) -> None:
         self.name, self.config_name, self.overrides, self.key, self.folder = name, config, overrides, key, folder
         self.title, self.prepare, self.publish, self.template, self.plot_glob = title, prepare, publish, template, plots
         self.outputs = (folder, *((publish[0],) if publish else ()))
@@ -82,10 +111,16 @@ class Train(Stage):
         r = run.summary[self.key]
         cfg = load_config(run.path(f"{self.name}.yaml"))
         o = resolve_options(cfg.options)
-        lines = ["", f"## {self.title or self.name} (GRPO, `{self.folder}/`)", "",
-                 f"From `{cfg.model.path}`, {cfg.train.steps} steps. {settings(o)} Settings: `{self.name}.yaml`; per "
-                 f"step: `{self.folder}/metrics.jsonl`; the trainer's own report: `{self.folder}/report.md`.", "",
-                 "| rollouts | first step | last step |", "|---|---|---|"]
+        lines = [
+            "",
+            f"## {self.title or self.name} (GRPO, `{self.folder}/`)",
+            "",
+            f"From `{cfg.model.path}`, {cfg.train.steps} steps. {settings(o)} Settings: `{self.name}.yaml`; per "
+            f"step: `{self.folder}/metrics.jsonl`; the trainer's own report: `{self.folder}/report.md`.",
+            "",
+            "| rollouts | first step | last step |",
+            "|---|---|---|",
+        ]
         first, last = r.get("first", {}), r.get("last", {})
         for key in RL_KEYS:
             a, b = first.get(key), last.get(key)
@@ -96,19 +131,35 @@ class Train(Stage):
 
 def lm_summary(result: Any, records: list[dict[str, Any]], plots: list[str]) -> dict[str, Any]:
     losses = [m["lm_loss"] for m in records if "lm_loss" in m]
-    return {"steps": result.steps, "tokens": result.tokens, "seconds": round(result.seconds, 1),
-            "tokens_per_s": round(result.tokens / max(result.seconds, 1e-9)), "final_loss": result.final_loss,
-            "final_lm_loss": losses[-1] if losses else None, "checkpoint": str(result.checkpoint), "plots": plots}
+    return {
+        "steps": result.steps,
+        "tokens": result.tokens,
+        "seconds": round(result.seconds, 1),
+        "tokens_per_s": round(result.tokens / max(result.seconds, 1e-9)),
+        "final_loss": result.final_loss,
+        "final_lm_loss": losses[-1] if losses else None,
+        "checkpoint": str(result.checkpoint),
+        "plots": plots,
+    }
 
 
 def rl_summary(result: Any, records: list[dict[str, Any]], plots: list[str]) -> dict[str, Any]:
     """Steps, time, the held-out curve (every eval record, the initial policy's at step 0), first and last step."""
     steps = [r for r in records if r.get("event") == "step"]
-    curve = [{"step": r["step"], **{k[5:]: v for k, v in r.items() if k.startswith("eval_")}}
-             for r in records if r.get("event") == "eval"]
-    return {"steps": result.steps, "seconds": round(result.seconds, 1), "checkpoint": str(result.checkpoint),
-            "curve": curve, "plots": plots, "first": {k: steps[0].get(k) for k in RL_KEYS} if steps else {},
-            "last": {k: steps[-1].get(k) for k in RL_KEYS} if steps else {}}
+    curve = [
+        {"step": r["step"], **{k[5:]: v for k, v in r.items() if k.startswith("eval_")}}
+        for r in records
+        if r.get("event") == "eval"
+    ]
+    return {
+        "steps": result.steps,
+        "seconds": round(result.seconds, 1),
+        "checkpoint": str(result.checkpoint),
+        "curve": curve,
+        "plots": plots,
+        "first": {k: steps[0].get(k) for k in RL_KEYS} if steps else {},
+        "last": {k: steps[-1].get(k) for k in RL_KEYS} if steps else {},
+    }
 
 
 def lm_lines(p: dict[str, Any], out: Path, made_here: bool) -> list[str]:
@@ -116,9 +167,11 @@ def lm_lines(p: dict[str, Any], out: Path, made_here: bool) -> list[str]:
     loss = p.get("final_lm_loss")
     if loss is None:
         return []
-    lines = [f"**Pretraining**: {p['steps']} steps, {p['tokens']:,} tokens in {p['seconds']:.0f} s "
-             f"({p['tokens_per_s']:,} tokens/s), loss on responses only; final next-token loss {loss:.3f}"
-             + ("." if made_here else " (when the base was made).")]
+    lines = [
+        f"**Pretraining**: {p['steps']} steps, {p['tokens']:,} tokens in {p['seconds']:.0f} s "
+        f"({p['tokens_per_s']:,} tokens/s), loss on responses only; final next-token loss {loss:.3f}"
+        + ("." if made_here else " (when the base was made).")
+    ]
     return lines + [f"![{Path(x).stem}]({x})" for x in p.get("plots", []) if (out / x).is_file()]
 
 

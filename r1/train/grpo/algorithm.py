@@ -60,8 +60,15 @@ AGGREGATIONS: dict[str, Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.
 }
 
 
-def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, o: Any,
-                ref_logp: torch.Tensor | None = None, is_weight: torch.Tensor | None = None):
+def policy_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    o: Any,
+    ref_logp: torch.Tensor | None = None,
+    is_weight: torch.Tensor | None = None,
+):
     """−J on one micro-batch → (loss, weight, metrics). logp (with gradient), old_logp, ref_logp, is_weight, mask:
     [B, T] per completion token; advantages [B]; `o` the GRPOOptions."""
     # 1. ρ per token, or GSPO's per sequence (the geometric mean, its gradient spread over the tokens)

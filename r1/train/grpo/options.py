@@ -87,8 +87,11 @@ class GRPOOptions:
         check(self.loss_agg in AGGREGATIONS, "loss_agg", f"must be one of {', '.join(AGGREGATIONS)}")
         check(self.old_logprobs in ("engine", "trainer"), "old_logprobs", "must be engine or trainer")
         check(self.tis_cap == 0 or self.tis_cap >= 1, "tis_cap", "must be 0 (off) or >= 1")
-        check(self.tis_cap == 0 or self.old_logprobs == "trainer", "tis_cap",
-              "needs grpo.old_logprobs=trainer (the weight is π_old(trainer) / π_sampler(engine))")
+        check(
+            self.tis_cap == 0 or self.old_logprobs == "trainer",
+            "tis_cap",
+            "needs grpo.old_logprobs=trainer (the weight is π_old(trainer) / π_sampler(engine))",
+        )
         check(self.beta >= 0, "beta", "must be >= 0")
         check(self.ref_refresh >= 0, "ref_refresh", "must be >= 0 (0 = never)")
         check(self.max_gen_rounds >= 1, "max_gen_rounds", "must be >= 1")
@@ -147,4 +150,3 @@ def resolve_options(section: dict[str, Any] | None) -> GRPOOptions:
     opts = build_section(GRPOOptions, {**PRESETS[name].options, **section}, "grpo")
     opts.validate()
     return opts
-

@@ -89,8 +89,12 @@ class GRPOStage(Stage):
     best_metric = ("eval_pass@1", -1)  # keep_best keeps the highest held-out pass@1
     files = ("grpo", "completions.jsonl")
 
-    def __init__(self, cfg: TrainConfig, items: list[dict[str, Any]] | None = None,
-                 eval_items: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        items: list[dict[str, Any]] | None = None,
+        eval_items: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.opt = resolve_options(cfg.options)
         self._given_items, self._given_eval = items, eval_items
@@ -115,8 +119,10 @@ class GRPOStage(Stage):
             raise UserError("stage grpo needs a tokenizer: set model.path to a checkpoint with one, or data.tokenizer")
         n, B = o.prompts_per_rollout * o.group_size, cfg.train.batch_size
         if n % B:
-            raise ConfigError(f"train.batch_size={B}: must divide the rollout, grpo.prompts_per_rollout × "
-                              f"grpo.group_size = {n} (one minibatch of batch_size samples per optimizer step)")
+            raise ConfigError(
+                f"train.batch_size={B}: must divide the rollout, grpo.prompts_per_rollout × "
+                f"grpo.group_size = {n} (one minibatch of batch_size samples per optimizer step)"
+            )
         self.minibatches = n // B
         self.steps_per_rollout = o.epochs * self.minibatches
         self.items = [self._templated(it) for it in self._load_items("train")]
@@ -134,8 +140,11 @@ class GRPOStage(Stage):
         self.autocast = autocast_dtype(cfg.train.dtype, ctx.device)  # the trainer's, see r1.dtypes
         self.files_dir = ctx.run_dir / "grpo"
         self.watchdog = Watchdog()
-        differ = [f"{key}={want:g} (this run: {self._core(key):g})"
-                  for key, want in PRESETS[o.preset].recommended.items() if self._core(key) != want]
+        differ = [
+            f"{key}={want:g} (this run: {self._core(key):g})"
+            for key, want in PRESETS[o.preset].recommended.items()
+            if self._core(key) != want
+        ]
         if differ and ctx.rank == 0:
             print(f"grpo.preset {o.preset} was published with {', '.join(differ)}", file=sys.stderr)
 
@@ -162,8 +171,11 @@ class GRPOStage(Stage):
 
             tasks = [o.task] if isinstance(o.task, str) else list(o.task)
             per = math.ceil(count / len(tasks))
-            items = [it for t in tasks for it in get_task(t).generate(per, seed=self.cfg.train.seed,
-                                                                      difficulty=o.difficulty, split=split)]
+            items = [
+                it
+                for t in tasks
+                for it in get_task(t).generate(per, seed=self.cfg.train.seed, difficulty=o.difficulty, split=split)
+            ]
             if len(tasks) > 1:
                 random.Random(f"grpo|{self.cfg.train.seed}|{split}").shuffle(items)
         if not items:
@@ -213,14 +225,16 @@ class GRPOStage(Stage):
 
     def loss(self, model: nn.Module, mb: dict[str, torch.Tensor]) -> LossOutput:
         o = self.opt
-        logp, entropy, out = completion_logprobs(model, mb["input_ids"], mb["prompt_lens"], mb["completion_lens"],
-                                                 entropy=True)
+        logp, entropy, out = completion_logprobs(
+            model, mb["input_ids"], mb["prompt_lens"], mb["completion_lens"], entropy=True
+        )
         mask = completion_mask(mb["completion_lens"]) * mb["trainable"][:, None].float()
         is_weight = None
         if o.tis_cap:
             is_weight = torch.exp(mb["old_logprobs"] - mb["sampler_logprobs"]).clamp(max=o.tis_cap)
-        loss, weight, metrics = policy_loss(logp, mb["old_logprobs"], mb["advantages"], mask, o,
-                                            mb.get("ref_logprobs"), is_weight)
+        loss, weight, metrics = policy_loss(
+            logp, mb["old_logprobs"], mb["advantages"], mask, o, mb.get("ref_logprobs"), is_weight
+        )
         full = completion_mask(mb["completion_lens"])
         metrics["entropy"] = token_mean(entropy, full)[0]
         if self.first_pass:  # weights = those that sampled: any difference is numerics (dtype, kernels)
@@ -235,8 +249,12 @@ class GRPOStage(Stage):
         return LossOutput(loss, weight, tokens, metrics, counts)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rollout": self.rollout_index, "rollout_steps_done": self.rollout_steps_done,
-                "prompts_used": self.prompts_used, "ref_step": self.ref_step}
+        return {
+            "rollout": self.rollout_index,
+            "rollout_steps_done": self.rollout_steps_done,
+            "prompts_used": self.prompts_used,
+            "ref_step": self.ref_step,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
@@ -246,9 +264,12 @@ class GRPOStage(Stage):
             self.ref_step = int(state["ref_step"])
 
     def describe(self) -> dict[str, Any]:
-        return {"grpo": dataclasses.asdict(self.opt), "prompts": len(getattr(self, "items", [])),
-                "eval_items": len(getattr(self, "eval_items", [])),
-                "steps_per_rollout": getattr(self, "steps_per_rollout", None)}
+        return {
+            "grpo": dataclasses.asdict(self.opt),
+            "prompts": len(getattr(self, "items", [])),
+            "eval_items": len(getattr(self, "eval_items", [])),
+            "steps_per_rollout": getattr(self, "steps_per_rollout", None),
+        }
 
     # ------------------------------------------------------------------------------------------ rollouts
     def _new_rollout(self, model: nn.Module) -> Rollout:
@@ -256,8 +277,11 @@ class GRPOStage(Stage):
         r = self.rollout_index + 1
         self._sync_reference(model, r * self.steps_per_rollout)
         params = self._sampling(o.temperature, o.top_p, o.max_new_tokens)
-        kept, spare, seen = [], [], {"texts": [], "lengths": [], "finish": [], "correct": [], "formatted": [],
-                                      "total": [], "components": {}}
+        kept, spare, seen = (
+            [],
+            [],
+            {"texts": [], "lengths": [], "finish": [], "correct": [], "formatted": [], "total": [], "components": {}},
+        )
         t_gen = t_reward = 0.0
         rounds = 0
         for rnd in range(o.max_gen_rounds if o.dynamic_sampling else 1):
@@ -265,8 +289,13 @@ class GRPOStage(Stage):
             idx = self._take_prompts(o.prompts_per_rollout)
             t0 = time.perf_counter()
             with self._generating(model):
-                groups = sample_groups(self._engine(model), [self.prompt_ids[i] for i in idx], o.group_size,
-                                       params, round_seed(seed, r, rnd))
+                groups = sample_groups(
+                    self._engine(model),
+                    [self.prompt_ids[i] for i in idx],
+                    o.group_size,
+                    params,
+                    round_seed(seed, r, rnd),
+                )
             t1 = time.perf_counter()
             samples = [s for grp in groups for s in grp]
             items = [self.items[i] for i in idx for _ in range(o.group_size)]
@@ -284,14 +313,35 @@ class GRPOStage(Stage):
         rollout = self._build(model, chosen)
         t_logprobs = time.perf_counter() - t0
         rollout.stats.update(reward_stats(seen["components"], seen["total"], o.group_size))
-        rollout.stats.update(response_stats(seen["texts"], seen["lengths"], seen["finish"], self.in_think,
-                                             self.reflection, seen["correct"], seen["formatted"]))
+        rollout.stats.update(
+            response_stats(
+                seen["texts"],
+                seen["lengths"],
+                seen["finish"],
+                self.in_think,
+                self.reflection,
+                seen["correct"],
+                seen["formatted"],
+            )
+        )
         if o.dynamic_sampling:
-            rollout.stats.update({"dynamic/gen_rounds": rounds, "dynamic/groups_varied": len(kept),
-                                  "dynamic/groups_topped_up": max(0, o.prompts_per_rollout - len(kept))})
+            rollout.stats.update(
+                {
+                    "dynamic/gen_rounds": rounds,
+                    "dynamic/groups_varied": len(kept),
+                    "dynamic/groups_topped_up": max(0, o.prompts_per_rollout - len(kept)),
+                }
+            )
         generated = sum(seen["lengths"])
-        self.this_step.update({"time/rollout": t_gen, "time/reward": t_reward, "time/logprobs": t_logprobs,
-                                  "rollout_tokens": generated, "rollout_tokens_per_s": generated / max(t_gen, 1e-9)})
+        self.this_step.update(
+            {
+                "time/rollout": t_gen,
+                "time/reward": t_reward,
+                "time/logprobs": t_logprobs,
+                "rollout_tokens": generated,
+                "rollout_tokens_per_s": generated / max(t_gen, 1e-9),
+            }
+        )
         self.rollout_index, self.rollout_steps_done = r, 0
         for name, message in self.watchdog.check(rollout.stats, o):
             self.this_step[f"warn/{name}"] = 1.0
@@ -327,17 +377,23 @@ class GRPOStage(Stage):
         packed = pack_samples(prompts, samples, pad)
         trainable = torch.tensor([not (o.mask_truncated and s.finish_reason == "length") for s in samples])
         rollout = Rollout(
-            input_ids=packed["input_ids"], prompt_lens=packed["prompt_lens"], completion_lens=packed["completion_lens"],
+            input_ids=packed["input_ids"],
+            prompt_lens=packed["prompt_lens"],
+            completion_lens=packed["completion_lens"],
             advantages=group_advantages(rewards, o.scale_rewards, o.std_eps).flatten(),
-            old_logprobs=packed["model_logprobs"], sampler_logprobs=packed["sampler_logprobs"], trainable=trainable)
+            old_logprobs=packed["model_logprobs"],
+            sampler_logprobs=packed["sampler_logprobs"],
+            trainable=trainable,
+        )
         chunk = self.ctx.micro_batch_size
         if o.old_logprobs == "trainer":
             rollout.engine_logprobs = rollout.old_logprobs
             rollout.old_logprobs = forward_logprobs(model, packed, chunk, self.autocast)
             mask = completion_mask(packed["completion_lens"])
             diff = (rollout.old_logprobs - rollout.engine_logprobs).abs() * mask
-            rollout.stats.update({"logprob_diff_max": float(diff.max()),
-                                  "logprob_diff_mean": float(diff.sum() / mask.sum())})
+            rollout.stats.update(
+                {"logprob_diff_max": float(diff.max()), "logprob_diff_mean": float(diff.sum() / mask.sum())}
+            )
         if self.reference is not None:
             rollout.ref_logprobs = forward_logprobs(self.reference, packed, chunk, self.autocast)
         return rollout
@@ -376,8 +432,13 @@ class GRPOStage(Stage):
             limit = model.config.max_position_embeddings
             rows = max(o.prompts_per_rollout * o.group_size, 16 * o.eval_k if self.eval_items else 0)
             # under bf16 autocast the trainer's logits are bf16 GEMMs: the engine's vocabulary projection matches
-            self.engine = Engine(model, self.ctx.tokenizer, max_batch=min(rows, 512),
-                                 max_len=min(limit, longest + new + 8), head_dtype=self.autocast)
+            self.engine = Engine(
+                model,
+                self.ctx.tokenizer,
+                max_batch=min(rows, 512),
+                max_len=min(limit, longest + new + 8),
+                head_dtype=self.autocast,
+            )
         return self.engine
 
     @contextlib.contextmanager
@@ -419,8 +480,9 @@ class GRPOStage(Stage):
         self._prune()
 
     def _path(self, kind: str, n: int) -> Path:
-        return self.files_dir / (f"rollout-{n:06d}.safetensors" if kind == "rollout" else
-                             f"reference-step-{n:06d}.safetensors")
+        return self.files_dir / (
+            f"rollout-{n:06d}.safetensors" if kind == "rollout" else f"reference-step-{n:06d}.safetensors"
+        )
 
     def _prune(self) -> None:
         """Delete rollout / reference files that neither the current state nor any complete checkpoint needs."""
@@ -447,19 +509,41 @@ class GRPOStage(Stage):
         if not self.eval_items:
             return None
         with self._generating(model):
-            res = evaluate(self.eval_items, make_generate_fn(self._engine(model)), k=o.eval_k,
-                           temperature=o.eval_temperature, top_p=o.eval_top_p,
-                           max_new_tokens=o.eval_max_new_tokens or o.max_new_tokens,
-                           template=None if o.template == "none" else o.template, seed=self.cfg.train.seed,
-                           progress=False)
+            res = evaluate(
+                self.eval_items,
+                make_generate_fn(self._engine(model)),
+                k=o.eval_k,
+                temperature=o.eval_temperature,
+                top_p=o.eval_top_p,
+                max_new_tokens=o.eval_max_new_tokens or o.max_new_tokens,
+                template=None if o.template == "none" else o.template,
+                seed=self.cfg.train.seed,
+                progress=False,
+            )
         ov, samples = res.overall, res.samples
-        out = {"pass@1": ov["pass@1"], f"pass@{o.eval_k}": ov[f"pass@{o.eval_k}"],
-               f"cons@{o.eval_k}": ov[f"cons@{o.eval_k}"], "format_rate": ov["format_rate"]}
-        out.update(response_stats([s["text"] for s in samples], [s["num_tokens"] for s in samples],
-                                  [s["finish_reason"] for s in samples], self.in_think, self.reflection))
+        out = {
+            "pass@1": ov["pass@1"],
+            f"pass@{o.eval_k}": ov[f"pass@{o.eval_k}"],
+            f"cons@{o.eval_k}": ov[f"cons@{o.eval_k}"],
+            "format_rate": ov["format_rate"],
+        }
+        out.update(
+            response_stats(
+                [s["text"] for s in samples],
+                [s["num_tokens"] for s in samples],
+                [s["finish_reason"] for s in samples],
+                self.in_think,
+                self.reflection,
+            )
+        )
         if o.log_completions and self.ctx.rank == 0:
-            report.log_completions(self.ctx.run_dir, step, samples[: o.log_completions], self.reward,
-                                   [self._templated(self.eval_items[s["item"]]) for s in samples[: o.log_completions]])
+            report.log_completions(
+                self.ctx.run_dir,
+                step,
+                samples[: o.log_completions],
+                self.reward,
+                [self._templated(self.eval_items[s["item"]]) for s in samples[: o.log_completions]],
+            )
         return out
 
     # ------------------------------------------------------------------------------------------ outputs
