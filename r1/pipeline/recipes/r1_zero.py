@@ -33,7 +33,7 @@ from r1.assets import ASSETS
 from r1.errors import UserError
 from r1.pipeline.stage import Recipe, Run, Stage
 from r1.pipeline.stages.corpus import Corpus, Tokenizer, level_label, levels
-from r1.pipeline.stages.evaluate import Evaluate, amplify_check, before_after, pct, signed, num
+from r1.pipeline.stages.evaluate import Evaluate, amplify_check, before_after, num, pct, signed
 from r1.pipeline.stages.model import Base
 from r1.pipeline.stages.train import Train
 from r1.train.publish import MODCHAIN_EXAMPLE, ModelCard, write_card
