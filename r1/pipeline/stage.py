@@ -36,7 +36,7 @@ class Stage:
     or absolute), records what it did in `run.summary`, and writes its own section of report.md. A stage whose
     outputs all exist and that finished in an earlier attempt at the same run is not run again."""
 
-    name = "stage"
+    name: str  # (no default: stages declared as dataclasses take it as their first field)
     inputs: tuple[str | Path, ...] = ()
     outputs: tuple[str | Path, ...] = ()
 

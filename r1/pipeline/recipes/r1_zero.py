@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +39,10 @@ from r1.pipeline.stages.model import Base
 from r1.pipeline.stages.train import Train
 from r1.train.publish import MODCHAIN_EXAMPLE, ModelCard, write_card
 
-# The full run's settings, chosen by measurement (docs/LOG.md). More of the long chains: the last step positions
-# are learned only from them, and with uniform levels whether they were learned in time depended on the seed.
-FULL: dict[str, Any] = {"corpus_docs": 80000, "levels": {"2": 1.0, "3": 1.0, "4": 1.5, "5": 2.0, "6": 2.5},
-                        "mix": {"direct": 0.5, "steps": 0.35, "check": 0.15}, "eval_levels": "2-8", "steps": 6000,
-                        "rl_steps": 100, "rl_eval_every": 20, "batch_size": 12, "lr": 1e-3, "init_std": 0.02,
-                        "warmup_steps": 50, "eval_per_level": 64, "eval_k": 8, "max_new_tokens": 96}  # fmt: skip
+# A seconds-long smoke run: its numbers mean nothing (the full run's settings are Config's defaults)
 QUICK: dict[str, Any] = {"corpus_docs": 200, "levels": "2-3", "mix": {"direct": 0.65, "steps": 0.25, "check": 0.10},
                          "eval_levels": "2-4", "steps": 3, "rl_steps": 2, "rl_eval_every": 1, "batch_size": 8,
-                         "lr": 1e-3, "init_std": 0.02, "warmup_steps": 1, "eval_per_level": 2, "eval_k": 2,
-                         "max_new_tokens": 16}  # fmt: skip
+                         "warmup_steps": 1, "eval_per_level": 2, "eval_k": 2, "max_new_tokens": 16}  # fmt: skip
 # The built-in base: what `r1 run --from-scratch --rl-steps 0` (seed 0) writes to base/, shipped so that the main
 # job does not depend on pretraining luck (docs/LOG.md: with other seeds the same recipe learned the long chains
 # less well and R1-Zero then gained 6 points instead of 30). provenance.json says how it was made.
@@ -57,80 +52,60 @@ FORCED_PREFILL = {"direct": " <think>\n</think>\n<answer>", "steps": " <think>\n
 
 @dataclass
 class Config:
-    """Everything the job depends on; written to config.yaml so a run folder says how it was made."""
+    """Everything the job depends on, written to config.yaml so a run folder says how it was made. The defaults are
+    the full run's, chosen by measurement (docs/LOG.md); more of the long chains in the corpus, because the last step
+    positions are learned only from them, and with uniform levels whether they were learned depended on the seed."""
 
     out: str
     seed: int = 0
     preset: str = "tiny"
     quick: bool = False
-    corpus_docs: int = FULL["corpus_docs"]
-    levels: str | dict[str, float] = field(default_factory=lambda: dict(FULL["levels"]))
-    mix: dict[str, float] = field(default_factory=lambda: dict(FULL["mix"]))
-    eval_levels: str = FULL["eval_levels"]
-    steps: int = FULL["steps"]
-    rl_steps: int = FULL["rl_steps"]  # GRPO steps; 0 = stop after evaluating the base
-    rl_eval_every: int = FULL["rl_eval_every"]
+    corpus_docs: int = 80000
+    levels: str | dict[str, float] = field(default_factory=lambda: {"2": 1.0, "3": 1.0, "4": 1.5, "5": 2.0, "6": 2.5})
+    mix: dict[str, float] = field(default_factory=lambda: {"direct": 0.5, "steps": 0.35, "check": 0.15})
+    eval_levels: str = "2-8"
+    steps: int = 6000  # pretraining steps
+    rl_steps: int = 100  # GRPO steps; 0 = stop after evaluating the base
+    rl_eval_every: int = 20
     base: str | None = None  # an existing base model folder: skip corpus, tokenizer and pretraining
-    batch_size: int = FULL["batch_size"]
-    lr: float = FULL["lr"]
-    warmup_steps: int = FULL["warmup_steps"]
-    eval_per_level: int = FULL["eval_per_level"]
-    eval_k: int = FULL["eval_k"]
-    max_new_tokens: int = FULL["max_new_tokens"]
+    batch_size: int = 12
+    lr: float = 1e-3
+    warmup_steps: int = 50
+    eval_per_level: int = 64
+    eval_k: int = 8
+    max_new_tokens: int = 96
     template: str = "r1-zero-short"
-    init_std: float = FULL["init_std"]
+    init_std: float = 0.02
     threads: int = 1  # the measured run used 1 thread: on a shared 2-core machine 2 OpenMP threads can collapse
 
 
 def stages(c: Config) -> list[Stage]:
-    base, trained = base_dir(c), levels(c.levels)
+    base = base_dir(c)
     header = {"k": c.eval_k, "levels": c.eval_levels, "trained_levels": level_label(c.levels)}
-    pretraining: list[Stage] = [
+    evaluate = partial(
+        Evaluate,
+        items=heldout,
+        runs=eval_runs,
+        trained=levels(c.levels),
+        header=header,
+        max_new_tokens=c.max_new_tokens,
+    )
+    pretraining = [
         Corpus(c.corpus_docs, c.seed, c.mix, c.levels, c.template),
         Tokenizer(vocab_size=2048),
-        Train("pretrain", "pretrain-tiny", pretrain_overrides, key="pretrain", folder="pretrain"),
+        Train("pretrain", "pretrain-tiny", pretrain_overrides, "pretrain", "pretrain"),
     ]
-    rl: list[Stage] = [
+    publish = ("model", model_card, lambda run: run.path(base))
+    rl = [
         Train(
-            "r1-zero",
-            "r1-zero-tiny",
-            rl_overrides,
-            key="r1_zero",
-            folder="r1-zero",
-            title="R1-Zero training",
-            prepare=write_heldout,
-            publish=("model", model_card, lambda run: run.path(base)),
-            template=c.template,
-            plots="grpo_*.png",
+            "r1-zero", "r1-zero-tiny", rl_overrides, "r1_zero", "r1-zero", "R1-Zero", write_heldout, publish, c.template
         ),
-        Evaluate(
-            "eval",
-            "model",
-            "r1-zero",
-            "after R1-Zero",
-            heldout,
-            eval_runs,
-            trained,
-            header,
-            c.max_new_tokens,
-            then=lambda run, table: write_card(run.path("model"), model_card(run)),
-        ),
+        evaluate("eval", "model", "r1-zero", "after R1-Zero", then=write_model_card),
     ]
     return [
         *(pretraining if c.base is None else []),
         Base(str(base) if c.base else None, base_card, c.template, c.preset),
-        Evaluate(
-            "eval-base",
-            base,
-            "base",
-            "base model",
-            heldout,
-            eval_runs,
-            trained,
-            header,
-            c.max_new_tokens,
-            then=after_base_eval,
-        ),
+        evaluate("eval-base", base, "base", "base model", then=after_base_eval),
         *(rl if c.rl_steps else []),
     ]
 
@@ -250,6 +225,10 @@ def after_base_eval(run: Run, table: dict[str, Any]) -> None:
     print(f"      {verdict['text']}", flush=True)
 
 
+def write_model_card(run: Run, table: dict[str, Any]) -> None:
+    write_card(run.path("model"), model_card(run))
+
+
 # ================================================================================================ cards, report
 def base_card(run: Run) -> ModelCard:
     """The card of a base/ made here: how it was pretrained and, once evaluated, what it can do."""
@@ -348,34 +327,25 @@ def footer(run: Run) -> list[str]:
 
 
 # ================================================================================================ command line
+SIZES = {"steps": "pretraining steps", "rl_steps": "R1-Zero GRPO steps (0: base only)", "corpus_docs": "corpus "
+         "documents", "eval_per_level": "held-out problems per level", "eval_k": "samples per problem"}  # fmt: skip
+FLAGS = {"corpus_docs": "--docs", "eval_per_level": "--eval-items"}  # the others are their field's name
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default="tiny", help="model preset (default tiny)")
-    p.add_argument("--steps", type=int, default=None, help=f"pretraining steps (default {FULL['steps']})")
-    p.add_argument(
-        "--rl-steps", type=int, default=None, help=f"R1-Zero GRPO steps (default {FULL['rl_steps']}; 0: base only)"
-    )
-    p.add_argument(
-        "--base",
-        default=None,
-        help="start from this base model folder instead of the built-in one (r1/assets/base-tiny)",
-    )
-    p.add_argument(
-        "--from-scratch",
-        action="store_true",
-        help="make the base here: corpus, tokenizer and pretraining (~8 min more); --quick implies it",
-    )
-    p.add_argument("--docs", type=int, default=None, help=f"corpus documents (default {FULL['corpus_docs']})")
-    p.add_argument(
-        "--eval-items", type=int, default=None, help=f"held-out problems per level (default {FULL['eval_per_level']})"
-    )
-    p.add_argument("--eval-k", type=int, default=None, help=f"samples per problem (default {FULL['eval_k']})")
+    for key, text in SIZES.items():
+        flag = FLAGS.get(key, "--" + key.replace("_", "-"))
+        p.add_argument(flag, dest=key, type=int, default=None, help=f"{text} (default {getattr(Config, key)})")
+    p.add_argument("--base", help="start from this base model folder instead of the built-in one (r1/assets/base-tiny)")
+    scratch = "make the base here: corpus, tokenizer and pretraining (~8 min more); --quick implies it"
+    p.add_argument("--from-scratch", action="store_true", help=scratch)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (tests); its numbers mean nothing")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    chosen = dict(QUICK if args.quick else FULL)
     out = args.out or f"runs/{'quick' if args.quick else 'default'}-{time.strftime('%Y%m%d-%H%M%S')}"
     if Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"--out {out}: is a file; the run folder must be a directory")
@@ -383,33 +353,22 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raise UserError(f"--threads must be >= 1, got {args.threads}")
     if not 0 <= args.seed < 2**32:
         raise UserError(f"--seed must be in 0 .. 2**32 - 1, got {args.seed}")
-    given = (
-        ("steps", args.steps),
-        ("corpus_docs", args.docs),
-        ("eval_per_level", args.eval_items),
-        ("eval_k", args.eval_k),
-    )
-    for key, arg in given:
-        if arg is not None:
-            if arg < 1:
-                raise UserError(f"--{key.replace('_', '-')} must be >= 1, got {arg}")
-            chosen[key] = arg
-    if args.rl_steps is not None:
-        if args.rl_steps < 0:
-            raise UserError(f"--rl-steps must be >= 0, got {args.rl_steps}")
-        chosen["rl_steps"] = args.rl_steps
+    chosen = dict(QUICK) if args.quick else {}
+    for key in SIZES:
+        least, value = int(key != "rl_steps"), getattr(args, key)
+        if value is not None and value < least:
+            raise UserError(f"{FLAGS.get(key, '--' + key.replace('_', '-'))} must be >= {least}, got {value}")
+        chosen.update({key: value} if value is not None else {})
     base = args.base
     if args.base and args.from_scratch:
         raise UserError("--base and --from-scratch exclude each other: one gives the base, the other trains it")
     if base is None and not (args.from_scratch or args.quick):
-        if args.preset != "tiny" or args.steps is not None or args.docs is not None:
+        if args.preset != "tiny" or args.steps is not None or args.corpus_docs is not None:
             raise UserError("--preset, --steps and --docs shape the base: add --from-scratch to train one")
         if not (BUILTIN_BASE / "model.safetensors").is_file():
             raise UserError(f"the built-in base is missing ({BUILTIN_BASE}): run with --from-scratch")
         base = str(BUILTIN_BASE)
-    return Config(
-        out=out, seed=args.seed, preset=args.preset, quick=args.quick, threads=args.threads, base=base, **chosen
-    )
+    return Config(out, args.seed, args.preset, args.quick, base=base, threads=args.threads, **chosen)
 
 
 RECIPE = Recipe(

@@ -9,6 +9,7 @@ over k samples, pass@k, cons@k, format rate, length, and the reasoning / direct 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,25 +19,23 @@ Table = dict[str, dict[str, dict[str, Any]]]
 KEYS = ("pass@", "cons@", "format_rate", "length_mean", "truncated_share")
 
 
+@dataclass
 class Evaluate(Stage):
     """`runs(run, items)` → {run name: evaluate() arguments} over `items(run)`, for the model folder `model`."""
 
-    def __init__(
-        self,
-        name: str,
-        model: str | Path,
-        label: str,
-        title: str,
-        items: Callable[[Run], list],
-        runs: Callable[[Run, list], dict[str, dict[str, Any]]],
-        trained: list[str],
-        header: dict[str, Any],
-        max_new_tokens: int,
-        then: Callable[[Run, Table], None] | None = None,
-    ) -> None:
-        self.name, self.model, self.label, self.title, self.items, self.runs = name, model, label, title, items, runs
-        self.trained, self.header, self.max_new_tokens, self.then = set(trained), header, max_new_tokens, then
-        self.outputs = (f"eval/{label}",)
+    name: str
+    model: str | Path
+    label: str
+    title: str
+    items: Callable[[Run], list]
+    runs: Callable[[Run, list], dict[str, dict[str, Any]]]
+    trained: list[str]  # the levels trained on: the "trained" group
+    header: dict[str, Any]  # what summary["eval"] says about every evaluation (k, levels)
+    max_new_tokens: int
+    then: Callable[[Run, Table], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.outputs = (f"eval/{self.label}",)
 
     def run(self, run: Run) -> None:
         from r1.engine import Engine
@@ -57,9 +56,9 @@ class Evaluate(Stage):
                 cell = table.setdefault(row["difficulty"], {}).setdefault(run_name, {})
                 cell.update({k: row[k] for k in row if k.startswith(KEYS)})
                 cell["items"] = row["n_items"]
-            for level, stats in style_stats(result.samples, self.trained).items():
+            for level, stats in style_stats(result.samples, set(self.trained)).items():
                 table.setdefault(level, {}).setdefault(run_name, {}).update(stats)
-            for group, keep in (("trained", self.trained), ("all", None)):
+            for group, keep in (("trained", set(self.trained)), ("all", None)):
                 rows = [r for r in result.by_difficulty if keep is None or r["difficulty"] in keep]
                 n = sum(r["n_items"] for r in rows) or 1
                 cell = table.setdefault(group, {}).setdefault(run_name, {})

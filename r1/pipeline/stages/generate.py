@@ -14,6 +14,7 @@ A kept sample becomes `{"messages": [user question, assistant completion], "task
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from r1.pipeline.stage import Run, Stage
@@ -26,27 +27,24 @@ FILTERS: dict[str, Filter] = {
 }
 
 
+@dataclass
 class Generate(Stage):
     """`n` samples per item of `items(run)` from the model folder `model` → `out` (JSONL), counts in summary[name]."""
 
-    def __init__(
-        self,
-        name: str,
-        model: str,
-        items: Callable[[Run], list[dict[str, Any]]],
-        out: str,
-        n: int = 4,
-        per_item: int = 1,
-        filters: dict[str, Filter] | None = None,
-        template: str | None = "r1-zero",
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        max_new_tokens: int = 256,
-    ) -> None:
-        self.name, self.model, self.items, self.n, self.per_item = name, model, items, n, per_item
-        self.filters = dict(FILTERS) if filters is None else filters
-        self.sampling = dict(template=template, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
-        self.inputs, self.outputs = (model,), (out,)
+    name: str
+    model: str
+    items: Callable[[Run], list[dict[str, Any]]]
+    out: str
+    n: int = 4
+    per_item: int = 1
+    filters: dict[str, Filter] = field(default_factory=lambda: dict(FILTERS))
+    template: str | None = "r1-zero"
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+
+    def __post_init__(self) -> None:
+        self.inputs, self.outputs = (self.model,), (self.out,)
 
     def run(self, run: Run) -> None:
         from r1.data.corpus import write_corpus
@@ -57,8 +55,15 @@ class Generate(Stage):
 
         items = self.items(run)
         engine = Engine.from_pretrained(run.path(self.model), max_batch=64, max_len=512)
+        sampling = dict(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens)
         result = evaluate(
-            items, make_generate_fn(engine), k=self.n, seed=run.config.seed, progress=False, **self.sampling
+            items,
+            make_generate_fn(engine),
+            k=self.n,
+            template=self.template,
+            seed=run.config.seed,
+            progress=False,
+            **sampling,
         )
         rejected = dict.fromkeys(self.filters, 0)
         kept: dict[int, list[str]] = {}

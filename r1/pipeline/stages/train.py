@@ -5,6 +5,7 @@ weights published as a model folder with its own card."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,60 +13,36 @@ from r1.errors import UserError
 from r1.pipeline.stage import Run, Stage
 from r1.train.publish import ModelCard
 
-RL_KEYS = (
-    "reward",
-    "accuracy",
-    "format_rate",
-    "length_mean",
-    "long_form",
-    "reflection",
-    "reflection_long",
-    "kl",
-    "entropy",
-    "frac_reward_zero_std",
-)
+RL_KEYS = "reward accuracy format_rate length_mean long_form reflection reflection_long kl entropy frac_reward_zero_std"
 
 
 def shared_overrides(cfg: Any) -> list[str]:
     """What every training stage of a pipeline shares: seed, threads, fp32 on the CPU, one final checkpoint (the
     pipeline publishes from it itself), a rerun starts the stage over, progress, plots and a report."""
-    return [
-        f"train.seed={cfg.seed}",
-        f"train.threads={cfg.threads}",
-        "train.dtype=fp32",
-        "train.device=cpu",
-        "train.overwrite=true",
-        "checkpoint.every=0",
-        "checkpoint.final=true",
-        "checkpoint.publish=false",
-        "logging.progress=true",
-        "logging.plots=true",
-        "logging.report=true",
-    ]
+    same = "train.dtype=fp32 train.device=cpu train.overwrite=true checkpoint.every=0 checkpoint.final=true"
+    logs = "checkpoint.publish=false logging.progress=true logging.plots=true logging.report=true"
+    return [f"train.seed={cfg.seed}", f"train.threads={cfg.threads}", *same.split(), *logs.split()]
 
 
+@dataclass
 class Train(Stage):
     """Stage `name` trains with shipped config `config` and `overrides(run)` (dotted keys; the recipe states every
     setting its result depends on, so it does not move when the shared file does) into `folder`, recording
     `summary[key]`. `prepare(run)` writes the data files the overrides name; `publish = (dest, card, tokenizer)`
     copies the result to the model folder `dest` with the card `card(run)`."""
 
-    def __init__(
-        self,
-        name: str,
-        config: str,
-        overrides: Callable[[Run], list[str]],
-        key: str,
-        folder: str,
-        title: str = "",
-        prepare: Callable[[Run], None] | None = None,
-        publish: tuple[str, Callable[[Run], ModelCard], Callable[[Run], Path]] | None = None,
-        template: str | None = None,
-        plots: str = "*.png",
-    ) -> None:
-        self.name, self.config_name, self.overrides, self.key, self.folder = name, config, overrides, key, folder
-        self.title, self.prepare, self.publish, self.template, self.plot_glob = title, prepare, publish, template, plots
-        self.outputs = (folder, *((publish[0],) if publish else ()))
+    name: str
+    config_name: str
+    overrides: Callable[[Run], list[str]]
+    key: str
+    folder: str
+    title: str = ""
+    prepare: Callable[[Run], None] | None = None
+    publish: tuple[str, Callable[[Run], ModelCard], Callable[[Run], Path]] | None = None
+    template: str | None = None
+
+    def __post_init__(self) -> None:
+        self.outputs = (self.folder, *((self.publish[0],) if self.publish else ()))
 
     def config(self, run: Run):
         from r1.assets import config_path
@@ -86,7 +63,8 @@ class Train(Stage):
         if result.checkpoint is None:
             raise UserError(f"{self.name}: training wrote no final checkpoint")
         records = read_metrics(Path(result.run_dir) / "metrics.jsonl")
-        plots = sorted(str(p.relative_to(run.out)) for p in (Path(result.run_dir) / "plots").glob(self.plot_glob))
+        shown = "grpo_*.png" if cfg.stage == "grpo" else "*.png"  # RL's loss plot shows nothing to read
+        plots = sorted(str(p.relative_to(run.out)) for p in (Path(result.run_dir) / "plots").glob(shown))
         run.summary[self.key] = (rl_summary if cfg.stage == "grpo" else lm_summary)(result, records, plots)
         if self.publish is not None:
             from r1.pipeline.stages.model import hf_check
@@ -113,7 +91,7 @@ class Train(Stage):
         o = resolve_options(cfg.options)
         lines = [
             "",
-            f"## {self.title or self.name} (GRPO, `{self.folder}/`)",
+            f"## {self.title or self.name} training (GRPO, `{self.folder}/`)",
             "",
             f"From `{cfg.model.path}`, {cfg.train.steps} steps. {settings(o)} Settings: `{self.name}.yaml`; per "
             f"step: `{self.folder}/metrics.jsonl`; the trainer's own report: `{self.folder}/report.md`.",
@@ -122,7 +100,7 @@ class Train(Stage):
             "|---|---|---|",
         ]
         first, last = r.get("first", {}), r.get("last", {})
-        for key in RL_KEYS:
+        for key in RL_KEYS.split():
             a, b = first.get(key), last.get(key)
             if a is not None or b is not None:
                 lines.append(f"| {key} | {_fmt(a)} | {_fmt(b)} |")
@@ -157,8 +135,8 @@ def rl_summary(result: Any, records: list[dict[str, Any]], plots: list[str]) -> 
         "checkpoint": str(result.checkpoint),
         "curve": curve,
         "plots": plots,
-        "first": {k: steps[0].get(k) for k in RL_KEYS} if steps else {},
-        "last": {k: steps[-1].get(k) for k in RL_KEYS} if steps else {},
+        "first": {k: steps[0].get(k) for k in RL_KEYS.split()} if steps else {},
+        "last": {k: steps[-1].get(k) for k in RL_KEYS.split()} if steps else {},
     }
 
 
