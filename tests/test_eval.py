@@ -38,11 +38,16 @@ def planned_generate(items: list[dict[str, Any]], n: int, params: dict[str, Any]
     for item in items:
         plan = PLAN[params["seed"] + len(out)]  # seed = run seed (0) + batch start
         wrong = str((int(item["answer"]) + 1) % 10)
-        out.append([
-            {"text": answer_text({"R": item["answer"], "W": wrong, None: None}[p]), "num_tokens": 10 * (j + 1),
-             "finish_reason": "length" if p is None else "stop"}
-            for j, p in enumerate(plan)
-        ])
+        out.append(
+            [
+                {
+                    "text": answer_text({"R": item["answer"], "W": wrong, None: None}[p]),
+                    "num_tokens": 10 * (j + 1),
+                    "finish_reason": "length" if p is None else "stop",
+                }
+                for j, p in enumerate(plan)
+            ]
+        )
     return out
 
 
@@ -183,8 +188,20 @@ def test_cli_eval_completions(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     items = get_task("modchain").generate(5, seed=0, difficulty=3, split="eval")
     write_completions(tmp_path / "c.jsonl", items, by_prompt)
     out = tmp_path / "report"
-    argv = ["eval", "--task", "modchain", "--difficulty", "3", "--n-items", "5", "--completions",
-            str(tmp_path / "c.jsonl"), "--out", str(out), "--no-progress"]
+    argv = [
+        "eval",
+        "--task",
+        "modchain",
+        "--difficulty",
+        "3",
+        "--n-items",
+        "5",
+        "--completions",
+        str(tmp_path / "c.jsonl"),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(argv) == 0
     doc = json.loads((out / "results.json").read_text())
     assert doc["overall"]["pass@1"] == pytest.approx(0.45) and doc["overall"]["cons@4"] == pytest.approx(0.4)
