@@ -110,7 +110,8 @@ def test_without_a_template_the_tag_else_the_box_and_the_prompt_says_who_opened_
     opened = {**item, "prompt": "User: What is 3+4? Assistant: <think>\n"}
     v = judge("3+4=7</think> \\boxed{7}", opened)
     assert (v.reasoning, v.reasons, v.correct) == ("3+4=7", True, True)
-    assert judge("3+4=7 \\boxed{7}", opened).answer is None  # the prompt opened <think> and it never closed
+    unclosed = judge("3+4=7 \\boxed{7}", opened)  # the prompt opened <think> and it never closed: still thinking
+    assert (unclosed.answer, unclosed.format_ok, unclosed.reasons) == (None, False, True)
 
 
 def test_the_template_comes_from_the_call_else_from_the_item():

@@ -86,7 +86,7 @@ class Verdict:
 @dataclass(frozen=True)
 class _Rules:
     answer_mode: AnswerMode
-    format_ok: Callable[[str, bool | None], bool]  # (text, think prefilled) -> bool
+    format_ok: Callable[[str, bool | None], bool] | None  # (text, think prefilled) -> bool; None: an answer was found
     prefilled: bool | None  # whether the prompt opened <think>; None: it did, a repeated leading opener is tolerated
 
 
@@ -96,7 +96,7 @@ def _rules(template: str | None, item: Mapping[str, Any]) -> tuple[str | None, _
     name = _template_name(template, item)
     if name is None:
         prefilled = think_prefilled_for(item) is True
-        return None, _Rules("auto", lambda text, _: extract_answer(text) is not None, prefilled)
+        return None, _Rules("auto", None, prefilled)
     answer_format, opens_think = TEMPLATE_FORMATS[name]
     if answer_format == "tags":
         return name, _Rules("answer_tag", tags_format_ok, None if opens_think else False)
@@ -242,7 +242,7 @@ def judge(
     return Verdict(
         answer=answer,
         correct=_correct(answer, item),
-        format_ok=rules.format_ok(text, rules.prefilled),
+        format_ok=answer is not None if rules.format_ok is None else rules.format_ok(text, rules.prefilled),
         reasoning=reasoning,
         summary=summary,
         reasons=bool(reasoning and reasoning.strip()),
