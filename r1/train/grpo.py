@@ -74,18 +74,17 @@ from torch import nn
 from r1.dtypes import autocast_dtype
 from r1.errors import ConfigError, UserError
 from r1.io import atomic_path
+from r1.rewards.judge import REFLECTION_WORDS
 from r1.tasks.templates import TEMPLATES
 from r1.train.config import TrainConfig, coerce
 from r1.train.core import LossOutput, Stage, StageContext
 from r1.train.rollout import (
-    REFLECTION_WORDS,
     Rollout,
     completion_logprobs,
     completion_mask,
     forward_logprobs,
     load_rollout,
     pack_samples,
-    reflection_regex,
     response_stats,
     reward_stats,
     round_seed,
@@ -380,14 +379,12 @@ class GRPOStage(Stage):
         self.items = [self._templated(it) for it in self._load_items("train")]
         self.eval_items = self._load_items("eval") if o.eval_items else []
         self.prompt_ids = [self._encode(it) for it in self.items]
-        self.in_think = o.template == "r1"  # the chat template opens <think>; r1-zero's prompt does not
         spec = dict(o.reward)
         if o.soft_overlong:
             spec["soft_overlong"] = {"max_len": o.max_new_tokens, "buffer": o.overlong_buffer or None}
         from r1.rewards import build_reward
 
         self.reward = build_reward(spec)
-        self.reflection = reflection_regex(o.reflection_words)
         self.autocast = autocast_dtype(cfg.train.dtype, ctx.device)  # the trainer's, see r1.dtypes
         self.files = ctx.run_dir / "grpo"
         self.watchdog = Watchdog()
@@ -529,8 +526,7 @@ class GRPOStage(Stage):
             self.step_metrics["time/baseline_eval"] = time.perf_counter() - t0
         self._sync_reference(model, r * self.steps_per_rollout)
         params = self._sampling(o.temperature, o.top_p, o.max_new_tokens)
-        kept, spare, seen = [], [], {"texts": [], "lengths": [], "finish": [], "correct": [], "formatted": [],
-                                      "total": [], "components": {}}
+        kept, spare, seen = [], [], {"verdicts": [], "lengths": [], "total": [], "components": {}}
         t_gen = t_reward = 0.0
         rounds = 0
         for rnd in range(o.max_gen_rounds if o.dynamic_sampling else 1):
@@ -557,8 +553,7 @@ class GRPOStage(Stage):
         rollout = self._build(model, chosen)
         t_logprobs = time.perf_counter() - t0
         rollout.stats.update(reward_stats(seen["components"], seen["total"], o.group_size))
-        rollout.stats.update(response_stats(seen["texts"], seen["lengths"], seen["finish"], self.in_think,
-                                             self.reflection, seen["correct"], seen["formatted"]))
+        rollout.stats.update(response_stats(seen["verdicts"], seen["lengths"]))
         if o.dynamic_sampling:
             rollout.stats.update({"dynamic/gen_rounds": rounds, "dynamic/groups_varied": len(kept),
                                   "dynamic/groups_topped_up": max(0, o.prompts_per_rollout - len(kept))})
@@ -576,16 +571,12 @@ class GRPOStage(Stage):
         return rollout
 
     def _judge(self, samples: list[Any], items: list[dict[str, Any]], scored: Any, seen: dict[str, Any]) -> None:
-        from r1.eval.metrics import format_ok
-        from r1.rewards.accuracy import is_correct
+        from r1.rewards.judge import judge
 
-        template = None if self.opt.template == "none" else self.opt.template
         for s, it in zip(samples, items):
-            seen["texts"].append(s.text)
             seen["lengths"].append(len(s.tokens))
-            seen["finish"].append(s.finish_reason)
-            seen["correct"].append(is_correct(s.text, it))
-            seen["formatted"].append(format_ok(s.text, template))
+            seen["verdicts"].append(judge(s.text, it, self.opt.template, finish_reason=s.finish_reason,
+                                          reflection_words=self.opt.reflection_words))
         seen["total"] += scored.total
         for name, values in scored.components.items():
             seen["components"].setdefault(name, []).extend(values)
@@ -721,12 +712,11 @@ class GRPOStage(Stage):
                            temperature=o.eval_temperature, top_p=o.eval_top_p,
                            max_new_tokens=o.eval_max_new_tokens or o.max_new_tokens,
                            template=None if o.template == "none" else o.template, seed=self.cfg.train.seed,
-                           progress=False)
+                           progress=False, reflection_words=o.reflection_words)
         ov, samples = res.overall, res.samples
         out = {"pass@1": ov["pass@1"], f"pass@{o.eval_k}": ov[f"pass@{o.eval_k}"],
                f"cons@{o.eval_k}": ov[f"cons@{o.eval_k}"], "format_rate": ov["format_rate"]}
-        out.update(response_stats([s["text"] for s in samples], [s["num_tokens"] for s in samples],
-                                  [s["finish_reason"] for s in samples], self.in_think, self.reflection))
+        out.update(response_stats(res.verdicts, [s["num_tokens"] for s in samples], rates=False))
         out["tokens"] = float(sum(s["num_tokens"] for s in samples))
         return out
 
