@@ -151,7 +151,7 @@ def test_padded_and_looped_expert_paths_agree():
     flat = idx.flatten()
     counts = torch.bincount(flat, minlength=cfg.n_routed_experts).tolist()
     looped = moe._run_looped(x, flat, w.flatten(), counts)
-    padded = moe._run_padded(x, flat, w.flatten(), counts, max(counts))
+    padded = moe._run_padded(x, flat, w.flatten(), counts)
     assert torch.allclose(looped, padded, atol=1e-5)
     # padding rows (copies of token 0) must not leak into any gradient
     g = torch.randn_like(looped)
@@ -266,7 +266,7 @@ def _doc_mask(seg: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("packed", [False, True])
 @pytest.mark.parametrize("T, block, recompute", [(70, 16, False), (70, 16, True), (64, 64, False), (5, 32, False)])
 def test_blocked_causal_attention_equals_sdpa(packed, T, block, recompute, monkeypatch):
-    from r1.model import attention
+    from r1.model.kernels import attention
 
     if recompute:
         monkeypatch.setattr(attention, "_SAVE_PROBS_MAX", 0)
@@ -292,7 +292,7 @@ def test_blocked_causal_attention_equals_sdpa(packed, T, block, recompute, monke
 @pytest.mark.parametrize("off, T, block", [(9, 20, 8), (5, 7, 32), (16, 64, 16)])
 def test_blocked_attention_with_shared_keys_equals_sdpa(off, T, block):
     """Keys longer than queries: the first `off` (a shared prompt, partly padding) open to every query."""
-    from r1.model import attention
+    from r1.model.kernels import attention
 
     torch.manual_seed(0)
     B, H, S = 3, 2, off + T
@@ -317,7 +317,7 @@ def test_blocked_attention_with_shared_keys_equals_sdpa(off, T, block):
 
 
 def test_blocked_causal_attention_gradcheck():
-    from r1.model.attention import blocked_causal_attention
+    from r1.model.kernels.attention import blocked_causal_attention
 
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 1, 7, d, dtype=torch.float64, requires_grad=True) for d in (3, 3, 2))
@@ -327,7 +327,7 @@ def test_blocked_causal_attention_gradcheck():
 
 
 def test_blocked_causal_attention_under_autocast_is_close_to_fp32():
-    from r1.model.attention import blocked_causal_attention
+    from r1.model.kernels.attention import blocked_causal_attention
 
     torch.manual_seed(0)
     q, k, v = torch.randn(2, 4, 100, 48), torch.randn(2, 4, 100, 48), torch.randn(2, 4, 100, 32)
@@ -355,9 +355,9 @@ def test_rmsnorm_gradcheck_and_reference():
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_fused_lm_head_cross_entropy(dtype, monkeypatch):
-    import r1.model.transformer as tr
+    from r1.model.kernels import heads
 
-    monkeypatch.setattr(tr, "_CE_CHUNK", 97 * 4)  # several row chunks, the last one partial
+    monkeypatch.setattr(heads, "_CE_CHUNK", 97 * 4)  # several row chunks, the last one partial
     cfg = tiny()
     model = model_of(cfg).to(dtype)
     ids = torch.randint(0, cfg.vocab_size, (2, 11))
@@ -400,15 +400,15 @@ def test_fused_lm_head_cross_entropy_bf16_autocast_matches_unfused():
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_fused_token_logprob_head(dtype, monkeypatch):
     """log π(target), its entropy and the gradient, against log_softmax over full logits."""
-    import r1.model.transformer as tr
+    from r1.model.kernels import heads
 
-    monkeypatch.setattr(tr, "_CE_CHUNK", 97 * 4)  # several row chunks, the last one partial
+    monkeypatch.setattr(heads, "_CE_CHUNK", 97 * 4)  # several row chunks, the last one partial
     torch.manual_seed(0)
     cfg = tiny()
     w = (torch.randn(cfg.vocab_size, 16, dtype=dtype) * 0.5).requires_grad_()
     h = torch.randn(11, 16, dtype=dtype, requires_grad=True)
     target = torch.randint(0, cfg.vocab_size, (11,))
-    logp, ent = tr._LinearLogProb.apply(h, w, target, True, True)
+    logp, ent = heads.LinearLogProb.apply(h, w, target, True, True)
     full = F.linear(h, w).log_softmax(-1)
     ref = full.gather(1, target[:, None])[:, 0]
     ref_ent = -(full.exp() * full).sum(-1)
@@ -419,9 +419,9 @@ def test_fused_token_logprob_head(dtype, monkeypatch):
     for a, b in zip(torch.autograd.grad((logp * g).sum(), (h, w)), torch.autograd.grad((ref * g).sum(), (h, w))):
         assert torch.allclose(a, b, atol=tol)
     with torch.no_grad():  # no gradient, no entropy: logsumexp and a gather
-        assert torch.allclose(tr._LinearLogProb.apply(h, w, target, False, False)[0], ref, atol=tol)
+        assert torch.allclose(heads.LinearLogProb.apply(h, w, target, False, False)[0], ref, atol=tol)
     if dtype == torch.float64:
-        f = lambda a, b: tr._LinearLogProb.apply(a, b, target, True, False)[0]  # noqa: E731
+        f = lambda a, b: heads.LinearLogProb.apply(a, b, target, True, False)[0]  # noqa: E731
         assert torch.autograd.gradcheck(f, (h, w), fast_mode=True)
 
 
