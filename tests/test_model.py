@@ -593,3 +593,96 @@ def test_model_info_counts_the_whole_module_tree(name):
     routed = [m for m in model.moe_layers() if m not in [layer.mlp for layer in model.mtp]]
     expert_tensors = sum(p.numel() for m in routed for p in [*m.experts.parameters(), *m.experts.buffers()])
     assert info.routed_experts == expert_tensors
+
+
+# ---------------------------------------------------------------------------------------------- structure
+def _imports(package: str) -> dict[str, set[str]]:
+    """Module → the modules of `package` it imports anywhere in its body (function-level imports included)."""
+    import ast
+    from pathlib import Path
+
+    import r1
+
+    base = Path(r1.__file__).parent.parent
+    files = {".".join(p.relative_to(base).with_suffix("").parts).removesuffix(".__init__"): p
+             for p in (base / package.replace(".", "/")).rglob("*.py")}  # fmt: skip
+    graph = {}
+    for name, path in files.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in files else node.module
+                         for a in node.names]  # fmt: skip
+            found.update(n for n in names if n in files and n != name)
+        graph[name] = found
+    return graph
+
+
+@pytest.mark.parametrize("package", ["r1.model", "r1.engine"])
+def test_no_import_cycles(package):
+    graph = _imports(package)
+    done: set[str] = set()
+
+    def visit(m: str, path: list[str]) -> None:
+        if m in path:
+            raise AssertionError("import cycle: " + " -> ".join([*path[path.index(m) :], m]))
+        if m not in done:
+            for n in sorted(graph[m]):
+                visit(n, [*path, m])
+            done.add(m)
+
+    for m in sorted(graph):
+        visit(m, [])
+    seen = {
+        "r1.model": ("r1.model.prefix", "r1.model.kernels.attention"),
+        "r1.engine": ("r1.engine.engine", "r1.engine.scheduler"),
+    }
+    assert seen[package][1] in graph[seen[package][0]]  # the scan sees what it should
+
+
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [
+        ("tiny", {}),
+        ("tiny-qwen3", {"attention_bias": True}),
+        ("tiny-llama", {"attention_bias": True, "mlp_bias": True}),
+    ],
+)
+def test_every_path_reads_weights_through_the_accessor(name, extra, monkeypatch):
+    """With `r1.model.weights.weight` answering 2·W, every path must compute what a model with doubled weights
+    computes: a kernel that read `.weight` itself (or a copy built from it) would see W and differ."""
+    import copy
+    import sys
+
+    from r1.model import weights
+
+    model = model_of(preset(name, vocab_size=97, max_position_embeddings=64, initializer_range=0.1, **extra))
+    doubled = copy.deepcopy(model)
+    with torch.no_grad():
+        for n, p in doubled.named_parameters():
+            if n.endswith("weight") and "embed_tokens" not in n:  # embeddings are looked up, not multiplied
+                p.mul_(2)
+    ids = torch.randint(0, 97, (3, 6), generator=torch.Generator().manual_seed(0))
+    pos = torch.arange(6).expand(3, 6)
+
+    def run(m):
+        out = m.train()(ids, labels=ids)  # training: fused CE head, MTP, padded / looped experts
+        m.eval()
+        fused = m.fused_weights(head_dtype=torch.bfloat16)
+        with torch.inference_mode():
+            score = m(ids, score=(torch.arange(5), ids[0, 1:])).token_logprobs  # the fused log-prob head
+            cache = m.new_cache(3, 8)
+            prefill = m.decode_step(ids, pos, cache, fused)  # any T: the modules, MoE.decode (grouped GEMM)
+            step = m.decode_step(ids[:, :1], torch.full((3, 1), 6), cache, fused)  # MLA's latent step
+            one = m.decode_step(ids[:1, :1], pos[:1, :1], m.new_cache(1, 8), fused)  # one token's experts
+        return [out.loss.detach(), score, prefill, step, one]
+
+    want = run(doubled)
+    original = weights.weight
+    for mod in [m for k, m in sys.modules.items() if k.startswith("r1.model") and m is not None]:
+        if getattr(mod, "weight", None) is original:
+            monkeypatch.setattr(mod, "weight", lambda module: 2 * original(module))
+    got = run(model)
+    for a, b in zip(got, want):
+        assert torch.equal(a, b)

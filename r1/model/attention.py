@@ -25,7 +25,7 @@ from r1.model.kernels.attention import attend, blocked_causal_attention
 from r1.model.layers import RMSNorm
 from r1.model.prefix import SharedPrompts
 from r1.model.rope import apply_rope_half, apply_rope_interleaved
-from r1.model.weights import FusedWeights, Fusion, fused_linear, linear, linears_fusion, weight
+from r1.model.weights import FusedWeights, Fusion, fused_linear, linear, weight
 
 # MLA's latent norms use RMSNorm's default eps whatever rms_norm_eps says, in DeepSeek's code and transformers' alike.
 LATENT_NORM_EPS = 1e-6
@@ -133,8 +133,12 @@ class MLA(nn.Module):
         [ĉ ‖ k_pe] with the mask added. With 16-bit weights, RoPE and the softmax run in fp32, as in `forward`."""
         B, H, dn, dr, dv, C = x_BD.shape[0], self.n_heads, self.d_nope, self.d_rope, self.d_v, self.kv_lora_rank
         lora = hasattr(self, "q_a_proj")
-        q_first, kv_a = fused_linear(x_BD, self.q_a_proj if lora else self.q_proj, self.kv_a_proj_with_mqa, fused=fused)
-        ckv, k_pe = kv_a.split([C, dr], dim=-1)
+        first = self.q_a_proj if lora else self.q_proj
+        w_qkv = fused.get(self) if fused is not None else None
+        if w_qkv is None:
+            w_qkv = torch.cat((weight(first), weight(self.kv_a_proj_with_mqa)))
+        # split_with_sizes: Tensor.split is a Python wrapper, whose overhead shows in a decode step
+        q_first, ckv, k_pe = F.linear(x_BD, w_qkv).split_with_sizes([first.out_features, C, dr], -1)
         q = linear(self.q_a_layernorm.decode(q_first), self.q_b_proj) if lora else q_first
         q_nope, q_pe = q.view(B, H, dn + dr).split([dn, dr], dim=-1)
         pe = torch.cat((q_pe, k_pe[:, None]), dim=1).reshape(B, H + 1, dr // 2, 2)  # RoPE q and k together
@@ -157,8 +161,9 @@ class MLA(nn.Module):
         return linear(o.reshape(B, H * dv), self.o_proj)
 
     def fusion(self) -> Fusion:
-        """The `FusedWeights` entry `decode` reads: [q_a | kv_a] (or [q | kv_a]) as one weight."""
-        return linears_fusion(self.q_a_proj if hasattr(self, "q_a_proj") else self.q_proj, self.kv_a_proj_with_mqa)
+        """The `FusedWeights` entry `decode` reads: [q_a; kv_a] (or [q; kv_a]) as one weight."""
+        first = self.q_a_proj if hasattr(self, "q_a_proj") else self.q_proj
+        return self, [weight(first), weight(self.kv_a_proj_with_mqa)], torch.cat
 
 
 class GQA(nn.Module):

@@ -149,7 +149,7 @@ class MoE(nn.Module):
         load spent ~3x the FLOPs at decode's few tokens per expert, 10% of a step). Elsewhere: padded batched GEMMs
         while padding costs at most 4x the real work, else the loop. Without stacked copies in `fused`: the loop.
         """
-        x_ND = x.reshape(-1, x.shape[-1])
+        x_ND = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])  # a decode step's [B, D] as it is
         _, idx, w = self.gate(x_ND)
         stacks = fused.get(self) if fused is not None else None
         if x_ND.shape[0] == 1:
@@ -167,7 +167,7 @@ class MoE(nn.Module):
                 y = self._run_padded(x_ND, flat, w_P, counts, stacks).to(x_ND.dtype)
         if self.shared_experts is not None:
             y = y + self.shared_experts.decode(x_ND, fused)
-        return y.view(x.shape)
+        return y if x.dim() == 2 else y.view(x.shape)
 
     def _sequence_balance_loss(self, scores_BTE: torch.Tensor, idx_BTk: torch.Tensor) -> torch.Tensor:
         """α·Σ_i f_i·P_i per sequence, averaged over the batch (V3 report eqs. 17–20)."""

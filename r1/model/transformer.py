@@ -31,7 +31,7 @@ from r1.model.layers import MLP, RMSNorm
 from r1.model.moe import MoE
 from r1.model.prefix import SharedPrompts
 from r1.model.rope import inv_frequencies, rope_cos_sin
-from r1.model.weights import FusedWeights, Fusion, linear, linears_fusion, weight
+from r1.model.weights import FusedWeights, Fusion, linear, weight
 
 # Decode copies of the weights (concatenations, stacks) allowed per engine; beyond it (big MoE models) the decode
 # step uses the modules as they are.
@@ -314,9 +314,9 @@ class Transformer(nn.Module):
             if isinstance(mlp, MoE):
                 yield mlp.expert_fusion()
                 if mlp.shared_experts is not None:
-                    yield linears_fusion(mlp.shared_experts.gate_proj, mlp.shared_experts.up_proj)
+                    yield mlp.shared_experts.fusion()
             else:
-                yield linears_fusion(mlp.gate_proj, mlp.up_proj)
+                yield mlp.fusion()
         w = weight(self.lm_head)
         if head_dtype is not None and head_dtype != w.dtype:
             yield self.lm_head, [w], lambda t: t[0].to(head_dtype)

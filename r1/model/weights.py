@@ -5,9 +5,10 @@ fused paths that concatenate or stack several modules' weights. Today that is `m
 will answer here with the weight its kernels need, so no path can bypass it.
 
 `FusedWeights` holds what decoding reuses step after step instead of rebuilding it per call: [q_a | kv_a] and
-[gate | up] concatenations, the routed experts stacked for batched GEMMs, the head in another dtype. Which copies a
-model wants is the model's business (`Transformer.fused_weights`); this class only keeps them fresh and within a
-memory budget.
+[gate | up] concatenations, the routed experts stacked for batched GEMMs, the head in another dtype, each under
+the module whose decode path reads it. Which copies a model wants is the model's business
+(`Transformer.fused_weights`, each module's `fusion()`); this class only keeps them fresh and within a memory
+budget.
 """
 
 from __future__ import annotations
@@ -33,31 +34,16 @@ def linear(x: torch.Tensor, module: nn.Linear) -> torch.Tensor:
     return F.linear(x, weight(module), module.bias)
 
 
-def fused_linear(x: torch.Tensor, *layers: nn.Linear, fused: FusedWeights | None = None) -> list[torch.Tensor]:
+def fused_linear(x: torch.Tensor, *layers: nn.Linear) -> list[torch.Tensor]:
     """Apply several projections of the same input as one GEMM, then split.
 
     One matmul instead of several saves kernel launches and, under autocast, repeated casts of `x`; at CPU scale
-    those dominate. The weights stay separate parameters, so checkpoints keep their per-projection names. The
-    concatenation is taken from `fused` when it holds one for these layers, else built on the spot (in training it
-    is part of the graph, so gradients reach each parameter).
+    those dominate. The weights stay separate parameters, so checkpoints keep their per-projection names; the
+    concatenation is part of the graph, so gradients reach each of them.
     """
-    cat = fused.get(layers) if fused is not None else None
-    w, b = cat if cat is not None else concat_linears([weight(m) for m in layers], [m.bias for m in layers])
-    return list(F.linear(x, w, b).split([m.out_features for m in layers], dim=-1))
-
-
-def concat_linears(weights: list[torch.Tensor], biases: list[torch.Tensor | None]):
-    """[W_1; W_2; …] and [b_1; b_2; …] (None unless every layer has a bias)."""
+    biases = [m.bias for m in layers]
     bias = torch.cat(biases) if all(b is not None for b in biases) else None
-    return torch.cat(weights), bias
-
-
-def linears_fusion(*layers: nn.Linear) -> Fusion:
-    """The `FusedWeights` entry that `fused_linear(x, *layers, fused=...)` reads."""
-    ws, bs = [weight(m) for m in layers], [m.bias for m in layers]
-    biased = all(b is not None for b in bs)
-    n = len(ws)
-    return layers, ws + (bs if biased else []), lambda t: concat_linears(t[:n], t[n:] if biased else [None] * n)
+    return list(F.linear(x, torch.cat([weight(m) for m in layers]), bias).split([m.out_features for m in layers], -1))
 
 
 class FusedWeights:
