@@ -3,7 +3,8 @@
 The other revision's `r1/` is exported with `git archive` and imported as `r1_base` (its absolute imports
 rewritten), so both versions run side by side on the same weights, interleaved round by round (the order flips
 every round, so drift in machine load hits both alike); medians of the rounds are printed with the ratio
-new / base (> 1: this checkout is faster). Workloads, all on the tiny DeepSeek-V3 preset:
+base / this (> 1: this checkout is faster), and the median of the rounds' own ratios (each round's two runs see
+about the same machine load). Workloads, all on the tiny DeepSeek-V3 preset:
 - decode: `Engine.generate` of B random 32-token prompts × 128 new tokens (top-p sampling, seeded), B = 1, 16, 64
   (benchmarks/bench_decode.py's setup);
 - rollout: a GRPO-style rollout, 8 prompts × 8 samples × 96 new tokens at temperature 1, then the trainer's
@@ -179,12 +180,9 @@ def main() -> None:
         f"\nmedian seconds of {args.rounds} rounds; {args.threads} thread(s), torch {torch.__version__}, "
         f"CPU capability {torch.backends.cpu.get_cpu_capability()}; base = {args.base}"
     )
-    print(f"{'workload':<24} {'base':>9} {'this':>9} {'base/this':>10}   (all rounds: base / this)")
+    print(f"{'workload':<24} {'base':>9} {'this':>9} {'base/this':>10} {'per-round median':>17} {'range':>13}")
     for name in work:
         old, new = (statistics.median(times[(name, s.name)]) for s in sides)
-        spread = " ".join(f"{a / b:.3f}" for a, b in zip(times[(name, "r1_base")], times[(name, "r1")]))
-        print(f"{name:<24} {old:>9.3f} {new:>9.3f} {old / new:>9.3f}x   ({spread})")
-
-
-if __name__ == "__main__":
-    main()
+        ratios = [a / b for a, b in zip(times[(name, "r1_base")], times[(name, "r1")])]
+        r = statistics.median(ratios)
+        print(f"{name:<24} {old:>9.3f} {new:>9.3f} {old / new:>9.3f}x {r:>16.3f}x {min(ratios):>6.2f}-{max(ratios):.2f}")

@@ -648,6 +648,7 @@ def test_no_import_cycles(package):
         ("tiny-qwen3", {"attention_bias": True}),
         ("tiny-llama", {"attention_bias": True, "mlp_bias": True}),
     ],
+    ids=["deepseek", "qwen3-biases", "llama-biases"],
 )
 def test_every_path_reads_weights_through_the_accessor(name, extra, monkeypatch):
     """With `r1.model.weights.weight` answering 2·W, every path must compute what a model with doubled weights

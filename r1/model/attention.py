@@ -13,6 +13,7 @@ directly and the cache holds only ĉ (kv_lora_rank) and the rotated k_pe (qk_rop
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -160,10 +161,10 @@ class MLA(nn.Module):
         o = torch.bmm(o.transpose(0, 1), w[:, dn:].transpose(1, 2)).transpose(0, 1)  # [B, H, dv]: W_UV
         return linear(o.reshape(B, H * dv), self.o_proj)
 
-    def fusion(self) -> Fusion:
+    def fusions(self) -> Iterator[Fusion]:
         """The `FusedWeights` entry `decode` reads: [q_a; kv_a] (or [q; kv_a]) as one weight."""
         first = self.q_a_proj if hasattr(self, "q_a_proj") else self.q_proj
-        return self, [weight(first), weight(self.kv_a_proj_with_mqa)], torch.cat
+        yield self, [weight(first), weight(self.kv_a_proj_with_mqa)], torch.cat
 
 
 class GQA(nn.Module):

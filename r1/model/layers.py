@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,7 +52,7 @@ class MLP(nn.Module):
         g, u = F.linear(x, w_gu, b_gu).chunk(2, dim=-1)
         return F.linear(F.silu(g) * u, w_down, b_down)
 
-    def fusion(self) -> Fusion:
+    def fusions(self) -> Iterator[Fusion]:
         """The `FusedWeights` entry `decode` reads: ([gate; up], its bias, down, its bias)."""
         projs = (self.gate_proj, self.up_proj, self.down_proj)
         biased = self.gate_proj.bias is not None
@@ -61,4 +63,4 @@ class MLP(nn.Module):
             b_g, b_u, b_d = b or (None, None, None)
             return torch.cat((w_g, w_u)), (torch.cat((b_g, b_u)) if biased else None), w_d, b_d
 
-        return self, sources, build
+        yield self, sources, build

@@ -19,6 +19,7 @@ b_i += γ·sign(mean(c) − c_i). The complementary sequence-wise loss α·Σ_i 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -136,10 +137,16 @@ class MoE(nn.Module):
             stacks = torch.cat((gate, up), dim=1).transpose(1, 2), down.transpose(1, 2)
         return dispatch.padded(x_ND, expert_P, w_P, counts, self.top_k, *stacks)
 
-    def expert_fusion(self) -> Fusion:
-        """The `FusedWeights` entry `decode` reads: every routed expert stacked for batched GEMMs."""
-        ws = [weight(p) for e in self.experts for p in (e.gate_proj, e.up_proj, e.down_proj)]
-        return self, ws, dispatch.stack_experts
+    def fusions(self) -> Iterator[Fusion]:
+        """The `FusedWeights` entries `decode` reads: every routed expert stacked for batched GEMMs, and the shared
+        experts' own."""
+        yield (
+            self,
+            [weight(p) for e in self.experts for p in (e.gate_proj, e.up_proj, e.down_proj)],
+            dispatch.stack_experts,
+        )
+        if self.shared_experts is not None:
+            yield from self.shared_experts.fusions()
 
     def decode(self, x: torch.Tensor, fused: FusedWeights | None = None) -> torch.Tensor:
         """MoE for inference on x [..., D]: the model's routing; no counts or balance loss are recorded.

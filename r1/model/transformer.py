@@ -309,14 +309,8 @@ class Transformer(nn.Module):
         latent = self._latent_dtype()
         for layer in self.model.layers:
             if latent:
-                yield layer.self_attn.fusion()
-            mlp = layer.mlp
-            if isinstance(mlp, MoE):
-                yield mlp.expert_fusion()
-                if mlp.shared_experts is not None:
-                    yield mlp.shared_experts.fusion()
-            else:
-                yield mlp.fusion()
+                yield from layer.self_attn.fusions()
+            yield from layer.mlp.fusions()
         w = weight(self.lm_head)
         if head_dtype is not None and head_dtype != w.dtype:
             yield self.lm_head, [w], lambda t: t[0].to(head_dtype)
