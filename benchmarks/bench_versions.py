@@ -184,5 +184,5 @@ def main() -> None:
     for name in work:
         old, new = (statistics.median(times[(name, s.name)]) for s in sides)
         ratios = [a / b for a, b in zip(times[(name, "r1_base")], times[(name, "r1")])]
-        r = statistics.median(ratios)
-        print(f"{name:<24} {old:>9.3f} {new:>9.3f} {old / new:>9.3f}x {r:>16.3f}x {min(ratios):>6.2f}-{max(ratios):.2f}")
+        r, lo, hi = statistics.median(ratios), min(ratios), max(ratios)
+        print(f"{name:<24} {old:>9.3f} {new:>9.3f} {old / new:>9.3f}x {r:>16.3f}x {lo:>6.2f}-{hi:.2f}")
