@@ -186,3 +186,7 @@ def main() -> None:
         ratios = [a / b for a, b in zip(times[(name, "r1_base")], times[(name, "r1")])]
         r, lo, hi = statistics.median(ratios), min(ratios), max(ratios)
         print(f"{name:<24} {old:>9.3f} {new:>9.3f} {old / new:>9.3f}x {r:>16.3f}x {lo:>6.2f}-{hi:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,8 @@ MLA, per token x (spec §2; names are the HF checkpoint's):
 The absorbed form folds W_UK into the query and W_UV into the output, so attention runs over the latent
 directly and the cache holds only ĉ (kv_lora_rank) and the rotated k_pe (qk_rope_head_dim) per token:
     score(t, s) = scale · ( (W_UK_hᵀ q_nope_h)·ĉ_s + q_pe_h·k_pe_s ),     o_h = W_UV_h Σ_s p(t, s) ĉ_s
+`MLA.forward` runs either form over T tokens (training, scoring, prefill); `MLA.decode` is the absorbed form written
+out for a decode step, one token per cache row. GQA decodes through its `forward` with a cache.
 """
 
 from __future__ import annotations
