@@ -18,6 +18,7 @@ from r1.engine import Engine, SamplingParams
 from r1.engine.testing import tiny_tokenizer
 from r1.errors import ConfigError
 from r1.model import Transformer, preset
+from r1.rewards.judge import judge
 from r1.train.config import load_config
 from r1.train.grpo import (
     AGGREGATIONS,
@@ -29,11 +30,9 @@ from r1.train.grpo import (
     resolve_options,
 )
 from r1.train.grpo.rollout import (
-    REFLECTION_WORDS,
     completion_logprobs,
     completion_mask,
     pack_samples,
-    reflection_regex,
     response_stats,
     reward_stats,
 )
@@ -358,18 +357,17 @@ def test_presets_resolve_and_keys_override_one_at_a_time():
 
 
 def test_reflection_rates_overall_and_within_long_form():
-    pattern = reflection_regex(REFLECTION_WORDS)
     texts = [
         " <think> 3+4=7 wait, 3+4=7 </think> <answer>7</answer>",  # long-form, reflective
         " <think> 3+4=7 </think> <answer>7</answer>",  # long-form
-        " <think></think> <answer>Wait</answer>",  # direct, reflective (counts overall only)
+        " <think></think> <answer>Wait</answer>",  # direct: a word in the answer is not a re-check
         " <think> 好的 等等，再算 </think> <answer>7</answer>",  # long-form, reflective (Chinese)
         " <think> the waiter </think> <answer>1</answer>",  # "waiter" is not "wait"
     ]
-    s = response_stats(
-        texts, [10, 8, 4, 9, 6], ["stop"] * 4 + ["length"], False, pattern, [1, 1, 0, 1, 0], [1, 1, 1, 1, 1]
-    )
-    assert s["reflection"] == pytest.approx(3 / 5) and s["long_form"] == pytest.approx(4 / 5)
+    item = {"prompt": "User: 3+4? Assistant:", "answer": "7", "task": "arith", "meta": {"template": "r1-zero"}}
+    verdicts = [judge(t, item, finish_reason=f) for t, f in zip(texts, ["stop"] * 4 + ["length"])]
+    s = response_stats(verdicts, [10, 8, 4, 9, 6])
+    assert s["reflection"] == pytest.approx(2 / 5) and s["long_form"] == pytest.approx(4 / 5)
     assert s["reflection_long"] == pytest.approx(2 / 4) and s["truncated"] == pytest.approx(1 / 5)
     assert (s["length_max"], s["accuracy"], s["format_rate"]) == (10, pytest.approx(3 / 5), 1.0)
 

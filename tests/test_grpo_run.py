@@ -301,22 +301,19 @@ def test_router_bias_moves_in_rl_only_when_asked(tmp_path):
 
 
 def test_evaluation_and_statistics_options_do_what_they_say(tmp_path):
-    """eval_at_start off: no step-0 record; eval_max_new_tokens bounds held-out lengths; reflection_words is the
-    word list the reflection rates count; a wider overlong buffer penalises more of the same completions."""
+    """eval_at_start off: no step-0 record; eval_max_new_tokens bounds held-out lengths; a wider overlong buffer
+    penalises more of the same completions; reflection_words is the word list the reflection rates count."""
     common = dict(train__steps=1, grpo__eval_items=2, grpo__eval_k=2, grpo__soft_overlong=True)
-    _trained(
-        tmp_path,
-        "a",
-        grpo__eval_at_start=False,
-        grpo__eval_max_new_tokens=3,
-        grpo__reflection_words=[],
-        grpo__overlong_buffer=8,
-        **common,
-    )
-    _trained(tmp_path, "b", grpo__reflection_words=["the"], **common)
+    _trained(tmp_path, "a", grpo__eval_at_start=False, grpo__eval_max_new_tokens=3, grpo__overlong_buffer=8, **common)
+    _trained(tmp_path, "b", **common)
     (eval_a,), eval_b = _records(tmp_path / "a", "eval"), _records(tmp_path / "b", "eval")
     assert eval_a["step"] == 1 and [e["step"] for e in eval_b] == [0, 1]
     assert eval_a["eval_length_max"] <= 3 < eval_b[-1]["eval_length_max"]
     (a,), (b,) = _records(tmp_path / "a"), _records(tmp_path / "b")
-    assert a["reflection"] == 0.0 < b["reflection"]  # the head says " the" often
     assert a["reward/soft_overlong"] < b["reward/soft_overlong"] <= 0.0
+    # the R1 chat template opens <think>: what the model says before its "</think>" is reasoning, where the judge
+    # looks for reflection words
+    _trained(tmp_path, "c", train__steps=1, grpo__template="r1", grpo__reflection_words=[])
+    _trained(tmp_path, "d", train__steps=1, grpo__template="r1", grpo__reflection_words=["the"])
+    (c,), (d,) = _records(tmp_path / "c"), _records(tmp_path / "d")
+    assert c["reflection"] == 0.0 < d["reflection"]  # the head says " the" often

@@ -165,8 +165,8 @@ class Engine:
         return handle
 
     def weights_updated(self) -> None:
-        """Re-derive the engine's fused weight copies from the model's parameters (after an optimizer step)."""
-        self.scheduler.forward.refresh(force=True)
+        """Re-derive the decode step's weight copies from the model's parameters (after an optimizer step)."""
+        self.scheduler.fused.refresh(force=True)
 
     def generate(
         self, prompts: Sequence[Prompt], params: SamplingParams | Sequence[SamplingParams] | None = None

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from r1.model.kernels.attention import attend, blocked_causal_attention
+
 
 @dataclass
 class SharedPrompts:
@@ -67,8 +69,6 @@ class SharedPrompts:
 
     def attend(self, q_1NHD: torch.Tensor, k_1NHD: torch.Tensor, v_1NHD: torch.Tensor, scale: float) -> torch.Tensor:
         """Attention over the two streams; tensors token-major [1, N, H, D] (keys already expanded to H heads)."""
-        from r1.model.attention import attend, blocked_causal_attention
-
         P, Tp = self.prompt_ids.shape
         B, Tc = self.completion_ids.shape
         H, n = q_1NHD.shape[2], self.split

@@ -3,12 +3,18 @@
 A task item is a plain dict, so it can be written to JSONL, shipped to workers and read back unchanged:
 
     {"prompt": str,                      # or "messages": [{"role", "content"}] once a template is applied
-     "answer": str,                      # the reference answer, as text
+     "answer": str,                      # optional: the reference answer, as text
+     "rubric": str,                      # optional: what a good answer does, for a model-based reward
      "task": str,                        # registry name: picks the verifier
      "meta": {"question": str,           # the bare question, kept so a template can be (re)applied
               "difficulty": str, "seed": int, "index": int, "split": "train" | "eval", "lang": "en" | "zh",
               "steps": [[prefix, result], ...],   # the worked solution, so `solution()` needs only the item
               ...}}                      # plus whatever the task's verifier needs (countdown: numbers, target)
+
+Open-ended items. `answer` and `rubric` are optional: an item with neither a reference answer nor a task verifier
+(a general prompt, scored by a reward model) is valid everywhere. `r1.rewards.judge` gives it no accuracy verdict
+(`correct=None`), the `accuracy` reward 0.0 for every sample, and the evaluator counts it apart (`n_open`) instead of
+in pass@k. Generated tasks always set `answer`.
 
 Held-in / held-out split. Every generated problem has a canonical key (its question text, or for countdown the
 sorted numbers and the target). `split_of(key)` hashes it with SHA-256: 10% of keys are "eval", the rest "train".

@@ -94,14 +94,13 @@ def with_prefill(generate: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def style_stats(samples: list[dict[str, Any]], trained: set[str]) -> dict[str, dict[str, float]]:
-    """Per level, for trained levels together ("trained") and overall ("all"): the share of samples that reason (a
-    non-empty think block), accuracy of reasoning and of direct samples, and the share of reasoning samples that say
-    "wait". Reported apart because a change in the style mix alone moves overall accuracy and reflection rates."""
+    """Per level, for trained levels together ("trained") and overall ("all"): the share of samples that reason,
+    accuracy of reasoning and of direct samples, and the share of reasoning samples that reflect ("wait"), by the
+    judge's rules (`reasons`, `reflects` in the evaluator's records). Reported apart because a change in the style mix
+    alone moves overall accuracy and reflection rates."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for s in samples:
-        text = s["text"].lstrip()
-        long = not (text.startswith("<think>\n</think>") or text.startswith("<think></think>"))
-        rec = {"long": long, "correct": bool(s["correct"]), "wait": long and " wait" in text.split("</think>")[0]}
+        rec = {"long": s["reasons"], "correct": bool(s["correct"]), "wait": s["reflects"]}
         for key in (s["difficulty"], "all") + (("trained",) if s["difficulty"] in trained else ()):
             groups.setdefault(key, []).append(rec)
     out = {}

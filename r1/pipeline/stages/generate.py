@@ -5,8 +5,8 @@ items, models and filters.
     Generate("rejection", model="model", items=lambda run: items, n=8, per_item=2,
              filters={"correct": FILTERS["correct"], "format": FILTERS["format"]})
 
-Each sample is judged by the evaluator (`r1.eval.evaluate`: the extracted answer, correct, format, length, finish
-reason) and kept when every filter accepts it; a rejected sample counts under the first filter that refused it.
+Each sample is judged (`r1.rewards.judge`, through the evaluator's records: the answer, correct, format, whether it
+reasons and reflects, length, finish reason) and kept when every filter accepts it; a rejected sample counts under the first filter that refused it.
 A kept sample becomes `{"messages": [user question, assistant completion], "task", "answer", "meta"}`, the record
 `r1 train` stage sft reads, with at most `per_item` distinct completions per item.
 """
@@ -24,6 +24,7 @@ FILTERS: dict[str, Filter] = {
     "correct": lambda s: bool(s["correct"]),
     "format": lambda s: bool(s["format_ok"]),
     "complete": lambda s: s["finish_reason"] == "stop",  # not cut at max_new_tokens
+    "reasons": lambda s: bool(s["reasons"]),  # a non-empty think block (cold start wants the reasoning)
 }
 
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from r1.errors import ConfigError
 from r1.io import need
+from r1.rewards.judge import REFLECTION_WORDS
 from r1.tasks.templates import TEMPLATES
 from r1.train.config import build_section
 from r1.train.grpo.algorithm import AGGREGATIONS, REWARD_SCALES
-from r1.train.grpo.rollout import REFLECTION_WORDS
 
 
 @dataclass

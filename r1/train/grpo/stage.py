@@ -66,7 +66,6 @@ from r1.train.grpo.rollout import (
     forward_logprobs,
     load_rollout,
     pack_samples,
-    reflection_regex,
     response_stats,
     reward_stats,
     round_seed,
@@ -129,14 +128,12 @@ class GRPOStage(Stage):
         self.eval_items = self._load_items("eval") if o.eval_items else []
         self.eval_at_start = o.eval_at_start and bool(self.eval_items)
         self.prompt_ids = [self._encode(it) for it in self.items]
-        self.in_think = o.template == "r1"  # the chat template opens <think>; r1-zero's prompt does not
         spec = dict(o.reward)
         if o.soft_overlong:
             spec["soft_overlong"] = {"max_len": o.max_new_tokens, "buffer": o.overlong_buffer or None}
         from r1.rewards import build_reward
 
         self.reward = build_reward(spec)
-        self.reflection = reflection_regex(o.reflection_words)
         self.autocast = autocast_dtype(cfg.train.dtype, ctx.device)  # the trainer's, see r1.dtypes
         self.files_dir = ctx.run_dir / "grpo"
         self.watchdog = Watchdog()
@@ -277,11 +274,7 @@ class GRPOStage(Stage):
         r = self.rollout_index + 1
         self._sync_reference(model, r * self.steps_per_rollout)
         params = self._sampling(o.temperature, o.top_p, o.max_new_tokens)
-        kept, spare, seen = (
-            [],
-            [],
-            {"texts": [], "lengths": [], "finish": [], "correct": [], "formatted": [], "total": [], "components": {}},
-        )
+        kept, spare, seen = [], [], {"verdicts": [], "lengths": [], "total": [], "components": {}}
         t_gen = t_reward = 0.0
         rounds = 0
         for rnd in range(o.max_gen_rounds if o.dynamic_sampling else 1):
@@ -313,17 +306,7 @@ class GRPOStage(Stage):
         rollout = self._build(model, chosen)
         t_logprobs = time.perf_counter() - t0
         rollout.stats.update(reward_stats(seen["components"], seen["total"], o.group_size))
-        rollout.stats.update(
-            response_stats(
-                seen["texts"],
-                seen["lengths"],
-                seen["finish"],
-                self.in_think,
-                self.reflection,
-                seen["correct"],
-                seen["formatted"],
-            )
-        )
+        rollout.stats.update(response_stats(seen["verdicts"], seen["lengths"]))
         if o.dynamic_sampling:
             rollout.stats.update(
                 {
@@ -353,16 +336,14 @@ class GRPOStage(Stage):
         return rollout
 
     def _judge(self, samples: list[Any], items: list[dict[str, Any]], scored: Any, seen: dict[str, Any]) -> None:
-        from r1.eval.metrics import format_ok
-        from r1.rewards.accuracy import is_correct
+        from r1.rewards.judge import judge
 
-        template = None if self.opt.template == "none" else self.opt.template
         for s, it in zip(samples, items):
-            seen["texts"].append(s.text)
             seen["lengths"].append(len(s.tokens))
-            seen["finish"].append(s.finish_reason)
-            seen["correct"].append(is_correct(s.text, it))
-            seen["formatted"].append(format_ok(s.text, template))
+            words = self.opt.reflection_words
+            seen["verdicts"].append(
+                judge(s.text, it, self.opt.template, finish_reason=s.finish_reason, reflection_words=words)
+            )
         seen["total"] += scored.total
         for name, values in scored.components.items():
             seen["components"].setdefault(name, []).extend(values)
@@ -519,6 +500,7 @@ class GRPOStage(Stage):
                 template=None if o.template == "none" else o.template,
                 seed=self.cfg.train.seed,
                 progress=False,
+                reflection_words=o.reflection_words,
             )
         ov, samples = res.overall, res.samples
         out = {
@@ -527,15 +509,7 @@ class GRPOStage(Stage):
             f"cons@{o.eval_k}": ov[f"cons@{o.eval_k}"],
             "format_rate": ov["format_rate"],
         }
-        out.update(
-            response_stats(
-                [s["text"] for s in samples],
-                [s["num_tokens"] for s in samples],
-                [s["finish_reason"] for s in samples],
-                self.in_think,
-                self.reflection,
-            )
-        )
+        out.update(response_stats(res.verdicts, [s["num_tokens"] for s in samples], rates=False))
         if o.log_completions and self.ctx.rank == 0:
             report.log_completions(
                 self.ctx.run_dir,
