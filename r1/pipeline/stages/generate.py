@@ -6,7 +6,8 @@ items, models and filters.
              filters={"correct": FILTERS["correct"], "format": FILTERS["format"]})
 
 Each sample is judged (`r1.rewards.judge`, through the evaluator's records: the answer, correct, format, whether it
-reasons and reflects, length, finish reason) and kept when every filter accepts it; a rejected sample counts under the first filter that refused it.
+reasons and reflects, length, finish reason) and kept when every filter accepts it; a rejected sample counts under
+the first filter that refused it.
 A kept sample becomes `{"messages": [user question, assistant completion], "task", "answer", "meta"}`, the record
 `r1 train` stage sft reads, with at most `per_item` distinct completions per item.
 """
