@@ -16,8 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "run",
         help="a recipe end to end into a run folder (default: R1-Zero on the shipped base)",
         description=f"Run a recipe's stages into one run folder with report.md and summary.json. "
-        f"The default recipe, {DEFAULT}: {recipe.help} (about 3 minutes on a 2-core CPU, 11 with "
-        "--from-scratch). Running into the same folder again continues it.",
+        f"The default recipe, {DEFAULT}: {recipe.help}. Running into the same folder again continues it.",
     )
     p.add_argument("--recipe", default=DEFAULT, choices=list(RECIPES), help=f"the job (default {DEFAULT})")
     p.add_argument("--out", default=None, help="run folder (default runs/default-<time>)")

@@ -374,7 +374,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
 RECIPE = Recipe(
     name="r1-zero",
     help="R1-Zero on a laptop: GRPO with rule rewards on the shipped tiny DeepSeek-V3 base (or one pretrained here "
-    "with --from-scratch), evaluated before and after on held-out problems",
+    "with --from-scratch), evaluated before and after on held-out problems (about 3 minutes on a 2-core CPU, 11 with "
+    "--from-scratch)",
     stages=stages,
     add_arguments=add_arguments,
     config=config_from_args,
