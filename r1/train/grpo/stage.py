@@ -482,7 +482,7 @@ class GRPOStage(Stage):
     # ------------------------------------------------------------------------------------------ evaluation
     def evaluate(self, model: nn.Module, step: int) -> dict[str, float] | None:
         """Held-out pass@1 (mean over k samples), pass@k, cons@k, format rate, lengths and reflection rates on the
-        eval split; the first `log_completions` samples go to completions.jsonl with their reward components."""
+        eval split; `log_completions` samples go to completions.jsonl with their reward components."""
         from r1.engine.adapters import make_generate_fn
         from r1.eval.evaluate import evaluate
 
@@ -510,14 +510,12 @@ class GRPOStage(Stage):
             "format_rate": ov["format_rate"],
         }
         out.update(response_stats(res.verdicts, [s["num_tokens"] for s in samples], rates=False))
-        if o.log_completions and self.ctx.rank == 0:
-            report.log_completions(
-                self.ctx.run_dir,
-                step,
-                samples[: o.log_completions],
-                self.reward,
-                [self._templated(self.eval_items[s["item"]]) for s in samples[: o.log_completions]],
-            )
+        if o.log_completions and self.ctx.rank == 0:  # the first sample of the first items: several questions
+            shown = ([s for s in samples if s["sample"] == 0] + [s for s in samples if s["sample"]])[
+                : o.log_completions
+            ]
+            items = [self._templated(self.eval_items[s["item"]]) for s in shown]
+            report.log_completions(self.ctx.run_dir, step, shown, self.reward, items)
         return out
 
     # ------------------------------------------------------------------------------------------ outputs
