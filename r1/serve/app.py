@@ -58,6 +58,10 @@ from r1.tokenizer import THINK_CLOSE
 WAIT_POLL_S = 0.5  # how often a waiting request checks that its client is still there and the engine still runs
 # What pydantic puts in an error's location for the member of a union that failed ("str", "list[TextPart]", …).
 _UNION_MEMBER = re.compile(r"str|int|float|bool|(list|dict|function-\w+|constrained-\w+)\[.*\]|[A-Z_]\w*")
+# pydantic's error types for a body that is not a JSON object, and how to name what it is instead
+_NOT_AN_OBJECT = frozenset({"missing", "model_type", "model_attributes_type", "dict_type"})
+_JSON_NAMES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+               type(None): "null"}  # fmt: skip
 # uvicorn's own logger: these lines appear in the server's log, formatted and filtered like uvicorn's.
 logger = logging.getLogger("uvicorn.error")
 
@@ -90,6 +94,15 @@ class JSONResponse(_JSONResponse):
     def render(self, content: Any) -> bytes:
         text = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
         return text.encode("utf-8", "backslashreplace")
+
+
+def generation_failed(error: BaseException) -> APIError:
+    """The 500 for a request the engine failed; the engine's traceback is logged once, however many requests the
+    failing step held."""
+    if not getattr(error, "_r1_logged", False):
+        logger.error("generation failed", exc_info=error)
+        error._r1_logged = True  # type: ignore[attr-defined]
+    return APIError(500, f"generation failed: {type(error).__name__}: {error}")
 
 
 def _engine_down() -> APIError:
@@ -128,7 +141,8 @@ class RequestGuard:
             nonlocal seen, body_done, deadline
             if body_done:  # later reads only wait for a disconnect: no limit on those
                 return await receive()
-            deadline = deadline or loop.time() + self.body_timeout
+            if deadline is None:
+                deadline = loop.time() + self.body_timeout
             try:
                 message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
             except TimeoutError:
@@ -219,6 +233,9 @@ class Server:
                 "max_tokens",
                 "context_length_exceeded",
             )
+        if body.n > self.engine.max_batch:
+            raise APIError(400, f"n={body.n}: this server decodes at most {self.engine.max_batch} sequences together "
+                           "(--max-batch)", "n", "invalid_value")  # fmt: skip
         d = self.defaults
         top_k = body.top_k if body.top_k is not None else d.get("top_k", 0)
         try:
@@ -250,7 +267,7 @@ class Server:
                 )
             self.engine.check_prompt(ids, SamplingParams())
         except UserError as exc:
-            raise APIError(400, str(exc), param) from None
+            raise APIError(400, str(exc), param, "invalid_value") from None
         return ids
 
     def submit(self, ids: list[int], params: SamplingParams, stream: bool) -> tuple[RequestHandle, asyncio.Queue]:
@@ -315,10 +332,12 @@ async def wait_all(
                 ev = await next_event(engine, queue, request)
                 if isinstance(ev, RequestDone):
                     if ev.error is not None:
-                        raise APIError(500, f"generation failed: {type(ev.error).__name__}: {ev.error}")
+                        raise generation_failed(ev.error)
                     assert ev.completion is not None
                     out.append(ev.completion)
                     break
+        if await request.is_disconnected():  # it finished between two polls: the answer would go nowhere
+            raise ClientDisconnected
         return out
     finally:
         for h in handles:
@@ -507,7 +526,7 @@ async def _chat_stream(
                 yield chunk(i, {}, ev.sample.finish_reason, lps[i].take())
             elif isinstance(ev, RequestDone):
                 if ev.error is not None:
-                    yield sse(error_body(f"generation failed: {ev.error}", kind="server_error"))
+                    yield sse(generation_failed(ev.error).body())
                 elif body.include_usage() and ev.completion is not None:
                     yield sse({"id": rid, "object": "chat.completion.chunk", "created": created,
                                "model": server.model_name, "choices": [],
@@ -572,7 +591,7 @@ async def _completion_stream(
             elif isinstance(ev, RequestDone):
                 open_requests -= 1
                 if ev.error is not None:
-                    yield sse(error_body(f"generation failed: {ev.error}", kind="server_error"))
+                    yield sse(generation_failed(ev.error).body())
                 elif ev.completion is not None:
                     completions.append(ev.completion)
         if body.include_usage():
@@ -632,6 +651,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         first = min(errors, key=telling) if errors else first
         param = _param(first)
         kind = first.get("type")
+        if param is None and kind in _NOT_AN_OBJECT:
+            given = first.get("input")
+            what = "is empty" if kind == "missing" else f"is {_JSON_NAMES.get(type(given), 'not an object')}"
+            return JSONResponse(error_body(f"request body {what}: expected a JSON object", code="invalid_value"),
+                                status_code=400)  # fmt: skip
         if kind == "extra_forbidden":
             message, code = f"Unrecognized request argument supplied: {param}", "unknown_parameter"
         elif kind == "string_unicode" and isinstance(first.get("input"), str):  # a name: values get `Text`'s message
@@ -651,11 +675,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         codes = {404: "not_found", 405: "method_not_allowed", 408: "request_timeout", 413: "request_too_large"}
         kind = "server_error" if exc.status_code >= 500 else "invalid_request_error"
         message, code = str(exc.detail), codes.get(exc.status_code)
-        cause = exc.__cause__
-        if isinstance(cause, UnicodeDecodeError):  # FastAPI's "error parsing the body" for bytes that are not text
+        cause = exc.__cause__  # FastAPI's "error parsing the body" says no more; the cause does
+        if isinstance(cause, UnicodeDecodeError):
             bad = cause.object[cause.start : cause.start + 1].hex()
             message = f"request body is not valid JSON: not UTF-8 text (byte 0x{bad} at offset {cause.start})"
             code = "invalid_json"
+        elif isinstance(cause, RecursionError):
+            message, code = "request body is not valid JSON here: arrays or objects nested too deeply", "invalid_json"
         body = error_body(message, code=code, kind=kind)
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 

@@ -53,8 +53,8 @@ def _encodable(text: str) -> str:
 # Every string of a request: a lone surrogate (a JSON "\ud800" escape) is a 400 naming the field, never a crash
 # in the tokenizer or in rendering a response that quotes it.
 Text = Annotated[StrictStr, AfterValidator(_encodable)]
-Temperature = Annotated[float, Field(ge=0.0, le=2.0, strict=True)]
-TopP = Annotated[float, Field(gt=0.0, le=1.0, strict=True)]
+Temperature = Annotated[float, Field(ge=0.0, le=2.0, strict=True, allow_inf_nan=False)]
+TopP = Annotated[float, Field(gt=0.0, le=1.0, strict=True, allow_inf_nan=False)]
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 TopLogprobs = Annotated[StrictInt, Field(ge=0, le=MAX_TOP_LOGPROBS)]
 Number = StrictFloat | StrictInt
@@ -122,7 +122,7 @@ class _Sampling(_Body):
     n: Annotated[StrictInt, Field(ge=1, le=MAX_N)] = 1
     max_tokens: PositiveInt | None = None
     stop: Text | Annotated[list[Text], Field(max_length=MAX_STOP)] | None = None
-    seed: StrictInt | None = None
+    seed: Annotated[StrictInt, Field(ge=-(2**63), lt=2**64)] | None = None  # what torch's generators take
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
     ignore_eos: StrictBool = False  # vLLM extension: generate exactly max_tokens (benchmarks)
