@@ -206,7 +206,9 @@ class Tokenizer:
             encodings = self._backend.encode_batch(texts, add_special_tokens=False)
         except TypeError:
             bad = next((i for i, t in enumerate(texts) if not isinstance(t, str) or unicode_problem(t)), None)
-            raise _not_text(texts[bad], f"text #{bad}") if bad is not None else TypeError(texts) from None
+            if bad is None:
+                raise
+            raise _not_text(texts[bad], f"text #{bad}") from None
         return [e.ids for e in encodings]
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
