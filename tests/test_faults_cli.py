@@ -181,7 +181,16 @@ def test_chat_numbers_out_of_range(capsys, model_dir, flag, value, culprit):
     one_error(*r1(capsys, "chat", "--model", str(model_dir), "-p", "hi", flag, value), culprit)
 
 
-def test_chat_arguments_that_are_not_utf8(model_dir):
+def test_chat_arguments_that_are_not_utf8(capsys, model_dir):
+    # What Python makes of argument bytes that are not UTF-8 (os.fsdecode: surrogateescape), as a real process gets
+    one_error(*r1(capsys, "chat", "--model", str(model_dir), "-p", "caf\udce9"),
+              "-p/--prompt: not UTF-8 text (byte 0xe9 at character 4)")  # fmt: skip
+    one_error(*r1(capsys, "chat", "--model", str(model_dir), "--system", "\udcff", "-p", "hi"),
+              "--system: not UTF-8 text (byte 0xff at character 1)")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_chat_arguments_that_are_not_utf8_in_a_real_process(model_dir):
     proc = run_r1("chat", "--model", str(model_dir), "-p", b"caf\xe9")
     one_error_line(proc, "-p/--prompt: not UTF-8 text (byte 0xe9 at character 4)")
 
