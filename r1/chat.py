@@ -19,6 +19,7 @@ from r1.engine.reasoning import ReasoningStream, prompt_opens_think
 from r1.engine.requests import Event, SampleDone, TokenEvent
 from r1.engine.sampling import SamplingParams
 from r1.errors import UserError
+from r1.readers import check_text, unicode_problem
 from r1.tokenizer import Tokenizer
 
 DIM, RESET, BOLD = "\033[2m", "\033[0m", "\033[1m"
@@ -130,6 +131,15 @@ class ChatSession:
             except KeyboardInterrupt:
                 self.out.write("\n")
                 continue
+            except UnicodeDecodeError as exc:  # the terminal sent bytes that are not UTF-8
+                self.out.write(
+                    f"error: that line is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); type it again\n"
+                )
+                continue
+            problem = unicode_problem(line, from_bytes=True)  # stdin decoded with surrogateescape (C locale)
+            if problem is not None:
+                self.out.write(f"error: that line is {problem}; type it again\n")
+                continue
             text = line.strip()
             if not text:
                 continue
@@ -173,6 +183,7 @@ def run(args: argparse.Namespace, input_fn: Callable[[str], str] = input, out: T
     from r1.engine.engine import Engine
 
     out = out or sys.stdout
+    check_args(args)
     params = SamplingParams(
         temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, max_tokens=args.max_tokens, seed=args.seed
     )
@@ -184,6 +195,19 @@ def run(args: argparse.Namespace, input_fn: Callable[[str], str] = input, out: T
         return 0
     out.write(f"r1 chat with {args.model}; {HELP}\n")
     return session.repl(input_fn)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Numbers in range and text encodable, before the model is loaded."""
+    for flag, value, low in (("--max-tokens", args.max_tokens, 1), ("--max-len", args.max_len, 2),
+                             ("--top-k", args.top_k, 0), ("--temperature", args.temperature, 0)):  # fmt: skip
+        if value is not None and not value >= low:  # `not >=`: NaN fails too
+            raise UserError(f"{flag} must be >= {low}, got {value}")
+    if not 0 < args.top_p <= 1:
+        raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
+    for flag, text in (("-p/--prompt", args.prompt), ("--system", args.system)):
+        if text is not None:
+            check_text(text, flag, from_bytes=True)
 
 
 def _is_tty(out: TextIO) -> bool:

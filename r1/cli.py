@@ -13,6 +13,7 @@ import importlib
 import os
 import shlex
 import sys
+from typing import NoReturn
 
 from r1.errors import UserError
 
@@ -33,8 +34,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 COMMAND: contextvars.ContextVar[str | None] = contextvars.ContextVar("r1_command", default=None)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, except that a bad command line is one line, as every other user error is: what is wrong
+    and where the options are listed, not a usage block first. Subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="r1", description="DeepSeek-R1, whole and readable.")
+    parser = Parser(prog="r1", description="DeepSeek-R1, whole and readable.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_text) in COMMANDS.items():

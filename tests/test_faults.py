@@ -242,7 +242,7 @@ def test_eval_numbers_out_of_range(tmp_path, capsys, flag, value, culprit):
 def test_tasks_and_run_numbers_out_of_range(tmp_path, capsys):
     data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "1+1?", "answer": "2"}])
     one_error(*r1(capsys, "tasks", "convert", str(data), "--limit", "-1"), "dataset limit must be >= 0, got -1")
-    one_error(*r1(capsys, "tasks", "sample", "modchain", "-n", "-2"), "n must be >= 0, got -2")
+    one_error(*r1(capsys, "tasks", "sample", "modchain", "-n", "-2"), "-n must be >= 1, got -2")
     one_error(*r1(capsys, "run", "--quick", "--threads", "0", "--out", str(tmp_path / "r")), "--threads must be >= 1")
     assert not (tmp_path / "r").exists()
 
