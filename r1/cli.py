@@ -19,7 +19,7 @@ from r1.errors import UserError
 
 # subcommand -> (module that registers it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("r1.pipeline.run", "the built-in default job, end to end, into a run folder"),
+    "run": ("r1.pipeline.cli", "a recipe end to end into a run folder (default: R1-Zero on the shipped base)"),
     "model": ("r1.model.cli", "inspect model presets: parameter counts, KV-cache sizes, configs"),
     "tokenizer": ("r1.tokenizer_cli", "train or inspect a byte-level BPE tokenizer with the R1 chat template"),
     "tasks": ("r1.tasks.cli", "list built-in task generators, sample items, convert local datasets"),

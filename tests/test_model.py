@@ -442,7 +442,7 @@ def test_fused_token_logprob_head_bf16_autocast_is_close():
 def test_shared_prompt_forward_equals_separate_rows(name):
     """Completions of a few prompts, the prompts run once: same log-probs and gradients as full rows."""
     from r1.model.prefix import share_prompts
-    from r1.train.rollout import completion_logprobs
+    from r1.train.grpo.rollout import completion_logprobs
 
     cfg = preset(name, vocab_size=97, max_position_embeddings=128, initializer_range=0.1)
     model = model_of(cfg).train()

@@ -81,17 +81,20 @@ PROBE = r"""
 import json, sys
 from pathlib import Path
 import r1
-from r1.assets import PACKAGE, config_names, config_path
-from r1.pipeline.run import RunConfig, RunState, pretrain_overrides, rl_overrides
+from r1.assets import PACKAGE, config_names
+from r1.pipeline.recipes.r1_zero import Config, stages
+from r1.pipeline.stage import Run
 from r1.train.config import load_config
 
 def norm(x):
     return json.loads(json.dumps(x).replace(str(PACKAGE), "<r1>"))
 
-st = RunState(RunConfig(out="runs/x", eval_per_level=2))
+cfg = Config(out="runs/x", eval_per_level=2)
+run = Run(Path(cfg.out), cfg)
 resolved = {name: load_config(name).to_dict() for name in config_names()}
-resolved["r1 run: pretrain"] = load_config(config_path("pretrain-tiny"), pretrain_overrides(st)).to_dict()
-resolved["r1 run: r1-zero"] = load_config(config_path("r1-zero-tiny"), rl_overrides(st)).to_dict()
+for stage in stages(cfg):  # what `r1 run` trains with
+    if hasattr(stage, "config_name"):
+        resolved[f"r1 run: {stage.name}"] = stage.config(run).to_dict()
 print(json.dumps({"package": r1.__file__, "configs": norm(resolved)}))
 """
 
