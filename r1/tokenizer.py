@@ -579,12 +579,3 @@ def _read_chat_template(directory: Path, config: Mapping[str, Any]) -> str:
     elif isinstance(template, Mapping):
         template = template.get("default")
     return template if isinstance(template, str) else CHAT_TEMPLATE
-
-
-def __getattr__(name: str) -> Any:
-    """`default_training_text` moved to `r1.data.tokenizer_corpus`; importing it from here keeps working."""
-    if name == "default_training_text":
-        from r1.data.tokenizer_corpus import default_training_text
-
-        return default_training_text
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import torch
 
 from r1.errors import UserError
 from r1.pipeline.stage import Run, Stage
 from r1.pipeline.stages.corpus import corpus_lines, tokenizer_lines
-from r1.pipeline.stages.train import lm_lines
+from r1.pipeline.stages.train import hf_check, lm_lines
 from r1.readers import read_json
 from r1.train.publish import ModelCard
 
@@ -86,23 +83,3 @@ class Base(Stage):
                 f"{h['max_abs_logit_diff']:.1e})."
             )
         return lines
-
-
-def hf_check(run: Run, model_dir: Path) -> dict[str, Any] | None:
-    """transformers' AutoModelForCausalLM on the folder gives r1's logits (to 1e-4), or the run stops."""
-    try:
-        import transformers
-    except ImportError:
-        run.notes.append("transformers is not installed: skipped the checkpoint check (pip install 'r1[hf]')")
-        return None
-    from r1.model.checkpoint import load_pretrained
-
-    transformers.logging.set_verbosity_error()
-    ours = load_pretrained(model_dir).eval()
-    theirs = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    ids = torch.randint(0, ours.config.vocab_size, (2, 64), generator=torch.Generator().manual_seed(run.config.seed))
-    with torch.no_grad():
-        diff = (ours(ids).logits - theirs(ids).logits).abs().max().item()
-    if diff > 1e-4:
-        raise UserError(f"transformers logits differ from r1's by {diff:.2e} (> 1e-4) for {model_dir}")
-    return {"transformers": transformers.__version__, "max_abs_logit_diff": diff}

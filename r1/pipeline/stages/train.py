@@ -67,7 +67,6 @@ class Train(Stage):
         plots = sorted(str(p.relative_to(run.out)) for p in (Path(result.run_dir) / "plots").glob(shown))
         run.summary[self.key] = (rl_summary if cfg.stage == "grpo" else lm_summary)(result, records, plots)
         if self.publish is not None:
-            from r1.pipeline.stages.model import hf_check
             from r1.train.publish import publish_model
 
             dest, card, tokenizer = self.publish
@@ -155,3 +154,25 @@ def lm_lines(p: dict[str, Any], out: Path, made_here: bool) -> list[str]:
 
 def _fmt(x: Any) -> str:
     return f"{x:.3g}" if isinstance(x, int | float) else "–"
+
+
+def hf_check(run: Run, model_dir: Path) -> dict[str, Any] | None:
+    """transformers' AutoModelForCausalLM on the folder gives r1's logits (to 1e-4), or the run stops."""
+    import torch
+
+    try:
+        import transformers
+    except ImportError:
+        run.notes.append("transformers is not installed: skipped the checkpoint check (pip install 'r1[hf]')")
+        return None
+    from r1.model.checkpoint import load_pretrained
+
+    transformers.logging.set_verbosity_error()
+    ours = load_pretrained(model_dir).eval()
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    ids = torch.randint(0, ours.config.vocab_size, (2, 64), generator=torch.Generator().manual_seed(run.config.seed))
+    with torch.no_grad():
+        diff = (ours(ids).logits - theirs(ids).logits).abs().max().item()
+    if diff > 1e-4:
+        raise UserError(f"transformers logits differ from r1's by {diff:.2e} (> 1e-4) for {model_dir}")
+    return {"transformers": transformers.__version__, "max_abs_logit_diff": diff}
