@@ -79,6 +79,8 @@ def test_presets_are_the_recorded_configs():
     assert sorted(PRESETS) == sorted(recorded)
     for name in PRESETS:
         assert dataclasses.asdict(preset(name)) == recorded[name], name
+        # the file holds nothing the reader passes over: it is what `r1 model config` writes back
+        assert json.loads(PRESETS[name].read_text()) == preset(name).to_hf_dict(), name
 
 
 def test_671b_counts_match_the_report(capsys):
