@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TextIO
 
+from r1.cli import add_command, check_at_least
 from r1.dtypes import DTYPE_CHOICES, DTYPE_HELP
 from r1.engine.reasoning import ReasoningStream, prompt_opens_think
 from r1.engine.requests import Event, SampleDone, TokenEvent
@@ -160,11 +161,7 @@ class ChatSession:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `r1 chat`."""
-    p = subparsers.add_parser(
-        "chat",
-        help="chat with a model in the terminal (reasoning shown apart from the answer)",
-        description=f"Chat with a model. Interactive unless -p is given; {HELP}.",
-    )
+    p = add_command(subparsers, "chat", f"Chat with a model. Interactive unless -p is given; {HELP}.")
     p.add_argument("--model", required=True, metavar="DIR", help="model directory (weights + tokenizer files)")
     p.add_argument("-p", "--prompt", help="answer this one prompt and exit")
     p.add_argument("--system", help="system prompt (R1's advice: none; put instructions in the user turn)")
@@ -199,10 +196,7 @@ def run(args: argparse.Namespace, input_fn: Callable[[str], str] = input, out: T
 
 def check_args(args: argparse.Namespace) -> None:
     """Numbers in range and text encodable, before the model is loaded."""
-    for flag, value, low in (("--max-tokens", args.max_tokens, 1), ("--max-len", args.max_len, 2),
-                             ("--top-k", args.top_k, 0), ("--temperature", args.temperature, 0)):  # fmt: skip
-        if value is not None and not value >= low:  # `not >=`: NaN fails too
-            raise UserError(f"{flag} must be >= {low}, got {value}")
+    check_at_least(args, max_tokens=1, max_len=2, top_k=0, temperature=0)
     if not 0 < args.top_p <= 1:
         raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
     for flag, text in (("-p/--prompt", args.prompt), ("--system", args.system)):

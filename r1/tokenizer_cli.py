@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from r1.cli import add_command, check_at_least
 from r1.data.tokenizer_corpus import default_training_text
 from r1.errors import UserError
 from r1.readers import check_text, iter_jsonl, iter_lines
@@ -16,10 +17,10 @@ from r1.tokenizer import MIN_VOCAB_SIZE, SPECIAL_TOKENS, Tokenizer
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `r1 tokenizer {train,encode,chat}`."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "tokenizer",
-        help="train or inspect a byte-level BPE tokenizer with the R1 chat template",
-        description="Train or inspect a byte-level BPE tokenizer with the DeepSeek-R1 special tokens and template.",
+        "Train or inspect a byte-level BPE tokenizer with the DeepSeek-R1 special tokens and template.",
     )
     actions = parser.add_subparsers(dest="tokenizer_command", metavar="ACTION")
     parser.set_defaults(func=lambda args: _print_help(parser))
@@ -61,8 +62,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.vocab_size < MIN_VOCAB_SIZE:
         raise UserError(f"--vocab-size must be >= {MIN_VOCAB_SIZE} (256 bytes + {len(SPECIAL_TOKENS)} special tokens), "
                         f"got {args.vocab_size}")  # fmt: skip
-    if args.min_frequency < 1:
-        raise UserError(f"--min-frequency must be >= 1, got {args.min_frequency}")
+    check_at_least(args, min_frequency=1)
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out}: is a file; the tokenizer is written into a directory")
     for path in args.input or []:

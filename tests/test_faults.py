@@ -229,6 +229,7 @@ def test_empty_datasets_and_completion_files(tmp_path, capsys):
         ("--max-new-tokens", "0", "--max-new-tokens must be >= 1, got 0"),
         ("--n-items", "0", "--n-items must be >= 1, got 0"),
         ("--temperature", "-1", "--temperature must be >= 0, got -1.0"),
+        ("--temperature", "nan", "--temperature must be >= 0, got nan"),  # NaN compares false: not >= catches it
         ("--top-p", "1.5", "--top-p must be in (0, 1], got 1.5"),
     ],
 )

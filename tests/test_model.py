@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,6 +70,17 @@ def test_presets_are_valid_and_sized():
         assert ModelConfig.from_hf_dict(cfg.to_hf_dict()) == cfg
     assert 1e6 < model_info(preset("tiny")).total < 1e7
     assert 1e7 < model_info(preset("small")).total < 1e8
+
+
+def test_presets_are_the_recorded_configs():
+    """Every preset field as recorded in tests/fixtures/model_presets.json (written from the presets when they were
+    Python constructors, before they became r1/model/presets/*.json): a changed preset is a deliberate fixture edit."""
+    recorded = json.loads((Path(__file__).parent / "fixtures" / "model_presets.json").read_text())
+    assert sorted(PRESETS) == sorted(recorded)
+    for name in PRESETS:
+        assert dataclasses.asdict(preset(name)) == recorded[name], name
+        # the file holds nothing the reader passes over: it is what `r1 model config` writes back
+        assert json.loads(PRESETS[name].read_text()) == preset(name).to_hf_dict(), name
 
 
 def test_671b_counts_match_the_report(capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from r1.cli import add_command
 from r1.pipeline.recipes import RECIPES, get_recipe
 
 DEFAULT = "r1-zero"
@@ -12,10 +13,10 @@ DEFAULT = "r1-zero"
 
 def register(sub: argparse._SubParsersAction) -> None:
     recipe = get_recipe(DEFAULT)
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "run",
-        help="a recipe end to end into a run folder (default: R1-Zero on the shipped base)",
-        description=f"Run a recipe's stages into one run folder with report.md and summary.json. "
+        f"Run a recipe's stages into one run folder with report.md and summary.json. "
         f"The default recipe, {DEFAULT}: {recipe.help}. Running into the same folder again continues it.",
     )
     p.add_argument("--recipe", default=DEFAULT, choices=list(RECIPES), help=f"the job (default {DEFAULT})")

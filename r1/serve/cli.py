@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from r1.cli import add_command, check_at_least
 from r1.dtypes import DTYPE_CHOICES, DTYPE_HELP
 from r1.errors import UserError
 from r1.serve import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY
@@ -22,10 +23,8 @@ DEFAULT_NAME = "r1"  # what the README's client example sends, whatever the run 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `r1 serve`."""
-    p = subparsers.add_parser(
-        "serve",
-        help="serve a model over an OpenAI-compatible HTTP API (with reasoning_content)",
-        description="Serve /v1/chat/completions, /v1/completions, /v1/models and /health for one model.",
+    p = add_command(
+        subparsers, "serve", "Serve /v1/chat/completions, /v1/completions, /v1/models and /health for one model."
     )
     p.add_argument("--model", required=True, metavar="DIR", help="model directory (weights + tokenizer files)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -115,14 +114,7 @@ def check_args(args: argparse.Namespace) -> None:
     """Every number in range, before the model is loaded."""
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be in [1, 65535], got {args.port}")
-    for flag, value, low in (
-        ("--max-batch", args.max_batch, 1),
-        ("--max-len", args.max_len, 2),
-        ("--max-body-bytes", args.max_body_bytes, 1),
-        ("--threads", args.threads, 1),
-    ):
-        if value is not None and value < low:
-            raise UserError(f"{flag} must be >= {low}, got {value}")
+    check_at_least(args, max_batch=1, max_len=2, max_body_bytes=1, threads=1)
     if not args.body_timeout > 0:  # NaN too
         raise UserError(f"--body-timeout must be > 0 seconds, got {args.body_timeout}")
 

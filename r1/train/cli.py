@@ -13,14 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from r1.cli import add_command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train",
-        help="pretraining / SFT / GRPO with one training core: checkpoints, exact resume, FSDP2, report",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(sub, "train", __doc__)
     p.add_argument(
         "--config", metavar="YAML", help="a config file, or a shipped config by name (pretrain-tiny, sft-tiny, ...)"
     )

@@ -7,6 +7,7 @@ Rebuilding both from the metrics file (not from in-memory state) means a resumed
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,67 +21,78 @@ def series(records: list[dict[str, Any]], key: str, event: str = "step") -> tupl
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def line_plot(
-    path: Path,
-    title: str,
-    lines: list[tuple[str, tuple[list, list], str]],
-    ylabel: str = "",
-    hline: float | None = None,
-) -> Path | None:
-    """The one plot helper: metrics (label, (steps, values), matplotlib style) against step, as a PNG, with the Agg
-    backend (no display needed). Lines without points are left out; None when none has any."""
-    lines = [x for x in lines if x[1][0]]
-    if not lines:
-        return None
-    import matplotlib
+@dataclass(frozen=True)
+class Plot:
+    """One PNG of `plots/`: metrics against step. Each line is (label, metric, matplotlib style); the metric is a key
+    of metrics.jsonl (read from the eval records when it starts with `eval_`, else from the step records) or the
+    (steps, values) the caller computed."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    file: str
+    title: str
+    lines: list[tuple[str, str | tuple[list, list], str]]
+    ylabel: str = ""
+    hline: float | None = None
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for label, (xs, ys), style in lines:
-        ax.plot(xs, ys, style, label=label, lw=1, ms=3)
-    if hline is not None:
-        ax.axhline(hline, color="k", lw=0.5)
-    ax.set(xlabel="step", ylabel=ylabel, title=title)
-    if len(lines) > 1:
-        ax.legend(fontsize=7, ncol=1 + (len(lines) > 6))
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+
+def draw(out: Path, records: list[dict[str, Any]], plots: list[Plot]) -> list[Path]:
+    """The one plot helper: each plot that has points, as `out/<file>` (Agg backend, no display needed). Lines
+    without points are left out."""
+    written = []
+    for plot in plots:
+        lines = [(label, _points(records, metric), style) for label, metric, style in plot.lines]
+        lines = [line for line in lines if line[1][0]]
+        if not lines:
+            continue
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for label, (xs, ys), style in lines:
+            ax.plot(xs, ys, style, label=label, lw=1, ms=3)
+        if plot.hline is not None:
+            ax.axhline(plot.hline, color="k", lw=0.5)
+        ax.set(xlabel="step", ylabel=plot.ylabel, title=plot.title)
+        if len(lines) > 1:
+            ax.legend(fontsize=7, ncol=1 + (len(lines) > 6))
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        out.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out / plot.file, dpi=90)
+        plt.close(fig)
+        written.append(out / plot.file)
+    return written
+
+
+def _points(records: list[dict[str, Any]], metric: str | tuple[list, list]) -> tuple[list, list]:
+    if isinstance(metric, str):
+        return series(records, metric, "eval" if metric.startswith("eval_") else "step")
+    return metric
 
 
 def write_plots(run_dir: Path, records: list[dict[str, Any]]) -> list[Path]:
     """loss.png (loss parts + eval), lr.png, grad_norm.png, expert_balance.png (when the model has MoE layers)."""
-    out = Path(run_dir) / "plots"
-    layers = max((len(r["expert_imbalance"]) for r in records if "expert_imbalance" in r), default=0)
     balance = [(r["step"], r["expert_imbalance"]) for r in records if "expert_imbalance" in r]
+    layers = max((len(v) for _, v in balance), default=0)
+    per_layer = [(f"MoE {i}", ([s for s, _ in balance], [v[i] for _, v in balance]), "-") for i in range(layers)]
     plots = [
-        line_plot(
-            out / "loss.png",
+        Plot(
+            "loss.png",
             "Loss",
             [
-                ("total", series(records, "loss"), "-"),
-                ("next-token", series(records, "lm_loss"), "-"),
-                ("MTP", series(records, "mtp_loss"), "-"),
-                ("eval next-token", series(records, "eval_loss", "eval"), "o-"),
+                ("total", "loss", "-"),
+                ("next-token", "lm_loss", "-"),
+                ("MTP", "mtp_loss", "-"),
+                ("eval next-token", "eval_loss", "o-"),
             ],
             "loss",
         ),
-        line_plot(out / "lr.png", "Learning rate", [("lr", series(records, "lr"), "-")]),
-        line_plot(out / "grad_norm.png", "Gradient norm (before clipping)", [("", series(records, "grad_norm"), "-")]),
-        line_plot(
-            out / "expert_balance.png",
-            "Expert load imbalance (1 = balanced)",
-            [(f"MoE {i}", ([s for s, _ in balance], [v[i] for _, v in balance]), "-") for i in range(layers)],
-            "max / mean expert load",
-            hline=1.0,
-        ),
+        Plot("lr.png", "Learning rate", [("lr", "lr", "-")]),
+        Plot("grad_norm.png", "Gradient norm (before clipping)", [("", "grad_norm", "-")]),
+        Plot("expert_balance.png", "Expert load imbalance (1 = balanced)", per_layer, "max / mean expert load", 1.0),
     ]
-    return [p for p in plots if p is not None]
+    return draw(Path(run_dir) / "plots", records, plots)
 
 
 def write_report(

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from r1.assets import ASSETS
+from r1.cli import check_at_least
 from r1.errors import UserError
 from r1.pipeline.stage import Recipe, Run, Stage
 from r1.pipeline.stages.corpus import Corpus, Tokenizer, level_label, levels
@@ -349,8 +350,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     out = args.out or f"runs/{'quick' if args.quick else 'default'}-{time.strftime('%Y%m%d-%H%M%S')}"
     if Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"--out {out}: is a file; the run folder must be a directory")
-    if args.threads < 1:
-        raise UserError(f"--threads must be >= 1, got {args.threads}")
+    check_at_least(args, threads=1)
     if not 0 <= args.seed < 2**32:
         raise UserError(f"--seed must be in 0 .. 2**32 - 1, got {args.seed}")
     chosen = dict(QUICK) if args.quick else {}

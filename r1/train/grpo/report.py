@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from r1.train.report import line_plot, series
+from r1.train.report import Plot, draw, series
 
 COMPLETIONS = "completions.jsonl"
 
@@ -36,60 +36,56 @@ def log_completions(run_dir: Path, step: int, samples: list[dict[str, Any]], rew
 def write_plots(run_dir: Path, records: list[dict[str, Any]]) -> list[Path]:
     """grpo_accuracy.png (held-out pass@1/cons@k + training accuracy), grpo_length.png, grpo_reflection.png,
     grpo_rewards.png (components, zero-std share), grpo_policy.png (KL, entropy, clip fractions)."""
-    out = Path(run_dir) / "plots"
     cons = next((k[5:] for r in records for k in r if k.startswith("eval_cons@")), "cons@k")
     comps = sorted({k for r in records for k in r if k.startswith("reward/") and not k.endswith("_std")})
-    held = lambda key: series(records, f"eval_{key}", "eval")  # noqa: E731
     plots = [
-        line_plot(
-            out / "grpo_accuracy.png",
+        Plot(
+            "grpo_accuracy.png",
             "Accuracy",
             [
-                ("held-out pass@1", held("pass@1"), "o-"),
-                (f"held-out {cons}", held(cons), "s--"),
-                ("training accuracy (rollouts)", series(records, "accuracy"), "-"),
+                ("held-out pass@1", "eval_pass@1", "o-"),
+                (f"held-out {cons}", f"eval_{cons}", "s--"),
+                ("training accuracy (rollouts)", "accuracy", "-"),
             ],
             "accuracy",
         ),
-        line_plot(
-            out / "grpo_length.png",
+        Plot(
+            "grpo_length.png",
             "Response length (tokens)",
-            [
-                ("mean", series(records, "length_mean"), "-"),
-                ("p90", series(records, "length_p90"), "-"),
-                ("held-out mean", held("length_mean"), "o-"),
-            ],
+            [("mean", "length_mean", "-"), ("p90", "length_p90", "-"), ("held-out mean", "eval_length_mean", "o-")],
             "tokens",
         ),
-        line_plot(
-            out / "grpo_reflection.png",
+        Plot(
+            "grpo_reflection.png",
             "Reflection words (share of responses)",
             [
-                ("all responses", series(records, "reflection"), "-"),
-                ("within long-form (non-empty think)", series(records, "reflection_long"), "-"),
-                ("long-form share", series(records, "long_form"), ":"),
-                ("held-out", held("reflection"), "o-"),
+                ("all responses", "reflection", "-"),
+                ("within long-form (non-empty think)", "reflection_long", "-"),
+                ("long-form share", "long_form", ":"),
+                ("held-out", "eval_reflection", "o-"),
             ],
         ),
-        line_plot(
-            out / "grpo_rewards.png",
+        Plot(
+            "grpo_rewards.png",
             "Rewards (rollout means)",
-            [("total", series(records, "reward"), "-")]
-            + [(k[7:], series(records, k), "-") for k in comps]
-            + [("frac_reward_zero_std", series(records, "frac_reward_zero_std"), ":")],
+            [
+                ("total", "reward", "-"),
+                *[(k[7:], k, "-") for k in comps],
+                ("frac_reward_zero_std", "frac_reward_zero_std", ":"),
+            ],
         ),
-        line_plot(
-            out / "grpo_policy.png",
+        Plot(
+            "grpo_policy.png",
             "Policy",
             [
-                ("KL (k3)", series(records, "kl"), "-"),
-                ("entropy", series(records, "entropy"), "-"),
-                ("clip low", series(records, "clip/low"), ":"),
-                ("clip high", series(records, "clip/high"), ":"),
+                ("KL (k3)", "kl", "-"),
+                ("entropy", "entropy", "-"),
+                ("clip low", "clip/low", ":"),
+                ("clip high", "clip/high", ":"),
             ],
         ),
     ]
-    return [p for p in plots if p is not None]
+    return draw(Path(run_dir) / "plots", records, plots)
 
 
 def settings(o: Any) -> str:
