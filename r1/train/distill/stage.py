@@ -53,8 +53,8 @@ class DistillStage(SFTStage):
     name = "distill"
     has_options = True
 
-    def __init__(self, cfg: TrainConfig, documents=None, eval_documents=None) -> None:
-        super().__init__(cfg, documents, eval_documents)
+    def __init__(self, cfg: TrainConfig, data: list[dict[str, Any]] | None = None, eval_data: list | None = None):
+        super().__init__(cfg, data, eval_data)
         self.opt = resolve_options(cfg.options)
         self.teacher: nn.Module | None = None
         self.engines: dict[int, Any] = {}
