@@ -112,6 +112,8 @@ def test_each_student_trains_by_sft_on_the_teachers_traces(name, traces, tmp_pat
 
 def test_distilled_student_runs_in_chat_and_serve(traces, tmp_path, capsys):
     result = train(config(traces, tmp_path / "run", "train.steps=3"))
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "Teacher `base-tiny`; JSD(β=0.5) at temperature 1;" in report and " of 3 steps on the student's" in report
     folder = result.model_dir
     assert json.loads((folder / "config.json").read_text())["architectures"] == ["Qwen2ForCausalLM"]
     assert cli(["chat", "--model", str(folder), "-p", "Compute 1+2 mod 10.", "--max-tokens", "8", "--seed", "0"]) == 0

@@ -158,6 +158,26 @@ class DistillStage(SFTStage):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "distill": dataclasses.asdict(self.opt)}
 
+    def report_lines(self, records: list[dict[str, Any]]) -> list[str]:
+        o = self.opt
+        steps = [r for r in records if r.get("event") == "step"]
+        kind = {0.0: "forward KL", 1.0: "reverse KL"}.get(o.beta, f"JSD(β={o.beta:g})")
+        lines = [
+            "",
+            "## Distillation",
+            "",
+            f"Teacher `{o.teacher}`; {kind} at temperature {o.temperature:g}; "
+            f"{sum(r.get('on_policy', 0) for r in steps):.0f} of {len(steps)} steps on the student's own samples "
+            f"(lmbda {o.lmbda:g}), the others on {'the teacher' if o.seq_kd else 'the trace'}s' samples.",
+        ]
+        last = next((r for r in reversed(steps) if not r.get("on_policy") and "teacher_lm_loss" in r), None)
+        if last is not None and not o.seq_kd:
+            lines.append(
+                f"Cross-entropy on the traces' tokens at step {last['step']}: student {last['lm_loss']:.3f}, "
+                f"teacher {last['teacher_lm_loss']:.3f}."
+            )
+        return lines
+
     # ------------------------------------------------------------------------------------------ sampling
     def _engine(self, model: nn.Module):
         """One engine per sampling model, around the model itself (the student's sees every optimizer step)."""
