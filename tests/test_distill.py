@@ -61,6 +61,7 @@ def config(traces: Path, out: Path, *overrides: str, name: str = "distill-tiny")
             "train.batch_size=4",
             "logging.progress=false",
             "logging.plots=false",
+            *(("distill.beta=0.5", "distill.lmbda=0.5") if name == "distill-tiny" else ()),  # both kinds of step
             *overrides,
         ],
     )
