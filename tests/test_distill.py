@@ -266,3 +266,30 @@ def test_a_teacher_with_another_tokenizer_is_refused(traces, tmp_path):
     other = save_tiny(tmp_path / "other", max_len=128)
     with pytest.raises(ConfigError, match="tokenizer differs from the student's"):
         train(config(traces, tmp_path / "run", f"distill.teacher={other}"))
+
+
+# ============================================================================================ traces from the teacher
+def test_teacher_traces_from_the_generate_stage_train_a_student(tmp_path):
+    """Item 1's traces come from the pipeline's one dataset-from-a-model stage pointed at the teacher's folder; the
+    distill stage trains on its records as they are written."""
+    from dataclasses import dataclass
+
+    from r1.pipeline.recipes.r1_zero import eval_items
+    from r1.pipeline.runner import run_recipe
+    from r1.pipeline.stage import Recipe
+    from r1.pipeline.stages.generate import FILTERS, Generate
+
+    @dataclass
+    class Settings:
+        out: str
+        seed: int = 0
+        threads: int = 1
+
+    items = eval_items("2-3", 4, seed=3)
+    stage = Generate("traces", str(BASE), lambda run: items, "traces.jsonl", n=2, template=None, max_new_tokens=48)
+    stage.filters = {k: FILTERS[k] for k in ("format", "complete")}
+    recipe = Recipe("traces", "", lambda cfg: [stage], lambda p: None, lambda a: None)
+    summary = run_recipe(recipe, Settings(str(tmp_path / "gen")))
+    assert summary["traces"]["records"] >= 1
+    result = train(config(tmp_path / "gen" / "traces.jsonl", tmp_path / "run"))
+    assert math.isfinite(result.final_loss) and result.steps == 2
