@@ -17,7 +17,7 @@ import time
 import torch
 
 from r1.data.filter_check import defect_cases, measure
-from r1.data.filters import FILTERS, READABILITY
+from r1.data.filters import DEFECT_FILTERS, FILTERS
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
     for seed in args.seeds:
         cases = defect_cases(args.clean, args.defective, seed=seed)
         table = measure(cases=cases)
-        for name in READABILITY:
+        for name in DEFECT_FILTERS:
             keep, row = FILTERS[name], table[name]
             start = time.perf_counter()
             for case in cases:

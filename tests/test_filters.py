@@ -7,8 +7,8 @@ import pytest
 
 from r1.data.filter_check import defect_cases, measure
 from r1.data.filters import (
+    DEFECT_FILTERS,
     FILTERS,
-    READABILITY,
     code_block,
     duplicate,
     long_paragraph,
@@ -36,7 +36,7 @@ def _tagged(think: str, answer: str = "5") -> str:
     return f"<think>\n{think}\n</think>\n<answer>{answer}</answer>"
 
 
-@pytest.mark.parametrize("name", READABILITY)
+@pytest.mark.parametrize("name", DEFECT_FILTERS)
 def test_each_filter_refuses_its_injected_defect_and_keeps_clean_solutions(cases, name):
     row = measure({name: FILTERS[name]}, cases)[name]
     assert row["tp"] + row["fn"] == 100 and row["fp"] + row["tn"] == 200
@@ -68,7 +68,7 @@ def test_a_filter_with_a_wrong_threshold_misses_the_bar(cases, name, wrong):
 def test_the_defect_cases_are_seeded_and_bilingual():
     a, b, c = defect_cases(20, 5, seed=3), defect_cases(20, 5, seed=3), defect_cases(20, 5, seed=4)
     assert [x.text for x in a] == [x.text for x in b] != [x.text for x in c]
-    assert len(a) == 20 + 5 * len(READABILITY) and {x.item["meta"]["lang"] for x in a} == {"en", "zh"}
+    assert len(a) == 20 + 5 * len(DEFECT_FILTERS) and {x.item["meta"]["lang"] for x in a} == {"en", "zh"}
     assert all(x.kept and x.kept[0] != x.text for x in a if x.defect is None)
 
 

@@ -61,9 +61,9 @@ def test_a_filter_that_refuses_everything_keeps_nothing_and_is_counted_by_name(t
 
 
 def test_rejection_sampling_with_the_readability_filters_by_name_counts_each_and_the_pass_rates(tmp_path, one_thread):
-    from r1.data.filters import READABILITY, similarity
+    from r1.data.filters import DEFECT_FILTERS, similarity
 
-    names = ["correct", *READABILITY]
+    names = ["correct", *DEFECT_FILTERS]
     summary = run_recipe(_recipe(filters=names), Settings(str(tmp_path)))
     g = summary["rejection"]
     assert list(g["filters"]) == names and g["rejected"] == {n: f["dropped"] for n, f in g["filters"].items()}

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from r1.data.filters import FILTERS, READABILITY, Filter
+from r1.data.filters import DEFECT_FILTERS, FILTERS, Filter
 from r1.data.tokenizer_corpus import _CHECKS, _OPENERS, _ZH_PHRASES, _chinese_sentence, _english_sentence
 from r1.rewards.text import THINK_CLOSE, THINK_OPEN, language_counts, words
 from r1.tasks.base import Item, get_task
@@ -197,10 +197,10 @@ def _inject(defect: str, text: str, kept: str, lang: str, rng: random.Random) ->
 
 
 def defect_cases(n_clean: int = 200, n_defective: int = 100, seed: int = 0) -> list[Case]:
-    """`n_clean` clean cases and `n_defective` of each defect in `READABILITY`, half English and half Chinese,
+    """`n_clean` clean cases and `n_defective` of each defect in `DEFECT_FILTERS`, half English and half Chinese,
     each on its own item with one other clean completion already kept; the same seed gives the same cases."""
     rng = random.Random(f"filter-check|{seed}")
-    kinds = [None] * n_clean + [d for d in READABILITY for _ in range(n_defective)]
+    kinds = [None] * n_clean + [d for d in DEFECT_FILTERS for _ in range(n_defective)]
     pools = {
         lang: [get_task(name).generate(len(kinds), seed=seed, difficulty="mix") for name in names]
         for lang, names in TASKS.items()
@@ -236,12 +236,12 @@ def _judge(cases: list[Case]) -> None:
 def measure(filters: Mapping[str, Filter] | None = None, cases: list[Case] | None = None) -> dict[str, dict[str, Any]]:
     """Precision and recall of each filter named after a defect (default: the registered ones) on `cases` (default:
     `defect_cases()`): {name: {"precision", "recall", "tp", "fp", "fn", "tn"}}."""
-    filters = {d: FILTERS[d] for d in READABILITY} if filters is None else filters
+    filters = {d: FILTERS[d] for d in DEFECT_FILTERS} if filters is None else filters
     cases = defect_cases() if cases is None else cases
     table = {}
     for name, keep in filters.items():
-        if name not in READABILITY:
-            raise ValueError(f"measure: no injected defect for filter {name!r}; defects: {', '.join(READABILITY)}")
+        if name not in DEFECT_FILTERS:
+            raise ValueError(f"measure: no injected defect for filter {name!r}; defects: {', '.join(DEFECT_FILTERS)}")
         counts = dict.fromkeys(("tp", "fp", "fn", "tn"), 0)
         for case in cases:
             if case.defect not in (None, name):

@@ -26,7 +26,7 @@ from r1.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, 
 
 __all__ = [
     "FILTERS",
-    "READABILITY",
+    "DEFECT_FILTERS",
     "Filter",
     "code_block",
     "duplicate",
@@ -57,9 +57,9 @@ def _positive(name: str, param: str, value: Any) -> None:
 def mixed_language(max_foreign_share: float = 0.1) -> Filter:
     """Refuses a chain of thought whose share of words not in the prompt's language exceeds `max_foreign_share`.
 
-    The target is the question's dominant language, as the language-consistency reward's `auto` target; maths,
-    digits and code are language-neutral there, so `x`, `\\frac` or `print` in a Chinese chain are no mixing. 0.1
-    tolerates a name or a term; the paper's examples of mixing are whole phrases.
+    The target is the question's dominant language, as the language-consistency reward's `auto` target (a sample
+    record carries no item meta to name it); maths, digits and code are language-neutral there, so `x`, `\\frac` or
+    `print` in a Chinese chain are no mixing. 0.1 tolerates a name or a term; the mixing the paper filters is phrases.
     """
     _share("mixed_language", "max_foreign_share", max_foreign_share)
 
@@ -188,7 +188,8 @@ FILTERS: dict[str, Filter] = {
     "repetitive": repetitive(),
     "duplicate": duplicate(),
 }
-READABILITY = ("mixed_language", "long_paragraph", "code_block", "truncated", "repetitive", "duplicate")
+# the filters of a defect in the text, each measured by `r1.data.filter_check`; the order they are cheapest in
+DEFECT_FILTERS = ("mixed_language", "long_paragraph", "code_block", "truncated", "repetitive", "duplicate")
 
 
 def resolve_filters(filters: Mapping[str, Filter] | Sequence[str]) -> dict[str, Filter]:
