@@ -29,8 +29,7 @@ def _recipe(**kw) -> Recipe:
         n=4,
         per_item=2,
         template="r1-zero-short",
-        max_new_tokens=48,
-        **kw,
+        **{"max_new_tokens": 48, **kw},
     )
     return Recipe("gen", "", lambda cfg: [stage], lambda p: None, lambda a: None)
 
@@ -81,6 +80,14 @@ def test_rejection_sampling_with_the_readability_filters_by_name_counts_each_and
     report = (tmp_path / "report.md").read_text()
     assert f"| correct | 32 | {32 - dropped[0]} | {dropped[0]} |" in report
     assert "Items by correct samples (pass rate): " + ", ".join(f"{c}/4: {n}" for c, n in enumerate(hist)) in report
+
+
+def test_samples_cut_at_max_new_tokens_are_dropped_as_truncated(tmp_path, one_thread):
+    summary = run_recipe(_recipe(filters=["truncated"], max_new_tokens=10), Settings(str(tmp_path)))
+    g = summary["rejection"]  # "<think>\n</think>\n<answer>3</answer>" and its end fit in 10 tokens, a chain does not
+    assert 0 < g["rejected"]["truncated"] < 32 and g["passed"] == 32 - g["rejected"]["truncated"]
+    records = [json.loads(x) for x in (tmp_path / "data" / "rejection.jsonl").read_text().splitlines()]
+    assert records and all(r["messages"][1]["content"].rstrip().endswith("</answer>") for r in records)
 
 
 def test_an_unknown_filter_name_is_a_user_error_listing_the_valid_ones():
