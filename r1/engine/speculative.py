@@ -210,6 +210,7 @@ class Speculator:
                 drafts[b].append(t)
         for s in rows:
             s.mtp_len = s.cache_len
+        self.last_drafts = draft_tok  # [B, k], for inspection and tests
 
         # 2. verify
         last = torch.tensor([[s.tokens[-1]] for s in rows])
