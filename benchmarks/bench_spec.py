@@ -75,13 +75,13 @@ def main() -> None:
             handles = [
                 engine.submit(ids, params.with_(seed=rep * 10_000 + i + j), stream=False) for j, ids in enumerate(chunk)
             ]
-            engine._run_until(lambda: all(h.done() for h in handles))
+            engine._run_until(lambda hs=handles: all(h.done() for h in hs))
             outs += [h.result().samples[0].tokens for h in handles]
         dt = time.perf_counter() - t
         delta = {key: engine.stats[key] - before.get(key, 0) for key in engine.stats}
         return sum(map(len, outs)) / dt, outs, delta
 
-    for name, eng in configs.items():  # warm-up: allocations, first-call kernels
+    for eng in configs.values():  # warm-up: allocations, first-call kernels
         run(eng, min(args.batches), -1)
     rates: dict[tuple[str, int], list[float]] = {}
     per_pos: dict[tuple[str, int], list[int]] = {}

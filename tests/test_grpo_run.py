@@ -32,8 +32,15 @@ def _base_model(tmp: Path) -> Path:
         return path
     tok = tiny_tokenizer()
     fields = {k: v for k, v in TINY_MODEL.items() if k not in ("preset", "vocab_size")}
-    cfg = preset("tiny", **fields, vocab_size=tok.vocab_size, bos_token_id=tok.bos_id, eos_token_id=tok.eos_id,
-                 pad_token_id=tok.pad_id, initializer_range=0.1)
+    cfg = preset(
+        "tiny",
+        **fields,
+        vocab_size=tok.vocab_size,
+        bos_token_id=tok.bos_id,
+        eos_token_id=tok.eos_id,
+        pad_token_id=tok.pad_id,
+        initializer_range=0.1,
+    )
     torch.manual_seed(0)
     model = Transformer(cfg)
     words = [tok.encode(w)[0] for w in (" wait", " the", " a", " 7", "</think>")] + [tok.eos_id]
@@ -49,12 +56,25 @@ def _base_model(tmp: Path) -> Path:
 def _config_file(tmp: Path, name: str, **grpo) -> Path:
     """A YAML config: 2 prompts × 4 samples of ≤ 10 tokens per rollout, minibatches of 4 in micro-batches of 2."""
     base = {
-        "stage": "grpo", "model": str(_base_model(tmp)),
-        "train.batch_size": 4, "train.micro_batch_size": 2, "train.steps": 6, "train.threads": 1,
-        "optim.lr": 3e-3, "schedule.kind": "constant", "schedule.warmup_steps": 0,
-        "logging.progress": False, "logging.plots": False, "logging.report": False,
-        "grpo.prompts_per_rollout": 2, "grpo.group_size": 4, "grpo.max_new_tokens": 10, "grpo.train_items": 16,
-        "grpo.reward": {"repetition": {"ngram_size": 1}}, "grpo.eps_low": 0.02, "grpo.eps_high": 0.02,
+        "stage": "grpo",
+        "model": str(_base_model(tmp)),
+        "train.batch_size": 4,
+        "train.micro_batch_size": 2,
+        "train.steps": 6,
+        "train.threads": 1,
+        "optim.lr": 3e-3,
+        "schedule.kind": "constant",
+        "schedule.warmup_steps": 0,
+        "logging.progress": False,
+        "logging.plots": False,
+        "logging.report": False,
+        "grpo.prompts_per_rollout": 2,
+        "grpo.group_size": 4,
+        "grpo.max_new_tokens": 10,
+        "grpo.train_items": 16,
+        "grpo.reward": {"repetition": {"ngram_size": 1}},
+        "grpo.eps_low": 0.02,
+        "grpo.eps_high": 0.02,
     }
     base.update({k.replace("__", "."): v for k, v in grpo.items()})
     overrides = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in base.items()]
@@ -67,8 +87,14 @@ def _records(run: Path, event: str = "step") -> list[dict]:
 
 # μ = 2 passes × 2 minibatches: a rollout lasts 4 steps, so checkpoints (every 2) land mid-rollout; β > 0 with a
 # reference that is never reset (it must come back from its file); π_old recomputed by the trainer, with TIS.
-RESUME = {"grpo__epochs": 2, "grpo__beta": 0.05, "grpo__old_logprobs": "trainer", "grpo__tis_cap": 2.0,
-          "checkpoint__every": 2, "checkpoint__keep_last": 3}
+RESUME = {
+    "grpo__epochs": 2,
+    "grpo__beta": 0.05,
+    "grpo__old_logprobs": "trainer",
+    "grpo__tis_cap": 2.0,
+    "checkpoint__every": 2,
+    "checkpoint__keep_last": 3,
+}
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +110,30 @@ def test_a_run_learns_something_and_logs_what_users_watch(reference):
     steps = _records(run)
     assert [r["step"] for r in steps] == [1, 2, 3, 4, 5, 6]
     assert [r["rollout"] for r in steps] == [0, 0, 0, 0, 1, 1] and steps[-1]["prompts_used"] == 4
-    for key in ("reward", "reward/repetition", "reward/repetition_std", "frac_reward_zero_std", "accuracy",
-                "format_rate", "kl", "kl_loss", "pg_loss", "entropy", "clip/low", "clip/high", "length_mean",
-                "length_p90", "length_max", "truncated", "reflection", "reflection_long", "adv_logprob_change",
-                "logprob_diff_max", "tis_weight_mean", "grad_norm"):
+    for key in (
+        "reward",
+        "reward/repetition",
+        "reward/repetition_std",
+        "frac_reward_zero_std",
+        "accuracy",
+        "format_rate",
+        "kl",
+        "kl_loss",
+        "pg_loss",
+        "entropy",
+        "clip/low",
+        "clip/high",
+        "length_mean",
+        "length_p90",
+        "length_max",
+        "truncated",
+        "reflection",
+        "reflection_long",
+        "adv_logprob_change",
+        "logprob_diff_max",
+        "tis_weight_mean",
+        "grad_norm",
+    ):
         assert key in steps[-1], key
     assert "time/rollout" in steps[0] and "rollout_tokens_per_s" in steps[4] and "time/rollout" not in steps[1]
     assert steps[0]["kl"] < 1e-9 < steps[-1]["kl"]  # π_ref = π_θ at first (up to batch-shape numerics), then not
@@ -102,10 +148,25 @@ def test_a_run_learns_something_and_logs_what_users_watch(reference):
 
 
 def test_same_seed_same_run_and_evaluation_does_not_perturb_training(tmp_path):
-    config = _config_file(tmp_path, "det", train__steps=3, grpo__beta=0.01, grpo__dynamic_sampling=True,
-                          grpo__soft_overlong=True, grpo__mask_truncated=True, grpo__loss_agg="token-mean")
-    a = train_run(config, tmp_path / "a", "grpo.eval_items=3", "grpo.eval_k=2", "train.eval_every=2",
-             "logging.plots=true", "logging.report=true")
+    config = _config_file(
+        tmp_path,
+        "det",
+        train__steps=3,
+        grpo__beta=0.01,
+        grpo__dynamic_sampling=True,
+        grpo__soft_overlong=True,
+        grpo__mask_truncated=True,
+        grpo__loss_agg="token-mean",
+    )
+    a = train_run(
+        config,
+        tmp_path / "a",
+        "grpo.eval_items=3",
+        "grpo.eval_k=2",
+        "train.eval_every=2",
+        "logging.plots=true",
+        "logging.report=true",
+    )
     b = train_run(config, tmp_path / "b")
     assert_identical(b.model, state_copy(a.model))
     steps_a, steps_b = _records(tmp_path / "a"), _records(tmp_path / "b")
@@ -125,8 +186,14 @@ def test_same_seed_same_run_and_evaluation_does_not_perturb_training(tmp_path):
 
 def test_dynamic_sampling_refills_and_stops_at_the_round_cap(tmp_path):
     # accuracy on a random model is always 0: every group has equal rewards, none can be kept
-    config = _config_file(tmp_path, "dyn", train__steps=1, grpo__dynamic_sampling=True, grpo__max_gen_rounds=3,
-                          grpo__reward={"accuracy": 1.0})
+    config = _config_file(
+        tmp_path,
+        "dyn",
+        train__steps=1,
+        grpo__dynamic_sampling=True,
+        grpo__max_gen_rounds=3,
+        grpo__reward={"accuracy": 1.0},
+    )
     train_run(config, tmp_path / "run")
     (step,) = _records(tmp_path / "run")
     assert (step["dynamic/gen_rounds"], step["dynamic/groups_topped_up"], step["prompts_used"]) == (3, 2, 6)
@@ -139,9 +206,20 @@ def test_sigkill_mid_rollout_and_at_a_boundary_then_resume_gives_identicalstate_
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = {
         name: subprocess.Popen(
-            [sys.executable, "-m", "r1.train.cli", "--config", str(config), f"train.out={tmp_path / name}",
-             f"debug.kill_at_step={step}"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "r1.train.cli",
+                "--config",
+                str(config),
+                f"train.out={tmp_path / name}",
+                f"debug.kill_at_step={step}",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for name, step in kills.items()
     }

@@ -89,11 +89,16 @@ def test_no_weight_decay_on_norms_and_biases_and_no_router_bias_in_optimizer(tmp
 def test_config_changes_list_what_differs_and_which_shape_the_steps_taken(tmp_path):
     before = tiny_config(tmp_path).to_dict()
     before["train"].pop("allow_config_change")  # a config written before the key existed still compares
-    after = tiny_config(tmp_path, optim__lr=1e-3, train__steps=9, train__resume=True, logging__plots=True,
-                        model__hidden_size=32)
+    after = tiny_config(
+        tmp_path, optim__lr=1e-3, train__steps=9, train__resume=True, logging__plots=True, model__hidden_size=32
+    )
     changes = config_changes(before, after)
-    assert changes == {"model.hidden_size": (64, 32), "optim.lr": (3e-3, 1e-3), "train.steps": (6, 9),
-                       "logging.plots": (False, True)}  # train.resume: how it was launched, never compared
+    assert changes == {
+        "model.hidden_size": (64, 32),
+        "optim.lr": (3e-3, 1e-3),
+        "train.steps": (6, 9),
+        "logging.plots": (False, True),
+    }  # train.resume: how it was launched, never compared
     assert [k for k in changes if shaping(k)] == ["model.hidden_size", "optim.lr"]
     assert not shaping("train.steps") and not shaping("train.micro_batch_size") and shaping("train.batch_size")
     assert config_changes(before, tiny_config(tmp_path / "elsewhere")) == {}  # train.out is not a setting

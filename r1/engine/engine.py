@@ -301,5 +301,7 @@ class Engine:
 def spec_config(mode: str = "auto", num_tokens: int | None = None, max_batch: int | None = None) -> SpecConfig:
     """The engine's speculation settings from its arguments (checked: a bad value is a one-line UserError)."""
     return SpecConfig(
-        mode, DEFAULT_NUM_TOKENS if num_tokens is None else num_tokens, AUTO_MAX_BATCH if max_batch is None else max_batch
+        mode,
+        DEFAULT_NUM_TOKENS if num_tokens is None else num_tokens,
+        AUTO_MAX_BATCH if max_batch is None else max_batch,
     )

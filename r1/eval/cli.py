@@ -201,6 +201,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise UserError(f"--out {args.out}: is a file; the report folder must be a directory")
+
+
 def other_templates(template: str | None) -> list[str]:
     return [t for t in TEMPLATES if t != template]
 

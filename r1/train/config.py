@@ -192,8 +192,11 @@ class TrainConfig:
         need(self.data.seq_len >= 2, "data.seq_len", "must be >= 2")
         need(self.data.builtin >= 0, "data.builtin", "must be >= 0")
         need(self.optim.lr > 0, "optim.lr", "must be positive")
-        need(len(self.optim.betas) == 2 and all(0 <= b < 1 for b in self.optim.betas), "optim.betas",
-             "must be two numbers in [0, 1)")
+        need(
+            len(self.optim.betas) == 2 and all(0 <= b < 1 for b in self.optim.betas),
+            "optim.betas",
+            "must be two numbers in [0, 1)",
+        )
         need(self.optim.eps > 0, "optim.eps", "must be positive")
         need(self.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
         need(self.optim.grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0 = no clipping)")
@@ -201,8 +204,11 @@ class TrainConfig:
         need(0 <= self.schedule.min_lr_ratio <= 1, "schedule.min_lr_ratio", "must be in [0, 1]")
         need(0 <= self.schedule.decay_fraction <= 1, "schedule.decay_fraction", "must be in [0, 1]")
         t = self.train
-        need(not (t.resume and t.overwrite), "train.overwrite", "excludes train.resume (--overwrite deletes what "
-             "--resume would continue)")
+        need(
+            not (t.resume and t.overwrite),
+            "train.overwrite",
+            "excludes train.resume (--overwrite deletes what --resume would continue)",
+        )
         need(t.steps >= 1, "train.steps", "must be >= 1")
         need(t.batch_size >= 1, "train.batch_size", "must be >= 1")
         need(t.micro_batch_size >= 0, "train.micro_batch_size", "must be >= 0 (0 = batch_size / processes)")
@@ -228,9 +234,7 @@ class TrainConfig:
         per_rank = B // world
         mb = self.train.micro_batch_size or per_rank
         if per_rank % mb:
-            raise ConfigError(
-                f"train.micro_batch_size={mb}: must divide batch_size / processes = {per_rank}"
-            )
+            raise ConfigError(f"train.micro_batch_size={mb}: must divide batch_size / processes = {per_rank}")
         return mb, per_rank // mb
 
 
@@ -238,8 +242,7 @@ class TrainConfig:
 # Settings that decide what the steps already taken mean: which data, how it is cut and batched, the model, the
 # optimizer and its schedule, the numerics. A resume that changes one of them needs train.allow_config_change.
 # Everything else (train.steps, logging, checkpointing, threads, device, the micro-batch split) may change freely.
-SHAPING = ("stage", "model.", "data.", "optim.", "schedule.", "grpo.", "train.batch_size", "train.seed",
-           "train.dtype")
+SHAPING = ("stage", "model.", "data.", "optim.", "schedule.", "grpo.", "train.batch_size", "train.seed", "train.dtype")
 # how a run is launched, not how it trains: never compared
 _LAUNCH = ("train.out", "train.resume", "train.overwrite", "train.allow_config_change")
 

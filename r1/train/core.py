@@ -255,8 +255,11 @@ class Trainer:
         self.model_config = model_config(cfg.model, self.tokenizer)
         mb, accum = cfg.accumulation(d.world)
         model = self._build_model(resume_from)
-        self.stage.setup(StageContext(cfg, self.model_config, self.tokenizer, d.rank, d.world, mb, accum,
-                                      self.device, self.run_dir, model))
+        self.stage.setup(
+            StageContext(
+                cfg, self.model_config, self.tokenizer, d.rank, d.world, mb, accum, self.device, self.run_dir, model
+            )
+        )
         if d.enabled:
             model = distributed.shard(model)
         self.model = model
@@ -286,9 +289,19 @@ class Trainer:
         self.elapsed += dt
         self.tokens_seen += tokens
         flops = self.flops_per_token * tokens / dt
-        record = {"event": "step", "step": step + 1, **parts, "lr": lr, "tokens": tokens, "tokens_per_s": tokens / dt,
-                  "flops_per_s": flops, "mfu": flops / self.peak / self.dist.world, "step_time": dt,
-                  "elapsed": self.elapsed, **self.stage.state_dict()}
+        record = {
+            "event": "step",
+            "step": step + 1,
+            **parts,
+            "lr": lr,
+            "tokens": tokens,
+            "tokens_per_s": tokens / dt,
+            "flops_per_s": flops,
+            "mfu": flops / self.peak / self.dist.world,
+            "step_time": dt,
+            "elapsed": self.elapsed,
+            **self.stage.state_dict(),
+        }
         if counts is not None:
             record["expert_imbalance"] = imbalance(counts)
         return record
@@ -308,8 +321,9 @@ class Trainer:
                 self.log.write(record)
             if bar is not None:
                 extra = {k: f"{record[k]:.3f}" for k in self.stage.progress_keys if k in record}
-                bar.set_postfix(loss=f"{record['loss']:.4f}", **extra, tok_s=f"{record['tokens_per_s']:,.0f}",
-                                refresh=False)
+                bar.set_postfix(
+                    loss=f"{record['loss']:.4f}", **extra, tok_s=f"{record['tokens_per_s']:,.0f}", refresh=False
+                )
                 bar.update(1)
             if cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < total:
                 self._evaluate(step)
@@ -349,8 +363,9 @@ class Trainer:
         for i, batch in enumerate(batches):
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             distributed.set_gradient_sync(model, i == len(batches) - 1)
-            with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
-                                enabled=self.autocast_dtype is not None):
+            with torch.autocast(
+                self.device.type, dtype=self.autocast_dtype or torch.bfloat16, enabled=self.autocast_dtype is not None
+            ):
                 out = self.stage.loss(model, batch)
             scaled = out.loss * out.weight
             (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
@@ -409,8 +424,9 @@ class Trainer:
         weight = 0.0
         for batch in batches:
             batch = {k: v.to(self.device) for k, v in batch.items()}
-            with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
-                                enabled=self.autocast_dtype is not None):
+            with torch.autocast(
+                self.device.type, dtype=self.autocast_dtype or torch.bfloat16, enabled=self.autocast_dtype is not None
+            ):
                 out = self.stage.loss(self.model, batch)
             weight += out.weight
             for k, v in {"loss": out.loss, **out.metrics}.items():
@@ -436,8 +452,9 @@ class Trainer:
             value = getattr(getattr(self.cfg, section), name)
             if value > context:
                 source = f"model.path {self.cfg.model.path}" if self.cfg.model.path else "the model config"
-                raise ConfigError(f"{key}={value}: longer than the model's context (max_position_embeddings="
-                                  f"{context} in {source})")
+                raise ConfigError(
+                    f"{key}={value}: longer than the model's context (max_position_embeddings={context} in {source})"
+                )
 
     # files the trainer writes into a run folder: what --overwrite deletes (the tokenizer only when it trained one)
     RUN_FILES = ("checkpoints", "metrics.jsonl", "report.md", "plots", "config.yaml", "tensorboard", "wandb")
@@ -472,17 +489,21 @@ class Trainer:
         if cfg.train.resume and dirs:
             latest, problems = ckpt.scan(run)
             if latest is None:
-                raise CheckpointError(f"resume: none of the {len(dirs)} checkpoints in {run / ckpt.CHECKPOINTS} is "
-                                      "intact, nothing was changed: " + "; ".join(problems))
+                raise CheckpointError(
+                    f"resume: none of the {len(dirs)} checkpoints in {run / ckpt.CHECKPOINTS} is "
+                    "intact, nothing was changed: " + "; ".join(problems)
+                )
             for problem in problems:
                 print(f"warning: resume: skipping {problem}", file=sys.stderr)
             self._check_changes(latest)
         elif dirs or (run / "metrics.jsonl").is_file():
             if not (cfg.train.resume or cfg.train.overwrite):
                 held = f"checkpoints (latest {dirs[0].name})" if dirs else "a run (metrics.jsonl, no checkpoint)"
-                raise ConfigError(f"run folder {run} already holds {held}; pass --resume (train.resume=true) to "
-                                  "continue it, --overwrite (train.overwrite=true) to delete it and start over, or "
-                                  "choose another train.out")
+                raise ConfigError(
+                    f"run folder {run} already holds {held}; pass --resume (train.resume=true) to "
+                    "continue it, --overwrite (train.overwrite=true) to delete it and start over, or "
+                    "choose another train.out"
+                )
             what = "resume: no checkpoint in" if cfg.train.resume else "overwrite: deleting the earlier run in"
             print(f"{what} {run}; starting from step 0 with new metrics", file=sys.stderr)
             self._remove_earlier_run(keep_tokenizer=cfg.train.resume)
@@ -525,9 +546,11 @@ class Trainer:
         blocked = [k for k in self.changes if shaping(k)]
         if blocked and not self.cfg.train.allow_config_change:
             it = ("it shapes", "it") if len(blocked) == 1 else ("they shape", "them")
-            raise ConfigError(f"resume: {', '.join(blocked)} changed since {checkpoint.name} ({listing}), and {it[0]} "
-                              f"the steps already taken: restore {it[1]}, pass --allow-config-change "
-                              "(train.allow_config_change=true) to continue anyway, or start a new train.out")
+            raise ConfigError(
+                f"resume: {', '.join(blocked)} changed since {checkpoint.name} ({listing}), and {it[0]} "
+                f"the steps already taken: restore {it[1]}, pass --allow-config-change "
+                "(train.allow_config_change=true) to continue anyway, or start a new train.out"
+            )
         print(f"resume: settings changed since {checkpoint.name}: {listing}", file=sys.stderr)
 
     def _discard_setup(self) -> None:
@@ -554,8 +577,10 @@ class Trainer:
                 texts = iter(self.stage.tokenizer_texts())
                 first = next(texts, None)
                 if first is None:  # a BPE of no text is bytes only: a useless tokenizer that trains without error
-                    raise UserError(f"data.tokenizer=train: the training data has no text to train a tokenizer on "
-                                    f"(data.paths={cfg.data.paths}, data.builtin={cfg.data.builtin})")
+                    raise UserError(
+                        f"data.tokenizer=train: the training data has no text to train a tokenizer on "
+                        f"(data.paths={cfg.data.paths}, data.builtin={cfg.data.builtin})"
+                    )
                 if not where.exists():
                     self._created.append(where)
                 Tokenizer.train(itertools.chain([first], texts), vocab_size=vocab).save(where)
@@ -619,8 +644,14 @@ class Trainer:
                 event.update(changed={k: list(v) for k, v in self.changes.items()}, config=written)
             self.log.write(event)
         else:
-            info = {"event": "start", "step": 0, "stage": cfg.stage, "world_size": self.dist.world,
-                    "model_params": sum(p.numel() for p in self.model.parameters()), **self.stage.describe()}
+            info = {
+                "event": "start",
+                "step": 0,
+                "stage": cfg.stage,
+                "world_size": self.dist.world,
+                "model_params": sum(p.numel() for p in self.model.parameters()),
+                **self.stage.describe(),
+            }
             self.log.write(info)
 
     # ---------------------------------------------------------------------------------- checkpoints
@@ -632,8 +663,11 @@ class Trainer:
         if d.is_main:
             value = self.last_eval.get("eval_loss", train_loss)
             if cfg.checkpoint.keep_best and math.isfinite(value) and (self.best is None or value < self.best["value"]):
-                self.best = {"step": step, "value": value,
-                             "metric": "eval_loss" if "eval_loss" in self.last_eval else "train_loss"}
+                self.best = {
+                    "step": step,
+                    "value": value,
+                    "metric": "eval_loss" if "eval_loss" in self.last_eval else "train_loss",
+                }
             tensors["rng.torch"] = torch.get_rng_state()
             if self.device.type == "cuda":
                 tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
@@ -647,8 +681,9 @@ class Trainer:
                 "elapsed": self.elapsed,
                 "best": self.best,
                 "config": cfg.to_dict(),  # what trained the steps up to here: compared on resume
-                "param_groups": [{k: v for k, v in g.items() if k not in ("params", "names")}
-                                 for g in self.optimizer.param_groups],
+                "param_groups": [
+                    {k: v for k, v in g.items() if k not in ("params", "names")} for g in self.optimizer.param_groups
+                ],
             }
             if self.scaler is not None:
                 state["grad_scaler"] = self.scaler.state_dict()  # plain numbers: the scale and its growth count
@@ -672,11 +707,22 @@ class Trainer:
         from r1.train.report import write_plots, write_report
 
         records = read_metrics(self.run_dir / "metrics.jsonl")
-        plots = write_plots(self.run_dir, records) + self.stage.plots(self.run_dir, records) \
-            if self.cfg.logging.plots else []
+        plots = (
+            write_plots(self.run_dir, records) + self.stage.plots(self.run_dir, records)
+            if self.cfg.logging.plots
+            else []
+        )
         if self.cfg.logging.report:
-            path = write_report(self.run_dir, self.cfg, self.model_config, records, plots, self.last_checkpoint,
-                                self.best, self.stage.describe())
+            path = write_report(
+                self.run_dir,
+                self.cfg,
+                self.model_config,
+                records,
+                plots,
+                self.last_checkpoint,
+                self.best,
+                self.stage.describe(),
+            )
             extra = self.stage.report_lines(records)
             if extra:
                 with open(path, "a", encoding="utf-8") as f:
@@ -707,8 +753,10 @@ def _kill_self() -> None:
 def _check_device(device: str) -> None:
     if device == "cuda" and not torch.cuda.is_available():
         built = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, no GPU visible"
-        raise ConfigError(f"train.device=cuda: CUDA is not available (torch {torch.__version__}: {built}); "
-                          "use train.device=cpu or auto")
+        raise ConfigError(
+            f"train.device=cuda: CUDA is not available (torch {torch.__version__}: {built}); "
+            "use train.device=cpu or auto"
+        )
 
 
 def _resume_number(path: Path) -> int:
@@ -720,4 +768,3 @@ def _resume_number(path: Path) -> int:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-

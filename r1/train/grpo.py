@@ -162,8 +162,11 @@ class GRPOOptions:
         need(self.loss_agg in AGGREGATIONS, "loss_agg", f"must be one of {', '.join(AGGREGATIONS)}")
         need(self.old_logprobs in ("engine", "trainer"), "old_logprobs", "must be engine or trainer")
         need(self.tis_cap == 0 or self.tis_cap >= 1, "tis_cap", "must be 0 (off) or >= 1")
-        need(self.tis_cap == 0 or self.old_logprobs == "trainer", "tis_cap",
-             "needs grpo.old_logprobs=trainer (the weight is π_old(trainer) / π_sampler(engine))")
+        need(
+            self.tis_cap == 0 or self.old_logprobs == "trainer",
+            "tis_cap",
+            "needs grpo.old_logprobs=trainer (the weight is π_old(trainer) / π_sampler(engine))",
+        )
         need(self.beta >= 0, "beta", "must be >= 0")
         need(self.ref_refresh >= 0, "ref_refresh", "must be >= 0 (0 = never)")
         need(self.max_gen_rounds >= 1, "max_gen_rounds", "must be >= 1")
@@ -183,31 +186,69 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "grpo": Preset({}, "DeepSeekMath §4.2 (lr 1e-6, 16 prompts × 64, batch 1024, max length 1024)",
-                   {"optim.lr": 1e-6, "train.batch_size": 1024}),
+    "grpo": Preset(
+        {},
+        "DeepSeekMath §4.2 (lr 1e-6, 16 prompts × 64, batch 1024, max length 1024)",
+        {"optim.lr": 1e-6, "train.batch_size": 1024},
+    ),
     "r1-zero": Preset(
-        {"beta": 0.001, "group_size": 16, "temperature": 1.0, "prompts_per_rollout": 512, "ref_refresh": 400,
-         "eps_low": 10.0, "eps_high": 10.0, "max_new_tokens": 32768, "eval_k": 16},
+        {
+            "beta": 0.001,
+            "group_size": 16,
+            "temperature": 1.0,
+            "prompts_per_rollout": 512,
+            "ref_refresh": 400,
+            "eps_low": 10.0,
+            "eps_high": 10.0,
+            "max_new_tokens": 32768,
+            "eval_k": 16,
+        },
         "Nature Methods, R1-Zero: lr 3e-6, β 0.001, G 16, T 1, 32 questions (512 outputs) per step, 8,192 "
         "outputs per rollout in 16 minibatches, reference reset every 400 steps; ε not stated (10 for R1 stage 1)",
-        {"optim.lr": 3e-6, "train.batch_size": 512}),
-    "dr-grpo": Preset({"scale_rewards": "none", "loss_agg": "seq-mean-token-sum-norm", "beta": 0.0},
-                      "Dr. GRPO (arXiv 2503.20783)"),
+        {"optim.lr": 3e-6, "train.batch_size": 512},
+    ),
+    "dr-grpo": Preset(
+        {"scale_rewards": "none", "loss_agg": "seq-mean-token-sum-norm", "beta": 0.0}, "Dr. GRPO (arXiv 2503.20783)"
+    ),
     "dapo": Preset(
-        {"eps_low": 0.2, "eps_high": 0.28, "loss_agg": "token-mean", "dynamic_sampling": True,
-         "soft_overlong": True, "overlong_buffer": 4096, "max_new_tokens": 20480, "beta": 0.0,
-         "group_size": 16, "prompts_per_rollout": 512},
+        {
+            "eps_low": 0.2,
+            "eps_high": 0.28,
+            "loss_agg": "token-mean",
+            "dynamic_sampling": True,
+            "soft_overlong": True,
+            "overlong_buffer": 4096,
+            "max_new_tokens": 20480,
+            "beta": 0.0,
+            "group_size": 16,
+            "prompts_per_rollout": 512,
+        },
         "DAPO (arXiv 2503.14476): lr 1e-6, 512 prompts × 16, minibatch 512 outputs (16 updates per rollout)",
-        {"optim.lr": 1e-6, "train.batch_size": 512}),
-    "gspo": Preset({"ratio_level": "sequence", "eps_low": 3e-4, "eps_high": 4e-4, "beta": 0.0},
-                   "GSPO (arXiv 2507.18071; verl examples/gspo_trainer)"),
+        {"optim.lr": 1e-6, "train.batch_size": 512},
+    ),
+    "gspo": Preset(
+        {"ratio_level": "sequence", "eps_low": 3e-4, "eps_high": 4e-4, "beta": 0.0},
+        "GSPO (arXiv 2507.18071; verl examples/gspo_trainer)",
+    ),
     "r1-zero-tiny": Preset(
-        {"prompts_per_rollout": 16, "group_size": 8, "temperature": 1.0, "max_new_tokens": 96, "epochs": 1,
-         "loss_agg": "token-mean", "beta": 1e-3, "ref_refresh": 100, "eps_low": 0.2, "eps_high": 0.2,
-         "reward": {"accuracy": {"mode": "answer_tag"}, "format": 0.1}, "eval_k": 8},
+        {
+            "prompts_per_rollout": 16,
+            "group_size": 8,
+            "temperature": 1.0,
+            "max_new_tokens": 96,
+            "epochs": 1,
+            "loss_agg": "token-mean",
+            "beta": 1e-3,
+            "ref_refresh": 100,
+            "eps_low": 0.2,
+            "eps_high": 0.2,
+            "reward": {"accuracy": {"mode": "answer_tag"}, "format": 0.1},
+            "eval_k": 8,
+        },
         "shared/notes/r1-zero-at-tiny-scale.md: 16 × 8 at T 1.0, ≤ 96 tokens, acc + 0.1·format, μ 1, token-mean, "
         "Adam lr 2e-4, clip 1.0 (β 1e-3 added against the late dips the notes saw without KL)",
-        {"optim.lr": 2e-4, "train.batch_size": 128}),
+        {"optim.lr": 2e-4, "train.batch_size": 128},
+    ),
 }
 
 
@@ -346,8 +387,12 @@ class GRPOStage(Stage):
     name = "grpo"
     progress_keys = ("reward", "accuracy")
 
-    def __init__(self, cfg: TrainConfig, items: list[dict[str, Any]] | None = None,
-                 eval_items: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        items: list[dict[str, Any]] | None = None,
+        eval_items: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.opt = resolve_options(getattr(cfg, "grpo", None))
         self._given_items, self._given_eval = items, eval_items
@@ -372,8 +417,10 @@ class GRPOStage(Stage):
             raise UserError("stage grpo needs a tokenizer: set model.path to a checkpoint with one, or data.tokenizer")
         n, B = o.prompts_per_rollout * o.group_size, cfg.train.batch_size
         if n % B:
-            raise ConfigError(f"train.batch_size={B}: must divide the rollout, grpo.prompts_per_rollout × "
-                              f"grpo.group_size = {n} (one minibatch of batch_size samples per optimizer step)")
+            raise ConfigError(
+                f"train.batch_size={B}: must divide the rollout, grpo.prompts_per_rollout × "
+                f"grpo.group_size = {n} (one minibatch of batch_size samples per optimizer step)"
+            )
         self.minibatches = n // B
         self.steps_per_rollout = o.epochs * self.minibatches
         self.items = [self._templated(it) for it in self._load_items("train")]
@@ -409,8 +456,11 @@ class GRPOStage(Stage):
 
             tasks = [o.task] if isinstance(o.task, str) else list(o.task)
             per = math.ceil(count / len(tasks))
-            items = [it for t in tasks for it in get_task(t).generate(per, seed=self.cfg.train.seed,
-                                                                      difficulty=o.difficulty, split=split)]
+            items = [
+                it
+                for t in tasks
+                for it in get_task(t).generate(per, seed=self.cfg.train.seed, difficulty=o.difficulty, split=split)
+            ]
             if len(tasks) > 1:
                 random.Random(f"grpo|{self.cfg.train.seed}|{split}").shuffle(items)
         if not items:
@@ -458,14 +508,16 @@ class GRPOStage(Stage):
             self._begin_step(model)
         o, dev = self.opt, self.ctx.device
         mb = {k: v.to(dev) for k, v in self.micro[i].items()}
-        logp, entropy, out = completion_logprobs(model, mb["input_ids"], mb["prompt_lens"], mb["completion_lens"],
-                                                 entropy=True)
+        logp, entropy, out = completion_logprobs(
+            model, mb["input_ids"], mb["prompt_lens"], mb["completion_lens"], entropy=True
+        )
         mask = completion_mask(mb["completion_lens"]) * mb["trainable"][:, None].float()
         is_weight = None
         if o.tis_cap:
             is_weight = torch.exp(mb["old_logprobs"] - mb["sampler_logprobs"]).clamp(max=o.tis_cap)
-        loss, weight, metrics = policy_loss(logp, mb["old_logprobs"], mb["advantages"], mask, o,
-                                            mb.get("ref_logprobs"), is_weight)
+        loss, weight, metrics = policy_loss(
+            logp, mb["old_logprobs"], mb["advantages"], mask, o, mb.get("ref_logprobs"), is_weight
+        )
         full = completion_mask(mb["completion_lens"])
         metrics["entropy"] = _token_mean(entropy, full, 0)[0]
         if self.first_pass:  # weights = those that sampled: any difference is numerics (dtype, kernels)
@@ -480,8 +532,12 @@ class GRPOStage(Stage):
         return LossOutput(loss, weight, tokens, metrics, counts)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rollout": self.rollout_index, "rollout_steps_done": self.rollout_steps_done,
-                "prompts_used": self.prompts_used, "ref_step": self.ref_step}
+        return {
+            "rollout": self.rollout_index,
+            "rollout_steps_done": self.rollout_steps_done,
+            "prompts_used": self.prompts_used,
+            "ref_step": self.ref_step,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
@@ -491,9 +547,12 @@ class GRPOStage(Stage):
             self.ref_step = int(state["ref_step"])
 
     def describe(self) -> dict[str, Any]:
-        return {"grpo": dataclasses.asdict(self.opt), "prompts": len(getattr(self, "items", [])),
-                "eval_items": len(getattr(self, "eval_items", [])),
-                "steps_per_rollout": getattr(self, "steps_per_rollout", None)}
+        return {
+            "grpo": dataclasses.asdict(self.opt),
+            "prompts": len(getattr(self, "items", [])),
+            "eval_items": len(getattr(self, "eval_items", [])),
+            "steps_per_rollout": getattr(self, "steps_per_rollout", None),
+        }
 
     # ------------------------------------------------------------------------------------------ steps
     def _begin_step(self, model: nn.Module) -> None:
@@ -534,8 +593,13 @@ class GRPOStage(Stage):
             idx = self._take_prompts(o.prompts_per_rollout)
             t0 = time.perf_counter()
             with self._generating(model):
-                groups = sample_groups(self._engine(model), [self.prompt_ids[i] for i in idx], o.group_size,
-                                       params, round_seed(seed, r, rnd))
+                groups = sample_groups(
+                    self._engine(model),
+                    [self.prompt_ids[i] for i in idx],
+                    o.group_size,
+                    params,
+                    round_seed(seed, r, rnd),
+                )
             t1 = time.perf_counter()
             samples = [s for grp in groups for s in grp]
             items = [self.items[i] for i in idx for _ in range(o.group_size)]
@@ -555,11 +619,23 @@ class GRPOStage(Stage):
         rollout.stats.update(reward_stats(seen["components"], seen["total"], o.group_size))
         rollout.stats.update(response_stats(seen["verdicts"], seen["lengths"]))
         if o.dynamic_sampling:
-            rollout.stats.update({"dynamic/gen_rounds": rounds, "dynamic/groups_varied": len(kept),
-                                  "dynamic/groups_topped_up": max(0, o.prompts_per_rollout - len(kept))})
+            rollout.stats.update(
+                {
+                    "dynamic/gen_rounds": rounds,
+                    "dynamic/groups_varied": len(kept),
+                    "dynamic/groups_topped_up": max(0, o.prompts_per_rollout - len(kept)),
+                }
+            )
         generated = sum(seen["lengths"])
-        self.step_metrics.update({"time/rollout": t_gen, "time/reward": t_reward, "time/logprobs": t_logprobs,
-                                  "rollout_tokens": generated, "rollout_tokens_per_s": generated / max(t_gen, 1e-9)})
+        self.step_metrics.update(
+            {
+                "time/rollout": t_gen,
+                "time/reward": t_reward,
+                "time/logprobs": t_logprobs,
+                "rollout_tokens": generated,
+                "rollout_tokens_per_s": generated / max(t_gen, 1e-9),
+            }
+        )
         self.rollout_index, self.rollout_steps_done = r, 0
         for name, message in self.watchdog.check(rollout.stats, o):
             self.step_metrics[f"warn/{name}"] = 1.0
@@ -575,8 +651,15 @@ class GRPOStage(Stage):
 
         for s, it in zip(samples, items):
             seen["lengths"].append(len(s.tokens))
-            seen["verdicts"].append(judge(s.text, it, self.opt.template, finish_reason=s.finish_reason,
-                                          reflection_words=self.opt.reflection_words))
+            seen["verdicts"].append(
+                judge(
+                    s.text,
+                    it,
+                    self.opt.template,
+                    finish_reason=s.finish_reason,
+                    reflection_words=self.opt.reflection_words,
+                )
+            )
         seen["total"] += scored.total
         for name, values in scored.components.items():
             seen["components"].setdefault(name, []).extend(values)
@@ -591,17 +674,23 @@ class GRPOStage(Stage):
         packed = pack_samples(prompts, samples, pad)
         trainable = torch.tensor([not (o.mask_truncated and s.finish_reason == "length") for s in samples])
         rollout = Rollout(
-            input_ids=packed["input_ids"], prompt_lens=packed["prompt_lens"], completion_lens=packed["completion_lens"],
+            input_ids=packed["input_ids"],
+            prompt_lens=packed["prompt_lens"],
+            completion_lens=packed["completion_lens"],
             advantages=group_advantages(rewards, o.scale_rewards, o.std_eps).flatten(),
-            old_logprobs=packed["model_logprobs"], sampler_logprobs=packed["sampler_logprobs"], trainable=trainable)
+            old_logprobs=packed["model_logprobs"],
+            sampler_logprobs=packed["sampler_logprobs"],
+            trainable=trainable,
+        )
         chunk = self.ctx.micro_batch_size
         if o.old_logprobs == "trainer":
             rollout.engine_logprobs = rollout.old_logprobs
             rollout.old_logprobs = forward_logprobs(model, packed, chunk, self.autocast)
             mask = completion_mask(packed["completion_lens"])
             diff = (rollout.old_logprobs - rollout.engine_logprobs).abs() * mask
-            rollout.stats.update({"logprob_diff_max": float(diff.max()),
-                                  "logprob_diff_mean": float(diff.sum() / mask.sum())})
+            rollout.stats.update(
+                {"logprob_diff_max": float(diff.max()), "logprob_diff_mean": float(diff.sum() / mask.sum())}
+            )
         if self.reference is not None:
             rollout.ref_logprobs = forward_logprobs(self.reference, packed, chunk, self.autocast)
         return rollout
@@ -640,8 +729,13 @@ class GRPOStage(Stage):
             limit = model.config.max_position_embeddings
             rows = max(o.prompts_per_rollout * o.group_size, 16 * o.eval_k if self.eval_items else 0)
             # under bf16 autocast the trainer's logits are bf16 GEMMs: the engine's vocabulary projection matches
-            self.engine = Engine(model, self.ctx.tokenizer, max_batch=min(rows, 512),
-                                 max_len=min(limit, longest + new + 8), head_dtype=self.autocast)
+            self.engine = Engine(
+                model,
+                self.ctx.tokenizer,
+                max_batch=min(rows, 512),
+                max_len=min(limit, longest + new + 8),
+                head_dtype=self.autocast,
+            )
         return self.engine
 
     @contextlib.contextmanager
@@ -683,8 +777,9 @@ class GRPOStage(Stage):
         self._prune()
 
     def _path(self, kind: str, n: int) -> Path:
-        return self.files / (f"rollout-{n:06d}.safetensors" if kind == "rollout" else
-                             f"reference-step-{n:06d}.safetensors")
+        return self.files / (
+            f"rollout-{n:06d}.safetensors" if kind == "rollout" else f"reference-step-{n:06d}.safetensors"
+        )
 
     def _prune(self) -> None:
         """Delete rollout / reference files that neither the current state nor any complete checkpoint needs."""
@@ -708,14 +803,25 @@ class GRPOStage(Stage):
 
         o = self.opt
         with self._generating(model):
-            res = evaluate(self.eval_items, make_generate_fn(self._engine(model)), k=o.eval_k,
-                           temperature=o.eval_temperature, top_p=o.eval_top_p,
-                           max_new_tokens=o.eval_max_new_tokens or o.max_new_tokens,
-                           template=None if o.template == "none" else o.template, seed=self.cfg.train.seed,
-                           progress=False, reflection_words=o.reflection_words)
+            res = evaluate(
+                self.eval_items,
+                make_generate_fn(self._engine(model)),
+                k=o.eval_k,
+                temperature=o.eval_temperature,
+                top_p=o.eval_top_p,
+                max_new_tokens=o.eval_max_new_tokens or o.max_new_tokens,
+                template=None if o.template == "none" else o.template,
+                seed=self.cfg.train.seed,
+                progress=False,
+                reflection_words=o.reflection_words,
+            )
         ov, samples = res.overall, res.samples
-        out = {"pass@1": ov["pass@1"], f"pass@{o.eval_k}": ov[f"pass@{o.eval_k}"],
-               f"cons@{o.eval_k}": ov[f"cons@{o.eval_k}"], "format_rate": ov["format_rate"]}
+        out = {
+            "pass@1": ov["pass@1"],
+            f"pass@{o.eval_k}": ov[f"pass@{o.eval_k}"],
+            f"cons@{o.eval_k}": ov[f"cons@{o.eval_k}"],
+            "format_rate": ov["format_rate"],
+        }
         out.update(response_stats(res.verdicts, [s["num_tokens"] for s in samples], rates=False))
         out["tokens"] = float(sum(s["num_tokens"] for s in samples))
         return out
@@ -750,22 +856,34 @@ class Watchdog:
         shorter = self.first_length >= 8 and length < 0.75 * self.first_length
         less_reasoning = self.first_long >= 0.1 and long < 0.5 * self.first_long
         conditions = {
-            "format_stuck": ("reward/format" in stats and stats["reward/format"] == 0.0, True,
-                             f"the format reward was 0 on every sample for {self.PATIENCE} rollouts: the model never "
-                             f"writes the {o.template!r} answer format. Check grpo.template is the prompt the model "
-                             "was trained with, or teach the format first (SFT on a few examples)"),
-            "no_signal": (stats.get("frac_reward_zero_std", 0.0) >= 1.0, True,
-                          f"every group had equal rewards for {self.PATIENCE} rollouts, so every advantage is 0 and "
-                          "nothing is learned: the problems are all too easy or all too hard for this model. Change "
-                          "grpo.difficulty, raise grpo.group_size, or set grpo.dynamic_sampling=true"),
-            "length_collapse": (shorter or less_reasoning, True,
-                                f"mean response length fell from {self.first_length:.1f} to {length:.1f} tokens and "
-                                f"the share of answers that reason from {self.first_long:.2f} to {long:.2f}: the "
-                                "policy is dropping its reasoning, usually because long answers score worse than "
-                                "short ones for this base (see `r1 run`'s 'Before RL' check) or the lr is too high"),
-            "truncated": (stats.get("truncated", 0.0) > 0.5, False,
-                          f"over half of the completions hit max_new_tokens={o.max_new_tokens}: raise "
-                          "grpo.max_new_tokens, or price length with grpo.soft_overlong=true"),
+            "format_stuck": (
+                "reward/format" in stats and stats["reward/format"] == 0.0,
+                True,
+                f"the format reward was 0 on every sample for {self.PATIENCE} rollouts: the model never "
+                f"writes the {o.template!r} answer format. Check grpo.template is the prompt the model "
+                "was trained with, or teach the format first (SFT on a few examples)",
+            ),
+            "no_signal": (
+                stats.get("frac_reward_zero_std", 0.0) >= 1.0,
+                True,
+                f"every group had equal rewards for {self.PATIENCE} rollouts, so every advantage is 0 and "
+                "nothing is learned: the problems are all too easy or all too hard for this model. Change "
+                "grpo.difficulty, raise grpo.group_size, or set grpo.dynamic_sampling=true",
+            ),
+            "length_collapse": (
+                shorter or less_reasoning,
+                True,
+                f"mean response length fell from {self.first_length:.1f} to {length:.1f} tokens and "
+                f"the share of answers that reason from {self.first_long:.2f} to {long:.2f}: the "
+                "policy is dropping its reasoning, usually because long answers score worse than "
+                "short ones for this base (see `r1 run`'s 'Before RL' check) or the lr is too high",
+            ),
+            "truncated": (
+                stats.get("truncated", 0.0) > 0.5,
+                False,
+                f"over half of the completions hit max_new_tokens={o.max_new_tokens}: raise "
+                "grpo.max_new_tokens, or price length with grpo.soft_overlong=true",
+            ),
         }
         for name, (bad, needs_streak, message) in conditions.items():
             self.streak[name] = self.streak.get(name, 0) + 1 if bad else 0
@@ -821,25 +939,54 @@ def write_grpo_plots(run_dir: Path, records: list[dict[str, Any]]) -> list[Path]
         written.append(out_dir / name)
 
     cons = next((k[5:] for r in records for k in r if k.startswith("eval_cons@")), None)
-    figure("grpo_accuracy.png", "Accuracy", [
-        ("held-out pass@1", _eval_series(records, "pass@1"), "o-"),
-        (f"held-out {cons}", _eval_series(records, cons) if cons else ([], []), "s--"),
-        ("training accuracy (rollouts)", _series(steps, "accuracy"), "-")], "accuracy")
-    figure("grpo_length.png", "Response length (tokens)", [
-        ("mean", _series(steps, "length_mean"), "-"), ("p90", _series(steps, "length_p90"), "-"),
-        ("held-out mean", _eval_series(records, "length_mean"), "o-")], "tokens")
-    figure("grpo_reflection.png", "Reflection words (share of responses)", [
-        ("all responses", _series(steps, "reflection"), "-"),
-        ("within long-form (non-empty think)", _series(steps, "reflection_long"), "-"),
-        ("long-form share", _series(steps, "long_form"), ":"),
-        ("held-out", _eval_series(records, "reflection"), "o-")])
+    figure(
+        "grpo_accuracy.png",
+        "Accuracy",
+        [
+            ("held-out pass@1", _eval_series(records, "pass@1"), "o-"),
+            (f"held-out {cons}", _eval_series(records, cons) if cons else ([], []), "s--"),
+            ("training accuracy (rollouts)", _series(steps, "accuracy"), "-"),
+        ],
+        "accuracy",
+    )
+    figure(
+        "grpo_length.png",
+        "Response length (tokens)",
+        [
+            ("mean", _series(steps, "length_mean"), "-"),
+            ("p90", _series(steps, "length_p90"), "-"),
+            ("held-out mean", _eval_series(records, "length_mean"), "o-"),
+        ],
+        "tokens",
+    )
+    figure(
+        "grpo_reflection.png",
+        "Reflection words (share of responses)",
+        [
+            ("all responses", _series(steps, "reflection"), "-"),
+            ("within long-form (non-empty think)", _series(steps, "reflection_long"), "-"),
+            ("long-form share", _series(steps, "long_form"), ":"),
+            ("held-out", _eval_series(records, "reflection"), "o-"),
+        ],
+    )
     comps = sorted({k for r in steps for k in r if k.startswith("reward/") and not k.endswith("_std")})
-    figure("grpo_rewards.png", "Rewards (rollout means)", [("total", _series(steps, "reward"), "-")]
-           + [(k[7:], _series(steps, k), "-") for k in comps]
-           + [("frac_reward_zero_std", _series(steps, "frac_reward_zero_std"), ":")])
-    figure("grpo_policy.png", "Policy", [
-        ("KL (k3)", _series(steps, "kl"), "-"), ("entropy", _series(steps, "entropy"), "-"),
-        ("clip low", _series(steps, "clip/low"), ":"), ("clip high", _series(steps, "clip/high"), ":")])
+    figure(
+        "grpo_rewards.png",
+        "Rewards (rollout means)",
+        [("total", _series(steps, "reward"), "-")]
+        + [(k[7:], _series(steps, k), "-") for k in comps]
+        + [("frac_reward_zero_std", _series(steps, "frac_reward_zero_std"), ":")],
+    )
+    figure(
+        "grpo_policy.png",
+        "Policy",
+        [
+            ("KL (k3)", _series(steps, "kl"), "-"),
+            ("entropy", _series(steps, "entropy"), "-"),
+            ("clip low", _series(steps, "clip/low"), ":"),
+            ("clip high", _series(steps, "clip/high"), ":"),
+        ],
+    )
     return written
 
 
@@ -851,15 +998,31 @@ def grpo_report_lines(records: list[dict[str, Any]], opts: GRPOOptions | None = 
     first, last = steps[0], steps[-1]
     lines = ["", "## GRPO", ""]
     if opts is not None:
-        lines.append(f"Preset `{opts.preset}`: {opts.prompts_per_rollout} prompts × {opts.group_size} samples per "
-                     f"rollout, μ {opts.epochs}, T {opts.temperature:g}, ≤ {opts.max_new_tokens} new tokens, "
-                     f"β {opts.beta:g}, ε {opts.eps_low:g}/{opts.eps_high:g}, `{opts.loss_agg}`, advantages scaled "
-                     f"by `{opts.scale_rewards}`, ratio per {opts.ratio_level}. Reward: `{json.dumps(opts.reward)}`.")
+        lines.append(
+            f"Preset `{opts.preset}`: {opts.prompts_per_rollout} prompts × {opts.group_size} samples per "
+            f"rollout, μ {opts.epochs}, T {opts.temperature:g}, ≤ {opts.max_new_tokens} new tokens, "
+            f"β {opts.beta:g}, ε {opts.eps_low:g}/{opts.eps_high:g}, `{opts.loss_agg}`, advantages scaled "
+            f"by `{opts.scale_rewards}`, ratio per {opts.ratio_level}. Reward: `{json.dumps(opts.reward)}`."
+        )
         lines.append("")
     lines += ["| metric | first step | last step |", "|---|---|---|"]
-    keys = ["reward", *sorted(k for k in last if k.startswith("reward/") and not k.endswith("_std")),
-            "accuracy", "format_rate", "frac_reward_zero_std", "length_mean", "length_p90", "truncated",
-            "reflection", "reflection_long", "long_form", "kl", "entropy", "clip/low", "clip/high"]
+    keys = [
+        "reward",
+        *sorted(k for k in last if k.startswith("reward/") and not k.endswith("_std")),
+        "accuracy",
+        "format_rate",
+        "frac_reward_zero_std",
+        "length_mean",
+        "length_p90",
+        "truncated",
+        "reflection",
+        "reflection_long",
+        "long_form",
+        "kl",
+        "entropy",
+        "clip/low",
+        "clip/high",
+    ]
     for k in keys:
         if k in first or k in last:
             lines.append(f"| {k} | {first.get(k, float('nan')):.4g} | {last.get(k, float('nan')):.4g} |")
@@ -869,19 +1032,26 @@ def grpo_report_lines(records: list[dict[str, Any]], opts: GRPOOptions | None = 
         lines.append(f"| held-out pass@1 | {ys[0]:.3f} (step {xs[0]}) | {ys[-1]:.3f} (step {xs[-1]}) |")
     gen = [r for r in steps if "time/rollout" in r]
     if gen:
+
         def total(key: str) -> float:
             return sum(r.get(key, 0.0) for r in steps)
 
         t_all = total("step_time") - total("time/baseline_eval")
         t_roll, t_rew, t_lp = total("time/rollout"), total("time/reward"), total("time/logprobs")
         t_train = max(t_all - t_roll - t_rew - t_lp, 1e-9)
-        lines += ["", f"Time: rollout {t_roll:.1f} s ({100 * t_roll / t_all:.0f}%), reward {t_rew:.1f} s, "
-                  f"π_old/π_ref forwards {t_lp:.1f} s, training {t_train:.1f} s. Rollout "
-                  f"{sum(r['rollout_tokens'] for r in gen) / max(t_roll, 1e-9):,.0f} generated tokens/s; training "
-                  f"{total('tokens') / t_train:,.0f} tokens/s (prompt + completion)."]
+        lines += [
+            "",
+            f"Time: rollout {t_roll:.1f} s ({100 * t_roll / t_all:.0f}%), reward {t_rew:.1f} s, "
+            f"π_old/π_ref forwards {t_lp:.1f} s, training {t_train:.1f} s. Rollout "
+            f"{sum(r['rollout_tokens'] for r in gen) / max(t_roll, 1e-9):,.0f} generated tokens/s; training "
+            f"{total('tokens') / t_train:,.0f} tokens/s (prompt + completion).",
+        ]
     if warned:
         lines += ["", f"**Warnings** (printed when they fired; see `grpo.Watchdog`): {', '.join(warned)}."]
-    lines += ["", "`loss` is pg_loss + kl_loss and sits near 0 by construction when π_θ = π_old (μ = 1, one minibatch "
-              "per rollout): the group-centred advantages average to 0 while the gradient does not. Read reward, "
-              "accuracy and held-out pass@1. `eval_loss` is the held-out error rate 1 − pass@1."]
+    lines += [
+        "",
+        "`loss` is pg_loss + kl_loss and sits near 0 by construction when π_θ = π_old (μ = 1, one minibatch "
+        "per rollout): the group-centred advantages average to 0 while the gradient does not. Read reward, "
+        "accuracy and held-out pass@1. `eval_loss` is the held-out error rate 1 − pass@1.",
+    ]
     return lines

@@ -43,15 +43,22 @@ def write_plots(run_dir: Path, records: list[dict[str, Any]]) -> list[Path]:
         if any(y is not None for y in ys):
             ax.plot(x, ys, label=label, lw=1)
     if evals:
-        ax.plot([r["step"] for r in evals], [r.get("eval_loss", r.get("eval_lm_loss")) for r in evals], "o-",
-                label="eval next-token", ms=3)
+        ax.plot(
+            [r["step"] for r in evals],
+            [r.get("eval_loss", r.get("eval_lm_loss")) for r in evals],
+            "o-",
+            label="eval next-token",
+            ms=3,
+        )
     ax.set(xlabel="step", ylabel="loss", title="Loss")
     ax.legend()
     ax.grid(alpha=0.3)
     save(fig, "loss.png")
 
-    for key, title, name in (("lr", "Learning rate", "lr.png"), ("grad_norm", "Gradient norm (before clipping)",
-                                                                      "grad_norm.png")):
+    for key, title, name in (
+        ("lr", "Learning rate", "lr.png"),
+        ("grad_norm", "Gradient norm (before clipping)", "grad_norm.png"),
+    ):
         fig, ax = plt.subplots(figsize=(6, 3))
         ax.plot(x, [r.get(key) for r in steps], lw=1)
         ax.set(xlabel="step", title=title)
@@ -114,8 +121,10 @@ def write_report(
         if key in last:
             lines.append(f"| final {key} | {last[key]:.4f} |")
     if steps:
-        lines.append(f"| lowest train loss | {min(r['loss'] for r in steps):.4f} (step "
-                     f"{min(steps, key=lambda r: r['loss'])['step']}) |")
+        lines.append(
+            f"| lowest train loss | {min(r['loss'] for r in steps):.4f} (step "
+            f"{min(steps, key=lambda r: r['loss'])['step']}) |"
+        )
     if evals:
         e = evals[-1]
         lines.append(f"| final eval loss | {e.get('eval_loss', float('nan')):.4f} |")
@@ -145,8 +154,12 @@ def write_report(
 
 def _facts(data: dict[str, Any]) -> str:
     parts = []
-    for key, label in (("documents", "documents"), ("train_items", "training rows"), ("train_tokens", "tokens"),
-                       ("steps_per_epoch", "steps per epoch")):
+    for key, label in (
+        ("documents", "documents"),
+        ("train_items", "training rows"),
+        ("train_tokens", "tokens"),
+        ("steps_per_epoch", "steps per epoch"),
+    ):
         if key in data:
             parts.append(f"{data[key]:,} {label}")
     return ", ".join(parts) or "given by the stage"
