@@ -30,10 +30,11 @@ from r1.model.kernels import experts as dispatch
 from r1.model.layers import MLP
 from r1.model.weights import FusedWeights, Fusion, weight
 
-# `MoE.decode` on a few tokens (speculative verification, small batches) gathers each pair's expert weights up to
-# this many (token, expert) pairs: measured on CPU against the grouped GEMM, the `tiny` preset (16 experts, top-2)
-# gains up to 16 pairs, the `small` one (32 experts, top-4) breaks even at 16.
-GATHER_MAX_PAIRS = 16
+# `MoE.decode` on a few tokens (speculative verification, small batches) gathers each (token, expert) pair's
+# weights into one batched GEMM while that copy stays this small: the `tiny` preset's experts (1.5 MB a layer) stay
+# in cache, and there the copy is cheaper than launching every expert of a grouped GEMM (measured on CPU up to 16
+# pairs); the `small` preset's (12.5 MB a layer) come from memory, where copying them costs more than it saves.
+GATHER_MAX_BYTES = 1 << 20
 
 
 class Router(nn.Module):
@@ -156,8 +157,8 @@ class MoE(nn.Module):
     def decode(self, x: torch.Tensor, fused: FusedWeights | None = None) -> torch.Tensor:
         """MoE for inference on x [..., D]: the model's routing; no counts or balance loss are recorded.
 
-        One token runs its k experts directly; a few (at most GATHER_MAX_PAIRS pairs: small batches, speculative
-        verification) gather their experts' stacked weights into two batched GEMMs. On CPU the expert-sorted tokens
+        One token runs its k experts directly; a few (small batches, speculative verification) of a model with small
+        experts gather their pairs' stacked weights into two batched GEMMs (see GATHER_MAX_BYTES). On CPU the expert-sorted tokens
         of a bigger step run as one grouped GEMM per
         projection over the stacked experts (each expert on its own rows: padding every expert to the busiest one's
         load spent ~3x the FLOPs at decode's few tokens per expert, 10% of a step). Elsewhere: padded batched GEMMs
@@ -168,7 +169,7 @@ class MoE(nn.Module):
         stacks = fused.get(self) if fused is not None else None
         if x_ND.shape[0] == 1:
             y = dispatch.one_token(x_ND, idx[0].tolist(), w[0].tolist(), stacks, self.experts)
-        elif stacks is not None and idx.numel() <= GATHER_MAX_PAIRS:
+        elif stacks is not None and idx.numel() * dispatch.expert_bytes(stacks) <= GATHER_MAX_BYTES:
             y = dispatch.gathered(x_ND, idx, w, *stacks)
         else:
             flat, w_P = idx.flatten(), w.flatten()

@@ -120,6 +120,11 @@ def one_token(
     return y
 
 
+def expert_bytes(stacks: tuple[torch.Tensor, torch.Tensor]) -> int:
+    """Bytes of one expert's weights in the stacks (what `gathered` copies per pair)."""
+    return sum(t[0].numel() * t.element_size() for t in stacks)
+
+
 def gathered(
     x_ND: torch.Tensor, idx_Nk: torch.Tensor, w_Nk: torch.Tensor, w_gu: torch.Tensor, w_down: torch.Tensor
 ) -> torch.Tensor:
