@@ -158,11 +158,11 @@ class MoE(nn.Module):
         """MoE for inference on x [..., D]: the model's routing; no counts or balance loss are recorded.
 
         One token runs its k experts directly; a few (small batches, speculative verification) of a model with small
-        experts gather their pairs' stacked weights into two batched GEMMs (see GATHER_MAX_BYTES). On CPU the expert-sorted tokens
-        of a bigger step run as one grouped GEMM per
-        projection over the stacked experts (each expert on its own rows: padding every expert to the busiest one's
-        load spent ~3x the FLOPs at decode's few tokens per expert, 10% of a step). Elsewhere: padded batched GEMMs
-        while padding costs at most 4x the real work, else the loop. Without stacked copies in `fused`: the loop.
+        experts gather their pairs' stacked weights into two batched GEMMs (see GATHER_MAX_BYTES). On CPU the
+        expert-sorted tokens of a bigger step run as one grouped GEMM per projection over the stacked experts
+        (each expert on its own rows: padding every expert to the busiest one's load spent ~3x the FLOPs at
+        decode's few tokens per expert, 10% of a step). Elsewhere: padded batched GEMMs while padding costs at most
+        4x the real work, else the loop. Without stacked copies in `fused`: the loop.
         """
         x_ND = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])  # a decode step's [B, D] as it is
         _, idx, w = self.gate(x_ND)
