@@ -105,7 +105,7 @@ def test_greedy_on_a_model_trained_with_mtp_accepts_most_drafts_and_changes_noth
     st = on.stats
     assert on.speculator.accepted_per_position[0] > 0.5 * st["spec_drafts"]  # the trained depth: mostly right
     assert st["spec_accepted_tokens"] < st["spec_draft_tokens"]  # and rejections happened too
-    assert st["spec_emitted_tokens"] / st["spec_drafts"] > 1.6  # tokens per verify step
+    assert st["spec_emitted_tokens"] / st["spec_drafts"] > 1.5  # tokens per verify step
 
 
 # --------------------------------------------------------------------------------------------------- drafts

@@ -310,15 +310,15 @@ class Scheduler:
         rows = list(self.rows)
         outcomes, target = self.spec.round(rows, self._window(0, B), self.fused, self._bp)
         self.stats["decode_steps"] += 1
-        for key in self.spec.stats:
-            self.stats[key] = self.spec.stats[key]
         tops = self._spec_top_logprobs(rows, outcomes, target) if self._bp.top_logprobs else None
         for b, (s, o) in enumerate(zip(rows, outcomes)):
             for i, (t, a, m) in enumerate(zip(o.tokens, o.logprobs, o.model_logprobs)):
                 self.stats["generated_tokens"] += 1
+                self.spec.stats["spec_emitted_tokens"] += 1
                 self._record(s, t, a, m, tops[b][i] if tops is not None else None)
-                if s.done:
+                if s.done:  # a stop inside the run: what follows it is dropped
                     break
+        self.stats.update(self.spec.stats)
         self._dirty = True  # rows advanced by different amounts: rebuild the plain step's tensors
 
     def _spec_top_logprobs(self, rows: list[_Seq], outcomes, target: torch.Tensor) -> list[list[TopLogprobs | None]]:

@@ -101,7 +101,7 @@ class Speculator:
             "spec_drafts": 0,  # row-rounds
             "spec_draft_tokens": 0,
             "spec_accepted_tokens": 0,
-            "spec_emitted_tokens": 0,
+            "spec_emitted_tokens": 0,  # tokens the rounds produced up to each sequence's end (counted by the caller)
         }
         self.accepted_per_position = [0] * self.k
 
@@ -228,7 +228,6 @@ class Speculator:
         st["spec_draft_tokens"] += B * k
         for o, s in zip(outcomes, rows):
             st["spec_accepted_tokens"] += o.accepted
-            st["spec_emitted_tokens"] += len(o.tokens)
             for i in range(o.accepted):
                 self.accepted_per_position[i] += 1
             s.acceptance = (1 - EWMA) * s.acceptance + EWMA * (o.accepted / k)
