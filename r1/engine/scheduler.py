@@ -281,14 +281,16 @@ class Scheduler:
     def _decode(self) -> None:
         B = len(self.rows)
         if self._dirty:
-            self._ids = torch.tensor([[s.tokens[-1]] for s in self.rows], dtype=torch.long)
-            self._pos = torch.tensor([[s.cache_len] for s in self.rows], dtype=torch.long)
             self._bp = BatchParams.build([s.req.params for s in self.rows])
+            self._ids = self._pos = None
             self._dirty = False
-        assert self._ids is not None and self._pos is not None and self._bp is not None
+        assert self._bp is not None
         if self.spec is not None and self.spec.wants(self.rows):
             self._speculate(B)
             return
+        if self._ids is None or self._pos is None:  # a new batch, or rows advanced unevenly in a speculative round
+            self._ids = torch.tensor([[s.tokens[-1]] for s in self.rows], dtype=torch.long)
+            self._pos = torch.tensor([[s.cache_len] for s in self.rows], dtype=torch.long)
         window = self._window(0, B)
         if self.spec is None:
             logits = self.model.decode_step(self._ids, self._pos, window, self.fused)[:, -1]
@@ -303,6 +305,8 @@ class Scheduler:
         if not self._dirty:
             self._ids = tok[:, None]
             self._pos = self._pos + 1
+        else:
+            self._ids = self._pos = None
 
     def _speculate(self, B: int) -> None:
         """One speculative round (speculative.py); each row records its tokens in order until it finishes."""
@@ -319,7 +323,7 @@ class Scheduler:
                 if s.done:  # a stop inside the run: what follows it is dropped
                     break
         self.stats.update(self.spec.stats)
-        self._dirty = True  # rows advanced by different amounts: rebuild the plain step's tensors
+        self._ids = self._pos = None  # rows advanced by different amounts: the plain step rebuilds its inputs
 
     def _spec_top_logprobs(self, rows: list[_Seq], outcomes, target: torch.Tensor) -> list[list[TopLogprobs | None]]:
         """Top logprobs of every emitted token, from the target logits at the position it was drawn at."""

@@ -147,20 +147,20 @@ class Speculator:
         B = len(rows)
         m = [e - st + 1 for st, e in zip(starts, ends)]
         M = max(m)
-        ids = torch.empty(B, M, dtype=torch.long)
+        ids_l, pos_l = [], []
         for b, s in enumerate(rows):
             if m[b] < 1:
                 toks, m[b] = [s.tokens[-1]], 1
             else:
                 toks = _tokens(s, starts[b] + j + 1, starts[b] + j + 1 + m[b], drafts[b])
-            ids[b] = torch.tensor(toks + [toks[-1]] * (M - m[b]))
-        last_t = torch.tensor(m) - 1
-        pos = torch.tensor(starts)[:, None] + torch.minimum(torch.arange(M)[None], last_t[:, None])  # [B, M]
-        rows_t = torch.arange(B)[:, None].expand(B, M)
+            ids_l.append(toks + [toks[-1]] * (M - m[b]))
+            pos_l.append([starts[b] + min(o, m[b] - 1) for o in range(M)])
+        ids, pos = torch.tensor(ids_l), torch.tensor(pos_l)  # [B, M]
+        rows_t = self.model._rows(B, ids.device)[:, None].expand(B, M)
         out = self.model.mtp_decode(j, cache.hidden[j][rows_t, pos], ids, pos, cache, fused)
         if j + 1 < self.depth:
             cache.hidden[j + 1][rows_t, pos] = out
-        self._last = out[:, 0] if M == 1 else out[torch.arange(B), last_t]
+        self._last = out[:, 0] if M == 1 else out[rows_t[:, 0], torch.tensor(m) - 1]
         return out
 
     # ------------------------------------------------------------------------------------------- one round
@@ -174,18 +174,20 @@ class Speculator:
         if max(s.cache_len - s.mtp_len for s in rows) > k + 1:  # a long lag: feed it without padding every row
             self.catch_up(rows, cache, fused)
         greedy = bp.all_greedy
-        sampled = [s.uniforms is not None for s in rows]
-        u_draft = torch.zeros(B, k, dtype=torch.float64)
-        u_acc = torch.zeros(B, k, dtype=torch.float64)
-        u_final = torch.zeros(B, dtype=torch.float64)
-        for b, s in enumerate(rows):
-            if sampled[b]:
+        u_draft = u_acc = u_final = None
+        if not greedy:  # 2k uniforms per sampled row from its own draft stream, the final one from its main stream
+            u2k, u1 = [], []
+            for s in rows:
+                if s.uniforms is None:
+                    u2k.append([0.0] * (2 * k))
+                    u1.append(0.0)
+                    continue
                 if s.spec_uniforms is None:
                     s.spec_uniforms = UniformStream(sample_seed(s.req.seed, s.index) ^ SPEC_SALT)
-                u = [s.spec_uniforms.next() for _ in range(2 * k)]
-                u_draft[b] = torch.tensor(u[:k], dtype=torch.float64)
-                u_acc[b] = torch.tensor(u[k:], dtype=torch.float64)
-                u_final[b] = s.uniforms.next()
+                u2k.append([s.spec_uniforms.next() for _ in range(2 * k)])
+                u1.append(s.uniforms.next())
+            u = torch.tensor(u2k, dtype=torch.float64)
+            u_draft, u_acc, u_final = u[:, :k], u[:, k:], torch.tensor(u1, dtype=torch.float64)
 
         # 1. draft
         drafts: list[list[int]] = [[] for _ in rows]
@@ -203,7 +205,7 @@ class Speculator:
                 pos = torch.tensor([[s.cache_len - 1 + j - self.depth + 1] for s in rows])
                 h = model.mtp_decode(self.depth - 1, h[:, None], draft_tok[:, j - 1 : j], pos, cache, fused)[:, 0]
                 logits = model.mtp_head(self.depth - 1, h, fused).float()
-            tok, q = self._draw(logits, bp, u_draft[:, j], greedy)
+            tok, q = self._draw(logits, bp, u_draft[:, j] if u_draft is not None else None, greedy)
             draft_tok[:, j] = tok
             q_rows.append(q)
             for b, t in enumerate(tok.tolist()):
@@ -234,7 +236,7 @@ class Speculator:
             s.since_spec = 0
         return outcomes, target
 
-    def _draw(self, logits_BV: torch.Tensor, bp: BatchParams, u_B: torch.Tensor, greedy: bool):
+    def _draw(self, logits_BV: torch.Tensor, bp: BatchParams, u_B: torch.Tensor | None, greedy: bool):
         """A draft token per row and the draft distribution q it came from (None when every row is greedy)."""
         if greedy:
             return logits_BV.argmax(-1), None

@@ -169,7 +169,7 @@ class MoE(nn.Module):
         stacks = fused.get(self) if fused is not None else None
         if x_ND.shape[0] == 1:
             y = dispatch.one_token(x_ND, idx[0].tolist(), w[0].tolist(), stacks, self.experts)
-        elif stacks is not None and idx.numel() * dispatch.expert_bytes(stacks) <= GATHER_MAX_BYTES:
+        elif stacks is not None and idx.numel() * expert_bytes(self, stacks) <= GATHER_MAX_BYTES:
             y = dispatch.gathered(x_ND, idx, w, *stacks)
         else:
             flat, w_P = idx.flatten(), w.flatten()
@@ -203,3 +203,12 @@ class MoE(nn.Module):
             return
         c = counts_E.float().to(self.gate.e_score_correction_bias.device)
         self.gate.e_score_correction_bias.add_(gamma * torch.sign(c.mean() - c))
+
+
+def expert_bytes(moe: MoE, stacks: tuple[torch.Tensor, torch.Tensor]) -> int:
+    """One expert's bytes in `stacks`, remembered per dtype (asked at every few-token decode step)."""
+    key = stacks[0].dtype
+    hit = moe.__dict__.get("_expert_bytes")
+    if hit is None or hit[0] != key:
+        hit = moe.__dict__["_expert_bytes"] = (key, dispatch.expert_bytes(stacks))
+    return hit[1]
