@@ -68,11 +68,12 @@ def prepare(where: Path, kind: str, items: int) -> dict:
     """Model + tokenizer (HF layout) and the task items, written once and read by both sides."""
     import torch
 
+    from r1.data.tokenizer_corpus import default_training_text
     from r1.model import Transformer, preset
     from r1.model.checkpoint import save_pretrained
     from r1.model.info import model_info
     from r1.tasks import apply_template, get_task
-    from r1.tokenizer import Tokenizer, default_training_text
+    from r1.tokenizer import Tokenizer
 
     pool = get_task(TASK).generate(items, seed=0, split="train")
     prompts = [apply_template(it, TEMPLATE)["prompt"] for it in pool]
@@ -113,7 +114,7 @@ def peak_rss_mib() -> float:
 def run_r1(where: Path, args: argparse.Namespace, tag: str) -> dict:
     from r1.train import train
     from r1.train.config import TrainConfig
-    from r1.train.grpo import GRPOStage
+    from r1.train.grpo.stage import GRPOStage
     from r1.train.metrics import read_metrics
 
     class FullLengthGRPO(GRPOStage):

@@ -29,7 +29,7 @@ from r1.train.grpo import (
     policy_loss,
     resolve_options,
 )
-from r1.train.rollout import (
+from r1.train.grpo.rollout import (
     completion_logprobs,
     completion_mask,
     pack_samples,
@@ -345,7 +345,7 @@ def test_presets_resolve_and_keys_override_one_at_a_time():
     with pytest.raises(ConfigError, match="grpo.loss_agg"):
         resolve_options({"loss_agg": "sum"})
     cfg = load_config("configs/r1-zero-tiny.yaml")
-    o = resolve_options(cfg.grpo)
+    o = resolve_options(cfg.options)
     assert (o.preset, o.prompts_per_rollout, o.group_size, o.max_new_tokens, o.loss_agg) == (
         "r1-zero-tiny",
         16,
@@ -373,7 +373,8 @@ def test_reflection_rates_overall_and_within_long_form():
 
 
 def test_watchdog_names_each_failure_mode_once_and_waits_for_a_streak():
-    from r1.train.grpo import GRPOOptions, Watchdog
+    from r1.train.grpo import GRPOOptions
+    from r1.train.grpo.watchdog import Watchdog
 
     dog, o = Watchdog(), GRPOOptions(template="r1-zero")
     healthy = {"reward/format": 0.9, "frac_reward_zero_std": 0.3, "length_mean": 20.0, "truncated": 0.0}

@@ -13,14 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from r1.cli import add_command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train",
-        help="pretraining / SFT / GRPO with one training core: checkpoints, exact resume, FSDP2, report",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(sub, "train", __doc__)
     p.add_argument(
         "--config", metavar="YAML", help="a config file, or a shipped config by name (pretrain-tiny, sft-tiny, ...)"
     )
@@ -67,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
         parts = [f"{result.steps} steps", f"{result.tokens:,} tokens", f"{result.seconds:.1f}s"]
         if result.final_loss is not None:
             parts.append(f"final loss {result.final_loss:.4f}")
-        if result.eval_loss is not None:
-            parts.append(f"eval loss {result.eval_loss:.4f}")
+        for key, name in (("eval_loss", "eval loss"), ("eval_pass@1", "held-out pass@1")):
+            if key in result.evaluation:
+                parts.append(f"{name} {result.evaluation[key]:.4f}")
         print(f"trained: {', '.join(parts)}")
         print(f"run folder: {result.run_dir} (report.md, metrics.jsonl, checkpoints/)")
         if result.checkpoint:

@@ -1,6 +1,6 @@
 """GRPO's data side: sampling groups from the engine, scoring them, and the rollout the loss trains on.
 
-`r1.train.grpo` holds the algorithm; this module holds what feeds it and what a user watches:
+`r1.train.grpo.algorithm` holds the objective; this module holds what feeds it and what a user watches:
 
 - `sample_groups`: P prompts × G samples from the shared engine, each request seeded by (run seed, rollout, round),
   so a rollout is a pure function of the weights, the prompt cursor and the seed (exact resume regenerates it);
