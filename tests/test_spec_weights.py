@@ -20,7 +20,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["train.threads=1", "checkpoint.every=0", "logging.progress=false", "logging.plots=false", "train.steps=2"]
 GRPO = ["grpo.prompts_per_rollout=2", "grpo.group_size=4", "train.batch_size=8", "grpo.max_new_tokens=12",
-        "grpo.train_items=8", "grpo.eval_items=2", "grpo.eval_k=2", "train.eval_every=0", "train.dtype=fp32"]  # fmt: skip
+        "grpo.train_items=8", "grpo.eval_items=2", "grpo.eval_k=2", "train.eval_every=0",
+        "train.dtype=fp32"]  # fmt: skip
 
 
 def mtp_tensors(folder: Path) -> dict[str, torch.Tensor]:
@@ -70,7 +71,10 @@ def test_mtp_weights_survive_pretrain_sft_grpo_publish_and_load(tmp_path, monkey
     assert torch.equal(model.mtp[0].eh_proj.weight, stored["grpo"][key])
     resaved = tmp_path / "resaved"
     save_pretrained(model, resaved)  # r1's own save keeps them too
+    assert mtp_tensors(resaved).keys() == stored["grpo"].keys()
     assert all(torch.equal(v, stored["grpo"][k]) for k, v in mtp_tensors(resaved).items())
+    save_pretrained(model, tmp_path / "bf16", dtype=torch.bfloat16)  # and so does a save in another dtype
+    assert mtp_tensors(tmp_path / "bf16").keys() == stored["grpo"].keys()
 
     # and the final model drafts with them
     tok = Tokenizer.load(runs["grpo"])
