@@ -187,9 +187,10 @@ def run(args: argparse.Namespace, input_fn: Callable[[str], str] = input, out: T
     params = SamplingParams(
         temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, max_tokens=args.max_tokens, seed=args.seed
     )
-    spec = {"speculative": getattr(args, "speculative", "auto"), "num_speculative_tokens": getattr(
-        args, "num_speculative_tokens", None)}  # fmt: skip
-    engine = Engine.from_pretrained(args.model, dtype=args.dtype, max_batch=1, max_len=args.max_len, **spec)
+    engine = Engine.from_pretrained(
+        args.model, dtype=args.dtype, max_batch=1, max_len=args.max_len, speculative=args.speculative,
+        num_speculative_tokens=args.num_speculative_tokens,
+    )  # fmt: skip
     color = _is_tty(out)
     session = ChatSession(engine, params, out, color, args.system, not args.hide_reasoning)
     if args.prompt is not None:
