@@ -151,7 +151,7 @@ def main() -> int:
           f"{args.max_tokens} tokens each, max batch {args.max_batch}, {args.threads} threads"
           + (f", logprobs with {args.top_logprobs} alternatives" if args.top_logprobs >= 0 else ""))  # fmt: skip
     print(f"throughput      {res['tokens'] / res['wall']:8.1f} tokens/s  ({res['tokens']} tokens in {res['wall']:.1f}s;"
-          f" {steps} decode steps, mean batch {res['tokens'] / max(steps, 1):.1f})")  # fmt: skip
+          f" {steps:.0f} decode steps, {res['tokens'] / max(steps, 1):.1f} tokens per step)")  # fmt: skip
     print(f"time to first   p50 {pct(res['ttft'], 0.5) * 1e3:8.1f} ms   p99 {pct(res['ttft'], 0.99) * 1e3:8.1f} ms")
     print(f"latency         p50 {pct(res['latency'], 0.5):8.2f} s    p99 {pct(res['latency'], 0.99):8.2f} s"
           f"   (mean {statistics.mean(res['latency']) if res['latency'] else float('nan'):.2f} s)")  # fmt: skip
