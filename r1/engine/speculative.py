@@ -45,9 +45,11 @@ from r1.model.weights import FusedWeights
 SPEC_MODES = ("auto", "on", "off")
 DEFAULT_NUM_TOKENS = 1  # k; see benchmarks/bench_spec.py
 AUTO_MAX_BATCH = 8  # `auto` speculates up to this many rows (measured break-even, benchmarks/bench_spec.py)
-# `auto` stops speculating while the rows' running acceptance is below this (a draft that is mostly rejected costs
-# an MTP block and a verify column for nothing), and tries one round again every PROBE_EVERY plain steps.
-MIN_ACCEPTANCE = 0.4
+# `auto` stops speculating while the rows' running acceptance would not pay, and tries one round again every
+# PROBE_EVERY plain steps. A round costs about BREAK_EVEN[0] + BREAK_EVEN[1]·k plain steps at batch 1 (measured on
+# the shipped base and on a `small` model, benchmarks/bench_spec.py: ~1.7 steps for k = 1) and emits 1 + k·a tokens
+# at acceptance a, so it pays while a ≥ (BREAK_EVEN[0] − 1)/k + BREAK_EVEN[1] (0.65 for k = 1, 0.55 for k = 3).
+BREAK_EVEN = (1.15, 0.5)
 PROBE_EVERY = 32
 EWMA = 0.25  # weight of the newest round in a row's running acceptance
 SPEC_SALT = 0x5EC0_DE5E_ED00_0001  # the draft/accept stream of a sample differs from its main stream
@@ -104,6 +106,7 @@ class Speculator:
             "spec_emitted_tokens": 0,  # tokens the rounds produced up to each sequence's end (counted by the caller)
         }
         self.accepted_per_position = [0] * self.k
+        self.min_acceptance = (BREAK_EVEN[0] - 1) / self.k + BREAK_EVEN[1]  # `auto`'s floor (see BREAK_EVEN)
 
     # ------------------------------------------------------------------------------------------- policy
     def wants(self, rows: list) -> bool:
@@ -115,7 +118,7 @@ class Speculator:
             return True
         if len(rows) > self.config.max_batch:
             return False
-        if sum(s.acceptance for s in rows) >= MIN_ACCEPTANCE * len(rows):
+        if sum(s.acceptance for s in rows) >= self.min_acceptance * len(rows):
             return True
         return all(s.since_spec >= PROBE_EVERY for s in rows)
 
