@@ -1,4 +1,4 @@
-"""Seeded procedural tasks with difficulty levels, each with its own verifier and worked steps.
+"""The first procedural task families (English; `word` also in Chinese), each with its own verifier and worked steps.
 
 Why these families (see shared/notes/r1-zero-at-tiny-scale.md): RL can only grow reasoning that pays off, so each
 family has problems a tiny model cannot answer in one shot but can solve with short, local steps.
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from r1.tasks.base import Item, Task, parse_int, register_task
+from r1.tasks.base import Item, Task, parse_int
 
 Step = tuple[str, str]
 
@@ -607,6 +607,12 @@ class WordProblemsZh(WordProblems):
     zh_share = 1.0
 
 
-BUILTIN_TASKS: tuple[Task, ...] = tuple(
-    register_task(t) for t in (ModChain(), Arith(), Multiply(), Linear(), Countdown(), WordProblems(), WordProblemsZh())
+CLASSIC_TASKS: tuple[Task, ...] = (
+    ModChain(),
+    Arith(),
+    Multiply(),
+    Linear(),
+    Countdown(),
+    WordProblems(),
+    WordProblemsZh(),
 )
