@@ -132,4 +132,4 @@ class Equation(WorldTask):
 class EquationZh(Equation):
     name = "equation_zh"
     lang = "zh"
-    description = "equation asked in Chinese (meta.lang='zh'); the same problems and split as equation"
+    description = "equation asked in Chinese (meta.lang='zh'); the same family, one split key per problem with equation"

@@ -20,7 +20,7 @@ def modchain_question_zh(expr: str) -> str:
 
 class ModChainZh(ModChain):
     name = "modchain_zh"
-    description = "modchain asked in Chinese (meta.lang='zh'): the same problems and split as modchain"
+    description = "modchain asked in Chinese (meta.lang='zh'): the same family, one split key per problem with modchain"
     lang = "zh"
 
     def make(self, rng: random.Random, level: str) -> Item:

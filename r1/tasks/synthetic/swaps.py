@@ -95,4 +95,4 @@ class Swaps(WorldTask):
 class SwapsZh(Swaps):
     name = "swaps_zh"
     lang = "zh"
-    description = "swaps asked in Chinese (meta.lang='zh'); the same problems and split as swaps"
+    description = "swaps asked in Chinese (meta.lang='zh'); the same family, one split key per problem with swaps"

@@ -1,7 +1,7 @@
 """Worked solutions in R1 format, in English or Chinese, and the base class of the bilingual task families.
 
 A worked solution is `<think>\\n…\\n</think>\\n<answer>A</answer>`; every reasoning style ends its think block with a
-concluding sentence ("So the answer is 5." / "所以答案是 5。"), so a chain of thought always has words in its language
+concluding sentence ("So the answer is 5." / "所以答案是5。"), so a chain of thought always has words in its language
 and language mixing is measurable with `r1.rewards.language` even where the steps are bare arithmetic.
 
 Styles (`WORLD_STYLES`, a superset of `r1.tasks.base.STYLES`):
