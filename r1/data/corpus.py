@@ -70,8 +70,8 @@ WORLD_FAMILIES: dict[str, tuple[str, ...]] = {
     "general": ("general", "general_zh"),
     "safety": ("safety", "safety_zh"),
 }
-WORLD_FAMILY_SHARES: dict[str, float] = {"modchain": 0.28, "swaps": 0.26, "equation": 0.26, "general": 0.12,
-                                         "safety": 0.08}  # fmt: skip
+WORLD_FAMILY_SHARES: dict[str, float] = {"modchain": 0.24, "swaps": 0.24, "equation": 0.26, "general": 0.16,
+                                         "safety": 0.10}  # fmt: skip
 WORLD_LEVELS: dict[str, str | dict[str, float]] = {
     "modchain": {"2": 1.0, "3": 1.0, "4": 1.5, "5": 2.0},
     "swaps": {"1": 1.0, "2": 1.0, "3": 1.5, "4": 2.0, "5": 2.0},
@@ -82,7 +82,7 @@ WORLD_LEVELS: dict[str, str | dict[str, float]] = {
 WORLD_MIX: dict[str, dict[str, float]] = {
     "modchain": {"direct": 0.50, "steps": 0.35, "check": 0.15},
     "swaps": {"direct": 0.50, "steps": 0.35, "check": 0.15},
-    "equation": {"direct": 0.45, "steps": 0.30, "check": 0.05, "verify": 0.20},
+    "equation": {"direct": 0.40, "steps": 0.25, "verify": 0.35},
     "general": {"direct": 1.0},
     "safety": {"direct": 0.7, "steps": 0.3},
 }

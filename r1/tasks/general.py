@@ -11,6 +11,10 @@ queries answered without a chain of thought; recipe §3.3), at the size of the t
 | list      | List three colors. / 列出从 3 到 6 的整数。              | any three colors / 3、4、5、6     |
 | greet     | Hello! / 你是谁？                                        | a fixed reply                    |
 
+Chinese requests put the slot (a category) first and a comma after it: Chinese has no spaces, so without a boundary
+the tokenizer's merges run across phrasing and slot, and a held-out pairing reaches the model as tokens it never
+saw. Greetings are a fixed set with nothing to hold out: they all share one split key, in the train split.
+
 Every item carries what its verifier needs in `meta` (`accept`: the acceptable answers; or `members` and `count`
 for a list of distinct category members; or `sequence` for a fixed list). The split key is the question text, so a
 held-out item is a new combination of a phrasing and a word, both seen in training in other combinations.
@@ -63,6 +67,7 @@ GREETINGS: list[tuple[str, str, str]] = [  # (lang, prompt, reply)
     ("zh", "再见！", "再见！祝你愉快！"),
 ]
 LIST_SEP = {"en": ", ", "zh": "、"}
+GREET_KEY = "general:greetings"  # split_of(GREET_KEY) == "train" (tests check it)
 
 
 def _members(category: str, lang: str) -> list[str]:
@@ -134,8 +139,8 @@ class General(Task):
         category = rng.choice(sorted(CATEGORIES))
         one, _, zh = CATEGORIES[category]
         members = _members(category, lang)
-        if lang == "zh":
-            q = rng.choice([f"说出一种{zh}。", f"请说一个{zh}的名字。"])
+        if lang == "zh":  # the category first, then a comma (see `_zh_boundary`)
+            q = rng.choice([f"{zh}，说出一种。", f"{zh}，请随便说一个。"])
         else:
             article = "an" if one[0] in "aeiou" else "a"
             q = rng.choice([f"Name {article} {one}.", f"Give me the name of {article} {one}."])
@@ -171,12 +176,17 @@ class General(Task):
         _, many, zh = CATEGORIES[category]
         count = rng.choice([2, 3, 4])
         members = _members(category, lang)
-        q = f"列出{COUNT_ZH[count]}种{zh}。" if lang == "zh" else f"List {COUNT_EN[count]} {many}."
+        q = f"{zh}，列出{COUNT_ZH[count]}种。" if lang == "zh" else f"List {COUNT_EN[count]} {many}."
         return {"question": q, "answer": sep.join(members[:count]), "meta": {"members": members, "count": count}}
 
     def _greet(self, rng: random.Random, lang: str) -> Item:
         prompt, reply = rng.choice([(p, r) for g, p, r in GREETINGS if g == lang])
         return {"question": prompt, "answer": reply, "meta": {"accept": [reply]}}
+
+    def key(self, item: Item) -> str:
+        if (item.get("meta") or {}).get("difficulty") == "greet":
+            return GREET_KEY
+        return super().key(item)
 
     def verify(self, pred: str, item: Item) -> bool:
         return check_general(pred, item.get("meta") or {})

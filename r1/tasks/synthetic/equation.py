@@ -1,7 +1,8 @@
 """equation: solve a linear equation in x by undoing its operations, in English and in Chinese.
 
 The left side applies k operations to x, additive and multiplicative in turn (`3x+4`, `2(3x+4)-5`, …); small
-numbers throughout (x from 1 to 9, every intermediate value from 1 to 99). Solving undoes them from the outside in,
+numbers throughout (x from 1 to 9, constants 1 to 9, factors 2 to 5, every intermediate value from 1 to 50): a
+tiny model has to learn the arithmetic facts too, and this keeps them to a few hundred. Solving undoes them from the outside in,
 one local step each; answering at once inverts k operations in the head. The answer is checked by substituting it
 back ("verify" style): a forward computation compared with the given right side, a different and easier skill than
 the inverse steps, so a check can catch a slip of the first pass.
@@ -19,7 +20,8 @@ from typing import Any
 from r1.tasks.base import Item, parse_int
 from r1.tasks.synthetic.worked import State, Step, WorldTask
 
-MAX_VALUE = 99
+MAX_VALUE = 50
+MAX_FACTOR = 5
 
 
 def lhs_text(ops: list[list[Any]]) -> str:
@@ -45,7 +47,7 @@ def forward(x: int, ops: list[list[Any]]) -> list[int]:
 class Equation(WorldTask):
     name = "equation"
     family = "equation"
-    description = "a linear equation in x, solved by undoing its operations one at a time (x from 1 to 9)"
+    description = "a linear equation in x, solved by undoing its operations one at a time (small numbers)"
     knobs = "level k = operations on x (1..5), additive and multiplicative in turn; verifiable by substitution"
     levels = tuple(str(k) for k in range(1, 6))
     default_level = "3"
@@ -63,7 +65,7 @@ class Equation(WorldTask):
                     op = rng.choice("+-") if value > 1 else "+"
                     n = rng.randint(1, 9) if op == "+" else rng.randint(1, min(9, value - 1))
                 else:
-                    op, n = "*", rng.randint(2, max(2, min(9, MAX_VALUE // value)))
+                    op, n = "*", rng.randint(2, max(2, min(MAX_FACTOR, MAX_VALUE // value)))
                 value = value + n if op == "+" else value - n if op == "-" else value * n
                 ops.append([op, n])
                 additive = not additive
