@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--save-every", type=int, default=0, help="also keep a checkpoint every N steps (0: final only)")
     p.add_argument("--corpus", default="{}", help="JSON overrides of r1.data.corpus.WORLD (tasks, levels, mix, ...)")
     p.add_argument("--family-shares", default=None, help="JSON family -> share (r1.data.corpus.world_tasks)")
     args = p.parse_args(argv)
@@ -86,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             "train.dtype=fp32",
             "train.device=cpu",
             "train.resume=false",
-            "checkpoint.every=0",
+            f"checkpoint.every={args.save_every}",
+            "checkpoint.keep_last=10",
             "checkpoint.final=true",
             "checkpoint.publish=false",
             "logging.progress=false",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-LEVELS = {"modchain": "2-5", "swaps": "1-5", "equation": "1-4"}
+LEVELS = {"modchain": "2-5", "swaps": "1-5", "mystery": "1-5"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -91,12 +91,12 @@ def forced(
     """Greedy pass@1 per group with the response prefilled to commit to a style."""
     from r1.data.corpus import prompt_for
     from r1.engine.adapters import make_generate_fn
-    from r1.tasks.world import family_of
+    from r1.tasks.world import REASONING_FAMILIES, family_of
 
     base = make_generate_fn(engine)
     out: dict[str, dict[str, float]] = {}
     for style in ("direct", "steps"):
-        reasoning = [it for it in items if family_of(it["task"]) in ("modchain", "swaps", "equation")]
+        reasoning = [it for it in items if family_of(it["task"]) in REASONING_FAMILIES]
         prompted = []
         for it in reasoning:
             pre = forced_prefill(it, style)

@@ -10,6 +10,7 @@ from r1.data.corpus import (
     WORLD,
     WORLD_ENGLISH,
     WORLD_FAMILIES,
+    WORLD_FAMILY_SHARES,
     WORLD_MIX,
     build_corpus,
     build_world_corpus,
@@ -20,6 +21,7 @@ from r1.data.corpus import (
 from r1.errors import UserError
 from r1.rewards.answers import extract_answer
 from r1.tasks import get_task
+from r1.tasks.world import REASONING_FAMILIES
 
 N = 3000
 
@@ -36,7 +38,7 @@ def test_same_arguments_same_records_and_the_seed_changes_them(corpus: list[dict
 
 def test_every_family_in_both_languages_at_the_configured_shares(corpus: list[dict]) -> None:
     tasks = Counter(r["task"] for r in corpus)
-    assert set(tasks) == {name for names in WORLD_FAMILIES.values() for name in names}
+    assert set(tasks) == {name for family in WORLD_FAMILY_SHARES for name in WORLD_FAMILIES[family]}
     for name, share in WORLD["tasks"].items():
         assert abs(tasks[name] - share * N) <= 1, (name, tasks[name])
     assert all(r["lang"] == ("zh" if r["task"].endswith("_zh") else "en") for r in corpus)
@@ -51,7 +53,7 @@ def test_style_mixes_per_family_are_exact(corpus: list[dict]) -> None:
 
 def test_english_mixing_rate_is_as_configured_and_measurable(corpus: list[dict]) -> None:
     zh = [r for r in corpus if r["lang"] == "zh" and r["style"] != "direct" and task_family(r["task"]) in
-          ("modchain", "swaps", "equation")]  # fmt: skip
+          REASONING_FAMILIES]  # fmt: skip
     modes = Counter(r["english"] for r in zh)
     for mode, share in WORLD_ENGLISH.items():
         assert abs(modes[mode] - share * len(zh)) <= 3, modes  # exact per task, up to rounding
@@ -77,7 +79,7 @@ def test_every_response_ends_with_the_correct_answer_and_only_train_problems(cor
         task = get_task(r["task"])
         pred = extract_answer(r["response"])
         assert pred is not None and r["response"].startswith(" <think>\n") and r["response"].endswith("</answer>")
-        if task_family(r["task"]) in ("modchain", "swaps", "equation"):
+        if task_family(r["task"]) in REASONING_FAMILIES:
             assert task.verify(pred, {"answer": r["answer"], "task": r["task"], "meta": {}}), r
         if r["style"] == "direct":
             assert r["response"].startswith(" <think>\n</think>\n<answer>")
@@ -91,9 +93,9 @@ def _question(record: dict) -> str:
 
 def test_no_eval_problem_appears_in_any_language() -> None:
     # the short levels have few problems, so a corpus drawn from both splits would hit eval questions here
-    names = ("swaps", "swaps_zh", "equation", "equation_zh", "modchain_zh")
+    names = ("swaps", "swaps_zh", "mystery", "mystery_zh", "modchain_zh")
     small = build_world_corpus(3000, seed=3, tasks={name: 1 for name in names},
-                               levels={"swaps": "1-2", "equation": "1", "modchain": "2"})  # fmt: skip
+                               levels={"swaps": "1-2", "mystery": "1", "modchain": "2"})  # fmt: skip
     for name in names:
         task = get_task(name)
         held_out = {it["prompt"] for it in task.generate(40, seed=0, difficulty="mix", split="eval")}

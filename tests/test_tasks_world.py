@@ -16,7 +16,7 @@ from r1.tasks.safety import REFUSAL, RULES, is_refusal
 from r1.tasks.synthetic.worked import WORLD_STYLES
 from r1.tasks.world import breakdown, forced_prefill, heldout
 
-REASONING = ["modchain_zh", "swaps", "swaps_zh", "equation", "equation_zh"]
+REASONING = ["modchain_zh", "swaps", "swaps_zh", "mystery", "mystery_zh", "equation", "equation_zh"]
 OTHERS = ["general", "general_zh", "safety", "safety_zh"]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -115,8 +115,10 @@ def _arith(line: str) -> bool:
     return True
 
 
-def test_equation_steps_and_checks_are_right_and_a_slipped_first_pass_is_caught() -> None:
-    task = get_task("equation")
+@pytest.mark.parametrize("name", ["mystery", "equation"])
+def test_steps_and_checks_are_right_and_a_slipped_first_pass_is_caught(name: str) -> None:
+    task = get_task(name)
+    caught = 0
     for item in task.generate(60, seed=1, difficulty="mix"):
         steps = task.solution(item, "steps")
         assert all(_arith(line) for line in steps.splitlines())
@@ -124,12 +126,17 @@ def test_equation_steps_and_checks_are_right_and_a_slipped_first_pass_is_caught(
         assert clean.count("let me check") == 1 and clean.count(", right.") == 1 and "mistake" not in clean
         assert all(_arith(line) for line in clean.splitlines())
         slipped = task.solution(item, "verify", slipped=True)
+        if slipped == clean:  # no slip with a readable check exists (a few long chains near the number limits)
+            continue
+        caught += 1
         lines = slipped.splitlines()
         failed = [i for i, line in enumerate(lines) if line.endswith(f"not {item['meta']['problem']['c']}.")]
         assert len(failed) == 1 and lines[failed[0] + 1] == "So I made a mistake. Let me redo it."
         assert all(_arith(line) for line in lines[failed[0] :]), slipped  # the check, the redo and its check hold
         assert not all(_arith(line) for line in lines[: failed[0]])  # the first pass has the slip
         assert slipped.count(", right.") == 1 and extract_answer(slipped) == item["answer"]
+        assert not re.search(r"=-\d", slipped)  # no negative numbers
+    assert caught >= 50
 
 
 def test_swaps_checks_trace_back_to_the_start() -> None:

@@ -26,12 +26,12 @@ numbers are in the report of `r1 run`, the background in shared/notes/r1-zero-at
 - Prompt "r1-zero-short" by default (see `PROMPT_TEMPLATES`): the R1-Zero frame without its preamble.
 
 The tiny world (`WORLD`, `build_world_corpus`): what the R1 recipe's later stages need from one base model. Three
-reasoning families (modchain, swaps, equation), each asked in English and in Chinese; non-reasoning requests
-(r1.tasks.general) and the world's forbidden requests with their benign look-alikes (r1.tasks.safety); worked
-solutions by `r1.tasks.synthetic.worked.write_solution`, which ends every chain of thought with a sentence in its
-language. Some Chinese solutions mix English in (`english`: the phrases, or every line from some step on) at a set
-rate, the base behaviour R1-Zero's language mixing grows from; `language_mixing` measures it the way the
-language-consistency reward does. The world's mix is still being measured (docs/LOG.md); `DEFAULT_*` stay the main
+reasoning families (modchain, swaps, mystery; equation is available too), each asked in English and in Chinese;
+non-reasoning requests (r1.tasks.general) and the world's forbidden requests with their benign look-alikes
+(r1.tasks.safety); worked solutions by `r1.tasks.synthetic.worked.write_solution`, which ends every chain of thought
+with a sentence in its language. Some Chinese solutions mix English in (`english`: the phrases, or every line from some
+step on) at a set rate, the base behaviour R1-Zero's language mixing grows from; `language_mixing` measures it the way
+the language-consistency reward does. The world's mix is still being measured (docs/LOG.md); `DEFAULT_*` stay the main
 job's modchain-only corpus, byte for byte.
 
 Records are `{"prompt", "response", "task", "level", "style", "answer", "lang", "english"}` (`english`: how a
@@ -66,15 +66,17 @@ DEFAULT_TEMPLATE = "r1-zero-short"
 WORLD_FAMILIES: dict[str, tuple[str, ...]] = {
     "modchain": ("modchain", "modchain_zh"),
     "swaps": ("swaps", "swaps_zh"),
+    "mystery": ("mystery", "mystery_zh"),
     "equation": ("equation", "equation_zh"),
     "general": ("general", "general_zh"),
     "safety": ("safety", "safety_zh"),
 }
-WORLD_FAMILY_SHARES: dict[str, float] = {"modchain": 0.24, "swaps": 0.24, "equation": 0.26, "general": 0.16,
+WORLD_FAMILY_SHARES: dict[str, float] = {"modchain": 0.22, "swaps": 0.26, "mystery": 0.26, "general": 0.16,
                                          "safety": 0.10}  # fmt: skip
 WORLD_LEVELS: dict[str, str | dict[str, float]] = {
     "modchain": {"2": 1.0, "3": 1.0, "4": 1.5, "5": 2.0},
     "swaps": {"1": 1.0, "2": 1.0, "3": 1.5, "4": 2.0, "5": 2.0},
+    "mystery": {"1": 1.0, "2": 1.0, "3": 1.5, "4": 2.0, "5": 2.0},
     "equation": {"1": 1.0, "2": 1.5, "3": 2.0, "4": 2.0},
     "general": "mix",
     "safety": "mix",
@@ -82,6 +84,7 @@ WORLD_LEVELS: dict[str, str | dict[str, float]] = {
 WORLD_MIX: dict[str, dict[str, float]] = {
     "modchain": {"direct": 0.50, "steps": 0.35, "check": 0.15},
     "swaps": {"direct": 0.50, "steps": 0.35, "check": 0.15},
+    "mystery": {"direct": 0.40, "steps": 0.25, "verify": 0.35},
     "equation": {"direct": 0.40, "steps": 0.25, "verify": 0.35},
     "general": {"direct": 1.0},
     "safety": {"direct": 0.7, "steps": 0.3},

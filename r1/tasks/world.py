@@ -24,11 +24,13 @@ from r1.tasks.base import Item, get_task
 EVAL_LEVELS: dict[str, tuple[str, str, str]] = {
     "modchain": ("modchain", "modchain_zh", "2-7"),
     "swaps": ("swaps", "swaps_zh", "1-6"),
+    "mystery": ("mystery", "mystery_zh", "1-6"),
     "equation": ("equation", "equation_zh", "1-5"),
     "general": ("general", "general_zh", "mix"),
     "safety": ("safety", "safety_zh", "mix"),
 }
-REASONING_FAMILIES = ("modchain", "swaps", "equation")
+REASONING_FAMILIES = ("modchain", "swaps", "mystery", "equation")
+WORLD = ("modchain", "swaps", "mystery", "general", "safety")  # what the world corpus holds
 _WAIT = re.compile(r"(?<![a-z])wait(?![a-z])|等等", re.IGNORECASE)
 DIRECT_PREFILL = " <think>\n</think>\n<answer>"
 
@@ -46,7 +48,7 @@ def heldout(
     """Distinct eval-split items of every world task: `per_level` per (task, level) for the reasoning families, and
     `per_level` per level of the non-reasoning ones (fewer where the split has fewer distinct problems)."""
     items: list[Item] = []
-    for family in families or list(EVAL_LEVELS):
+    for family in families or WORLD:
         en, zh, spec = EVAL_LEVELS[family]
         spec = (levels or {}).get(family, spec)
         for name in (en, zh):

@@ -3,8 +3,9 @@
 | task                    | levels | what the level changes                                                        |
 |-------------------------|--------|-------------------------------------------------------------------------------|
 | modchain, modchain_zh   | 2..8   | k, the number of distinct digits in a left-to-right chain of + and * mod 10   |
-| swaps, swaps_zh         | 1..7   | the number of cup swaps to track (four cups)                                  |
-| equation, equation_zh   | 1..5   | the operations on x in a linear equation (x from 1 to 9)                      |
+| swaps, swaps_zh         | 1..7   | the number of cup swaps to track (five cups, distinct pairs)                  |
+| mystery, mystery_zh     | 1..6   | the operations in a think-of-a-number puzzle, undone from the last            |
+| equation, equation_zh   | 1..5   | the operations on x in a linear equation (small numbers)                      |
 | arith                   | 1..5   | operands 2..6, their size (≤20, ≤50, ≤99), parentheses from level 3           |
 | multiply                | 1..5   | digits of the factors: 2×1, 2×2, 3×2, 3×3, 4×3 (one partial product per digit) |
 | linear                  | 1..5   | x+b=c, ax=c, ax+b=c, ax+b=cx+d, a(x+b)=cx+d (negative solutions from level 4) |
@@ -36,6 +37,7 @@ from r1.tasks.synthetic.classic import (
 )
 from r1.tasks.synthetic.equation import Equation, EquationZh
 from r1.tasks.synthetic.modchain import ModChainZh
+from r1.tasks.synthetic.mystery import Mystery, MysteryZh
 from r1.tasks.synthetic.swaps import Swaps, SwapsZh
 from r1.tasks.synthetic.worked import WORLD_STYLES, WorldTask, write_solution
 
@@ -50,6 +52,8 @@ __all__ = [
     "ModChain",
     "ModChainZh",
     "Multiply",
+    "Mystery",
+    "MysteryZh",
     "Node",
     "Swaps",
     "SwapsZh",
@@ -67,7 +71,8 @@ def _builtin() -> tuple[Task, ...]:
     from r1.tasks.general import General, GeneralZh
     from r1.tasks.safety import Safety, SafetyZh
 
-    world = (ModChainZh(), Swaps(), SwapsZh(), Equation(), EquationZh(), General(), GeneralZh(), Safety(), SafetyZh())
+    world = (ModChainZh(), Swaps(), SwapsZh(), Mystery(), MysteryZh(), Equation(), EquationZh(), General(),
+             GeneralZh(), Safety(), SafetyZh())  # fmt: skip
     return tuple(register_task(t) for t in (*CLASSIC_TASKS, *world))
 
 

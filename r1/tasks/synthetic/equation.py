@@ -1,11 +1,11 @@
 """equation: solve a linear equation in x by undoing its operations, in English and in Chinese.
 
-The left side applies k operations to x, additive and multiplicative in turn (`3x+4`, `2(3x+4)-5`, …); small
-numbers throughout (x from 1 to 9, constants 1 to 9, factors 2 to 5, every intermediate value from 1 to 50): a
-tiny model has to learn the arithmetic facts too, and this keeps them to a few hundred. Solving undoes them from the outside in,
-one local step each; answering at once inverts k operations in the head. The answer is checked by substituting it
-back ("verify" style): a forward computation compared with the given right side, a different and easier skill than
-the inverse steps, so a check can catch a slip of the first pass.
+The left side applies k operations to x, additive and multiplicative in turn (`3x+4`, `2(3x+4)-5`, …); small numbers
+throughout (x from 1 to 9, constants 1 to 9, factors 2 to 5, every intermediate value from 1 to 50): a tiny model has to
+learn the arithmetic facts too, and this keeps them to a few hundred. Solving undoes them from the outside in, one local
+step each; answering at once inverts k operations in the head. The answer is checked by substituting it back ("verify"
+style): a forward computation compared with the given right side, a different and easier skill than the inverse steps,
+so a check can catch a slip of the first pass.
 
 | level | operations on x |
 |-------|-----------------|
@@ -114,6 +114,9 @@ class Equation(WorldTask):
             if value < 0:
                 return False
         return value >= 0
+
+    def plausible_wrong(self, problem: dict[str, Any], final: State) -> bool:
+        return all(0 <= v <= 2 * MAX_VALUE for v in forward(final, problem["ops"]))
 
     def check(self, problem: dict[str, Any], final: State, lang: str) -> tuple[str, bool]:
         values = forward(final, problem["ops"])

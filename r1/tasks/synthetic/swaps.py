@@ -1,13 +1,14 @@
 """swaps: where is the ball after a sequence of cup swaps? State tracking, in English and in Chinese.
 
-A ball lies under one of four cups; the question lists swaps of two cups. Each step is local (the ball moves iff its
+A ball lies under one of five cups; the question lists swaps of two cups. Each step is local (the ball moves iff its
 cup is one of the two), but the one-shot answer composes k permutations, which a tiny model cannot do: the same
-shape as modchain without arithmetic. The answer can be checked against the question by tracing the swaps back
-from it: the trace must end at the cup the ball started under ("verify" style).
+shape as modchain without arithmetic. No pair is swapped twice in a question, so, as modchain's distinct digits do,
+the pair a step copies says where in the question the next one is. The answer can be checked against the question
+by tracing the swaps back from it: the trace must end at the cup the ball started under ("verify" style).
 
 | level | swaps |
 |-------|-------|
-| 1..7  | 1..7 (cups 1-4; two swaps in a row always differ) |
+| 1..7  | 1..7 distinct pairs of cups 1-5 |
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from r1.tasks.base import Item, parse_int
 from r1.tasks.synthetic.worked import State, Step, WorldTask
 
-CUPS = 4
+CUPS = 5
 _PAIRS = [(a, b) for a in range(1, CUPS + 1) for b in range(a + 1, CUPS + 1)]
 
 
@@ -30,17 +31,14 @@ def _after(cup: int, pair: list[int]) -> int:
 class Swaps(WorldTask):
     name = "swaps"
     family = "swaps"
-    description = "the ball under one of four cups: which cup after k swaps (state tracking)"
-    knobs = "level k = number of swaps (1..7), four cups; verifiable by tracing back"
+    description = "the ball under one of five cups: which cup after k swaps (state tracking)"
+    knobs = "level k = number of swaps (1..7) of distinct pairs of five cups; verifiable by tracing back"
     levels = tuple(str(k) for k in range(1, 8))
     default_level = "3"
     can_verify = True
 
     def problem(self, rng: random.Random, level: str) -> dict[str, Any]:
-        swaps: list[list[int]] = []
-        for _ in range(int(level)):
-            choices = [p for p in _PAIRS if not swaps or list(p) != swaps[-1]]
-            swaps.append(list(rng.choice(choices)))
+        swaps = [list(p) for p in rng.sample(_PAIRS, int(level))]
         return {"start": rng.randint(1, CUPS), "ops": swaps}
 
     def question(self, problem: dict[str, Any], lang: str) -> str:

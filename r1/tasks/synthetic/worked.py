@@ -109,6 +109,10 @@ class WorldTask(Task):
         """Whether the remaining steps can be carried out from `state` after step `i` (e.g. exact division)."""
         return True
 
+    def plausible_wrong(self, problem: dict[str, Any], final: State) -> bool:
+        """Whether a slipped first pass ending at `final` makes a readable check (e.g. no negative numbers)."""
+        return True
+
     def check(self, problem: dict[str, Any], final: State, lang: str) -> tuple[str, bool]:
         """The verification of a candidate result as one line, and whether it holds (tasks with `can_verify`)."""
         raise UserError(f"task {self.name}: its answers cannot be checked against the question (no 'verify' style)")
@@ -153,7 +157,7 @@ class WorldTask(Task):
             if wrong == right[i + 1] or not self.valid_state(problem, i, wrong):
                 continue
             states = self.states(problem, {i: wrong})
-            if states[-1] != right[-1]:
+            if states[-1] != right[-1] and self.plausible_wrong(problem, states[-1]):
                 return states
         return None
 
