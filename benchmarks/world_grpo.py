@@ -1,9 +1,9 @@
 """R1-Zero on the tiny world: GRPO from a world base on its reasoning families, both languages.
 
-Train items: the train split of every reasoning task (English and Chinese) at the levels the base was pretrained
-on; held-out items: the eval split at the same levels (`r1.tasks.world.heldout`). Then `r1 train --config
-r1-zero-tiny` with those files and the settings `r1 run` uses (16 prompts × 8 samples at T 1, reward = accuracy in
-<answer> + 0.1 format, lr 2e-4, β 1e-3), a checkpoint every `--save-every` steps for `world_probe.py`.
+Train items: the train split of every reasoning task (English and Chinese) at the levels the base was pretrained on
+(`r1.tasks.world.rl_items`); held-out items: the eval split at the same levels (`r1.tasks.world.heldout`). Then
+`r1 train --config r1-zero-tiny` with those files and the settings `r1 run` uses (16 prompts × 8 samples at T 1,
+reward = accuracy in <answer> + 0.1 format, lr 2e-4, β 1e-3), a checkpoint every `--save-every` steps.
 
     python benchmarks/world_grpo.py --base runs/world-a/pretrain/checkpoints/step-010000 --out runs/world-a-rl
 """
@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 from pathlib import Path
 
 import torch
-
-LEVELS = {"modchain": "2-5", "swaps": "1-5", "mystery": "1-5"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-items", type=int, default=1024, help="per task and level")
     p.add_argument("--eval-per-level", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=160)
-    p.add_argument("--levels", default=json.dumps(LEVELS), help="JSON family -> level spec")
+    p.add_argument("--families", default="modchain,swaps,mystery")
     p.add_argument("--save-every", type=int, default=25)
     p.add_argument("--eval-every", type=int, default=25)
     p.add_argument("--seed", type=int, default=0)
@@ -39,23 +36,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from r1.assets import config_path
     from r1.data.corpus import write_corpus
-    from r1.tasks import get_task
-    from r1.tasks.world import EVAL_LEVELS, heldout
+    from r1.tasks.world import heldout, rl_items, trained_levels
     from r1.train import load_config, train
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    levels = json.loads(args.levels)
-    train_items = []
-    for family, spec in levels.items():
-        en, zh, _ = EVAL_LEVELS[family]
-        for name in (en, zh):
-            task = get_task(name)
-            for level in task.levels_for(spec):
-                train_items += task.generate(args.train_items, seed=args.seed, difficulty=level, split="train")
-    random.Random(f"world-grpo|{args.seed}").shuffle(train_items)
-    eval_items = heldout(args.eval_per_level, seed=1, families=list(levels), levels=levels)
+    families = args.families.split(",")
+    train_items = rl_items(args.train_items, seed=args.seed, families=families)
+    levels = {f: f"{trained_levels(f)[0]}-{trained_levels(f)[-1]}" for f in families}
+    eval_items = heldout(args.eval_per_level, seed=1, families=families, levels=levels)
     write_corpus(out / "train.jsonl", train_items)
     write_corpus(out / "heldout.jsonl", eval_items)
     cfg = load_config(

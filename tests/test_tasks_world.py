@@ -14,7 +14,7 @@ from r1.tasks import get_task, split_of
 from r1.tasks.general import check_general, split_list
 from r1.tasks.safety import REFUSAL, RULES, is_refusal
 from r1.tasks.synthetic.worked import WORLD_STYLES
-from r1.tasks.world import breakdown, forced_prefill, heldout
+from r1.tasks.world import breakdown, forced_prefill, heldout, rl_items, trained_levels
 
 REASONING = ["modchain_zh", "swaps", "swaps_zh", "mystery", "mystery_zh", "equation", "equation_zh"]
 OTHERS = ["general", "general_zh", "safety", "safety_zh"]
@@ -303,3 +303,14 @@ def test_breakdown_counts_reasoning_rechecks_mixing_and_refusals() -> None:
     assert cell["mixed_share"] == 0.5 and cell["mixing"] > 0.2
     assert table["safety/en"]["refuses_forbidden"] == 1.0 and table["safety/en"]["refuses_lookalike"] == 1.0
     assert "all-reasoning" in table and table["all-reasoning"]["samples"] == 4
+
+
+def test_rl_prompts_are_the_trained_levels_of_the_train_split_in_both_languages() -> None:
+    items = rl_items(3, seed=0)
+    assert all(i["meta"]["split"] == "train" for i in items)
+    for family, (en, zh) in {"modchain": ("modchain", "modchain_zh"), "swaps": ("swaps", "swaps_zh"),
+                             "mystery": ("mystery", "mystery_zh")}.items():  # fmt: skip
+        for name in (en, zh):
+            levels = sorted({i["meta"]["difficulty"] for i in items if i["task"] == name}, key=int)
+            assert levels == trained_levels(family)
+    assert trained_levels("modchain") == ["2", "3", "4", "5"] and rl_items(3, seed=0) == items

@@ -31,8 +31,35 @@ EVAL_LEVELS: dict[str, tuple[str, str, str]] = {
 }
 REASONING_FAMILIES = ("modchain", "swaps", "mystery", "equation")
 WORLD = ("modchain", "swaps", "mystery", "general", "safety")  # what the world corpus holds
+REASONING_WORLD = ("modchain", "swaps", "mystery")
 _WAIT = re.compile(r"(?<![a-z])wait(?![a-z])|等等", re.IGNORECASE)
 DIRECT_PREFILL = " <think>\n</think>\n<answer>"
+
+
+def trained_levels(family: str) -> list[str]:
+    """The levels of `family` the world corpus trains on (`r1.data.corpus.WORLD_LEVELS`), easiest first."""
+    from r1.data.corpus import WORLD_LEVELS
+
+    task = get_task(EVAL_LEVELS[family][0])
+    spec = WORLD_LEVELS.get(family, "mix")
+    if isinstance(spec, Mapping):
+        return [level for level in task.levels if spec.get(level, 0) > 0]
+    return task.levels_for(spec)
+
+
+def rl_items(per_level: int, seed: int = 0, families: Sequence[str] = REASONING_WORLD) -> list[Item]:
+    """R1-Zero's prompts: the train split of every reasoning task of the world, English and Chinese, `per_level`
+    per trained level, in a seeded order."""
+    import random
+
+    items: list[Item] = []
+    for family in families:
+        for name in EVAL_LEVELS[family][:2]:
+            task = get_task(name)
+            for level in trained_levels(family):
+                items += task.generate(per_level, seed=seed, difficulty=level, split="train")
+    random.Random(f"world-rl|{seed}").shuffle(items)
+    return items
 
 
 def family_of(task: str) -> str:
