@@ -23,7 +23,6 @@ from r1 import dtypes
 from r1.cli import main as cli
 from r1.dtypes import autocast_dtype, checkpoint_dtype, inference_dtype, native_bf16, parse_dtype
 from r1.engine import Engine, SamplingParams
-from r1.engine.forward import InferenceForward
 from r1.engine.testing import tiny_model
 from r1.errors import ConfigError, UserError
 from r1.model.checkpoint import load_pretrained, read_safetensors, save_pretrained
@@ -173,7 +172,7 @@ def test_the_shipped_model_in_16_bit_generates_what_fp32_does(tok, ckpts, dtype)
     d = ckpts["tiny", dtype]
     eng = Engine.from_pretrained(d, dtype=dtype, max_batch=16, max_len=MAX_LEN)
     assert {p.dtype for p in eng.model.parameters()} == {dtype}
-    assert eng.scheduler.forward.fast_decode_ok == (dtype == torch.bfloat16)
+    assert eng.model.decodes_on_latent(eng.scheduler.cache) == (dtype == torch.bfloat16)
     ref = Engine.from_pretrained(d, dtype="float32", max_batch=16, max_len=MAX_LEN)
     ids = prompts(tok)
     greedy = SamplingParams(temperature=0, max_tokens=20, ignore_eos=True)
@@ -207,11 +206,11 @@ def test_dense_models_in_16_bit(tok, ckpts, kind, dtype):
 
 
 @pytest.mark.parametrize("kind", ["tiny", "tiny-qwen2"])
-def test_inference_forward_in_16_bit_matches_the_model(tok, ckpts, kind):
-    """The engine's prefill and bf16 fast decode against the model's own forward in the same dtype."""
+def test_decode_step_in_16_bit_matches_forward(tok, ckpts, kind):
+    """The engine's prefill and bf16 latent decode step against the model's own forward in the same dtype."""
     for dtype in LOW:
         model = load_pretrained(ckpts[kind, dtype], dtype=dtype)
-        fwd = InferenceForward(model)
+        fused = model.fused_weights()
         g = torch.Generator().manual_seed(0)
         rows, close = 0, 0
         for B, T in [(1, 7), (3, 1), (5, 9), (24, 1)]:
@@ -222,7 +221,7 @@ def test_inference_forward_in_16_bit_matches_the_model(tok, ckpts, kind):
                 for cache in (ours_cache, ref_cache):
                     model(ids, positions=pos, cache=cache)
                 nxt, npos = ids[:, -1:], pos[:, -1:] + 1
-                ours = fwd.last_logits(nxt, npos, ours_cache)
+                ours = model.decode_step(nxt, npos, ours_cache, fused)[:, -1]
                 ref = model(nxt, positions=npos, cache=ref_cache, logits_to_keep=1).logits[:, -1]
             assert ours.dtype == dtype
             row = (ours.float() - ref.float()).abs().amax(-1)
@@ -290,8 +289,8 @@ def test_checkpoints_written_by_transformers_in_16_bit(tok, ckpts, tmp_path, kin
     ids = torch.tensor([prompts(tok)[0] + tok.encode(" 3 + 4 = 7, 7 * 2 = 14</think>\n<answer>14</answer>")])
     T = ids.shape[1]
     with torch.inference_mode():
-        fwd = eng.scheduler.forward
-        ours = fwd.logits(fwd.hidden(ids, torch.arange(T)[None], eng.model.new_cache(1, T)))[0].float()
+        fused = eng.scheduler.fused
+        ours = eng.model.decode_step(ids, torch.arange(T)[None], eng.model.new_cache(1, T), fused)[0].float()
         ref = theirs(ids).logits[0].float()
     row = (ours - ref).abs().amax(-1)
     assert (row < 4 * MEDIAN_TOL[dtype]).float().mean() >= 0.95, row.tolist()

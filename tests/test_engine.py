@@ -7,7 +7,6 @@ import torch
 
 from r1.engine import Engine, SamplingParams
 from r1.engine.adapters import make_generate_fn
-from r1.engine.forward import InferenceForward
 from r1.engine.requests import RequestDone, SampleDone, TokenEvent
 from r1.engine.sampling import CDF_BLOCK, BatchParams, _inverse_cdf, sample, sampling_logprobs
 from r1.engine.testing import tiny_model, tiny_tokenizer
@@ -62,11 +61,11 @@ def test_greedy_matches_full_recompute(tok, models, kind):
 @pytest.mark.parametrize("grouped", [True, False])  # experts as grouped GEMMs (CPU) / padded batched GEMMs
 @pytest.mark.parametrize("cache_limit", [0, 1 << 30])  # modules as they are / fused and stacked weights
 @pytest.mark.parametrize("kind", ["tiny", "tiny-qwen2"])
-def test_inference_forward_matches_model(tok, models, kind, cache_limit, grouped, monkeypatch):
-    """Prefill (any T) and the fast decode step give the model's logits, cache contents included."""
-    monkeypatch.setattr("r1.engine.forward.GROUPED_MM", grouped)
+def test_decode_step_matches_forward(tok, models, kind, cache_limit, grouped, monkeypatch):
+    """Prefill (any T) and the latent decode step give the model's logits, cache contents included."""
+    monkeypatch.setattr("r1.model.kernels.experts.GROUPED_MM", grouped)
     model = models[kind]
-    fwd = InferenceForward(model, cache_limit_bytes=cache_limit)
+    fused = model.fused_weights(limit_bytes=cache_limit)
     g = torch.Generator().manual_seed(0)
     for B, T in [(1, 1), (1, 7), (3, 1), (5, 9), (24, 1)]:
         ids = torch.randint(0, tok.vocab_size, (B, T), generator=g)
@@ -76,40 +75,40 @@ def test_inference_forward_matches_model(tok, models, kind, cache_limit, grouped
             for cache in (ours_cache, ref_cache):  # same history in both caches
                 model(ids, positions=pos, cache=cache)
             nxt, npos = ids[:, -1:], pos[:, -1:] + 1
-            ours = fwd.last_logits(nxt, npos, ours_cache)
+            ours = model.decode_step(nxt, npos, ours_cache, fused)[:, -1]
             ref = model(nxt, positions=npos, cache=ref_cache, logits_to_keep=1).logits[:, -1]
             assert (ours - ref).abs().max() < 1e-4, (B, T)
-            hid = fwd.hidden(ids, pos, model.new_cache(B, 32))
+            hid = model.decode_step(ids, pos, model.new_cache(B, 32), fused, hidden=True)
             ref_hid = model(ids, positions=pos, cache=model.new_cache(B, 32), return_logits=False).hidden
             assert (hid - ref_hid).abs().max() < 1e-5, (B, T)
         for a, b in zip(ours_cache.buffers, ref_cache.buffers):
             assert all((x - y).abs().max() < 1e-5 for x, y in zip(a, b))
-    assert fwd.fast_decode_ok == (kind == "tiny")
+    assert model.decodes_on_latent(ours_cache) == (kind == "tiny")
     # a bf16 vocabulary projection (what a bf16 GRPO run samples with): the same logits up to bf16 rounding
-    bf16 = InferenceForward(model, cache_limit_bytes=cache_limit, head_dtype=torch.bfloat16)
+    bf16 = model.fused_weights(limit_bytes=cache_limit, head_dtype=torch.bfloat16)
     with torch.inference_mode():
-        h = fwd.hidden(ids, pos, model.new_cache(B, 32))[:, -1]
-        want = fwd.logits(h)
-        got = bf16.logits(h)
+        h = model.decode_step(ids, pos, model.new_cache(B, 32), fused, hidden=True)[:, -1]
+        want = model.head(h, fused)
+        got = model.head(h, bf16)
     if cache_limit:
         assert got.dtype == torch.bfloat16 and 0 < (got.float() - want).abs().max() < 0.05
     else:  # no room for a derived copy: the module as it is
         assert torch.equal(got, want)
 
 
-def test_inference_forward_sees_weight_updates(tok):
+def test_fused_weights_see_weight_updates(tok):
     model = tiny_model(tok, seed=1, max_len=MAX_LEN)
-    fwd = InferenceForward(model)
+    fused = model.fused_weights()
     ids = torch.randint(0, tok.vocab_size, (6, 1), generator=torch.Generator().manual_seed(0))
     pos = torch.zeros_like(ids)
     with torch.inference_mode():
-        before = fwd.hidden(ids, pos, model.new_cache(6, 4))
+        before = model.decode_step(ids, pos, model.new_cache(6, 4), fused, hidden=True)
     with torch.no_grad():  # what an optimizer step does: in-place updates
         for p in model.parameters():
             p.mul_(1.5)
-    fwd.refresh()
+    fused.refresh()
     with torch.inference_mode():
-        after = fwd.hidden(ids, pos, model.new_cache(6, 4))
+        after = model.decode_step(ids, pos, model.new_cache(6, 4), fused, hidden=True)
         ref = model(ids, positions=pos, cache=model.new_cache(6, 4), return_logits=False).hidden
     assert (after - ref).abs().max() < 1e-5 and (after - before).abs().max() > 1e-3
 

@@ -1,11 +1,10 @@
-"""The engine's forward keeps the dense students' features: Llama's attention and MLP biases, Qwen3's q/k norms."""
+"""The decode step keeps the dense students' features: Llama's attention and MLP biases, Qwen3's q/k norms."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from r1.engine.forward import InferenceForward
 from r1.model import preset
 from r1.model.transformer import Transformer
 
@@ -31,9 +30,9 @@ def _random(cfg):
     ],
     ids=["llama-biases", "qwen3-qk-norm"],
 )
-def test_inference_forward_matches_model(cfg, cache_limit):
+def test_decode_step_matches_forward(cfg, cache_limit):
     model = _random(cfg)
-    fwd = InferenceForward(model, cache_limit_bytes=cache_limit)
+    fused = model.fused_weights(limit_bytes=cache_limit)
     g = torch.Generator().manual_seed(1)
     B, T = 3, 7
     ids = torch.randint(0, cfg.vocab_size, (B, T), generator=g)
@@ -43,7 +42,7 @@ def test_inference_forward_matches_model(cfg, cache_limit):
         for cache in (ours_cache, ref_cache):
             model(ids, positions=pos, cache=cache)
         nxt, npos = ids[:, -1:], pos[:, -1:] + 1
-        ours = fwd.last_logits(nxt, npos, ours_cache)
+        ours = model.decode_step(nxt, npos, ours_cache, fused)[:, -1]
         ref = model(nxt, positions=npos, cache=ref_cache, logits_to_keep=1).logits[:, -1]
         full = model(torch.cat((ids, nxt), 1), positions=torch.cat((pos, npos), 1)).logits[:, -1]
     assert (ours - ref).abs().max() < 1e-4 and (ref - full).abs().max() < 1e-4

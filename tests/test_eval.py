@@ -38,11 +38,16 @@ def planned_generate(items: list[dict[str, Any]], n: int, params: dict[str, Any]
     for item in items:
         plan = PLAN[params["seed"] + len(out)]  # seed = run seed (0) + batch start
         wrong = str((int(item["answer"]) + 1) % 10)
-        out.append([
-            {"text": answer_text({"R": item["answer"], "W": wrong, None: None}[p]), "num_tokens": 10 * (j + 1),
-             "finish_reason": "length" if p is None else "stop"}
-            for j, p in enumerate(plan)
-        ])
+        out.append(
+            [
+                {
+                    "text": answer_text({"R": item["answer"], "W": wrong, None: None}[p]),
+                    "num_tokens": 10 * (j + 1),
+                    "finish_reason": "length" if p is None else "stop",
+                }
+                for j, p in enumerate(plan)
+            ]
+        )
     return out
 
 
@@ -76,7 +81,12 @@ def test_evaluate_matches_hand_computation() -> None:
     assert result.samples[7]["pred"] is None and result.samples[7]["finish_reason"] == "length"
 
 
-def coin_generate(p: float, log: list[bool]):
+def boxed_text(answer: str) -> str:
+    """An R1-usage completion: the chat template opened <think>, the summary boxes the answer."""
+    return f"steps\n</think>\nThe answer is \\boxed{{{answer}}}."
+
+
+def coin_generate(p: float, log: list[bool], text=answer_text):
     """Right with probability p, deterministic given the sampling seed; plain-string samples."""
 
     def generate(items, n, params):
@@ -87,7 +97,7 @@ def coin_generate(p: float, log: list[bool]):
             for _ in range(n):
                 right = rng.random() < p
                 log.append(right)
-                samples.append(answer_text(item["answer"] if right else "999999"))
+                samples.append(text(item["answer"] if right else "999999"))
             out.append(samples)
         return out
 
@@ -99,16 +109,20 @@ def test_evaluate_with_a_seeded_coin() -> None:
     items += get_task("arith").generate(60, seed=0, split="eval")
     log_a: list[bool] = []
     log_b: list[bool] = []
-    a = evaluate(items, coin_generate(0.7, log_a), k=4, seed=3, progress=False, template="r1")
-    b = evaluate(items, coin_generate(0.7, log_b), k=4, seed=3, progress=False, template="r1")
+    a = evaluate(items, coin_generate(0.7, log_a, boxed_text), k=4, seed=3, progress=False, template="r1")
+    b = evaluate(items, coin_generate(0.7, log_b, boxed_text), k=4, seed=3, progress=False, template="r1")
     assert a.samples == b.samples and log_a == log_b  # deterministic by seed
     assert a.overall["pass@1"] == pytest.approx(sum(log_a) / len(log_a))  # equal item sizes: mean of means
     assert abs(a.overall["pass@1"] - 0.7) < 0.05
     assert a.overall["pass@1"] < a.overall["pass@2"] < a.overall["pass@4"]
     assert set(a.by_task) == {"arith", "modchain"} and a.by_task["arith"]["n_items"] == 60
     assert len({row["difficulty"] for row in a.by_difficulty if row["task"] == "modchain"}) == 7
-    assert a.overall["format_rate"] == 0.0  # answer tags, but the r1 template asks for a box
+    assert a.overall["format_rate"] == 1.0
     assert a.config["length_unit"] == "words" and a.config["template"] == "r1"
+    # the template decides where the answer is: R1's usage boxes it, so answers in <answer> tags count for nothing
+    tags = evaluate(items, coin_generate(0.7, [], answer_text), k=4, seed=3, progress=False, template="r1")
+    assert tags.overall["pass@1"] == 0.0 and tags.overall["format_rate"] == 0.0
+    assert all(r["pred"] is None for r in tags.samples)
 
 
 def test_evaluate_uses_task_verifiers_and_answers_match() -> None:
@@ -174,8 +188,20 @@ def test_cli_eval_completions(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     items = get_task("modchain").generate(5, seed=0, difficulty=3, split="eval")
     write_completions(tmp_path / "c.jsonl", items, by_prompt)
     out = tmp_path / "report"
-    argv = ["eval", "--task", "modchain", "--difficulty", "3", "--n-items", "5", "--completions",
-            str(tmp_path / "c.jsonl"), "--out", str(out), "--no-progress"]
+    argv = [
+        "eval",
+        "--task",
+        "modchain",
+        "--difficulty",
+        "3",
+        "--n-items",
+        "5",
+        "--completions",
+        str(tmp_path / "c.jsonl"),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(argv) == 0
     doc = json.loads((out / "results.json").read_text())
     assert doc["overall"]["pass@1"] == pytest.approx(0.45) and doc["overall"]["cons@4"] == pytest.approx(0.4)

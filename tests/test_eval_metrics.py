@@ -1,4 +1,4 @@
-"""pass@k, cons@k, format and length metrics against hand-computed values."""
+"""pass@k, cons@k, format and length metrics against hand-computed values (format itself: tests/test_judge.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from r1.eval.metrics import (
     ItemOutcome,
     aggregate,
     cons_at_k,
-    format_ok,
     length_stats,
     majority_vote,
     pass_at_k,
@@ -69,19 +68,6 @@ def test_cons_at_k() -> None:
     assert not cons_at_k([None, None], [False, False])
 
 
-def test_format_ok() -> None:
-    good = "<think>\n1+1=2\n</think>\n<answer>2</answer>"
-    assert format_ok(good, "r1-zero") and format_ok(" " + good + "\n", "r1-zero")
-    assert not format_ok("<answer>2</answer>", "r1-zero")
-    assert not format_ok(good + "<answer>3</answer>", "r1-zero")
-    assert not format_ok("<think>a</think><think>b</think><answer>2</answer>", "r1-zero")
-    assert not format_ok("<think>\nunfinished", "r1-zero")
-    assert format_ok("1+1=2\n</think>\nThe answer is \\boxed{2}.", "r1")  # the chat template opened <think>
-    assert format_ok("<think>\n1+1=2\n</think>\n\\boxed{2}", "r1")
-    assert not format_ok("1+1=2 \\boxed{2}", "r1") and not format_ok("x</think>no box", "r1")
-    assert format_ok("so \\boxed{2}", None) and not format_ok("no answer", None)
-
-
 def test_length_stats_and_truncation() -> None:
     assert length_stats([1, 2, 3, 4]) == {"mean": 2.5, "p50": 2.5, "p90": pytest.approx(3.7), "max": 4.0}
     assert length_stats([]) == {"mean": 0.0, "p50": 0.0, "p90": 0.0, "max": 0.0}
@@ -98,3 +84,15 @@ def test_aggregate() -> None:
     assert m["pass@4"] == 1.0 and m["cons@4"] == 0.5
     assert m["format_rate"] == 7 / 8 and m["truncated_share"] == 1 / 8
     assert m["length_mean"] == 15.0 and m["length_max"] == 40.0
+
+
+def test_aggregate_leaves_open_items_out_of_pass_at_k_and_counts_them() -> None:
+    judged = ItemOutcome([True, False], False, [True, True], [10, 20], ["stop", "stop"])
+    open_ = ItemOutcome([None, None], None, [False, True], [30, 40], ["stop", "length"])
+    m = aggregate([judged, open_], k=2)
+    assert (m["n_items"], m["n_samples"], m["n_open"]) == (2, 4, 1)
+    assert m["pass@1"] == 0.5 and m["pass@2"] == 1.0 and m["cons@2"] == 0.0  # the judged item alone
+    assert m["format_rate"] == 3 / 4 and m["length_mean"] == 25.0 and m["truncated_share"] == 1 / 4  # all items
+    only_open = aggregate([open_], k=2)
+    assert only_open["n_open"] == 1 and not any(key.startswith(("pass@", "cons@")) for key in only_open)
+    assert "n_open" not in aggregate([judged], k=2)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,6 +70,17 @@ def test_presets_are_valid_and_sized():
         assert ModelConfig.from_hf_dict(cfg.to_hf_dict()) == cfg
     assert 1e6 < model_info(preset("tiny")).total < 1e7
     assert 1e7 < model_info(preset("small")).total < 1e8
+
+
+def test_presets_are_the_recorded_configs():
+    """Every preset field as recorded in tests/fixtures/model_presets.json (written from the presets when they were
+    Python constructors, before they became r1/model/presets/*.json): a changed preset is a deliberate fixture edit."""
+    recorded = json.loads((Path(__file__).parent / "fixtures" / "model_presets.json").read_text())
+    assert sorted(PRESETS) == sorted(recorded)
+    for name in PRESETS:
+        assert dataclasses.asdict(preset(name)) == recorded[name], name
+        # the file holds nothing the reader passes over: it is what `r1 model config` writes back
+        assert json.loads(PRESETS[name].read_text()) == preset(name).to_hf_dict(), name
 
 
 def test_671b_counts_match_the_report(capsys):
@@ -151,7 +165,7 @@ def test_padded_and_looped_expert_paths_agree():
     flat = idx.flatten()
     counts = torch.bincount(flat, minlength=cfg.n_routed_experts).tolist()
     looped = moe._run_looped(x, flat, w.flatten(), counts)
-    padded = moe._run_padded(x, flat, w.flatten(), counts, max(counts))
+    padded = moe._run_padded(x, flat, w.flatten(), counts)
     assert torch.allclose(looped, padded, atol=1e-5)
     # padding rows (copies of token 0) must not leak into any gradient
     g = torch.randn_like(looped)
@@ -266,7 +280,7 @@ def _doc_mask(seg: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("packed", [False, True])
 @pytest.mark.parametrize("T, block, recompute", [(70, 16, False), (70, 16, True), (64, 64, False), (5, 32, False)])
 def test_blocked_causal_attention_equals_sdpa(packed, T, block, recompute, monkeypatch):
-    from r1.model import attention
+    from r1.model.kernels import attention
 
     if recompute:
         monkeypatch.setattr(attention, "_SAVE_PROBS_MAX", 0)
@@ -292,7 +306,7 @@ def test_blocked_causal_attention_equals_sdpa(packed, T, block, recompute, monke
 @pytest.mark.parametrize("off, T, block", [(9, 20, 8), (5, 7, 32), (16, 64, 16)])
 def test_blocked_attention_with_shared_keys_equals_sdpa(off, T, block):
     """Keys longer than queries: the first `off` (a shared prompt, partly padding) open to every query."""
-    from r1.model import attention
+    from r1.model.kernels import attention
 
     torch.manual_seed(0)
     B, H, S = 3, 2, off + T
@@ -317,7 +331,7 @@ def test_blocked_attention_with_shared_keys_equals_sdpa(off, T, block):
 
 
 def test_blocked_causal_attention_gradcheck():
-    from r1.model.attention import blocked_causal_attention
+    from r1.model.kernels.attention import blocked_causal_attention
 
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 1, 7, d, dtype=torch.float64, requires_grad=True) for d in (3, 3, 2))
@@ -327,7 +341,7 @@ def test_blocked_causal_attention_gradcheck():
 
 
 def test_blocked_causal_attention_under_autocast_is_close_to_fp32():
-    from r1.model.attention import blocked_causal_attention
+    from r1.model.kernels.attention import blocked_causal_attention
 
     torch.manual_seed(0)
     q, k, v = torch.randn(2, 4, 100, 48), torch.randn(2, 4, 100, 48), torch.randn(2, 4, 100, 32)
@@ -355,9 +369,9 @@ def test_rmsnorm_gradcheck_and_reference():
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_fused_lm_head_cross_entropy(dtype, monkeypatch):
-    import r1.model.transformer as tr
+    from r1.model.kernels import heads
 
-    monkeypatch.setattr(tr, "_CE_CHUNK", 97 * 4)  # several row chunks, the last one partial
+    monkeypatch.setattr(heads, "_CE_CHUNK", 97 * 4)  # several row chunks, the last one partial
     cfg = tiny()
     model = model_of(cfg).to(dtype)
     ids = torch.randint(0, cfg.vocab_size, (2, 11))
@@ -400,15 +414,15 @@ def test_fused_lm_head_cross_entropy_bf16_autocast_matches_unfused():
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_fused_token_logprob_head(dtype, monkeypatch):
     """log π(target), its entropy and the gradient, against log_softmax over full logits."""
-    import r1.model.transformer as tr
+    from r1.model.kernels import heads
 
-    monkeypatch.setattr(tr, "_CE_CHUNK", 97 * 4)  # several row chunks, the last one partial
+    monkeypatch.setattr(heads, "_CE_CHUNK", 97 * 4)  # several row chunks, the last one partial
     torch.manual_seed(0)
     cfg = tiny()
     w = (torch.randn(cfg.vocab_size, 16, dtype=dtype) * 0.5).requires_grad_()
     h = torch.randn(11, 16, dtype=dtype, requires_grad=True)
     target = torch.randint(0, cfg.vocab_size, (11,))
-    logp, ent = tr._LinearLogProb.apply(h, w, target, True, True)
+    logp, ent = heads.LinearLogProb.apply(h, w, target, True, True)
     full = F.linear(h, w).log_softmax(-1)
     ref = full.gather(1, target[:, None])[:, 0]
     ref_ent = -(full.exp() * full).sum(-1)
@@ -419,9 +433,9 @@ def test_fused_token_logprob_head(dtype, monkeypatch):
     for a, b in zip(torch.autograd.grad((logp * g).sum(), (h, w)), torch.autograd.grad((ref * g).sum(), (h, w))):
         assert torch.allclose(a, b, atol=tol)
     with torch.no_grad():  # no gradient, no entropy: logsumexp and a gather
-        assert torch.allclose(tr._LinearLogProb.apply(h, w, target, False, False)[0], ref, atol=tol)
+        assert torch.allclose(heads.LinearLogProb.apply(h, w, target, False, False)[0], ref, atol=tol)
     if dtype == torch.float64:
-        f = lambda a, b: tr._LinearLogProb.apply(a, b, target, True, False)[0]  # noqa: E731
+        f = lambda a, b: heads.LinearLogProb.apply(a, b, target, True, False)[0]  # noqa: E731
         assert torch.autograd.gradcheck(f, (h, w), fast_mode=True)
 
 
@@ -442,7 +456,7 @@ def test_fused_token_logprob_head_bf16_autocast_is_close():
 def test_shared_prompt_forward_equals_separate_rows(name):
     """Completions of a few prompts, the prompts run once: same log-probs and gradients as full rows."""
     from r1.model.prefix import share_prompts
-    from r1.train.rollout import completion_logprobs
+    from r1.train.grpo.rollout import completion_logprobs
 
     cfg = preset(name, vocab_size=97, max_position_embeddings=128, initializer_range=0.1)
     model = model_of(cfg).train()
@@ -593,3 +607,98 @@ def test_model_info_counts_the_whole_module_tree(name):
     routed = [m for m in model.moe_layers() if m not in [layer.mlp for layer in model.mtp]]
     expert_tensors = sum(p.numel() for m in routed for p in [*m.experts.parameters(), *m.experts.buffers()])
     assert info.routed_experts == expert_tensors
+
+
+# ---------------------------------------------------------------------------------------------- structure
+def _imports(package: str) -> dict[str, set[str]]:
+    """Module → the modules of `package` it imports anywhere in its body (function-level imports included)."""
+    import ast
+    from pathlib import Path
+
+    import r1
+
+    base = Path(r1.__file__).parent.parent
+    files = {".".join(p.relative_to(base).with_suffix("").parts).removesuffix(".__init__"): p
+             for p in (base / package.replace(".", "/")).rglob("*.py")}  # fmt: skip
+    graph = {}
+    for name, path in files.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in files else node.module
+                         for a in node.names]  # fmt: skip
+            found.update(n for n in names if n in files and n != name)
+        graph[name] = found
+    return graph
+
+
+@pytest.mark.parametrize("package", ["r1.model", "r1.engine", "r1"])
+def test_no_import_cycles(package):
+    graph = _imports(package)
+    done: set[str] = set()
+
+    def visit(m: str, path: list[str]) -> None:
+        if m in path:
+            raise AssertionError("import cycle: " + " -> ".join([*path[path.index(m) :], m]))
+        if m not in done:
+            for n in sorted(graph[m]):
+                visit(n, [*path, m])
+            done.add(m)
+
+    for m in sorted(graph):
+        visit(m, [])
+    seen = {
+        "r1.model": ("r1.model.prefix", "r1.model.kernels.attention"),
+        "r1.engine": ("r1.engine.engine", "r1.engine.scheduler"),
+        "r1": ("r1.tasks.reasoning_gym", "r1.tasks.base"),
+    }
+    assert seen[package][1] in graph[seen[package][0]]  # the scan sees what it should
+
+
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [
+        ("tiny", {}),
+        ("tiny-qwen3", {"attention_bias": True}),
+        ("tiny-llama", {"attention_bias": True, "mlp_bias": True}),
+    ],
+    ids=["deepseek", "qwen3-biases", "llama-biases"],
+)
+def test_every_path_reads_weights_through_the_accessor(name, extra, monkeypatch):
+    """With `r1.model.weights.weight` answering 2·W, every path must compute what a model with doubled weights
+    computes: a kernel that read `.weight` itself (or a copy built from it) would see W and differ."""
+    import copy
+    import sys
+
+    from r1.model import weights
+
+    model = model_of(preset(name, vocab_size=97, max_position_embeddings=64, initializer_range=0.1, **extra))
+    doubled = copy.deepcopy(model)
+    with torch.no_grad():
+        for n, p in doubled.named_parameters():
+            if n.endswith("weight") and "embed_tokens" not in n:  # embeddings are looked up, not multiplied
+                p.mul_(2)
+    ids = torch.randint(0, 97, (3, 6), generator=torch.Generator().manual_seed(0))
+    pos = torch.arange(6).expand(3, 6)
+
+    def run(m):
+        out = m.train()(ids, labels=ids)  # training: fused CE head, MTP, padded / looped experts
+        m.eval()
+        fused = m.fused_weights(head_dtype=torch.bfloat16)
+        with torch.inference_mode():
+            score = m(ids, score=(torch.arange(5), ids[0, 1:])).token_logprobs  # the fused log-prob head
+            cache = m.new_cache(3, 8)
+            prefill = m.decode_step(ids, pos, cache, fused)  # any T: the modules, MoE.decode (grouped GEMM)
+            step = m.decode_step(ids[:, :1], torch.full((3, 1), 6), cache, fused)  # MLA's latent step
+            one = m.decode_step(ids[:1, :1], pos[:1, :1], m.new_cache(1, 8), fused)  # one token's experts
+        return [out.loss.detach(), score, prefill, step, one]
+
+    want = run(doubled)
+    original = weights.weight
+    for mod in [m for k, m in sys.modules.items() if k.startswith("r1.model") and m is not None]:
+        if getattr(mod, "weight", None) is original:
+            monkeypatch.setattr(mod, "weight", lambda module: 2 * original(module))
+    got = run(model)
+    for a, b in zip(got, want):
+        assert torch.equal(a, b)

@@ -266,9 +266,12 @@ class TestAccuracy:
         it = item(answer=["5", "five"])
         assert acc("<answer>five</answer>", it) == 1.0
 
-    def test_missing_reference(self):
-        with pytest.raises(UserError, match="no 'answer'"):
-            acc("<answer>5</answer>", {"prompt": "p", "task": "nothing", "meta": {}})
+    def test_open_item_earns_nothing_and_does_not_raise(self):
+        # no reference and no verifier: an open-ended prompt (model-scored); the judge gives no verdict
+        open_item = {"prompt": "p", "task": "nothing", "meta": {}}
+        assert acc("<answer>5</answer>", open_item) == 0.0 and acc("<answer>5</answer>", {"prompt": "p"}) == 0.0
+        cos = get_reward("cosine_length", max_len=10)
+        assert cos("<answer>5</answer>", open_item) == cos("<answer>5</answer>", item(answer="6"))  # the wrong branch
 
     def test_task_verifier(self):
         def countdown(pred: str, it: dict) -> bool:  # a toy verifier: an expression using the numbers

@@ -9,7 +9,8 @@ requests admitted at the same step (right-padded to the longest; each row's logi
 position, and pad slots are overwritten by later decode writes before anything attends to them). The filled slots
 are then copied to the n-1 sibling rows and each row samples its own first token.
 
-Per decode step: one forward over all rows with `logits_to_keep=1`, one vectorised `sample`, one `.tolist()`, and a
+Prefill and decode both run the model's own `decode_step` (with the weight copies it reuses, refreshed at each
+admission). Per decode step: one `decode_step` over all rows, one vectorised `sample`, one `.tolist()`, and a
 Python pass over plain ints to check stops. Per-row state that feeds the forward (last token, position, sampling
 parameters) is kept as tensors and rebuilt only when the set of rows changes.
 """
@@ -22,7 +23,6 @@ from collections import deque
 import torch
 
 from r1.engine.cache import WindowCache
-from r1.engine.forward import InferenceForward
 from r1.engine.requests import Completion, RequestHandle, Sample, SampleDone, TokenEvent, TopLogprobs
 from r1.engine.sampling import BatchParams, UniformStream, sample, sample_seed, top_logprobs
 from r1.engine.text import TextTracker
@@ -85,7 +85,7 @@ class Scheduler:
         head_dtype: torch.dtype | None = None,
     ) -> None:
         self.model, self.tokenizer = model, tokenizer
-        self.forward = InferenceForward(model, head_dtype=head_dtype)
+        self.fused = model.fused_weights(head_dtype=head_dtype)  # the decode step's weight copies
         self.max_batch, self.max_len = max_batch, max_len
         self.mla_impl, self.cache_dtype = mla_impl, cache_dtype
         self.prefill_tokens = prefill_tokens
@@ -185,7 +185,7 @@ class Scheduler:
             new.append(req)
         if not new:
             return
-        self.forward.refresh()  # weights may have changed since the last admission (RL updates between calls)
+        self.fused.refresh()  # weights may have changed since the last admission (RL updates between calls)
         base, m = len(self.rows), len(new)
         for r in new:
             r.seqs = [_Seq(r, j, self.tokenizer, self.eos_ids) for j in range(r.params.n)]
@@ -235,13 +235,13 @@ class Scheduler:
         for c0 in range(0, T, chunk):
             c1 = min(T, c0 + chunk)
             pos = torch.arange(c0, c1).expand(g, -1)
-            h = self.forward.hidden(ids[:, c0:c1], pos, window)
+            h = self.model.decode_step(ids[:, c0:c1], pos, window, self.fused, hidden=True)
             self.stats["prefill_forwards"] += 1
             for i, n in enumerate(lens):
                 if c0 <= n - 1 < c1:
                     last_h[i] = h[i, n - 1 - c0]
         self.stats["prefill_tokens"] += sum(lens)
-        return self.forward.logits(torch.stack(last_h)).float()  # type: ignore[arg-type]
+        return self.model.head(torch.stack(last_h), self.fused).float()  # type: ignore[arg-type]
 
     def _window(self, start: int, stop: int) -> KVCache:
         _ = self.cache
@@ -257,7 +257,7 @@ class Scheduler:
             self._bp = BatchParams.build([s.req.params for s in self.rows])
             self._dirty = False
         assert self._ids is not None and self._pos is not None and self._bp is not None
-        logits = self.forward.last_logits(self._ids, self._pos, self._window(0, B))
+        logits = self.model.decode_step(self._ids, self._pos, self._window(0, B), self.fused)[:, -1]
         self.stats["decode_steps"] += 1
         tok = self._sample_and_record(self.rows, logits, self._bp)
         if not self._dirty:

@@ -12,60 +12,48 @@ a list of `n` samples, each `{"text": str, "num_tokens": int, "finish_reason": "
 is accepted as `{"text": s, "finish_reason": "stop"}`. Without `num_tokens`, lengths are counted with
 `count_tokens` if given, else as whitespace-separated words (the report says which unit it used).
 
-Correctness: the answer is `r1.rewards.answers.extract_answer(text)` (last `<answer>` block, else last `\\boxed{}`);
-a built-in or reasoning-gym task judges it with its own verifier, any other task with a verifier registered in
-`r1.rewards.registry`, and everything else with `answers_match` against the reference. Defaults follow the paper:
-temperature 0.6, top-p 0.95 [recipe §4]; its max length is 32,768 tokens, ours defaults to 1,024 for tiny models.
+Every sample is judged by `r1.rewards.judge.judge` under the template (the one given, else the item's own
+`meta.template`): the same verdict the rewards and GRPO's statistics use. The answer is taken where the template
+puts it (`<answer>` for the R1-Zero templates, `\\boxed{}` for R1's, the tag else the box without a template) and
+checked by the task's verifier (registered, built-in or reasoning-gym), else `answers_match` against the reference.
+Items without a reference answer or verifier (open-ended prompts) are valid: they have no accuracy verdict, count in
+`n_open` and not in pass@k / cons@k, and still count for format, lengths and the reward. Rewards are scored one
+generation batch at a time (`CompositeReward.score`), so a batched scorer (a reward model) runs once per batch.
+Defaults follow the paper: temperature 0.6, top-p 0.95 [recipe §4]; its max length is 32,768 tokens, ours defaults to
+1,024 for tiny models.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from r1.eval.metrics import ItemOutcome, aggregate, cons_at_k, format_ok
-from r1.tasks.base import Item, find_task, question_of
+from r1.eval.metrics import ItemOutcome, aggregate, cons_at_k
+from r1.rewards.judge import REFLECTION_WORDS, Verdict, judge
+from r1.tasks.base import Item, question_of
 from r1.tasks.templates import apply_template
 
 Sample = dict[str, Any]
 GenerateFn = Callable[[list[Item], int, dict[str, Any]], list[list[Any]]]
-Verify = Callable[[str, Item], bool]
 
 
 @dataclass
 class EvalResult:
-    """Metrics overall, per task and per (task, difficulty), the run's config, and one record per sample."""
+    """Metrics overall, per task and per (task, difficulty), the run's config, one record per sample, and the
+    judge's verdict on each sample (in the same order; not written to files, the records carry their fields)."""
 
     config: dict[str, Any]
     overall: dict[str, Any]
     by_task: dict[str, dict[str, Any]]
     by_difficulty: list[dict[str, Any]]
     samples: list[dict[str, Any]] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the per-sample records (those go to samples.jsonl)."""
-        return {
-            "config": self.config,
-            "overall": self.overall,
-            "by_task": self.by_task,
-            "by_difficulty": self.by_difficulty,
-        }
-
-
-def verifier_for(task_name: str) -> Verify:
-    """How answers of `task_name` are judged: its task's verifier, a registered one, or `answers_match`."""
-    from r1.rewards.answers import answers_match
-    from r1.rewards.registry import get_verifier
-
-    task = find_task(task_name)
-    if task is not None:
-        return task.verify
-    registered = get_verifier(task_name)
-    if registered is not None:
-        return registered
-    return lambda pred, item: answers_match(pred, str(item["answer"]))
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("samples", "verdicts")}
 
 
 def _as_sample(raw: Any) -> Sample:
@@ -104,12 +92,14 @@ def evaluate(
     progress: bool = True,
     batch_size: int = 16,
     count_tokens: Callable[[str], int] | None = None,
+    reflection_words: Sequence[str] | None = None,
 ) -> EvalResult:
     """Sample `k` completions per item, judge them and report pass@1 (mean over k), pass@2..k, cons@k, format
     rate, lengths and truncation, overall, per task and per difficulty. See the module docstring for the contract.
 
-    `template` is applied to every item ("r1-zero" or "r1"); None uses the items' own prompt/messages.
-    `reward_spec` (optional) is a `build_reward` spec or a reward callable; its mean is reported as well.
+    `template` is applied to every item ("r1-zero" or "r1"); None uses the items' own prompt/messages (and judges
+    them by their own `meta.template`). `reward_spec` (optional) is a `build_reward` spec or a reward callable; its
+    mean is reported as well. `reflection_words` replaces the judge's default list.
     """
     from tqdm import tqdm
 
@@ -120,11 +110,12 @@ def evaluate(
     prompts = [apply_template(item, template) if template else dict(item) for item in items]
     reward = _reward_fn(reward_spec)
     params = {"temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens}
-    verifiers: dict[str, Verify] = {}
+    words = tuple(REFLECTION_WORDS if reflection_words is None else reflection_words)
     outcomes: list[ItemOutcome] = []
     records: list[dict[str, Any]] = []
+    verdicts: list[Verdict] = []
     exact_lengths = True
-    n_correct = 0
+    n_correct = n_judged = 0
     bar = tqdm(total=len(prompts), unit="item", desc="eval", disable=not progress, file=sys.stderr, dynamic_ncols=True)
     try:
         for start in range(0, len(prompts), batch_size):
@@ -132,26 +123,37 @@ def evaluate(
             outputs = generate_fn(batch, k, {**params, "seed": seed + start})
             if len(outputs) != len(batch):
                 raise ValueError(f"generate_fn returned {len(outputs)} results for {len(batch)} items")
-            for offset, (item, raw_samples) in enumerate(zip(batch, outputs)):
+            for offset, raw_samples in enumerate(outputs):
                 if len(raw_samples) != k:
                     raise ValueError(
                         f"generate_fn returned {len(raw_samples)} samples for item {start + offset}, expected {k}"
                     )
-                task = str(item.get("task", "-"))
-                if task not in verifiers:
-                    verifiers[task] = verifier_for(task)
-                samples = [_as_sample(s) for s in raw_samples]
-                exact_lengths = exact_lengths and (
-                    count_tokens is not None or all(s["num_tokens"] is not None for s in samples)
-                )
-                outcome, item_records = _judge(
-                    start + offset, item, samples, template, verifiers[task], reward, count_tokens
+            samples = [[_as_sample(s) for s in raw_samples] for raw_samples in outputs]
+            flat = [s for item_samples in samples for s in item_samples]
+            exact_lengths = exact_lengths and (
+                count_tokens is not None or all(s["num_tokens"] is not None for s in flat)
+            )
+            lengths = [_length(s, count_tokens) for s in flat]
+            rewards = _score(reward, [s["text"] for s in flat], [item for item in batch for _ in range(k)], lengths)
+            for offset, (item, item_samples) in enumerate(zip(batch, samples)):
+                rows = slice(offset * k, (offset + 1) * k)
+                outcome, item_records, item_verdicts = _judge(
+                    start + offset,
+                    item,
+                    item_samples,
+                    lengths[rows],
+                    None if rewards is None else rewards[rows],
+                    template,
+                    words,
                 )
                 outcomes.append(outcome)
                 records += item_records
-                n_correct += sum(outcome.correct)
+                verdicts += item_verdicts
+                if outcome.judged:
+                    n_correct, n_judged = n_correct + sum(outcome.correct), n_judged + k
             bar.update(len(batch))
-            bar.set_postfix({"pass@1": f"{n_correct / (k * len(outcomes)):.3f}"})
+            if n_judged:
+                bar.set_postfix({"pass@1": f"{n_correct / n_judged:.3f}"})
     finally:
         bar.close()
 
@@ -166,7 +168,9 @@ def evaluate(
         "length_unit": "tokens" if exact_lengths else "words",
         "reward_spec": _describe(reward_spec),
     }
-    return _summarize(config, prompts, outcomes, records, k)
+    result = _summarize(config, prompts, outcomes, records, k)
+    result.verdicts = verdicts
+    return result
 
 
 def health_warning(result: EvalResult, other_templates: Sequence[str] = ()) -> str | None:
@@ -186,44 +190,49 @@ def health_warning(result: EvalResult, other_templates: Sequence[str] = ()) -> s
     return None
 
 
+def _length(sample: Sample, count_tokens: Callable[[str], int] | None) -> int:
+    if sample["num_tokens"] is not None:
+        return int(sample["num_tokens"])
+    return count_tokens(sample["text"]) if count_tokens else len(sample["text"].split())
+
+
 def _judge(
     index: int,
     item: Item,
     samples: list[Sample],
+    lengths: list[int],
+    rewards: list[float] | None,
     template: str | None,
-    verify: Verify,
-    reward: Any,
-    count_tokens: Callable[[str], int] | None,
-) -> tuple[ItemOutcome, list[dict[str, Any]]]:
-    """One item's samples: extracted answers, verdicts, format, lengths, rewards and the per-sample records."""
-    from r1.rewards.answers import extract_answer
-
-    preds = [extract_answer(s["text"]) for s in samples]
-    correct = [p is not None and bool(verify(p, item)) for p in preds]
-    formats = [format_ok(s["text"], template) for s in samples]
-    lengths = [
-        int(s["num_tokens"])
-        if s["num_tokens"] is not None
-        else count_tokens(s["text"])
-        if count_tokens
-        else len(s["text"].split())
+    reflection_words: tuple[str, ...],
+) -> tuple[ItemOutcome, list[dict[str, Any]], list[Verdict]]:
+    """One item's samples: the judge's verdicts, the outcome the metrics need and the per-sample records."""
+    verdicts = [
+        judge(s["text"], item, template, finish_reason=s["finish_reason"], reflection_words=reflection_words)
         for s in samples
     ]
-    rewards = _score(reward, samples, item, lengths)
-    outcome = ItemOutcome(correct, cons_at_k(preds, correct), formats, lengths, [s["finish_reason"] for s in samples])
+    preds = [v.answer for v in verdicts]
+    correct = [v.correct for v in verdicts]
+    judged = all(c is not None for c in correct)
+    cons = cons_at_k(preds, [bool(c) for c in correct]) if judged else None
+    outcome = ItemOutcome(
+        correct, cons, [v.format_ok for v in verdicts], lengths, [s["finish_reason"] for s in samples]
+    )
     meta = item.get("meta") or {}
+    ref = item.get("answer")
     records = []
-    for j, s in enumerate(samples):
+    for j, (s, v) in enumerate(zip(samples, verdicts)):
         record = {
             "item": index,
             "sample": j,
             "task": str(item.get("task", "-")),
             "difficulty": str(meta.get("difficulty", "-")),
             "question": question_of(item),
-            "answer": str(item.get("answer")),
-            "pred": preds[j],
-            "correct": correct[j],
-            "format_ok": formats[j],
+            "answer": None if ref is None else str(ref),
+            "pred": v.answer,
+            "correct": v.correct,
+            "format_ok": v.format_ok,
+            "reasons": v.reasons,
+            "reflects": v.reflects,
             "num_tokens": lengths[j],
             "finish_reason": s["finish_reason"],
             "text": s["text"],
@@ -231,15 +240,16 @@ def _judge(
         if rewards is not None:
             record["reward"] = rewards[j]
         records.append(record)
-    return outcome, records
+    return outcome, records, verdicts
 
 
-def _score(reward: Any, samples: list[Sample], item: Item, lengths: list[int]) -> list[float] | None:
+def _score(reward: Any, texts: list[str], items: list[Item], lengths: list[int]) -> list[float] | None:
+    """A generation batch's rewards in one call (a composite scores its batched components once)."""
     if reward is None:
         return None
     if hasattr(reward, "score"):
-        return [float(x) for x in reward.score([s["text"] for s in samples], [item] * len(samples), lengths).total]
-    return [float(reward(s["text"], item)) for s in samples]
+        return [float(x) for x in reward.score(texts, items, lengths).total]
+    return [float(reward(text, item)) for text, item in zip(texts, items)]
 
 
 def _describe(reward_spec: Any) -> Any:

@@ -4,13 +4,13 @@ Why these [recipe §4]: R1 avoids greedy decoding and reports pass@1 = mean corr
 temperature 0.6 / top-p 0.95, plus majority vote (cons@64 on AIME). pass@k for k > 1 uses the unbiased estimator
 of Chen et al. (2021), 1 - C(n-c, k) / C(n, k), so pass@2 from 8 samples is not the noisy "any of the first 2".
 Format rate, response lengths and the share of responses cut at the length limit are what users watch to read
-an RL run (recipe §6: format reward stuck at 0, length collapse or runaway).
+an RL run (recipe §6: format reward stuck at 0, length collapse or runaway). Whether a sample is correct or well
+formatted is the judge's verdict (`r1.rewards.judge`); these functions only count.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -71,31 +71,6 @@ def cons_at_k(
     return winner is not None and bool(correct[winner])
 
 
-_ZERO_RE = re.compile(r"^\s*<think>(?:(?!</?think>).)*</think>\s*<answer>(?:(?!</?answer>).)*</answer>\s*$", re.DOTALL)
-
-
-def format_ok(text: str, template: str | None) -> bool:
-    """Whether a completion has the shape the template asks for.
-
-    - "r1-zero", "r1-zero-short": `<think> … </think> <answer> … </answer>` and nothing else (one block each,
-      in that order).
-    - "r1": the prompt already opened `<think>\\n`, so: at most one leading `<think>`, exactly one `</think>`, and a
-      `\\boxed{}` answer after it.
-    - otherwise: any extractable answer.
-    """
-    from r1.rewards.answers import extract_answer
-    from r1.tasks.templates import PLAIN_TEMPLATES
-
-    if template in PLAIN_TEMPLATES:
-        return bool(_ZERO_RE.match(text))
-    if template == "r1":
-        opens = text.count("<think>")
-        if text.count("</think>") != 1 or opens > 1 or (opens == 1 and not text.lstrip().startswith("<think>")):
-            return False
-        return extract_answer(text, mode="boxed") is not None
-    return extract_answer(text) is not None
-
-
 def length_stats(lengths: Sequence[int]) -> dict[str, float]:
     """mean, p50, p90 (linear interpolation) and max of response lengths; zeros for an empty list."""
     if not lengths:
@@ -116,24 +91,37 @@ def truncated_share(finish_reasons: Sequence[str]) -> float:
 
 @dataclass
 class ItemOutcome:
-    """What the metrics need from one item's k samples."""
+    """What the metrics need from one item's k samples. `correct` holds None for an item without a reference answer
+    or verifier (an open-ended prompt), and then `cons_correct` is None too."""
 
-    correct: list[bool]
-    cons_correct: bool
+    correct: list[bool | None]
+    cons_correct: bool | None
     format_ok: list[bool]
     lengths: list[int]
     finish_reasons: list[str]
 
+    @property
+    def judged(self) -> bool:
+        """Whether the item has an accuracy verdict (a reference answer or a verifier)."""
+        return all(c is not None for c in self.correct)
+
 
 def aggregate(outcomes: Sequence[ItemOutcome], k: int) -> dict[str, float]:
     """Metrics over a group of items: items, samples, pass@1 (mean over samples), pass@2,4,…,k, cons@k,
-    format rate, length mean/p50/p90/max and truncated share. Averages are per item first, then over items."""
+    format rate, length mean/p50/p90/max and truncated share. Averages are per item first, then over items.
+
+    Items without an accuracy verdict are counted in `n_open` (present when there are any) and left out of pass@k
+    and cons@k, which are absent when no item has a verdict; they count for format, lengths and truncation."""
     out: dict[str, float] = {"n_items": len(outcomes), "n_samples": sum(len(o.correct) for o in outcomes)}
     if not outcomes:
         return out
-    for kk in pass_ks(k):
-        out[f"pass@{kk}"] = float(np.mean([pass_at_k(len(o.correct), sum(o.correct), kk) for o in outcomes]))
-    out[f"cons@{k}"] = float(np.mean([o.cons_correct for o in outcomes]))
+    judged = [o for o in outcomes if o.judged]
+    if len(judged) < len(outcomes):
+        out["n_open"] = len(outcomes) - len(judged)
+    if judged:
+        for kk in pass_ks(k):
+            out[f"pass@{kk}"] = float(np.mean([pass_at_k(len(o.correct), sum(o.correct), kk) for o in judged]))
+        out[f"cons@{k}"] = float(np.mean([o.cons_correct for o in judged]))
     out["format_rate"] = float(np.mean([x for o in outcomes for x in o.format_ok]))
     for name, value in length_stats([n for o in outcomes for n in o.lengths]).items():
         out[f"length_{name}"] = value

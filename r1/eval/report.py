@@ -40,11 +40,13 @@ def write_report(
     return paths
 
 
-def _metric_columns(row: Mapping[str, Any]) -> list[str]:
-    passes = sorted((key for key in row if key.startswith("pass@")), key=lambda key: int(key[5:]))
-    cons = [key for key in row if key.startswith("cons@")]
-    tail = ["format_rate", "length_mean", "length_p50", "length_p90", "length_max", "truncated_share"]
-    return passes + cons + [key for key in tail if key in row] + (["reward_mean"] if "reward_mean" in row else [])
+def _metric_columns(rows: list[Mapping[str, Any]]) -> list[str]:
+    """The columns any row has (an open-ended task's row has no pass@k; `open` only when some item is open)."""
+    keys = {key for row in rows for key in row}
+    passes = sorted((key for key in keys if key.startswith("pass@")), key=lambda key: int(key[5:]))
+    cons = sorted(key for key in keys if key.startswith("cons@"))
+    tail = ["n_open", "format_rate", "length_mean", "length_p50", "length_p90", "length_max", "truncated_share"]
+    return passes + cons + [key for key in tail if key in keys] + (["reward_mean"] if "reward_mean" in keys else [])
 
 
 _HEADERS = {
@@ -55,6 +57,7 @@ _HEADERS = {
     "length_max": "len max",
     "truncated_share": "truncated",
     "reward_mean": "reward",
+    "n_open": "open",
 }
 
 
@@ -71,14 +74,14 @@ def _cell(key: str, value: Any) -> str:
 def _table(rows: list[tuple[list[str], Mapping[str, Any]]], label_headers: list[str]) -> list[str]:
     if not rows:
         return ["(no items)"]
-    columns = _metric_columns(rows[0][1])
+    columns = _metric_columns([row for _, row in rows])
     headers = label_headers + ["items"] + [_HEADERS.get(c, c) for c in columns]
     lines = [
         "| " + " | ".join(headers) + " |",
         "|" + "|".join(["---"] * len(label_headers) + ["---:"] * (len(headers) - len(label_headers))) + "|",
     ]
     for labels, row in rows:
-        cells = labels + [str(row.get("n_items", 0))] + [_cell(c, row[c]) if c in row else "" for c in columns]
+        cells = labels + [str(row.get("n_items", 0))] + [_cell(c, row[c]) if c in row else "–" for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -96,7 +99,12 @@ def markdown(result: EvalResult, config: Mapping[str, Any] | None = None) -> str
     )
     lines += [
         f"{shown}. pass@1 is the mean correctness over k samples; pass@n (n > 1) uses the unbiased estimator; "
-        f"cons@k is majority vote. Rates in %, lengths in {unit}.",
+        f"cons@k is majority vote. Rates in %, lengths in {unit}."
+        + (
+            " *open*: items without a reference answer, left out of pass@k and cons@k."
+            if "n_open" in result.overall
+            else ""
+        ),
         "",
     ]
     lines += ["## By task", ""]

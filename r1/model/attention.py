@@ -9,9 +9,14 @@ MLA, per token x (spec §2; names are the HF checkpoint's):
 The absorbed form folds W_UK into the query and W_UV into the output, so attention runs over the latent
 directly and the cache holds only ĉ (kv_lora_rank) and the rotated k_pe (qk_rope_head_dim) per token:
     score(t, s) = scale · ( (W_UK_hᵀ q_nope_h)·ĉ_s + q_pe_h·k_pe_s ),     o_h = W_UV_h Σ_s p(t, s) ĉ_s
+`MLA.forward` runs either form over T tokens (training, scoring, prefill); `MLA.decode` is the absorbed form written
+out for a decode step, one token per cache row. GQA decodes through its `forward` with a cache.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -19,144 +24,24 @@ from torch import nn
 
 from r1.model.cache import KVCache
 from r1.model.config import ModelConfig
-from r1.model.layers import RMSNorm, fused_linear
+from r1.model.kernels.attention import attend, blocked_causal_attention
+from r1.model.layers import RMSNorm
 from r1.model.prefix import SharedPrompts
 from r1.model.rope import apply_rope_half, apply_rope_interleaved
+from r1.model.weights import FusedWeights, Fusion, fused_linear, linear, weight
 
-# Saved probabilities (elements, over all query blocks) above which the blocked kernel recomputes them in backward.
-_SAVE_PROBS_MAX = 1 << 24
-# Query rows per block: smaller blocks skip more of the masked triangle, larger ones make better GEMMs.
-_BLOCK = {torch.float32: 32, torch.bfloat16: 64}
-# Score rows are computed this many keys wide at least (masked columns past the causal edge): CPU softmax runs its
-# vector kernel only on rows whose length is a multiple of the SIMD width (measured: 88 keys take 1.8x the time of
-# 96 in fp32, 2.6x in bf16).
-_KEY_ALIGN = 32
 # MLA's latent norms use RMSNorm's default eps whatever rms_norm_eps says, in DeepSeek's code and transformers' alike.
 LATENT_NORM_EPS = 1e-6
 
 
-class _BlockedCausal(torch.autograd.Function):
-    """Causal attention of T queries [N, T, D] over S = off + T keys, one block of query rows at a time.
+@dataclass
+class LatentStep:
+    """What every layer of one absorbed decode step shares: one token per cache row [0, B) at `positions`."""
 
-    The last T keys belong to the queries themselves; the first `off` (a shared prompt's, see prefix.py) are
-    visible to every query. Query rows [a, b) see keys [0, off + b): the masked upper triangle is never computed,
-    forward or backward, so the score and value GEMMs and the softmax cost about half of the full T×T square, and
-    V needs no padding to the query width. Probabilities are kept for backward (recomputed when they would be
-    large); the softmax gradient uses them directly, and K/V gradients accumulate over blocks in fp32 or wider.
-    """
-
-    @staticmethod
-    def forward(ctx, q, k, v, hidden_BTS, heads: int, scale: float, block: int, need_grad: bool):
-        N, T, _ = q.shape
-        off = k.shape[1] - T
-        kT = _padded_transpose(k)  # [N, D, S + zero columns]: each block's GEMM reads a prefix of it as is
-        bias = _causal_bias(T, block, q.dtype, q.device, off)
-        recompute = not need_grad or N * (T * (T + block) // 2 + off * T) > _SAVE_PROBS_MAX
-        outs, probs = [], []
-        for a in range(0, T, block):
-            b = min(a + block, T)
-            p = _block_probs(q, kT, bias, hidden_BTS, heads, scale, a, b, off)
-            outs.append(torch.bmm(p[:, :, : off + b], v[:, : off + b]))
-            if not recompute:
-                probs.append(p)
-        ctx.save_for_backward(q, k, kT, v, hidden_BTS, *probs)
-        ctx.heads, ctx.scale, ctx.block = heads, scale, block
-        return torch.cat(outs, dim=1)
-
-    @staticmethod
-    def backward(ctx, do):
-        q, k, kT, v, hidden_BTS, *probs = ctx.saved_tensors
-        heads, scale, block = ctx.heads, ctx.scale, ctx.block
-        N, T, D = q.shape
-        off = k.shape[1] - T
-        do = do.to(v.dtype).contiguous()
-        vT = v.transpose(1, 2).contiguous()
-        bias = None if probs else _causal_bias(T, block, q.dtype, q.device, off)
-        acc = torch.promote_types(q.dtype, torch.float32)  # K/V gradients sum over blocks
-        dq = torch.empty_like(q)
-        dk = torch.zeros(k.shape, dtype=acc, device=q.device)
-        dv = torch.zeros(v.shape, dtype=acc, device=q.device)
-        for i, a in enumerate(range(0, T, block)):
-            b = min(a + block, T)
-            p = probs[i] if probs else _block_probs(q, kT, bias, hidden_BTS, heads, scale, a, b, off)
-            do_i = do[:, a:b]
-            p = p[:, :, : off + b]  # the aligned columns past the causal edge are all 0
-            dv[:, : off + b] += torch.bmm(p.transpose(1, 2), do_i)
-            ds = torch._softmax_backward_data(torch.bmm(do_i, vT[:, :, : off + b]), p, -1, p.dtype)  # p·(dp − Σ p·dp)
-            dq[:, a:b] = torch.bmm(ds, k[:, : off + b])
-            dk[:, : off + b] += torch.bmm(ds.transpose(1, 2), q[:, a:b])
-        return dq.mul_(scale), dk.mul_(scale).to(q.dtype), dv.to(v.dtype), None, None, None, None, None
-
-
-def _causal_bias(T: int, block: int, dtype: torch.dtype, device: torch.device, off: int = 0) -> torch.Tensor:
-    """[block, T + off + block + _KEY_ALIGN], −inf where column − T − off > row: columns [T − a, T − a + W) are
-    the bias of query block [a, b) over keys [0, W), W ≥ off + b (the first `off` keys open to all, then the causal
-    ones; any column past off + b is masked)."""
-    rows = torch.arange(block, device=device)[:, None]
-    cols = torch.arange(T + off + block + _KEY_ALIGN, device=device)[None, :]
-    bias = torch.zeros(block, cols.shape[1], dtype=dtype, device=device)
-    return bias.masked_fill_(cols - T - off > rows, float("-inf"))
-
-
-def _padded_transpose(x: torch.Tensor) -> torch.Tensor:
-    """x [N, S, D] as [N, D, S'] with S' = S rounded up to _KEY_ALIGN, the extra columns zero."""
-    N, S, D = x.shape
-    out = x.new_empty(N, D, -(-S // _KEY_ALIGN) * _KEY_ALIGN)
-    out[:, :, S:].zero_()
-    out[:, :, :S].copy_(x.transpose(1, 2))
-    return out
-
-
-def _block_probs(q, kT, bias, hidden_BTS, heads: int, scale: float, a: int, b: int, off: int = 0) -> torch.Tensor:
-    """softmax(scale · q[a:b] kᵀ, causal) for query rows [a, b) over keys [0, W): [N, b − a, W], where W is off + b
-    rounded up to _KEY_ALIGN (within kT's zero-padded width); the columns past off + b are exactly 0."""
-    T, S = q.shape[1], off + b
-    W = min(-(-S // _KEY_ALIGN) * _KEY_ALIGN, kT.shape[-1])
-    s = torch.baddbmm(bias[: b - a, T - a : T - a + W], q[:, a:b], kT[:, :, :W], alpha=scale)
-    if hidden_BTS is not None:
-        B = hidden_BTS.shape[0]
-        view = s.view(B, heads, b - a, W)
-        if hidden_BTS.dim() == 2:  # [B, off]: padding among the shared keys only; the causal part is in the bias
-            view[..., :off].masked_fill_(hidden_BTS[:, None, None, :], float("-inf"))
-        else:
-            view[..., :S].masked_fill_(hidden_BTS[:, None, a:b, :S], float("-inf"))
-    return torch.softmax(s, dim=-1, out=s)
-
-
-def blocked_causal_attention(
-    q_BHTD, k_BHSD, v_BHSD, scale: float, mask_B1TS=None, block: int | None = None, shared_keys_BK=None
-):
-    """Causal attention that skips the masked upper triangle (training and full-sequence scoring).
-
-    Keys may be longer than queries (S = off + T): the first `off` keys come before every query (a shared prompt)
-    and the last T are the queries' own, causal. `mask_B1TS` (optional, True = attend) must already be causal,
-    e.g. causal ∧ same-document for packed sequences; it is applied to the blocks computed. `shared_keys_BK`
-    (True = attend) instead masks only the first `off` keys per row (a padded shared prompt). Under autocast,
-    attention runs in the autocast dtype (as SDPA's math path would), with fp32 accumulation inside the GEMMs and
-    the softmax.
-    """
-    B, H, T, _ = q_BHTD.shape
-    S = k_BHSD.shape[2]
-    dev = q_BHTD.device.type
-    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else q_BHTD.dtype
-    q = q_BHTD.to(dtype).reshape(B * H, T, q_BHTD.shape[-1])
-    k, v = (x.to(dtype).reshape(B * H, S, x.shape[-1]) for x in (k_BHSD, v_BHSD))
-    hidden = ~mask_B1TS[:, 0] if mask_B1TS is not None else None
-    if shared_keys_BK is not None and not bool(shared_keys_BK.all()):
-        hidden = ~shared_keys_BK
-    need_grad = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))  # else keep no probabilities
-    with torch.autocast(dev, enabled=False):
-        o = _BlockedCausal.apply(q, k, v, hidden, H, scale, block or _BLOCK.get(dtype, 64), need_grad)
-    return o.view(B, H, T, -1)
-
-
-def attend(q_BHTD, k_BHSD, v_BHSD, mask, scale: float, enable_gqa: bool = False) -> torch.Tensor:
-    """SDPA; `mask` is None for plain causal attention over the same tokens, else a bool [B, 1, T, S] mask."""
-    if mask is None:
-        return F.scaled_dot_product_attention(
-            q_BHTD, k_BHSD, v_BHSD, is_causal=True, scale=scale, enable_gqa=enable_gqa
-        )
-    return F.scaled_dot_product_attention(q_BHTD, k_BHSD, v_BHSD, attn_mask=mask, scale=scale, enable_gqa=enable_gqa)
+    positions: torch.Tensor  # [B]
+    rows: torch.Tensor  # [B]: 0 … B − 1
+    rotation: torch.Tensor  # [B, 1, R/2] complex: RoPE at each row's position
+    mask: torch.Tensor  # [B, 1, S] additive, in the weights' dtype: 0 up to the row's position, −inf after
 
 
 class MLA(nn.Module):
@@ -187,7 +72,7 @@ class MLA(nn.Module):
             q, kv_a = fused_linear(x_BTD, self.q_proj, self.kv_a_proj_with_mqa)
         else:
             q_a, kv_a = fused_linear(x_BTD, self.q_a_proj, self.kv_a_proj_with_mqa)
-            q = self.q_b_proj(self.q_a_layernorm(q_a))
+            q = linear(self.q_a_layernorm(q_a), self.q_b_proj)
         q_BTHD = q.view(B, T, self.n_heads, self.d_nope + self.d_rope)
         q_nope, q_pe = q_BTHD.split([self.d_nope, self.d_rope], dim=-1)
         q_pe = apply_rope_interleaved(q_pe, cos, sin)
@@ -201,19 +86,19 @@ class MLA(nn.Module):
 
     def _naive(self, q_nope, q_pe, ckv, k_pe, mask, positions_BT, cache):
         B, T, H, _ = q_nope.shape
-        kv = self.kv_b_proj(ckv).view(B, T, H, self.d_nope + self.d_v)
+        kv = linear(ckv, self.kv_b_proj).view(B, T, H, self.d_nope + self.d_v)
         k_nope, v = kv.split([self.d_nope, self.d_v], dim=-1)
         if isinstance(mask, SharedPrompts):
             q = torch.cat((q_nope, q_pe), dim=-1)
             k = torch.cat((k_nope, k_pe[:, :, None, :].expand(B, T, H, self.d_rope)), dim=-1)
-            return self.o_proj(mask.attend(q, k, v, self.scale).reshape(B, T, H * self.d_v))
+            return linear(mask.attend(q, k, v, self.scale).reshape(B, T, H * self.d_v), self.o_proj)
         if cache is None and q_nope.device.type == "cpu":
             # Training / full-sequence scoring on CPU: skip the masked half of the T×T square. q and k are built
             # head-major ([B, H, T, D], contiguous) by the concatenation itself.
             q = torch.cat((q_nope.transpose(1, 2), q_pe.transpose(1, 2)), dim=-1)
             k = torch.cat((k_nope.transpose(1, 2), k_pe[:, None].expand(B, H, T, self.d_rope)), dim=-1)
             o = blocked_causal_attention(q, k, v.transpose(1, 2), self.scale, mask)
-            return self.o_proj(o.transpose(1, 2).reshape(B, T, H * self.d_v))
+            return linear(o.transpose(1, 2).reshape(B, T, H * self.d_v), self.o_proj)
         k = torch.cat((k_nope, k_pe[:, :, None, :].expand(B, T, H, self.d_rope)), dim=-1)
         q = torch.cat((q_nope, q_pe), dim=-1)
         if cache is not None:
@@ -224,11 +109,11 @@ class MLA(nn.Module):
             # unfused path that computes the full T×T square. Zero columns in V leave the output unchanged.
             v = F.pad(v, (0, pad))
         o = attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask, self.scale)[..., : self.d_v]
-        return self.o_proj(o.transpose(1, 2).reshape(B, T, H * self.d_v))
+        return linear(o.transpose(1, 2).reshape(B, T, H * self.d_v), self.o_proj)
 
     def _absorbed(self, q_nope, q_pe, ckv, k_pe, mask, positions_BT, cache):
         B, T, H, _ = q_nope.shape
-        w = self.kv_b_proj.weight.view(H, self.d_nope + self.d_v, self.kv_lora_rank)
+        w = weight(self.kv_b_proj).view(H, self.d_nope + self.d_v, self.kv_lora_rank)
         w_uk, w_uv = w[:, : self.d_nope], w[:, self.d_nope :]
         q_lat = torch.einsum("bthd,hdc->bthc", q_nope, w_uk)
         q = torch.cat((q_lat, q_pe), dim=-1)  # [B, T, H, C + R]
@@ -243,7 +128,45 @@ class MLA(nn.Module):
         mask_fold = mask.expand(B, 1, T, S).repeat_interleave(H, dim=2)
         o = attend(q_fold, kv[:, None], kv[:, None, :, : self.kv_lora_rank], mask_fold, self.scale)
         o = torch.einsum("bthc,hvc->bthv", o.view(B, T, H, self.kv_lora_rank), w_uv)
-        return self.o_proj(o.reshape(B, T, H * self.d_v))
+        return linear(o.reshape(B, T, H * self.d_v), self.o_proj)
+
+    def decode(self, x_BD: torch.Tensor, step: LatentStep, cache: KVCache, fused: FusedWeights | None = None):
+        """One token per row on the latent cache (the absorbed form above, written out for a decode step):
+        [q_a | kv_a] as one GEMM, RoPE on q_pe and k_pe in one complex multiply, the scores as one `baddbmm` against
+        [ĉ ‖ k_pe] with the mask added. With 16-bit weights, RoPE and the softmax run in fp32, as in `forward`."""
+        B, H, dn, dr, dv, C = x_BD.shape[0], self.n_heads, self.d_nope, self.d_rope, self.d_v, self.kv_lora_rank
+        lora = hasattr(self, "q_a_proj")
+        first = self.q_a_proj if lora else self.q_proj
+        w_qkv = fused.get(self) if fused is not None else None
+        if w_qkv is None:
+            w_qkv = torch.cat((weight(first), weight(self.kv_a_proj_with_mqa)))
+        # split_with_sizes: Tensor.split is a Python wrapper, whose overhead shows in a decode step
+        q_first, ckv, k_pe = F.linear(x_BD, w_qkv).split_with_sizes([first.out_features, C, dr], -1)
+        q = linear(self.q_a_layernorm.decode(q_first), self.q_b_proj) if lora else q_first
+        q_nope, q_pe = q.view(B, H, dn + dr).split([dn, dr], dim=-1)
+        pe = torch.cat((q_pe, k_pe[:, None]), dim=1).reshape(B, H + 1, dr // 2, 2)  # RoPE q and k together
+        low = x_BD.dtype != torch.float32
+        pe = torch.view_as_real(torch.view_as_complex(pe.float() if low else pe) * step.rotation).flatten(-2)
+        if low:
+            pe = pe.to(x_BD.dtype)
+        kv_new = torch.cat((self.kv_a_layernorm.decode(ckv), pe[:, H]), dim=-1)  # [B, C + R]: what the token leaves
+        buf = cache.buffers[self.layer_idx][0]
+        buf[step.rows, step.positions] = kv_new if kv_new.dtype == buf.dtype else kv_new.to(buf.dtype)
+        kv = buf[:B, : step.mask.shape[-1]]  # [B, S, C + R]
+        if kv.dtype != x_BD.dtype:  # a cache kept in another dtype than the weights
+            kv = kv.to(x_BD.dtype)
+        w = weight(self.kv_b_proj).view(H, dn + dv, C)
+        q_lat = torch.bmm(q_nope.transpose(0, 1), w[:, :dn]).transpose(0, 1)  # [B, H, C]: W_UKᵀ q_nope
+        scores = torch.baddbmm(step.mask, torch.cat((q_lat, pe[:, :H]), dim=-1), kv.transpose(1, 2), alpha=self.scale)
+        p = scores.softmax(dim=-1, dtype=torch.float32).to(x_BD.dtype) if low else scores.softmax(dim=-1)
+        o = torch.bmm(p, kv[:, :, :C])  # [B, H, C]
+        o = torch.bmm(o.transpose(0, 1), w[:, dn:].transpose(1, 2)).transpose(0, 1)  # [B, H, dv]: W_UV
+        return linear(o.reshape(B, H * dv), self.o_proj)
+
+    def fusions(self) -> Iterator[Fusion]:
+        """The `FusedWeights` entry `decode` reads: [q_a; kv_a] (or [q; kv_a]) as one weight."""
+        first = self.q_a_proj if hasattr(self, "q_a_proj") else self.q_proj
+        yield self, [weight(first), weight(self.kv_a_proj_with_mqa)], torch.cat
 
 
 class GQA(nn.Module):
@@ -278,13 +201,13 @@ class GQA(nn.Module):
         if isinstance(mask, SharedPrompts):
             g = self.n_heads // self.n_kv
             k, v = (t.repeat_interleave(g, dim=2) for t in (k, v))
-            return self.o_proj(mask.attend(q, k, v, self.scale).reshape(B, T, self.n_heads * self.d))
+            return linear(mask.attend(q, k, v, self.scale).reshape(B, T, self.n_heads * self.d), self.o_proj)
         if cache is None and q.device.type == "cpu":  # training / full-sequence scoring: see MLA._naive
             g = self.n_heads // self.n_kv
             k, v = (t.transpose(1, 2).repeat_interleave(g, dim=1) for t in (k, v))
             o = blocked_causal_attention(q.transpose(1, 2), k, v, self.scale, mask)
-            return self.o_proj(o.transpose(1, 2).reshape(B, T, self.n_heads * self.d))
+            return linear(o.transpose(1, 2).reshape(B, T, self.n_heads * self.d), self.o_proj)
         if cache is not None:
             k, v = cache.write(self.layer_idx, positions_BT, k, v)
         o = attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask, self.scale, self.n_kv != self.n_heads)
-        return self.o_proj(o.transpose(1, 2).reshape(B, T, self.n_heads * self.d))
+        return linear(o.transpose(1, 2).reshape(B, T, self.n_heads * self.d), self.o_proj)

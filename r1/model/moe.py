@@ -10,7 +10,8 @@ Routing for one token u (spec §4), in fp32:
 
 Dispatch groups the (token, expert) pairs by expert and runs each expert once on all of its tokens: as two
 batched GEMMs over per-expert blocks padded to the busiest expert's load, or as a loop over experts when padding
-would cost too much or each expert has enough tokens of its own (see `_dispatch`).
+would cost too much or each expert has enough tokens of its own (see `_dispatch`; the kernels are in
+`kernels/experts.py`). Decoding (`decode`) chooses among the same kernels and a grouped GEMM, without gradients.
 Balancing: after each optimizer step the trainer calls `update_bias` with the step's global load counts:
 b_i += γ·sign(mean(c) − c_i). The complementary sequence-wise loss α·Σ_i f_i P_i (eqs. 17–20) is computed here.
 """
@@ -18,13 +19,16 @@ b_i += γ·sign(mean(c) − c_i). The complementary sequence-wise loss α·Σ_i 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from r1.model.config import ModelConfig
+from r1.model.kernels import experts as dispatch
 from r1.model.layers import MLP
+from r1.model.weights import FusedWeights, Fusion, weight
 
 
 class Router(nn.Module):
@@ -47,7 +51,7 @@ class Router(nn.Module):
         dev = x_ND.device.type
         # fp32 even in a bf16-autocast forward (no context to enter on the decode path, where autocast is off)
         with torch.autocast(dev, enabled=False) if torch.is_autocast_enabled(dev) else contextlib.nullcontext():
-            logits = F.linear(x_ND.float(), self.weight.float())
+            logits = F.linear(x_ND.float(), weight(self).float())
         scores = logits.sigmoid() if self.scoring == "sigmoid" else logits.softmax(dim=-1)
         choice = scores + self.e_score_correction_bias if self.use_bias else scores
         with torch.no_grad():
@@ -116,47 +120,61 @@ class MoE(nn.Module):
         padding_ok = self.n_experts * capacity <= (1.5 if fp32 else 2.0) * pairs
         big = pairs > 2048 and fp32
         if pairs >= self.n_experts and ((padding_ok and not big) or pairs <= 256):
-            return self._run_padded(x_ND, expert_P, w_P, counts, capacity)
+            return self._run_padded(x_ND, expert_P, w_P, counts)
         return self._run_looped(x_ND, expert_P, w_P, counts)
 
     def _run_looped(self, x_ND: torch.Tensor, expert_P: torch.Tensor, w_P: torch.Tensor, counts: list[int]):
-        """Sort the pairs by expert; each expert runs on its contiguous slice; scatter-add back, weighted."""
-        order = expert_P.argsort(stable=True)
-        token = order // self.top_k  # which token each sorted pair came from
-        # split, not slices: each slice's backward would allocate and add a zero-filled gradient of all of x_sorted
-        parts = torch.split(x_ND.index_select(0, token), counts)
-        outs = [self.experts[e](part) for e, part in enumerate(parts) if counts[e]]
-        y_sorted = torch.cat(outs) * w_P[order, None]
-        out = torch.zeros(x_ND.shape, dtype=y_sorted.dtype, device=x_ND.device)
-        return out.index_add_(0, token, y_sorted)
+        return dispatch.looped(x_ND, expert_P, w_P, counts, self.top_k, self.experts)
 
     def _run_padded(
-        self, x_ND: torch.Tensor, expert_P: torch.Tensor, w_P: torch.Tensor, counts: list[int], capacity: int
+        self, x_ND: torch.Tensor, expert_P: torch.Tensor, w_P: torch.Tensor, counts: list[int], stacks=None
     ) -> torch.Tensor:
-        """All experts as two batched GEMMs over [E, capacity] rows: expert e's tokens fill block e's first rows.
+        """The padded kernel on the stacked weights: built here (inside the graph) unless decoding passes its copy."""
+        if stacks is None:
+            gate = torch.stack([weight(e.gate_proj) for e in self.experts])  # [E, I, D]
+            up = torch.stack([weight(e.up_proj) for e in self.experts])
+            down = torch.stack([weight(e.down_proj) for e in self.experts])  # [E, D, I]
+            stacks = torch.cat((gate, up), dim=1).transpose(1, 2), down.transpose(1, 2)
+        return dispatch.padded(x_ND, expert_P, w_P, counts, self.top_k, *stacks)
 
-        The tokens are gathered straight into the padded layout and the outputs gathered straight back in token
-        order. Padding rows hold a copy of token 0: their outputs are never gathered, so they get zero gradient
-        and add exactly nothing to any weight's gradient — no zero-filled buffer or scatter is needed.
+    def fusions(self) -> Iterator[Fusion]:
+        """The `FusedWeights` entries `decode` reads: every routed expert stacked for batched GEMMs, and the shared
+        experts' own."""
+        yield (
+            self,
+            [weight(p) for e in self.experts for p in (e.gate_proj, e.up_proj, e.down_proj)],
+            dispatch.stack_experts,
+        )
+        if self.shared_experts is not None:
+            yield from self.shared_experts.fusions()
+
+    def decode(self, x: torch.Tensor, fused: FusedWeights | None = None) -> torch.Tensor:
+        """MoE for inference on x [..., D]: the model's routing; no counts or balance loss are recorded.
+
+        One token runs its k experts directly. On CPU the expert-sorted tokens run as one grouped GEMM per
+        projection over the stacked experts (each expert on its own rows: padding every expert to the busiest one's
+        load spent ~3x the FLOPs at decode's few tokens per expert, 10% of a step). Elsewhere: padded batched GEMMs
+        while padding costs at most 4x the real work, else the loop. Without stacked copies in `fused`: the loop.
         """
-        E, k = self.n_experts, self.top_k
-        N, D = x_ND.shape
-        P, dev = len(expert_P), x_ND.device
-        order = expert_P.argsort(stable=True)
-        rank = torch.empty_like(order).index_copy_(0, order, torch.arange(P, device=dev))  # place in sorted order
-        starts = torch.tensor([0, *counts[:-1]], device=dev).cumsum(0)
-        row_P = expert_P * capacity + (rank - starts[expert_P])  # each pair's row in the padded [E·capacity, D]
-        token_of_row = torch.zeros(E * capacity, dtype=torch.long, device=dev)
-        token_of_row.index_copy_(0, row_P, torch.arange(P, device=dev) // k)
-        x_pad = x_ND.index_select(0, token_of_row).view(E, capacity, D)
-        gate = torch.stack([e.gate_proj.weight for e in self.experts])  # [E, I, D]
-        up = torch.stack([e.up_proj.weight for e in self.experts])
-        down = torch.stack([e.down_proj.weight for e in self.experts])  # [E, D, I]
-        gu = torch.bmm(x_pad, torch.cat((gate, up), dim=1).transpose(1, 2).to(x_pad.dtype))  # [E, C, 2I]
-        g, u = gu.chunk(2, dim=-1)
-        y_pad = torch.bmm(F.silu(g) * u, down.transpose(1, 2).to(x_pad.dtype))  # [E, C, D]
-        y_Pk = y_pad.view(E * capacity, D).index_select(0, row_P).view(N, k, D)
-        return (y_Pk * w_P.view(N, k, 1)).sum(1)  # fp32 weights: the combination is at least fp32
+        x_ND = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])  # a decode step's [B, D] as it is
+        _, idx, w = self.gate(x_ND)
+        stacks = fused.get(self) if fused is not None else None
+        if x_ND.shape[0] == 1:
+            y = dispatch.one_token(x_ND, idx[0].tolist(), w[0].tolist(), stacks, self.experts)
+        else:
+            flat, w_P = idx.flatten(), w.flatten()
+            counts_E = torch.bincount(flat, minlength=self.n_experts)
+            grouped = dispatch.grouped_applies(x_ND)
+            counts = counts_E.tolist()
+            if stacks is None or (not grouped and self.n_experts * max(counts) > 4 * len(flat)):
+                y = self._run_looped(x_ND, flat, w_P, counts).to(x_ND.dtype)  # fp32 with 16-bit x (fp32 weights)
+            elif grouped:
+                y = dispatch.grouped(x_ND, flat, w_P, counts_E, self.top_k, *stacks)
+            else:
+                y = self._run_padded(x_ND, flat, w_P, counts, stacks).to(x_ND.dtype)
+        if self.shared_experts is not None:
+            y = y + self.shared_experts.decode(x_ND, fused)
+        return y if x.dim() == 2 else y.view(x.shape)
 
     def _sequence_balance_loss(self, scores_BTE: torch.Tensor, idx_BTk: torch.Tensor) -> torch.Tensor:
         """α·Σ_i f_i·P_i per sequence, averaged over the batch (V3 report eqs. 17–20)."""

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from r1.model.kernels.attention import attend, blocked_causal_attention
+
 
 @dataclass
 class SharedPrompts:
@@ -67,8 +69,6 @@ class SharedPrompts:
 
     def attend(self, q_1NHD: torch.Tensor, k_1NHD: torch.Tensor, v_1NHD: torch.Tensor, scale: float) -> torch.Tensor:
         """Attention over the two streams; tensors token-major [1, N, H, D] (keys already expanded to H heads)."""
-        from r1.model.attention import attend, blocked_causal_attention
-
         P, Tp = self.prompt_ids.shape
         B, Tc = self.completion_ids.shape
         H, n = q_1NHD.shape[2], self.split
@@ -106,5 +106,9 @@ def share_prompts(
     step = torch.arange(Tc, device=dev)[None, :]
     take = (prompt_lens[:, None] + step).clamp(max=S - 1)
     completion = input_ids.gather(1, take).masked_fill(step >= completion_lens[:, None], 0)
-    return SharedPrompts(prompt_ids=unique.clamp(min=0), prompt_lens=(unique >= 0).sum(1), row_prompt=row_prompt,
-                         completion_ids=completion)
+    return SharedPrompts(
+        prompt_ids=unique.clamp(min=0),
+        prompt_lens=(unique >= 0).sum(1),
+        row_prompt=row_prompt,
+        completion_ids=completion,
+    )

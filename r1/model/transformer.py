@@ -10,22 +10,32 @@ Written for one device. Parallelism (FSDP2, later expert parallelism) is applied
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from r1.model.attention import GQA, MLA
+from r1.model.attention import GQA, MLA, LatentStep
 from r1.model.cache import KVCache
 from r1.model.config import ModelConfig
+from r1.model.kernels.heads import (
+    IGNORE_INDEX,  # noqa: F401  (re-exported: the label that masks a position)
+    LinearCrossEntropy,
+    LinearLogProb,
+    next_token_loss,
+    shifted_targets,
+)
 from r1.model.layers import MLP, RMSNorm
 from r1.model.moe import MoE
 from r1.model.prefix import SharedPrompts
 from r1.model.rope import inv_frequencies, rope_cos_sin
+from r1.model.weights import FusedWeights, Fusion, linear, weight
 
-IGNORE_INDEX = -100
-_CE_CHUNK = 1 << 18  # logits per row chunk of the fused cross-entropy (1 MiB in fp32)
+# Decode copies of the weights (concatenations, stacks) allowed per engine; beyond it (big MoE models) the decode
+# step uses the modules as they are.
+FUSED_LIMIT_BYTES = 1 << 30
 
 
 @dataclass
@@ -77,7 +87,7 @@ class MTPLayer(DecoderLayer):
         self.shared_head = SharedHead(cfg.hidden_size, cfg.rms_norm_eps)
 
     def forward(self, h_prev, emb_next, cos, sin, mask, positions, cache=None) -> torch.Tensor:  # type: ignore[override]
-        x = self.eh_proj(torch.cat((self.enorm(emb_next), self.hnorm(h_prev)), dim=-1))
+        x = linear(torch.cat((self.enorm(emb_next), self.hnorm(h_prev)), dim=-1), self.eh_proj)
         return super().forward(x, cos, sin, mask, positions)
 
 
@@ -102,6 +112,7 @@ class Transformer(nn.Module):
         L = cfg.num_hidden_layers
         self.mtp = nn.ModuleList(MTPLayer(cfg, L + k) for k in range(cfg.num_nextn_predict_layers))
         self._rope: dict[torch.device, tuple[torch.Tensor, float]] = {}
+        self._arange: dict[torch.device, torch.Tensor] = {}  # cache rows 0, 1, … for the decode step
         if not any(p.is_meta for p in self.parameters()):
             self.init_weights()
 
@@ -139,7 +150,7 @@ class Transformer(nn.Module):
     def new_cache(
         self, batch_size: int, max_len: int, dtype: torch.dtype | None = None, mla_impl: str = "absorb"
     ) -> KVCache:
-        p = self.lm_head.weight
+        p = weight(self.lm_head)
         return KVCache(self.config, batch_size, max_len, dtype or p.dtype, p.device, mla_impl)
 
     @torch.no_grad()
@@ -202,9 +213,9 @@ class Transformer(nn.Module):
         elif labels is not None and not logits_to_keep:
             out.logits, out.lm_loss = self._logits_and_loss(h, labels)
         elif return_logits or labels is not None:
-            out.logits = self.lm_head(h[:, -logits_to_keep:] if logits_to_keep else h)
+            out.logits = linear(h[:, -logits_to_keep:] if logits_to_keep else h, self.lm_head)
             if labels is not None:
-                out.lm_loss = _next_token_loss(out.logits, labels)
+                out.lm_loss = next_token_loss(out.logits, labels)
         if labels is not None:
             out.loss = out.lm_loss
             if len(self.mtp):
@@ -222,6 +233,88 @@ class Transformer(nn.Module):
                 m.last_counts, m.last_balance_loss = None, None
         return out
 
+    # ------------------------------------------------------------------------------------------ decoding
+    def decode_step(
+        self,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor,
+        cache: KVCache,
+        fused: FusedWeights | None = None,
+        hidden: bool = False,
+    ) -> torch.Tensor:
+        """The cached forward generation runs: token ids [B, T] at positions [B, T] → logits [B, T, V] (in the head's
+        dtype), or with `hidden` the final-norm hidden states [B, T, D].
+
+        Each token's K/V goes into `cache` row b at its position, and it attends to every slot at or before it, so
+        rows may be at different places (prefill chunks, continuous batching). The same modules as `forward`, with
+        decoding's kernels where they differ: MoE through `MoE.decode` (grouped GEMMs, no statistics); a single token
+        per row on MLA's latent cache through `MLA.decode` (fp32 or bf16 weights; fp16 keeps `forward`'s SDPA
+        numerics). `fused`: the weight copies those kernels reuse (`fused_weights`); without it, the modules as they
+        are. Both paths are pinned against `forward` in tests/test_engine.py. Run it without autograd
+        (`torch.inference_mode()`), as the engine does.
+        """
+        if input_ids.shape[1] == 1 and self.decodes_on_latent(cache):
+            h = self._latent_step(input_ids[:, 0], positions[:, 0], cache, fused)[:, None]
+        else:
+            mask = self._mask(positions, cache, None)
+            cos, sin = rope_cos_sin(positions, *self.rope(input_ids.device))
+            h = self.model.embed_tokens(input_ids)
+            for layer in self.model.layers:
+                h = h + layer.self_attn(layer.input_layernorm(h), cos, sin, mask, positions, cache)
+                h = h + layer.mlp.decode(layer.post_attention_layernorm(h), fused)
+            h = self.model.norm(h)
+        return h if hidden else self.head(h, fused)
+
+    def _latent_step(self, ids_B: torch.Tensor, pos_B: torch.Tensor, cache: KVCache, fused: FusedWeights | None):
+        B = ids_B.shape[0]
+        S = cache.kv_len = int(pos_B.max()) + 1
+        dev = pos_B.device
+        mask = torch.zeros(B, 1, S, dtype=weight(self.lm_head).dtype, device=dev)
+        mask.masked_fill_(torch.arange(S, device=dev) > pos_B[:, None, None], float("-inf"))
+        cos, sin = rope_cos_sin(pos_B[:, None], *self.rope(dev))  # [B, 1, R/2]
+        step = LatentStep(pos_B, self._rows(B, dev), torch.complex(cos, sin), mask)
+        h = self.model.embed_tokens(ids_B)
+        for layer in self.model.layers:
+            h = h + layer.self_attn.decode(layer.input_layernorm.decode(h), step, cache, fused)
+            h = h + layer.mlp.decode(layer.post_attention_layernorm.decode(h), fused)
+        return self.model.norm.decode(h)
+
+    def decodes_on_latent(self, cache: KVCache) -> bool:
+        """Whether `decode_step` runs single tokens through MLA's absorbed step on this cache."""
+        return cache.mla_impl == "absorb" and self._latent_dtype()
+
+    def _latent_dtype(self) -> bool:
+        return self.config.is_deepseek and weight(self.lm_head).dtype in (torch.float32, torch.bfloat16)
+
+    def _rows(self, B: int, device: torch.device) -> torch.Tensor:
+        rows = self._arange.get(device)
+        if rows is None or rows.shape[0] < B:
+            rows = self._arange[device] = torch.arange(max(B, 64), device=device)
+        return rows[:B]
+
+    def head(self, h: torch.Tensor, fused: FusedWeights | None = None) -> torch.Tensor:
+        """The vocabulary projection of final-norm hidden states; in `fused`'s head dtype when it holds one."""
+        w = fused.get(self.lm_head) if fused is not None else None
+        return linear(h, self.lm_head) if w is None else F.linear(h.to(w.dtype), w)
+
+    def fused_weights(
+        self, head_dtype: torch.dtype | None = None, limit_bytes: int = FUSED_LIMIT_BYTES
+    ) -> FusedWeights:
+        """The weight copies `decode_step` reuses: [q_a | kv_a] per MLA layer (where the latent step runs), the
+        routed experts stacked and [gate | up] per MLP and shared expert, and the head in `head_dtype` (e.g. bf16
+        when the trainer's logits are bf16 GEMMs too). Refresh it after changing weights (`refresh(force=True)`)."""
+        return FusedWeights(lambda: self._fusions(head_dtype), limit_bytes)
+
+    def _fusions(self, head_dtype: torch.dtype | None) -> Iterator[Fusion]:
+        latent = self._latent_dtype()
+        for layer in self.model.layers:
+            if latent:
+                yield from layer.self_attn.fusions()
+            yield from layer.mlp.fusions()
+        w = weight(self.lm_head)
+        if head_dtype is not None and head_dtype != w.dtype:
+            yield self.lm_head, [w], lambda t: t[0].to(head_dtype)
+
     def _mask(self, positions, cache, segment_ids) -> torch.Tensor | None:
         if cache is not None:
             cache.kv_len = int(positions.max()) + 1
@@ -237,27 +330,27 @@ class Transformer(nn.Module):
     def _head_inputs(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.dtype, bool]:
         """What the fused heads take: the head weight, the dtype they compute in (autocast's, if on), and whether a
         gradient is needed. They run with autocast off and cast themselves."""
-        weight = self.lm_head.weight
+        w = weight(self.lm_head)
         dev = h.device.type
         dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else h.dtype
-        return weight.to(dtype), dtype, torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad)
+        return w.to(dtype), dtype, torch.is_grad_enabled() and (h.requires_grad or w.requires_grad)
 
     def _logits_and_loss(self, h_BTC: torch.Tensor, labels_BT: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """lm_head logits and the next-token loss, fused so the [B·T, V] logit gradient is never materialized."""
         B, T, C = h_BTC.shape
-        weight, dtype, need_grad = self._head_inputs(h_BTC)
+        w, dtype, need_grad = self._head_inputs(h_BTC)
         with torch.autocast(h_BTC.device.type, enabled=False):
-            logits, loss = _LinearCrossEntropy.apply(
-                h_BTC.reshape(B * T, C).to(dtype), weight, _shifted_targets(labels_BT), need_grad
+            logits, loss = LinearCrossEntropy.apply(
+                h_BTC.reshape(B * T, C).to(dtype), w, shifted_targets(labels_BT), need_grad
             )
         return logits.view(B, T, -1), loss
 
     def _score(self, h_BTC: torch.Tensor, index_M: torch.Tensor, target_M: torch.Tensor, entropy: bool):
         """log π(target) at the flattened positions `index_M` (and the entropy there), through the fused head."""
-        weight, dtype, need_grad = self._head_inputs(h_BTC)
+        w, dtype, need_grad = self._head_inputs(h_BTC)
         h_MC = h_BTC.reshape(-1, h_BTC.shape[-1]).index_select(0, index_M)
         with torch.autocast(h_BTC.device.type, enabled=False):
-            logp, ent = _LinearLogProb.apply(h_MC.to(dtype), weight, target_M, need_grad, entropy)
+            logp, ent = LinearLogProb.apply(h_MC.to(dtype), w, target_M, need_grad, entropy)
         return logp, (ent if entropy else None)
 
     def _mtp_loss(self, h, input_ids, labels, positions, segment_ids, cos, sin) -> torch.Tensor:
@@ -302,162 +395,3 @@ def meta_modules():
 
 def _no_init(self: nn.Module) -> None:
     return None
-
-
-def _shifted_targets(labels_BT: torch.Tensor) -> torch.Tensor:
-    """Position t's target is labels[t + 1]; the last position gets IGNORE_INDEX. Flattened to [B·T]."""
-    return F.pad(labels_BT[:, 1:], (0, 1), value=IGNORE_INDEX).reshape(-1)
-
-
-def _next_token_loss(logits_BTV: torch.Tensor, labels_BT: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of position t predicting labels[t + 1], in fp32, ignoring IGNORE_INDEX (0 if none)."""
-    target = _shifted_targets(labels_BT)
-    if not (target != IGNORE_INDEX).any():
-        return logits_BTV.sum() * 0.0  # keeps the graph; no token to learn from
-    logits = logits_BTV.reshape(target.shape[0], -1).float()
-    return F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
-
-
-class _LinearCrossEntropy(torch.autograd.Function):
-    """logits = h Wᵀ and their token-mean cross-entropy, with the loss gradient formed in the forward pass.
-
-    The gradient of the summed CE w.r.t. the logits, softmax − onehot (zero on ignored rows), is computed on
-    cache-sized row chunks right after each chunk's log-softmax, instead of the unfused path's passes over all of
-    [N, V] (log-probs out, a zero-filled NLL gradient, a log-softmax backward). In fp32 it is kept as separate
-    row chunks and backward forms dh and dW chunk by chunk: no [N, V] gradient is ever allocated (at 32 MiB and
-    up, every fresh allocation is new mmap'd memory, page-faulted in on first write). A 16-bit gradient goes into
-    one buffer and through one GEMM per input, so dW's sum over tokens (which cancels heavily) accumulates in
-    fp32 inside the GEMM instead of being rounded per chunk. The mean's 1/n is applied in backward as
-    (incoming gradient)/n to dh and dW, as the NLL backward applies it: a trainer that backpropagates loss × n
-    gets the exact unit scale. The logits are still returned, and a gradient arriving through them is added.
-    """
-
-    @staticmethod
-    def forward(ctx, h_NC, w_VC, target_N, need_grad: bool):
-        logits = F.linear(h_NC, w_VC)
-        N, V = logits.shape
-        acc = torch.promote_types(logits.dtype, torch.float32)  # the softmax runs in fp32 or wider
-        valid = target_N != IGNORE_INDEX
-        ignored = (~valid).nonzero().flatten()
-        tgt = torch.where(valid, target_N, 0)[:, None]
-        logp_target = torch.empty(N, dtype=acc, device=logits.device)
-        rows = max(1, _CE_CHUNK // V)
-        whole = torch.empty_like(logits) if need_grad and logits.element_size() < 4 else None
-        chunks = []
-        for a in range(0, N, rows):
-            b = min(a + rows, N)
-            logp = torch.log_softmax(logits[a:b], dim=-1, dtype=acc)
-            logp_target[a:b] = logp.gather(1, tgt[a:b])[:, 0]
-            if need_grad:
-                g = logp.exp_().scatter_add_(1, tgt[a:b], logp.new_full((b - a, 1), -1.0))
-                g.index_fill_(0, ignored[(ignored >= a) & (ignored < b)] - a, 0.0)
-                if whole is not None:
-                    whole[a:b] = g
-                else:
-                    chunks.append(g.to(logits.dtype))
-        n = valid.sum()
-        ctx.save_for_backward(h_NC, w_VC)
-        ctx.chunks, ctx.rows, ctx.n = ([whole] if whole is not None else chunks), rows, n
-        ctx.set_materialize_grads(False)
-        return logits, -logp_target.masked_fill(~valid, 0.0).sum() / n.clamp(min=1)
-
-    @staticmethod
-    def backward(ctx, g_logits, g_loss):
-        h, w = ctx.saved_tensors
-        need_h, need_w = ctx.needs_input_grad[:2]
-        dh = dw = None
-        if g_loss is not None and ctx.chunks:
-            if len(ctx.chunks) == 1:
-                dh = ctx.chunks[0] @ w if need_h else None
-                dw = ctx.chunks[0].t() @ h if need_w else None
-            else:
-                dh = torch.empty_like(h) if need_h else None
-                dw = torch.zeros_like(w) if need_w else None
-                for i, g in enumerate(ctx.chunks):
-                    a, b = i * ctx.rows, i * ctx.rows + g.shape[0]
-                    if need_h:
-                        torch.mm(g, w, out=dh[a:b])
-                    if need_w:
-                        dw.addmm_(g.t(), h[a:b])
-            n = ctx.n.clamp(min=1)
-            scale = float(g_loss) / float(n) if g_loss.device.type == "cpu" else g_loss / n
-            if not (isinstance(scale, float) and scale == 1.0):
-                dh = dh.mul_(scale) if dh is not None else None
-                dw = dw.mul_(scale) if dw is not None else None
-        if g_logits is not None:
-            if need_h:
-                dh = g_logits @ w if dh is None else dh.add_(g_logits @ w)
-            if need_w:
-                dw = g_logits.t() @ h if dw is None else dw.add_(g_logits.t() @ h)
-        return dh, dw, None, None
-
-
-class _LinearLogProb(torch.autograd.Function):
-    """log softmax(h Wᵀ)[target] for each row, and (no gradient) the entropy of that distribution.
-
-    Row chunks of about 1 MiB of logits at a time: each chunk's logits GEMM, a log-softmax in fp32 for the target's
-    log-prob and the entropy −Σ p·log p, and p kept for backward, whose dh and dW GEMMs run chunk by chunk on p
-    itself (see backward). No [M, V] tensor is allocated in fp32 (above 32 MiB every
-    allocation is fresh mmap'd memory, page-faulted in on first write, and a chunk stays in cache between its
-    GEMM and its softmax); a 16-bit p goes into one buffer so dW's sum over rows accumulates in fp32 inside one
-    GEMM, as in _LinearCrossEntropy. Without a gradient or entropy each chunk is a logsumexp and a gather.
-    """
-
-    @staticmethod
-    def forward(ctx, h_MC, w_VC, target_M, need_grad: bool, want_entropy: bool):
-        M, V = h_MC.shape[0], w_VC.shape[0]
-        acc = torch.promote_types(h_MC.dtype, torch.float32)
-        tgt = target_M[:, None]
-        logp_t = torch.empty(M, dtype=acc, device=h_MC.device)
-        ent = torch.zeros(M, dtype=acc, device=h_MC.device)
-        rows = max(1, _CE_CHUNK // V)
-        low = need_grad and h_MC.element_size() < 4
-        whole = torch.empty(M, V, dtype=h_MC.dtype, device=h_MC.device) if low else None
-        chunks = []
-        for a in range(0, M, rows):
-            b = min(a + rows, M)
-            x = F.linear(h_MC[a:b], w_VC)
-            if not (need_grad or want_entropy):
-                logp_t[a:b] = x.gather(1, tgt[a:b])[:, 0].to(acc) - torch.logsumexp(x.to(acc), dim=-1)
-                continue
-            logp = torch.log_softmax(x, dim=-1, dtype=acc)
-            logp_t[a:b] = logp.gather(1, tgt[a:b])[:, 0]
-            p = torch.exp(logp, out=x) if x.dtype == acc and not want_entropy else logp.exp()
-            if want_entropy:
-                ent[a:b] = -logp.mul_(p).sum(-1)
-            if whole is not None:
-                whole[a:b] = p
-            elif need_grad:
-                chunks.append(p)
-        ctx.mark_non_differentiable(ent)
-        if need_grad:
-            ctx.save_for_backward(h_MC, w_VC, target_M)
-            ctx.probs, ctx.rows = ([whole] if whole is not None else chunks), rows
-        return logp_t, ent
-
-    @staticmethod
-    def backward(ctx, g_logp, g_ent):
-        # d logits = g·(onehot − p), never formed: its onehot half is a gather / index_add of W and g·h rows, and
-        # its p half goes through the GEMMs with g applied to the small [M, C] side (p W then ·g; pᵀ (g·h)).
-        h, w, target = ctx.saved_tensors
-        probs, rows = ctx.probs, ctx.rows
-        need_h, need_w = ctx.needs_input_grad[:2]
-        if len(probs) == 1:
-            rows = h.shape[0]
-        acc = torch.promote_types(h.dtype, torch.float32)
-        g = g_logp.to(acc)[:, None]
-        gh = h.to(acc) * g
-        dh = w.to(acc).index_select(0, target) * g if need_h else None
-        dw = torch.zeros(w.shape, dtype=acc, device=w.device).index_add_(0, target, gh) if need_w else None
-        gh_in = gh.to(h.dtype)
-        for i, p in enumerate(probs):
-            a = i * rows
-            b = a + p.shape[0]
-            if need_h:
-                dh[a:b] -= (p @ w).to(acc) * g[a:b]
-            if need_w:
-                if p.dtype == acc:
-                    dw.addmm_(p.t(), gh_in[a:b], alpha=-1.0)
-                else:
-                    dw -= (p.t() @ gh_in[a:b]).to(acc)
-        return (dh.to(h.dtype) if need_h else None), (dw.to(w.dtype) if need_w else None), None, None, None

@@ -1,4 +1,9 @@
-"""Rewards: named pure functions `(completion, item) -> float`, composed by `build_reward` (see `registry`).
+"""Rewards: named scorers, pure per-sample functions `(completion, item) -> float` or batched stateful ones
+`(completions, items) -> list[float]` (a reward model), composed by weights by `build_reward` (see `registry`).
+
+`r1.rewards.judge.judge` gives the one verdict per (completion, item) that the rule rewards, the evaluator and GRPO's
+statistics share: extracted answer, correct (None for an open-ended item), format, reasoning / summary, reasons,
+reflects. (The function is not re-exported here: `r1.rewards.judge` stays the module.)
 
 Families, one module each: `accuracy` (answers checked by rule or by a task's verifier), `format` (`format`,
 `boxed_format`, `tag_count`), `language` (`language_consistency`, R1 stage 2), `length` (`cosine_length`,
@@ -8,6 +13,7 @@ comparison, shared with evaluation.
 
 from r1.rewards import accuracy, code, format, language, length, repetition  # noqa: F401 - registers the rewards
 from r1.rewards.answers import answers_match, extract_answer, normalize_answer
+from r1.rewards.judge import REFLECTION_WORDS, Verdict
 from r1.rewards.registry import (
     CompositeReward,
     RewardBatch,
@@ -21,8 +27,10 @@ from r1.rewards.registry import (
 )
 
 __all__ = [
+    "REFLECTION_WORDS",
     "CompositeReward",
     "RewardBatch",
+    "Verdict",
     "answers_match",
     "available_rewards",
     "build_reward",

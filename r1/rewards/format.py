@@ -18,41 +18,29 @@ forever (open-r1 #235; recipe §6 item 6). Here every format reward takes `think
 
 We also accept any whitespace around and between the blocks (the open-r1 regex demands exact newlines, another way to
 be stuck at 0), but nothing else: no text outside the blocks, each tag exactly once, no nesting.
+
+The rules themselves are the judge's (`r1.rewards.judge.tags_format_ok`, `boxed_format_ok`): the evaluator's format
+rate and GRPO's logged `format_rate` are these rewards, under the item's template.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from r1.errors import UserError
-from r1.rewards.answers import last_boxed
+from r1.rewards.judge import boxed_format_ok, full_text, tags_format_ok, think_prefilled_for
 from r1.rewards.registry import RewardFn, reward
-from r1.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, item_meta
+from r1.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
 
 __all__ = ["boxed_format", "format_reward", "tag_count", "think_prefilled_for"]
 
-_FORMAT_RE = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
-_BOXED_FORMAT_RE = re.compile(r"\s*<think>(.*?)</think>(.*)", re.DOTALL)
 _TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 
 
-def think_prefilled_for(item: Mapping[str, Any]) -> bool | None:
-    """Whether the item's prompt already ends with `<think>` (None: cannot tell; see the module docstring)."""
-    prompt = item.get("prompt") if isinstance(item, Mapping) else None
-    if isinstance(prompt, str):
-        return prompt.rstrip().endswith(THINK_OPEN)
-    flag = item_meta(item).get("think_prefilled")
-    return flag if isinstance(flag, bool) else None
-
-
-def _full_text(completion: str, item: Mapping[str, Any], think_prefilled: bool | None) -> str:
-    """The assistant's text as the format rules see it: with the pre-filled `<think>` put back."""
-    prefilled = think_prefilled if think_prefilled is not None else think_prefilled_for(item)
-    if prefilled is None:
-        prefilled = not completion.lstrip().startswith(THINK_OPEN)
-    return THINK_OPEN + completion if prefilled else completion
+def _prefilled(item: Mapping[str, Any], think_prefilled: bool | None) -> bool | None:
+    """The option, else what the item says (None: it cannot tell, and both forms are accepted)."""
+    return think_prefilled if think_prefilled is not None else think_prefilled_for(item)
 
 
 def _check_options(name: str, think_prefilled: Any, require_reasoning: Any) -> None:
@@ -69,42 +57,25 @@ def format_reward(think_prefilled: bool | None = None, require_reasoning: bool =
     `require_reasoning=True` also demands a non-empty think block (R1-Zero itself allows an empty one; R1's usage
     notes say models sometimes skip thinking, which this prices).
     """
-    _check_options("format", think_prefilled, require_reasoning)
-
-    def format_(completion: str, item: Mapping[str, Any]) -> float:
-        text = _full_text(completion, item, think_prefilled)
-        if any(text.count(tag) != 1 for tag in _TAGS):
-            return 0.0
-        m = _FORMAT_RE.fullmatch(text)
-        if m is None or not m.group(2).strip():
-            return 0.0
-        if require_reasoning and not m.group(1).strip():
-            return 0.0
-        return 1.0
-
-    return format_
+    return _scorer("format", tags_format_ok, think_prefilled, require_reasoning)
 
 
 @reward("boxed_format", factory=True)
 def boxed_format(think_prefilled: bool | None = None, require_reasoning: bool = False) -> RewardFn:
     """1.0 iff one `<think>…</think>` block, then a summary containing a non-empty `\\boxed{…}` (R1 chat usage)."""
-    _check_options("boxed_format", think_prefilled, require_reasoning)
+    return _scorer("boxed_format", boxed_format_ok, think_prefilled, require_reasoning)
 
-    def boxed_format_(completion: str, item: Mapping[str, Any]) -> float:
-        text = _full_text(completion, item, think_prefilled)
-        if text.count(THINK_OPEN) != 1 or text.count(THINK_CLOSE) != 1:
-            return 0.0
-        m = _BOXED_FORMAT_RE.fullmatch(text)
-        if m is None:
-            return 0.0
-        boxed = last_boxed(m.group(2))
-        if boxed is None or not boxed.strip():
-            return 0.0
-        if require_reasoning and not m.group(1).strip():
-            return 0.0
-        return 1.0
 
-    return boxed_format_
+def _scorer(
+    name: str, judge: Callable[[str, bool | None, bool], bool], think_prefilled: bool | None, require_reasoning: bool
+) -> RewardFn:
+    """1.0 when the judge's rule accepts the completion under the item's pre-fill, else 0.0."""
+    _check_options(name, think_prefilled, require_reasoning)
+
+    def score(completion: str, item: Mapping[str, Any]) -> float:
+        return 1.0 if judge(completion, _prefilled(item, think_prefilled), require_reasoning) else 0.0
+
+    return score
 
 
 @reward("tag_count", factory=True)
@@ -116,7 +87,7 @@ def tag_count(think_prefilled: bool | None = None) -> RewardFn:
     _check_options("tag_count", think_prefilled, False)
 
     def tag_count_(completion: str, item: Mapping[str, Any]) -> float:
-        text = _full_text(completion, item, think_prefilled)
+        text = full_text(completion, _prefilled(item, think_prefilled))
         return 0.25 * sum(text.count(tag) == 1 for tag in _TAGS)
 
     return tag_count_

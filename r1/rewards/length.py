@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from r1.errors import UserError
-from r1.rewards.accuracy import is_correct
-from r1.rewards.answers import AnswerMode
+from r1.rewards.accuracy import answer_mode
+from r1.rewards.judge import judge
 from r1.rewards.registry import RewardFn, reward
 from r1.rewards.text import item_meta
 
@@ -60,10 +60,14 @@ def cosine_length(
     min_value_correct: float = 0.5,
     max_value_correct: float = 1.0,
     max_len: int | None = None,
-    mode: AnswerMode = "auto",
+    mode: str = "template",
 ) -> RewardFn:
-    """Correct: max_value_correct → min_value_correct as length → max_len; wrong: min_value_wrong → max_value_wrong."""
+    """Correct: max_value_correct → min_value_correct as length → max_len; wrong: min_value_wrong → max_value_wrong.
+
+    Correct is the judge's verdict, the answer taken as `mode` says (as for `accuracy`; open-ended items are wrong).
+    """
     _positive_int_or_none("cosine_length", "max_len", max_len)
+    override = answer_mode("cosine_length", mode)
     if min_value_wrong > max_value_wrong:
         raise UserError(
             f"reward 'cosine_length': min_value_wrong {min_value_wrong} > max_value_wrong {max_value_wrong}"
@@ -77,7 +81,7 @@ def cosine_length(
         limit = _max_len("cosine_length", max_len, item)
         n = estimate_tokens(completion) if length is None else length
         progress = min(max(n / limit, 0.0), 1.0)
-        if is_correct(completion, item, mode):
+        if judge(completion, item, answer_mode=override).correct:
             start, end = max_value_correct, min_value_correct
         else:
             start, end = min_value_wrong, max_value_wrong

@@ -1,24 +1,36 @@
-"""The reward registry: named pure reward functions, composed into a weighted sum that reports each component.
+"""The reward registry: named rewards, pure per-sample functions or batched stateful scorers, composed into a weighted
+sum that reports each component.
 
-A reward is `fn(completion: str, item: dict) -> float`, where `item` is a task item as plain data
-(`{"prompt"|"messages", "answer", "task", "meta"}`) [design.md "Contracts"]. R1 sums its rule rewards with equal
-weights (Reward_rule = Reward_acc + Reward_format; stage 2 adds the language reward) [Nat Methods Eqs 4, 7-10];
-trainers log each component separately, because a component stuck at 0 is the commonest GRPO failure users report
-("format reward stuck at 0", recipe §6 item 6) and it is invisible in the total.
+A reward scores completions of task items (plain data: `{"prompt"|"messages", "answer"?, "rubric"?, "task",
+"meta"}`) [design.md "Contracts"]. R1 sums its rule rewards with equal weights (Reward_rule = Reward_acc +
+Reward_format; stage 2 adds the language reward) [Nat Methods Eqs 4, 7-10]; trainers log each component separately,
+because a component stuck at 0 is the commonest GRPO failure users report ("format reward stuck at 0", recipe §6
+item 6) and it is invisible in the total.
 
-Two kinds of entries, both registered with `@reward`:
+Entries, all registered with `@reward`:
 
-* plain functions: `@reward("tag_count")` on `def tag_count(completion, item) -> float`;
+* plain functions, `fn(completion: str, item) -> float`: `@reward("tag_count")`;
 * factories taking options and returning the function: `@reward("cosine_length", factory=True)` on
   `def cosine_length(max_len=None, ...) -> RewardFn`. `build_reward` checks the options against the factory's
-  signature, so a typo is a UserError naming the parameter instead of a silent default.
+  signature, so a typo is a UserError naming the parameter instead of a silent default;
+* batched scorers, `scorer(completions: list[str], items: list[Mapping]) -> list[float]`, one score per completion
+  in order: `@reward("my_rm", batched=True)` on a class (its `__init__` parameters are the options, as for a
+  factory) or on a factory or plain function. A reward model is one: it holds weights (state) and scores a batch in
+  one forward. An optional `setup()` method is called once, before the first batch, so that building a reward (to
+  validate a config, or list rewards) does not load a model.
 
-Rewards that depend on the completion's length are registered with `uses_length=True` and take an extra keyword
-`length` (token count); `CompositeReward.score` passes the `lengths` it is given, else each such reward falls back to
-`r1.rewards.length.estimate_tokens`, a documented approximation.
+Rewards that depend on the completion's length are registered with `uses_length=True` and take an extra keyword:
+`length` (token count) for a per-sample function, `lengths` (a list) for a batched one. `CompositeReward.score` passes
+the `lengths` it is given, else each such reward falls back to `r1.rewards.length.estimate_tokens`, a documented
+approximation.
 
-Task-specific answer checks live with the tasks: `register_verifier("countdown", fn)` makes `accuracy` call
-`fn(pred, item) -> bool` for items of that task (a countdown answer is an expression to check, not a number).
+`CompositeReward.score` calls every batched component once per batch and every per-sample one per sample; trainers
+and the evaluator call it with whole batches. Scores must be finite numbers: a NaN would poison every advantage of
+its group, so it is a UserError naming the reward.
+
+Task-specific answer checks live with the tasks: `register_verifier("countdown", fn)` makes the judge (and so
+`accuracy`) call `fn(pred, item) -> bool` for items of that task (a countdown answer is an expression to check, not a
+number).
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ from typing import Any
 from r1.errors import UserError
 
 __all__ = [
+    "BatchRewardFn",
     "CompositeReward",
     "RewardBatch",
     "RewardFn",
@@ -47,6 +60,7 @@ __all__ = [
 ]
 
 RewardFn = Callable[..., float]  # (completion: str, item: Mapping, [length: int | None]) -> float
+BatchRewardFn = Callable[..., Sequence[float]]  # (completions, items, [lengths: list[int] | None]) -> scores
 Verifier = Callable[[str, Mapping[str, Any]], bool]
 
 
@@ -56,6 +70,7 @@ class _Entry:
     target: Callable[..., Any]
     factory: bool
     uses_length: bool
+    batched: bool
 
     @property
     def parameters(self) -> dict[str, inspect.Parameter]:
@@ -73,13 +88,16 @@ _VERIFIERS: dict[str, Verifier] = {}
 _TASKS_IMPORTED = False
 
 
-def reward(name: str, *, factory: bool = False, uses_length: bool = False) -> Callable[[Callable], Callable]:
-    """Register a reward function (or, with `factory=True`, a factory of one) under `name`."""
+def reward(
+    name: str, *, factory: bool = False, uses_length: bool = False, batched: bool = False
+) -> Callable[[Callable], Callable]:
+    """Register a reward under `name`: a function, with `factory=True` a factory of one, with `batched=True` a
+    batched scorer (a class is always a factory: its instances are the scorers)."""
 
     def deco(target: Callable) -> Callable:
         if name in _REWARDS and _REWARDS[name].target is not target:
             raise ValueError(f"reward {name!r} is already registered (by {_REWARDS[name].target.__module__})")
-        _REWARDS[name] = _Entry(name, target, factory, uses_length)
+        _REWARDS[name] = _Entry(name, target, factory or inspect.isclass(target), uses_length, batched)
         return target
 
     return deco
@@ -99,7 +117,8 @@ def reward_help() -> str:
             f"{p.name}={p.default!r}" if p.default is not inspect.Parameter.empty else p.name
             for p in entry.parameters.values()
         )
-        lines.append(f"{name}({opts}): {entry.summary()}")
+        kind = " [batched]" if entry.batched else ""
+        lines.append(f"{name}({opts}){kind}: {entry.summary()}")
     return "\n".join(lines)
 
 
@@ -109,8 +128,9 @@ def _entry(name: str) -> _Entry:
     return _REWARDS[name]
 
 
-def get_reward(name: str, **options: Any) -> RewardFn:
-    """The reward function `name`, built with `options` (validated against the factory's parameters)."""
+def get_reward(name: str, **options: Any) -> RewardFn | BatchRewardFn:
+    """The reward `name` built with `options` (validated against the factory's parameters): a per-sample function,
+    or for a batched entry its scorer."""
     entry = _entry(name)
     if not entry.factory:
         if options:
@@ -171,33 +191,67 @@ class RewardBatch:
         return out
 
 
-class CompositeReward:
-    """A weighted sum of named rewards. Call it for one sample, or `score` a batch to get every component."""
+@dataclass
+class _Part:
+    label: str
+    weight: float
+    fn: Callable[..., Any]
+    uses_length: bool
+    batched: bool
+    ready: bool = False  # a batched scorer's setup() has run
 
-    def __init__(self, parts: Sequence[tuple[str, float, RewardFn, bool]]):
+    def scores(self, completions: list[str], items: list[Mapping[str, Any]], lengths: list[int] | None) -> list[float]:
+        if self.batched:
+            if not self.ready:
+                setup = getattr(self.fn, "setup", None)
+                if callable(setup):
+                    setup()
+                self.ready = True
+            raw = self.fn(completions, items, lengths=lengths) if self.uses_length else self.fn(completions, items)
+            values = list(raw)
+            if len(values) != len(completions):
+                raise UserError(
+                    f"reward {self.label!r} returned {len(values)} scores for {len(completions)} completions"
+                )
+        elif self.uses_length:
+            values = [
+                self.fn(c, it, length=None if lengths is None else lengths[i])
+                for i, (c, it) in enumerate(zip(completions, items))
+            ]
+        else:
+            values = [self.fn(c, it) for c, it in zip(completions, items)]
+        out = [float(v) for v in values]
+        if not all(math.isfinite(v) for v in out):
+            raise UserError(
+                f"reward {self.label!r} returned a non-finite score: {next(v for v in out if not math.isfinite(v))}"
+            )
+        return out
+
+
+class CompositeReward:
+    """A weighted sum of named rewards. `score` a batch to get every component; call it for one sample."""
+
+    def __init__(self, parts: Sequence[_Part]):
         if not parts:
             raise UserError("a reward needs at least one component")
         self._parts = list(parts)
 
     @property
     def weights(self) -> dict[str, float]:
-        return {name: w for name, w, _, _ in self._parts}
+        return {p.label: p.weight for p in self._parts}
 
     @property
     def names(self) -> list[str]:
-        return [name for name, _, _, _ in self._parts]
+        return [p.label for p in self._parts]
 
     def components(self, completion: str, item: Mapping[str, Any], length: int | None = None) -> dict[str, float]:
-        """Each component's unweighted value for one sample."""
-        out = {}
-        for name, _, fn, uses_length in self._parts:
-            value = fn(completion, item, length=length) if uses_length else fn(completion, item)
-            out[name] = float(value)
-        return out
+        """Each component's unweighted value for one sample (a batch of one for batched scorers)."""
+        lengths = None if length is None else [int(length)]
+        return {p.label: p.scores([completion], [item], lengths)[0] for p in self._parts}
 
     def __call__(self, completion: str, item: Mapping[str, Any], length: int | None = None) -> float:
         values = self.components(completion, item, length)
-        return sum(w * values[name] for name, w, _, _ in self._parts)
+        return sum(p.weight * values[p.label] for p in self._parts)
 
     def score(
         self,
@@ -210,16 +264,14 @@ class CompositeReward:
             raise UserError(f"score: {len(completions)} completions but {len(items)} items")
         if lengths is not None and len(lengths) != len(completions):
             raise UserError(f"score: {len(completions)} completions but {len(lengths)} lengths")
-        components: dict[str, list[float]] = {name: [] for name in self.names}
-        for i, (completion, item) in enumerate(zip(completions, items)):
-            values = self.components(completion, item, None if lengths is None else int(lengths[i]))
-            for name, value in values.items():
-                components[name].append(value)
-        total = [sum(w * components[name][i] for name, w, _, _ in self._parts) for i in range(len(completions))]
+        texts, rows = list(completions), list(items)
+        counts = None if lengths is None else [int(n) for n in lengths]
+        components = {p.label: p.scores(texts, rows, counts) for p in self._parts}
+        total = [sum(p.weight * components[p.label][i] for p in self._parts) for i in range(len(texts))]
         return RewardBatch(total=total, components=components, weights=self.weights)
 
     def __repr__(self) -> str:
-        return "CompositeReward(" + ", ".join(f"{n}×{w:g}" for n, w, _, _ in self._parts) + ")"
+        return "CompositeReward(" + ", ".join(f"{p.label}×{p.weight:g}" for p in self._parts) + ")"
 
 
 def _weight(name: str, value: Any) -> float:
@@ -250,5 +302,5 @@ def build_reward(spec: Mapping[str, Any] | Sequence[str]) -> CompositeReward:
         else:
             options, weight, name = {}, _weight(label, value), label
         entry = _entry(name)
-        parts.append((label, weight, get_reward(name, **options), entry.uses_length))
+        parts.append(_Part(label, weight, get_reward(name, **options), entry.uses_length, entry.batched))
     return CompositeReward(parts)

@@ -3,12 +3,18 @@
 A task item is a plain dict, so it can be written to JSONL, shipped to workers and read back unchanged:
 
     {"prompt": str,                      # or "messages": [{"role", "content"}] once a template is applied
-     "answer": str,                      # the reference answer, as text
+     "answer": str,                      # optional: the reference answer, as text
+     "rubric": str,                      # optional: what a good answer does, for a model-based reward
      "task": str,                        # registry name: picks the verifier
      "meta": {"question": str,           # the bare question, kept so a template can be (re)applied
               "difficulty": str, "seed": int, "index": int, "split": "train" | "eval", "lang": "en" | "zh",
               "steps": [[prefix, result], ...],   # the worked solution, so `solution()` needs only the item
               ...}}                      # plus whatever the task's verifier needs (countdown: numbers, target)
+
+Open-ended items. `answer` and `rubric` are optional: an item with neither a reference answer nor a task verifier
+(a general prompt, scored by a reward model) is valid everywhere. `r1.rewards.judge` gives it no accuracy verdict
+(`correct=None`), the `accuracy` reward 0.0 for every sample, and the evaluator counts it apart (`n_open`) instead of
+in pass@k. Generated tasks always set `answer`.
 
 Held-in / held-out split. Every generated problem has a canonical key (its question text, or for countdown the
 sorted numbers and the target). `split_of(key)` hashes it with SHA-256: 10% of keys are "eval", the rest "train".
@@ -30,7 +36,7 @@ import hashlib
 import random
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from r1.errors import UserError
@@ -250,6 +256,9 @@ def register_task(task: Task) -> Task:
     return task
 
 
+_PREFIXES: dict[str, Callable[[str], Task]] = {}
+
+
 def list_tasks() -> list[str]:
     """Names of the registered tasks, sorted."""
     return sorted(_TASKS)
@@ -259,11 +268,15 @@ def find_task(name: str) -> Task | None:
     """The registered task called `name`, or None (used where an unknown task is not an error)."""
     if name in _TASKS:
         return _TASKS[name]
-    if name.startswith("rg:"):
-        from r1.tasks.reasoning_gym import reasoning_gym_task
-
-        return reasoning_gym_task(name[3:])
+    for prefix, make in _PREFIXES.items():  # task families named by a prefix, e.g. rg:NAME (reasoning-gym)
+        if name.startswith(prefix):
+            return make(name[len(prefix) :])
     return None
+
+
+def register_prefix(prefix: str, make: Callable[[str], Task]) -> None:
+    """Names starting with `prefix` resolve to `make(rest)`: task families too large to register one by one."""
+    _PREFIXES[prefix] = make
 
 
 def get_task(name: str) -> Task:

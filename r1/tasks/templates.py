@@ -11,6 +11,9 @@
   instruction to reason step by step and box the final answer. The tokenizer's chat template opens the assistant
   turn with `<think>\\n`, so the completion continues the reasoning.
 
+How a completion is judged under each template (where the answer is, what the format is) is `TEMPLATE_FORMATS`,
+applied by `r1.rewards.judge`.
+
 A templated item keeps its bare question in `meta.question`, so a template can be swapped later.
 """
 
@@ -28,6 +31,14 @@ R1_ZERO_PREAMBLE = (
 R1_INSTRUCTION = "\nPlease reason step by step, and put your final answer within \\boxed{}."
 TEMPLATES = ("r1-zero", "r1-zero-short", "r1")
 PLAIN_TEMPLATES = ("r1-zero", "r1-zero-short")  # plain-text prompts ending in `Assistant:`; same answer format
+# What each template asks of the completion, the one place `r1.rewards.judge` reads it from: the answer format
+# ("tags": `<think>…</think> <answer>…</answer>`; "boxed": `\boxed{}` in the summary after `</think>`, as
+# `Task.solution`'s answer formats) and whether the prompt leaves the model inside an open `<think>`.
+TEMPLATE_FORMATS: dict[str, tuple[str, bool]] = {
+    "r1-zero": ("tags", False),
+    "r1-zero-short": ("tags", False),
+    "r1": ("boxed", True),
+}
 
 
 def r1_zero_prompt(question: str, preamble: bool = True) -> str:

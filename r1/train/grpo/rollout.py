@@ -1,6 +1,6 @@
 """GRPO's data side: sampling groups from the engine, scoring them, and the rollout the loss trains on.
 
-`r1.train.grpo` holds the algorithm; this module holds what feeds it and what a user watches:
+`r1.train.grpo.algorithm` holds the objective; this module holds what feeds it and what a user watches:
 
 - `sample_groups`: P prompts × G samples from the shared engine, each request seeded by (run seed, rollout, round),
   so a rollout is a pure function of the weights, the prompt cursor and the seed (exact resume regenerates it);
@@ -9,7 +9,7 @@
 - `completion_logprobs`: the trainer's log π(o_t | q, o_<t) for every completion token, from one forward;
 - `response_stats`: lengths, truncation, accuracy, format rate and the rate of reflection words (overall and within
   long-form answers, since a shift of the style mix alone moves the overall rate; see
-  shared/notes/r1-zero-at-tiny-scale.md);
+  shared/notes/r1-zero-at-tiny-scale.md), all read off `r1.rewards.judge` verdicts;
 - `save_rollout` / `load_rollout`: a rollout kept on disk while its μ passes are trained, so a run killed mid-cycle
   resumes on exactly the samples it was training on (the weights that produced them are gone by then).
 
@@ -19,7 +19,6 @@ Tensors, not pickles: rollouts are safetensors files with their statistics as JS
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -32,16 +31,9 @@ from safetensors.torch import save_file
 from torch import nn
 
 from r1.engine import Engine, Sample, SamplingParams
-from r1.engine.reasoning import split_reasoning
 from r1.io import atomic_path
 from r1.model.prefix import share_prompts as share_prompts_layout
-
-# "wait" is the word whose sudden rise Nature reports as the aha moment [recipe §2.3]; the rest are the other
-# self-checks R1-style traces use. English entries match whole words, case-insensitively; Chinese ones as substrings.
-REFLECTION_WORDS: tuple[str, ...] = (
-    "wait", "let me check", "let me verify", "let me re-check", "verify", "double-check", "double check",
-    "recheck", "re-check", "check again", "等等", "检查", "验证", "再算一遍",
-)
+from r1.rewards.judge import Verdict
 
 
 # ============================================================================================== the rollout
@@ -73,8 +65,13 @@ class Rollout:
         """The samples `index` as one micro-batch, trimmed to its own longest sequence and completion."""
         pl, cl = self.prompt_lens[index], self.completion_lens[index]
         S, C = int((pl + cl).max()), int(cl.max())
-        out = {"input_ids": self.input_ids[index, :S], "prompt_lens": pl, "completion_lens": cl,
-               "advantages": self.advantages[index], "trainable": self.trainable[index]}
+        out = {
+            "input_ids": self.input_ids[index, :S],
+            "prompt_lens": pl,
+            "completion_lens": cl,
+            "advantages": self.advantages[index],
+            "trainable": self.trainable[index],
+        }
         for name in ("old_logprobs", "sampler_logprobs", "ref_logprobs", "engine_logprobs"):
             value = getattr(self, name)
             if value is not None:
@@ -82,9 +79,7 @@ class Rollout:
         return out
 
 
-def pack_samples(
-    prompts: Sequence[Sequence[int]], samples: Sequence[Sample], pad_id: int
-) -> dict[str, torch.Tensor]:
+def pack_samples(prompts: Sequence[Sequence[int]], samples: Sequence[Sample], pad_id: int) -> dict[str, torch.Tensor]:
     """Prompt + completion ids right-padded into [N, S], and the engine's per-token logprobs into [N, C]."""
     n = len(samples)
     pl = torch.tensor([len(p) for p in prompts], dtype=torch.long)
@@ -98,8 +93,13 @@ def pack_samples(
         ids[i, len(p) : len(p) + len(s.tokens)] = torch.tensor(s.tokens, dtype=torch.long)
         model_lp[i, : len(s.tokens)] = torch.tensor(s.model_logprobs)
         sampler_lp[i, : len(s.tokens)] = torch.tensor(s.logprobs)
-    return {"input_ids": ids, "prompt_lens": pl, "completion_lens": cl, "model_logprobs": model_lp,
-            "sampler_logprobs": sampler_lp}
+    return {
+        "input_ids": ids,
+        "prompt_lens": pl,
+        "completion_lens": cl,
+        "model_logprobs": model_lp,
+        "sampler_logprobs": sampler_lp,
+    }
 
 
 def completion_mask(completion_lens: torch.Tensor, width: int | None = None) -> torch.Tensor:
@@ -109,8 +109,12 @@ def completion_mask(completion_lens: torch.Tensor, width: int | None = None) -> 
 
 
 def completion_logprobs(
-    model: nn.Module, input_ids: torch.Tensor, prompt_lens: torch.Tensor, completion_lens: torch.Tensor,
-    entropy: bool = False, share_prompts: bool = True,
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    prompt_lens: torch.Tensor,
+    completion_lens: torch.Tensor,
+    entropy: bool = False,
+    share_prompts: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
     """log π(o_t | q, o_<t) for every completion token, [B, C] fp32 (0 past each length), from one forward.
 
@@ -157,8 +161,9 @@ def forward_logprobs(
             S = int((pl[rows] + cl[rows]).max())
             dtype, on = autocast_dtype or torch.bfloat16, autocast_dtype is not None
             with torch.autocast(device.type, dtype=dtype, enabled=on):
-                lp, _, _ = completion_logprobs(model, ids[rows, :S].to(device), pl[rows].to(device),
-                                               cl[rows].to(device))
+                lp, _, _ = completion_logprobs(
+                    model, ids[rows, :S].to(device), pl[rows].to(device), cl[rows].to(device)
+                )
             out[rows, : lp.shape[1]] = lp.float().cpu()
     finally:
         model.train(was_training)
@@ -183,55 +188,36 @@ def round_seed(run_seed: int, rollout: int, round_: int) -> int:
 
 
 # ============================================================================================== statistics
-def reflection_regex(words: Sequence[str]) -> re.Pattern[str]:
-    """One pattern for all reflection words: whole-word for Latin text, plain substring for CJK."""
-    parts = []
-    for w in words:
-        escaped = re.escape(w.lower())
-        parts.append(escaped if re.search(r"[\u3400-\u9fff]", w) else rf"(?<![a-z]){escaped}(?![a-z])")
-    return re.compile("|".join(parts) or r"(?!x)x", re.IGNORECASE)
+def response_stats(verdicts: Sequence[Verdict], lengths: Sequence[int], rates: bool = True) -> dict[str, float]:
+    """What a user reads an RL run by: length mean/p90/max, truncated share, the share of responses that reason
+    (`long_form`), the rate of responses that reflect, overall and within those that reason, and with `rates` the
+    accuracy (over the responses with a verdict; absent when none has one) and the format rate.
 
-
-def response_stats(
-    texts: Sequence[str],
-    lengths: Sequence[int],
-    finish_reasons: Sequence[str],
-    in_think: bool,
-    reflection: re.Pattern[str],
-    correct: Sequence[bool] | None = None,
-    formatted: Sequence[bool] | None = None,
-) -> dict[str, float]:
-    """What a user reads an RL run by: length mean/p90/max, truncated share, accuracy, format rate, and the rate of
-    responses using a reflection word, overall and within long-form answers (a non-empty think block).
-
-    `in_think`: the prompt already opened `<think>` (R1's chat template), so the response starts inside it.
+    Every rate is the judge's (`r1.rewards.judge`): the rules of the rewards, the evaluator and `r1 run`'s tables.
     """
-    n = max(len(texts), 1)
+    n = max(len(verdicts), 1)
     arr = np.asarray(lengths, dtype=float) if len(lengths) else np.zeros(1)
-    reflective = [bool(reflection.search(t)) for t in texts]
-    long_form = []
-    for t in texts:
-        reasoning, _ = split_reasoning(t, in_think=in_think)
-        long_form.append(bool(reasoning and reasoning.strip()))
-    n_long = sum(long_form)
+    n_long = sum(v.reasons for v in verdicts)
     out = {
         "length_mean": float(arr.mean()),
         "length_p90": float(np.percentile(arr, 90)),
         "length_max": float(arr.max()),
-        "truncated": sum(r == "length" for r in finish_reasons) / n,
+        "truncated": sum(v.truncated is True for v in verdicts) / n,
         "long_form": n_long / n,
-        "reflection": sum(reflective) / n,
-        "reflection_long": sum(r for r, lf in zip(reflective, long_form) if lf) / max(n_long, 1),
+        "reflection": sum(v.reflects for v in verdicts) / n,
+        "reflection_long": sum(v.reflects for v in verdicts if v.reasons) / max(n_long, 1),
     }
-    if correct is not None:
-        out["accuracy"] = sum(map(bool, correct)) / n
-    if formatted is not None:
-        out["format_rate"] = sum(map(bool, formatted)) / n
+    if rates:
+        judged = [v.correct for v in verdicts if v.correct is not None]
+        if judged:
+            out["accuracy"] = sum(judged) / len(judged)
+        out["format_rate"] = sum(v.format_ok for v in verdicts) / n
     return out
 
 
-def reward_stats(components: Mapping[str, Sequence[float]], total: Sequence[float],
-                 group_size: int) -> dict[str, float]:
+def reward_stats(
+    components: Mapping[str, Sequence[float]], total: Sequence[float], group_size: int
+) -> dict[str, float]:
     """Mean and std of the total and of every component, and the share of groups whose rewards are all equal
     (zero advantage for every token: `frac_reward_zero_std`, TRL's name)."""
     out: dict[str, float] = {}

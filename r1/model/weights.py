@@ -1,0 +1,83 @@
+"""The one way model code reads a weight, and the inference copies built from weights.
+
+Every kernel that multiplies by a parameter gets it from `weight(module)` (or `linear(x, module)`), including the
+fused paths that concatenate or stack several modules' weights. Today that is `module.weight`; a quantised linear
+will answer here with the weight its kernels need, so no path can bypass it.
+
+`FusedWeights` holds what decoding reuses step after step instead of rebuilding it per call: [q_a | kv_a] and
+[gate | up] concatenations, the routed experts stacked for batched GEMMs, the head in another dtype, each under
+the module whose decode path reads it. Which copies a model wants is the model's business
+(`Transformer.fused_weights`, each module's `fusion()`); this class only keeps them fresh and within a memory
+budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# key, the tensors the copy is built from, and how to build it from them (detached)
+Fusion = tuple[Hashable, list[torch.Tensor], Callable[[list[torch.Tensor]], Any]]
+
+
+def weight(module: nn.Module) -> torch.Tensor:
+    """The weight of a linear, embedding, norm or router module, as the kernels multiply by it."""
+    return module.weight
+
+
+def linear(x: torch.Tensor, module: nn.Linear) -> torch.Tensor:
+    """x Wᵀ + b for a linear module (what calling it computes)."""
+    return F.linear(x, weight(module), module.bias)
+
+
+def fused_linear(x: torch.Tensor, *layers: nn.Linear) -> list[torch.Tensor]:
+    """Apply several projections of the same input as one GEMM, then split.
+
+    One matmul instead of several saves kernel launches and, under autocast, repeated casts of `x`; at CPU scale
+    those dominate. The weights stay separate parameters, so checkpoints keep their per-projection names; the
+    concatenation is part of the graph, so gradients reach each of them.
+    """
+    biases = [m.bias for m in layers]
+    bias = torch.cat(biases) if all(b is not None for b in biases) else None
+    return list(F.linear(x, torch.cat([weight(m) for m in layers]), bias).split([m.out_features for m in layers], -1))
+
+
+class FusedWeights:
+    """Inference copies of parameters, rebuilt by `refresh()` when a source changed.
+
+    `plan()` lists every copy wanted, in priority order; copies are kept while their sources' sizes sum to at most
+    `limit_bytes` (beyond it, big models, the callers use the modules as they are). Tensor version counters see most
+    in-place updates and swapped tensors are seen by identity, but fused AdamW updates without moving the counters,
+    so a caller that changed weights says so with `refresh(force=True)`.
+    """
+
+    def __init__(self, plan: Callable[[], Iterable[Fusion]], limit_bytes: int) -> None:
+        self.plan = plan
+        self.limit_bytes = limit_bytes
+        self._copies: dict[Hashable, tuple[tuple, Any]] = {}
+        self.refresh()
+
+    def get(self, key: Hashable) -> Any | None:
+        hit = self._copies.get(key)
+        return None if hit is None else hit[1]
+
+    def refresh(self, force: bool = False) -> None:
+        """Rebuild copies whose sources changed (cheap when nothing did)."""
+        if force:
+            self._copies.clear()
+        used = 0
+        for key, sources, build in self.plan():
+            stamp = tuple((id(t), t._version) for t in sources)
+            size = sum(t.numel() * t.element_size() for t in sources)
+            if used + size > self.limit_bytes:
+                self._copies.pop(key, None)
+                continue
+            used += size
+            old = self._copies.get(key)
+            if old is None or old[0] != stamp:
+                with torch.no_grad():
+                    self._copies[key] = (stamp, build([t.detach() for t in sources]))
