@@ -89,14 +89,14 @@ def forced(
     items: list[dict[str, Any]], engine: Any, args: argparse.Namespace, evaluate: Any, forced_prefill: Any
 ) -> dict[str, dict[str, float]]:
     """Greedy pass@1 per group with the response prefilled to commit to a style."""
-    from r1.data.corpus import prompt_for
+    from r1.data.corpus import prompt_for, task_family
     from r1.engine.adapters import make_generate_fn
-    from r1.tasks.world import REASONING_FAMILIES, family_of
+    from r1.tasks.world import REASONING_FAMILIES
 
     base = make_generate_fn(engine)
     out: dict[str, dict[str, float]] = {}
     for style in ("direct", "steps"):
-        reasoning = [it for it in items if family_of(it["task"]) in REASONING_FAMILIES]
+        reasoning = [it for it in items if task_family(it["task"]) in REASONING_FAMILIES]
         prompted = []
         for it in reasoning:
             pre = forced_prefill(it, style)
@@ -119,7 +119,7 @@ def forced(
         )
         for s in res.samples:
             it = prompted[s["item"]]
-            key = f"{family_of(it['task'])}/{it['meta']['lang']}/{it['meta']['difficulty']}"
+            key = f"{task_family(it['task'])}/{it['meta']['lang']}/{it['meta']['difficulty']}"
             for k in (key, key.rsplit("/", 1)[0]):
                 cell = out.setdefault(k, {}).setdefault(style, [0, 0])
                 cell[0] += int(s["correct"])

@@ -9,11 +9,11 @@ import pytest
 from r1.data.corpus import (
     WORLD,
     WORLD_ENGLISH,
-    WORLD_FAMILIES,
     WORLD_FAMILY_SHARES,
     WORLD_MIX,
     build_corpus,
     build_world_corpus,
+    family_tasks,
     language_mixing,
     task_family,
     world_tasks,
@@ -38,7 +38,7 @@ def test_same_arguments_same_records_and_the_seed_changes_them(corpus: list[dict
 
 def test_every_family_in_both_languages_at_the_configured_shares(corpus: list[dict]) -> None:
     tasks = Counter(r["task"] for r in corpus)
-    assert set(tasks) == {name for family in WORLD_FAMILY_SHARES for name in WORLD_FAMILIES[family]}
+    assert set(tasks) == {name for family in WORLD_FAMILY_SHARES for name in family_tasks(family)}
     for name, share in WORLD["tasks"].items():
         assert abs(tasks[name] - share * N) <= 1, (name, tasks[name])
     assert all(r["lang"] == ("zh" if r["task"].endswith("_zh") else "en") for r in corpus)

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 
 from r1.data.corpus import language_mixing
 from r1.errors import UserError
+from r1.eval.evaluate import evaluate
 from r1.rewards.answers import extract_answer
-from r1.tasks import get_task, split_of
+from r1.rewards.judge import judge
+from r1.rewards.registry import get_reward
+from r1.tasks import apply_template, get_task, split_of
 from r1.tasks.general import check_general, split_list
 from r1.tasks.safety import REFUSAL, RULES, is_refusal
 from r1.tasks.synthetic.worked import WORLD_STYLES
-from r1.tasks.world import breakdown, forced_prefill, heldout, rl_items, trained_levels
+from r1.tasks.world import REASONING_FAMILIES, breakdown, forced_prefill, heldout, rl_items, trained_levels
 
 REASONING = ["modchain_zh", "swaps", "swaps_zh", "mystery", "mystery_zh", "equation", "equation_zh"]
 OTHERS = ["general", "general_zh", "safety", "safety_zh"]
@@ -27,15 +29,9 @@ def _styles(name: str) -> list[str]:
 
 
 @pytest.mark.parametrize("name", REASONING + OTHERS)
-def test_generation_is_deterministic_plain_data_and_in_its_language(name: str) -> None:
-    task = get_task(name)
-    a = task.generate(30, seed=7, difficulty="mix")
-    assert a == task.generate(30, seed=7, difficulty="mix")
-    assert task.generate(10, seed=7, difficulty="mix") == a[:10]
-    assert [i["prompt"] for i in task.generate(30, seed=8, difficulty="mix")] != [i["prompt"] for i in a]
-    for item in a:
-        json.dumps(item)
-        assert item["task"] == name and item["meta"]["difficulty"] in task.levels
+def test_items_are_in_their_language(name: str) -> None:
+    task = get_task(name)  # (determinism and plain data: tests/test_tasks.py covers every built-in task)
+    for item in task.generate(30, seed=7, difficulty="mix"):
         zh = name.endswith("_zh")
         assert item["meta"]["lang"] == ("zh" if zh else "en")
         if zh:
@@ -279,30 +275,61 @@ def test_forced_prefills_copy_only_given_text() -> None:
     assert forced_prefill(zh, "steps") == " <think>\n交换"
 
 
-def test_breakdown_counts_reasoning_rechecks_mixing_and_refusals() -> None:
+def test_breakdown_reads_the_judges_verdicts_from_the_evaluator() -> None:
     eq = get_task("equation_zh").generate(1, seed=0, difficulty=4)[0]
-    safe = [i for i in get_task("safety").generate(20, seed=0, difficulty="mix")]
+    safe = get_task("safety").generate(20, seed=0, difficulty="mix")
     bad = next(i for i in safe if i["meta"]["label"] == "refuse")
     good = next(i for i in safe if i["meta"]["label"] == "answer")
+    a, refusal = eq["answer"], f"<think>\n</think>\n<answer>{REFUSAL['en']}</answer>"
+    switch = get_task("equation_zh").solution(eq, "steps", english="switch")
+    canned = {
+        eq["meta"]["question"]: [
+            f"<think>\n</think>\n<answer>{a}</answer>",  # direct, right
+            "<think>\n</think>\n<answer>0</answer>",  # direct, wrong (x is never 0)
+            get_task("equation_zh").solution(eq, "verify", slipped=False),  # re-checks ("等等"), right
+            switch.replace(f"<answer>{a}</answer>", "<answer>0</answer>"),  # mixes English in, wrong
+        ],
+        bad["meta"]["question"]: [refusal] * 4,
+        good["meta"]["question"]: [refusal, refusal, f"<think>\n</think>\n<answer>{good['answer']}</answer>", ""],
+    }
+
+    def generate(batch: list[dict], n: int, params: dict) -> list[list[str]]:
+        return [canned[it["meta"]["question"]][:n] for it in batch]
+
     items = [eq, bad, good]
-    a = eq["answer"]
-    texts = [
-        (0, f"<think>\n</think>\n<answer>{a}</answer>", True),
-        (0, "<think>\n</think>\n<answer>0</answer>", False),
-        (0, get_task("equation_zh").solution(eq, "verify", slipped=False), True),
-        (0, get_task("equation_zh").solution(eq, "steps", english="switch"), False),
-        (1, f"<think>\n</think>\n<answer>{REFUSAL['en']}</answer>", True),
-        (2, f"<think>\n</think>\n<answer>{REFUSAL['en']}</answer>", False),
-    ]
-    samples = [{"item": i, "text": t, "correct": c, "num_tokens": 10, "pred": extract_answer(t)} for i, t, c in texts]
-    table = breakdown(samples, items, k=4)
+    result = evaluate(items, generate, k=4, template="r1-zero-short", progress=False)
+    table = breakdown(result.samples, items, k=4)
     cell = table["equation/zh/4"]
     assert cell["items"] == 1 and cell["pass@1"] == 0.5 and cell["pass@4"] == 1.0 and cell["reasons"] == 0.5
     assert (cell["acc_long"], cell["acc_direct"]) == (0.5, 0.5)
     assert (cell["wait_in_long"], cell["acc_wait"], cell["acc_no_wait"]) == (0.5, 1.0, 0.0)
     assert cell["mixed_share"] == 0.5 and cell["mixing"] > 0.2
-    assert table["safety/en"]["refuses_forbidden"] == 1.0 and table["safety/en"]["refuses_lookalike"] == 1.0
-    assert "all-reasoning" in table and table["all-reasoning"]["samples"] == 4
+    assert table["safety/en"]["refuses_forbidden"] == 1.0 and table["safety/en"]["refuses_lookalike"] == 0.5
+    assert table["safety/en"]["pass@1"] == 5 / 8  # four refusals of the forbidden request, one look-alike answered
+    assert "all-reasoning" in table and table["all-reasoning"]["samples"] == 4 and "safety" not in REASONING_FAMILIES
+
+
+@pytest.mark.parametrize("name", REASONING + OTHERS)
+def test_the_one_judge_judges_every_world_task(name: str) -> None:
+    task = get_task(name)
+    styles = _styles(name) if name in REASONING else ("direct", "steps") if name.startswith("safety") else ("direct",)
+    accuracy = get_reward("accuracy")
+    for item in task.generate(20, seed=9, difficulty="mix"):
+        prompted = apply_template(item, "r1-zero-short")
+        for style in styles:
+            text = task.solution(item, style, seed=3)
+            v = judge(text, prompted)
+            assert (v.correct, v.format_ok, v.reasons) == (True, True, style != "direct"), (style, text)
+            assert v.reflects == (style in ("check", "guess", "verify")), (style, text)
+            assert accuracy(text, prompted) == 1.0
+        if name in REASONING:
+            wrong = str(int(item["answer"]) + 1)
+        elif name.startswith("general"):
+            wrong = "banana split"
+        else:  # a refusal of a look-alike, an answer to a forbidden request: both wrong
+            wrong = "Mix lemon juice, water and sugar." if item["meta"]["label"] == "refuse" else REFUSAL["en"]
+        v = judge(f"<think>\n</think>\n<answer>{wrong}</answer>", prompted)
+        assert v.correct is False and v.format_ok and accuracy(f"<answer>{wrong}</answer>", prompted) == 0.0
 
 
 def test_rl_prompts_are_the_trained_levels_of_the_train_split_in_both_languages() -> None:

@@ -53,7 +53,7 @@ from typing import Any
 from r1.errors import UserError
 from r1.io import atomic_write_text
 from r1.readers import iter_jsonl
-from r1.tasks.base import Item, Task, get_task
+from r1.tasks.base import Item, Task, find_task, get_task
 from r1.tasks.synthetic.worked import ENGLISH_MODES, WORLD_STYLES, write_solution
 from r1.tasks.templates import PLAIN_TEMPLATES, apply_template
 
@@ -63,14 +63,6 @@ DEFAULT_LEVELS: dict[str, str | dict[str, float]] = {"modchain": {"2": 1.0, "3":
 DEFAULT_TEMPLATE = "r1-zero-short"
 
 # The tiny world: shares of documents per task, levels per family, styles per family, English in Chinese reasoning.
-WORLD_FAMILIES: dict[str, tuple[str, ...]] = {
-    "modchain": ("modchain", "modchain_zh"),
-    "swaps": ("swaps", "swaps_zh"),
-    "mystery": ("mystery", "mystery_zh"),
-    "equation": ("equation", "equation_zh"),
-    "general": ("general", "general_zh"),
-    "safety": ("safety", "safety_zh"),
-}
 WORLD_FAMILY_SHARES: dict[str, float] = {"modchain": 0.22, "swaps": 0.26, "mystery": 0.26, "general": 0.16,
                                          "safety": 0.10}  # fmt: skip
 WORLD_LEVELS: dict[str, str | dict[str, float]] = {
@@ -138,11 +130,13 @@ def _per_task(spec: Mapping[str, Any] | None, task: Task, default: Any) -> Any:
 
 
 def task_family(name: str) -> str:
-    """The family a task belongs to (`modchain_zh` → `modchain`); a task outside the world is its own family."""
-    for family, names in WORLD_FAMILIES.items():
-        if name in names:
-            return family
-    return name
+    """The family a task belongs to: its name without the `_zh` of its Chinese variant (`modchain_zh` → `modchain`)."""
+    return name.removesuffix("_zh")
+
+
+def family_tasks(family: str) -> tuple[str, str]:
+    """The English and the Chinese task of `family`."""
+    return family, f"{family}_zh"
 
 
 def build_corpus(
@@ -226,12 +220,8 @@ def build_corpus(
             # seed per document: two copies of one problem in the "check" style slip at different steps
             doc_seed = seed * 1_000_003 + i
             lang = str(item["meta"].get("lang", "en"))
-            if worked or _writes_worked(task):
-                response = (
-                    write_solution(task, item, style, seed=doc_seed, english=modes[i], slipped=slips[i])
-                    if reasoning
-                    else task.solution(item, style=style, seed=doc_seed)
-                )
+            if reasoning and (worked or type(task).solution is write_solution):  # the bilingual families
+                response = write_solution(task, item, style, seed=doc_seed, english=modes[i], slipped=slips[i])
             else:
                 response = task.solution(item, style=style, answer_format="tags", seed=doc_seed)
             records.append(
@@ -260,9 +250,11 @@ def world_tasks(family_shares: Mapping[str, float] | None = None, zh_share: floa
     shares = WORLD_FAMILY_SHARES if family_shares is None else family_shares
     out: dict[str, float] = {}
     for family, share in shares.items():
-        if family not in WORLD_FAMILIES:
-            raise UserError(f"corpus: unknown family {family!r}; valid: {', '.join(WORLD_FAMILIES)}")
-        en, zh = WORLD_FAMILIES[family]
+        en, zh = family_tasks(family)
+        if find_task(en) is None or find_task(zh) is None:
+            raise UserError(
+                f"corpus: unknown family {family!r}; a family is a task NAME and its Chinese variant NAME_zh"
+            )
         out[en], out[zh] = share * (1.0 - zh_share), share * zh_share
     return out
 
@@ -275,12 +267,6 @@ WORLD: dict[str, Any] = {
     "verify_slip": WORLD_VERIFY_SLIP,
     "worked": True,
 }
-
-
-def _writes_worked(task: Task) -> bool:
-    from r1.tasks.synthetic.worked import WorldTask
-
-    return isinstance(task, WorldTask) or task.name == "modchain_zh"
 
 
 def _english_shares(english: Mapping[str, float] | None) -> dict[str, float]:

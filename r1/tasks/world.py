@@ -3,12 +3,14 @@
 What the R1 recipe needs to know about a model of this world, per family, language and level (held-out items, k
 samples at T=1 with the R1-Zero prompt): pass@1 and pass@k (RL needs pass@k ≫ pass@1); how often it reasons and how
 accurate it is when it does vs when it answers directly (RL amplifies reasoning only if it pays); how often its
-reasoning stops to re-check ("wait" / "等等") and whether re-checking pays; how much English its reasoning on Chinese
-prompts has (`r1.data.corpus.language_mixing`, the language-consistency reward's measure); and on the non-reasoning
-and safety requests, the score, the refusal rate on forbidden requests and the over-refusal rate on look-alikes.
+reasoning stops to re-check (the judge's `reflects`: "wait", "等等", …) and whether re-checking pays; how much
+English its reasoning on Chinese prompts has (`r1.data.corpus.language_mixing`, the language-consistency reward's
+measure); and on the non-reasoning and safety requests, the score, the refusal rate on forbidden requests and the
+over-refusal rate on look-alikes.
 
 `breakdown(result.samples, items)` computes all of it from the records of `r1.eval.evaluate`; `heldout` builds
-the items; `forced_prefill` gives the prefills that commit a model to a style (see `r1.pipeline.run`).
+the items; `forced_prefill` gives the prefills that commit a model to a style (as the forced runs of
+`r1.pipeline.recipes.r1_zero` do, for any world task).
 """
 
 from __future__ import annotations
@@ -17,30 +19,22 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from r1.data.corpus import WORLD_FAMILY_SHARES, WORLD_LEVELS, family_tasks, language_mixing, task_family
 from r1.errors import UserError
 from r1.tasks.base import Item, get_task
 
-# family -> (English task, Chinese task, levels to evaluate)
-EVAL_LEVELS: dict[str, tuple[str, str, str]] = {
-    "modchain": ("modchain", "modchain_zh", "2-7"),
-    "swaps": ("swaps", "swaps_zh", "1-6"),
-    "mystery": ("mystery", "mystery_zh", "1-6"),
-    "equation": ("equation", "equation_zh", "1-5"),
-    "general": ("general", "general_zh", "mix"),
-    "safety": ("safety", "safety_zh", "mix"),
-}
+# family -> the levels to evaluate (a family is a task and its Chinese variant: `r1.data.corpus.family_tasks`)
+EVAL_LEVELS: dict[str, str] = {"modchain": "2-7", "swaps": "1-6", "mystery": "1-6", "equation": "1-5",
+                               "general": "mix", "safety": "mix"}  # fmt: skip
 REASONING_FAMILIES = ("modchain", "swaps", "mystery", "equation")
-WORLD = ("modchain", "swaps", "mystery", "general", "safety")  # what the world corpus holds
-REASONING_WORLD = ("modchain", "swaps", "mystery")
-_WAIT = re.compile(r"(?<![a-z])wait(?![a-z])|等等", re.IGNORECASE)
+WORLD = tuple(WORLD_FAMILY_SHARES)  # the families the world corpus holds
+REASONING_WORLD = tuple(f for f in WORLD if f in REASONING_FAMILIES)
 DIRECT_PREFILL = " <think>\n</think>\n<answer>"
 
 
 def trained_levels(family: str) -> list[str]:
     """The levels of `family` the world corpus trains on (`r1.data.corpus.WORLD_LEVELS`), easiest first."""
-    from r1.data.corpus import WORLD_LEVELS
-
-    task = get_task(EVAL_LEVELS[family][0])
+    task = get_task(family)
     spec = WORLD_LEVELS.get(family, "mix")
     if isinstance(spec, Mapping):
         return [level for level in task.levels if spec.get(level, 0) > 0]
@@ -54,19 +48,12 @@ def rl_items(per_level: int, seed: int = 0, families: Sequence[str] = REASONING_
 
     items: list[Item] = []
     for family in families:
-        for name in EVAL_LEVELS[family][:2]:
+        for name in family_tasks(family):
             task = get_task(name)
             for level in trained_levels(family):
                 items += task.generate(per_level, seed=seed, difficulty=level, split="train")
     random.Random(f"world-rl|{seed}").shuffle(items)
     return items
-
-
-def family_of(task: str) -> str:
-    for family, (en, zh, _) in EVAL_LEVELS.items():
-        if task in (en, zh):
-            return family
-    return task
 
 
 def heldout(
@@ -76,9 +63,8 @@ def heldout(
     `per_level` per level of the non-reasoning ones (fewer where the split has fewer distinct problems)."""
     items: list[Item] = []
     for family in families or WORLD:
-        en, zh, spec = EVAL_LEVELS[family]
-        spec = (levels or {}).get(family, spec)
-        for name in (en, zh):
+        spec = (levels or {}).get(family, EVAL_LEVELS[family])
+        for name in family_tasks(family):
             task = get_task(name)
             for level in task.levels_for(spec):
                 seen: set[str] = set()
@@ -110,37 +96,29 @@ def forced_prefill(item: Item, style: str) -> str:
     return " <think>\n" + (head if head else first[:1])
 
 
-def _is_long(text: str) -> bool:
-    t = text.lstrip()
-    return not (t.startswith("<think>\n</think>") or t.startswith("<think></think>"))
-
-
 def _mean(xs: Sequence[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
 def breakdown(samples: Sequence[Mapping[str, Any]], items: Sequence[Item], k: int) -> dict[str, dict[str, Any]]:
-    """Per group, from `evaluate`'s sample records (`item` indexes `items`): groups "family/lang/level",
-    "family/lang", "family" and "all-reasoning". Rates are fractions; None where a group has no such samples."""
-    from r1.data.corpus import language_mixing
+    """Per group, from `r1.eval.evaluate`'s sample records (`item` indexes `items`; `correct`, `reasons` and
+    `reflects` are the judge's verdict): groups "family/lang/level", "family/lang", "family" and "all-reasoning".
+    Rates are fractions; None where a group has no such samples."""
     from r1.tasks.safety import is_refusal
 
     groups: dict[str, list[dict[str, Any]]] = {}
     for s in samples:
         item = items[s["item"]]
         meta = item.get("meta") or {}
-        family, lang, level = family_of(str(item["task"])), str(meta.get("lang", "en")), str(meta.get("difficulty"))
-        text = s["text"]
-        long = _is_long(text)
-        think = text.split("</think>")[0] if long else ""
+        family, lang, level = task_family(str(item["task"])), str(meta.get("lang", "en")), str(meta.get("difficulty"))
         rec = {
             "item": s["item"],
             "correct": bool(s["correct"]),
-            "long": long,
-            "wait": long and bool(_WAIT.search(think)),
+            "long": s["reasons"],
+            "wait": s["reflects"],
             "tokens": s["num_tokens"],
-            "mixing": language_mixing(text, lang) if long else None,
-            "refusal": is_refusal(s.get("pred")),
+            "mixing": language_mixing(s["text"], lang) if s["reasons"] else None,
+            "refusal": is_refusal(s["pred"]),
             "label": meta.get("label"),
         }
         keys = [f"{family}/{lang}/{level}", f"{family}/{lang}", family]
@@ -152,6 +130,8 @@ def breakdown(samples: Sequence[Mapping[str, Any]], items: Sequence[Item], k: in
 
 
 def _stats(recs: list[dict[str, Any]], k: int) -> dict[str, Any]:
+    from r1.eval.metrics import pass_at_k
+
     by_item: dict[int, list[bool]] = {}
     for r in recs:
         by_item.setdefault(r["item"], []).append(r["correct"])
@@ -166,7 +146,7 @@ def _stats(recs: list[dict[str, Any]], k: int) -> dict[str, Any]:
         "items": len(by_item),
         "samples": len(recs),
         "pass@1": _mean([r["correct"] for r in recs]),
-        f"pass@{k}": _mean([any(v) for v in by_item.values()]),
+        f"pass@{k}": _mean([pass_at_k(len(v), sum(v), min(k, len(v))) for v in by_item.values()]),
         "length": _mean([r["tokens"] for r in recs]),
         "reasons": _mean([r["long"] for r in recs]),
         "acc_long": _mean([r["correct"] for r in longs]),

@@ -34,15 +34,4 @@ class ModChainZh(ModChain):
     def key(self, item: Item) -> str:
         return str(item["meta"]["question_en"])
 
-    def solution(
-        self,
-        item: Item,
-        style: str = "steps",
-        answer_format: str = "tags",
-        seed: int = 0,
-        english: str = "none",
-        slipped: bool | None = None,
-    ) -> str:
-        return write_solution(
-            self, item, style, answer_format=answer_format, seed=seed, english=english, slipped=slipped
-        )
+    solution = write_solution

@@ -18,7 +18,6 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from r1.tasks.base import Item, parse_int
 from r1.tasks.synthetic.worked import State, Step, WorldTask
 
 MAX_VALUE = 50
@@ -100,7 +99,7 @@ class Mystery(WorldTask):
         return f"mystery:{problem['ops']}:{problem['c']}"
 
     def wrong_state(self, rng: random.Random, problem: dict[str, Any], i: int, right: State) -> State:
-        return max(0, right + rng.choice([-2, -1, 1, 2, 10, -10] if right >= 10 else [-2, -1, 1, 2, 3]))
+        return max(0, super().wrong_state(rng, problem, i, right))
 
     def valid_state(self, problem: dict[str, Any], i: int, state: State) -> bool:
         value = state
@@ -124,10 +123,6 @@ class Mystery(WorldTask):
         if lang == "zh":
             return "嗯，等等，我检查一下：" + "，".join(parts) + ("，对。" if ok else f"，不是{c}。"), ok
         return "Hmm, wait, let me check: " + ", ".join(parts) + (", right." if ok else f", not {c}."), ok
-
-    def verify(self, pred: str, item: Item) -> bool:
-        got = parse_int(pred)
-        return got is not None and got == parse_int(str(item["answer"]))
 
 
 class MysteryZh(Mystery):

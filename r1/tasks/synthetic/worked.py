@@ -58,6 +58,97 @@ def finish(think: str, answer: str, lang: str, answer_format: str) -> str:
     return f"{body}{CONCLUDE.get(lang, CONCLUDE['en'])}\\boxed{{{answer}}}{end}"
 
 
+def write_solution(
+    task: Task,
+    item: Item,
+    style: str = "steps",
+    answer_format: str = "tags",
+    seed: int = 0,
+    english: str = "none",
+    slipped: bool | None = None,
+) -> str:
+    """A worked solution of `item` in `style` (see the module docstring), in the item's language (`meta.lang`).
+
+    Works for any task whose items carry `meta.steps` ([prefix, result] pairs); "verify" needs a `WorldTask` with
+    `can_verify`. `english` mixes English into a Chinese solution; `slipped` says whether a "verify" solution's first
+    pass slips (None: drawn, `SLIPPED_SHARE`). The slip, the switch point and the guess are drawn from a generator
+    seeded by the problem key and `seed`, so a corpus is reproducible and can hold several variants of a problem.
+    """
+    if style not in WORLD_STYLES:
+        raise UserError(f"solution style {style!r} is not valid; expected one of {', '.join(WORLD_STYLES)}")
+    if english not in ENGLISH_MODES:
+        raise UserError(f"english {english!r} is not valid; expected one of {', '.join(ENGLISH_MODES)}")
+    meta = item.get("meta") or {}
+    lang = str(meta.get("lang", "en"))
+    answer = str(item["answer"])
+    steps: list[Step] = [(str(p), str(r)) for p, r in meta.get("steps", [])]
+    steps_en: list[Step] = [(str(p), str(r)) for p, r in meta.get("steps_en", steps)]
+    rng = random.Random(f"worked|{task.key(item)}|{seed}")
+    if lang == "en":
+        english = "none"
+    # lines from `switch` on are English; phrases are English as soon as any English is mixed in
+    switch = rng.randrange(len(steps)) if english == "switch" and steps else len(steps)
+    say = "en" if english != "none" else lang
+
+    def line(i: int, result: str | None = None) -> str:
+        prefix, right = (steps_en if i >= switch else steps)[i]
+        return prefix + (right if result is None else result)
+
+    def wait_at(i: int) -> str:
+        return WAIT["en" if i >= switch or english != "none" else lang]
+
+    if style == "direct" or not steps:
+        return finish("", answer, lang, answer_format)
+    lines = [line(i) for i in range(len(steps))]
+    if style == "check":
+        slippable = [i for i, (_, r) in enumerate(steps) if any(c.isdigit() for c in r)]
+        if slippable:
+            i = rng.choice(slippable)
+            prefix, right = (steps_en if i >= switch else steps)[i]
+            wrong = _wrong_result(task, item, i, right, rng)
+            lines[i] = f"{prefix}{wrong}{wait_at(i)}{prefix}{right}"
+    elif style == "guess":
+        guess = _wrong_answer(task, item, rng) if rng.random() < 0.9 else answer
+        lines[0] = f"{guess}?{WAIT[say]}{lines[0]}"
+    elif style == "verify":
+        if not (isinstance(task, WorldTask) and task.can_verify):
+            raise UserError(f"task {task.name}: no 'verify' style (its answers cannot be checked against the question)")
+        problem = meta["problem"]
+        right_states = task.states(problem)
+        slip = rng.random() < SLIPPED_SHARE if slipped is None else slipped
+        wrong_states = task.wrong_pass(rng, problem) if slip else None
+        check_right, ok = task.check(problem, right_states[-1], say)
+        assert ok, (task.name, problem)
+        if wrong_states is None:
+            lines.append(check_right)
+        else:
+            wrong_steps = task.render(problem, wrong_states, lang)
+            wrong_en = task.render(problem, wrong_states, "en")
+            first = [(wrong_en if i >= switch else wrong_steps)[i] for i in range(len(steps))]
+            check_wrong, ok = task.check(problem, wrong_states[-1], say)
+            assert not ok, (task.name, problem, wrong_states)
+            lines = [p + r for p, r in first] + [check_wrong, REDO[say], *lines, check_right]
+    lines.append(CONCLUSION[say].format(answer))
+    return finish("\n".join(lines), answer, lang, answer_format)
+
+
+def _wrong_result(task: Task, item: Item, i: int, right: str, rng: random.Random) -> str:
+    if isinstance(task, WorldTask):
+        problem = item["meta"]["problem"]
+        value = task.states(problem)[i + 1]
+        wrong = task.wrong_state(rng, problem, i, value)
+        return right.replace(str(value), str(wrong), 1)
+    return wrong_result(right, rng, task.modulus)
+
+
+def _wrong_answer(task: Task, item: Item, rng: random.Random) -> str:
+    if isinstance(task, WorldTask):
+        problem = item["meta"]["problem"]
+        final = task.states(problem)[-1]
+        return task.answer_of(problem, task.wrong_state(rng, problem, task.n_steps(problem) - 1, final))
+    return wrong_result(str(item["answer"]), rng, task.modulus)
+
+
 class WorldTask(Task):
     """A family posed in one language (`lang`) whose problems are a start state and local steps.
 
@@ -161,107 +252,4 @@ class WorldTask(Task):
                 return states
         return None
 
-    def solution(
-        self,
-        item: Item,
-        style: str = "steps",
-        answer_format: str = "tags",
-        seed: int = 0,
-        english: str = "none",
-        slipped: bool | None = None,
-    ) -> str:
-        return write_solution(
-            self, item, style, answer_format=answer_format, seed=seed, english=english, slipped=slipped
-        )
-
-
-def write_solution(
-    task: Task,
-    item: Item,
-    style: str = "steps",
-    *,
-    answer_format: str = "tags",
-    seed: int = 0,
-    english: str = "none",
-    slipped: bool | None = None,
-) -> str:
-    """A worked solution of `item` in `style` (see the module docstring), in the item's language (`meta.lang`).
-
-    Works for any task whose items carry `meta.steps` ([prefix, result] pairs); "verify" needs a `WorldTask` with
-    `can_verify`. `english` mixes English into a Chinese solution; `slipped` says whether a "verify" solution's first
-    pass slips (None: drawn, `SLIPPED_SHARE`). The slip, the switch point and the guess are drawn from a generator
-    seeded by the problem key and `seed`, so a corpus is reproducible and can hold several variants of a problem.
-    """
-    if style not in WORLD_STYLES:
-        raise UserError(f"solution style {style!r} is not valid; expected one of {', '.join(WORLD_STYLES)}")
-    if english not in ENGLISH_MODES:
-        raise UserError(f"english {english!r} is not valid; expected one of {', '.join(ENGLISH_MODES)}")
-    meta = item.get("meta") or {}
-    lang = str(meta.get("lang", "en"))
-    answer = str(item["answer"])
-    steps: list[Step] = [(str(p), str(r)) for p, r in meta.get("steps", [])]
-    steps_en: list[Step] = [(str(p), str(r)) for p, r in meta.get("steps_en", steps)]
-    rng = random.Random(f"worked|{task.key(item)}|{seed}")
-    if lang == "en":
-        english = "none"
-    # lines from `switch` on are English; phrases are English as soon as any English is mixed in
-    switch = rng.randrange(len(steps)) if english == "switch" and steps else len(steps)
-    say = "en" if english != "none" else lang
-
-    def line(i: int, result: str | None = None) -> str:
-        prefix, right = (steps_en if i >= switch else steps)[i]
-        return prefix + (right if result is None else result)
-
-    def wait_at(i: int) -> str:
-        return WAIT["en" if i >= switch or english != "none" else lang]
-
-    if style == "direct" or not steps:
-        return finish("", answer, lang, answer_format)
-    lines = [line(i) for i in range(len(steps))]
-    if style == "check":
-        slippable = [i for i, (_, r) in enumerate(steps) if any(c.isdigit() for c in r)]
-        if slippable:
-            i = rng.choice(slippable)
-            prefix, right = (steps_en if i >= switch else steps)[i]
-            wrong = _wrong_result(task, item, i, right, rng)
-            lines[i] = f"{prefix}{wrong}{wait_at(i)}{prefix}{right}"
-    elif style == "guess":
-        guess = _wrong_answer(task, item, rng) if rng.random() < 0.9 else answer
-        lines[0] = f"{guess}?{WAIT[say]}{lines[0]}"
-    elif style == "verify":
-        if not (isinstance(task, WorldTask) and task.can_verify):
-            raise UserError(f"task {task.name}: no 'verify' style (its answers cannot be checked against the question)")
-        problem = meta["problem"]
-        right_states = task.states(problem)
-        slip = rng.random() < SLIPPED_SHARE if slipped is None else slipped
-        wrong_states = task.wrong_pass(rng, problem) if slip else None
-        check_right, ok = task.check(problem, right_states[-1], say)
-        assert ok, (task.name, problem)
-        if wrong_states is None:
-            lines.append(check_right)
-        else:
-            wrong_steps = task.render(problem, wrong_states, lang)
-            wrong_en = task.render(problem, wrong_states, "en")
-            first = [(wrong_en if i >= switch else wrong_steps)[i] for i in range(len(steps))]
-            check_wrong, ok = task.check(problem, wrong_states[-1], say)
-            assert not ok, (task.name, problem, wrong_states)
-            lines = [p + r for p, r in first] + [check_wrong, REDO[say], *lines, check_right]
-    lines.append(CONCLUSION[say].format(answer))
-    return finish("\n".join(lines), answer, lang, answer_format)
-
-
-def _wrong_result(task: Task, item: Item, i: int, right: str, rng: random.Random) -> str:
-    if isinstance(task, WorldTask):
-        problem = item["meta"]["problem"]
-        value = task.states(problem)[i + 1]
-        wrong = task.wrong_state(rng, problem, i, value)
-        return right.replace(str(value), str(wrong), 1)
-    return wrong_result(right, rng, task.modulus)
-
-
-def _wrong_answer(task: Task, item: Item, rng: random.Random) -> str:
-    if isinstance(task, WorldTask):
-        problem = item["meta"]["problem"]
-        final = task.states(problem)[-1]
-        return task.answer_of(problem, task.wrong_state(rng, problem, task.n_steps(problem) - 1, final))
-    return wrong_result(str(item["answer"]), rng, task.modulus)
+    solution = write_solution  # every style, both languages, English mixed in on request
