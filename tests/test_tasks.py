@@ -81,7 +81,7 @@ def test_difficulty_specs() -> None:
         task.generate(1, split="test")
 
 
-@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("name", [task.name for task in BUILTIN_TASKS])
 def test_train_and_eval_splits_never_overlap(name: str) -> None:
     task = get_task(name)
     train = task.generate(300, seed=0, difficulty="mix", split="train")

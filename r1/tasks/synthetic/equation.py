@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from r1.tasks.synthetic.mystery import Mystery, forward
+from r1.tasks.synthetic.mystery import Mystery
 from r1.tasks.synthetic.worked import State, Step
 
 
@@ -32,10 +32,9 @@ def lhs_text(ops: list[list[Any]]) -> str:
 
 class Equation(Mystery):
     name = "equation"
-    family = "equation"
     description = "a linear equation in x, solved by undoing its operations one at a time (small numbers)"
     knobs = "level k = operations on x (1..5), additive and multiplicative in turn; verifiable by substitution"
-    levels = tuple(str(k) for k in range(1, 6))
+    levels = tuple("12345")
 
     def question(self, problem: dict[str, Any], lang: str) -> str:
         eq = f"{lhs_text(problem['ops'])}={problem['c']}"
@@ -53,17 +52,10 @@ class Equation(Mystery):
     def key_of(self, problem: dict[str, Any]) -> str:
         return f"equation:{lhs_text(problem['ops'])}={problem['c']}"
 
-    def check(self, problem: dict[str, Any], final: State, lang: str) -> tuple[str, bool]:
-        values = forward(final, problem["ops"])
-        parts = [
-            f"{n}*{v}={w}" if op == "*" else f"{v}{op}{n}={w}"
-            for (op, n), v, w in zip(problem["ops"], values, values[1:])
-        ]
-        c = problem["c"]
-        ok = values[-1] == c
-        if lang == "zh":
-            return "嗯，等等，我代入检查一下：" + "，".join(parts) + ("，对。" if ok else f"，不是{c}。"), ok
-        return "Hmm, wait, let me check: " + ", ".join(parts) + (", right." if ok else f", not {c}."), ok
+    check_intro = {"en": "Hmm, wait, let me check: ", "zh": "嗯，等等，我代入检查一下："}
+
+    def check_step(self, op: str, value: int, n: int) -> str:
+        return f"{n}*{value}={n * value}" if op == "*" else super().check_step(op, value, n)
 
 
 class EquationZh(Equation):

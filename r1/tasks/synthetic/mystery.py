@@ -47,12 +47,9 @@ def _calc(op: str, a: int, n: int) -> str:
 
 class Mystery(WorldTask):
     name = "mystery"
-    family = "mystery"
     description = "a think-of-a-number word problem: undo the operations from the last one back (small numbers)"
     knobs = "level k = operations on the number (1..6), additive and multiplicative in turn; verifiable forwards"
-    levels = tuple(str(k) for k in range(1, 7))
-    default_level = "3"
-    can_verify = True
+    levels = tuple("123456")
 
     def problem(self, rng: random.Random, level: str) -> dict[str, Any]:
         k = int(level)
@@ -115,14 +112,19 @@ class Mystery(WorldTask):
     def plausible_wrong(self, problem: dict[str, Any], final: State) -> bool:
         return all(0 <= v <= 2 * MAX_VALUE for v in forward(final, problem["ops"]))
 
+    check_intro = {"en": "Hmm, wait, let me check: ", "zh": "嗯，等等，我检查一下："}
+
+    def check_step(self, op: str, value: int, n: int) -> str:
+        """One operation of the check, run forwards from the candidate answer."""
+        return _calc(op, value, n)
+
     def check(self, problem: dict[str, Any], final: State, lang: str) -> tuple[str, bool]:
         values = forward(final, problem["ops"])
-        parts = [_calc(op, v, n) for (op, n), v in zip(problem["ops"], values)]
-        c = problem["c"]
-        ok = values[-1] == c
+        parts = [self.check_step(op, v, n) for (op, n), v in zip(problem["ops"], values)]
+        c, ok = problem["c"], values[-1] == problem["c"]
         if lang == "zh":
-            return "嗯，等等，我检查一下：" + "，".join(parts) + ("，对。" if ok else f"，不是{c}。"), ok
-        return "Hmm, wait, let me check: " + ", ".join(parts) + (", right." if ok else f", not {c}."), ok
+            return self.check_intro[lang] + "，".join(parts) + ("，对。" if ok else f"，不是{c}。"), ok
+        return self.check_intro[lang] + ", ".join(parts) + (", right." if ok else f", not {c}."), ok
 
 
 class MysteryZh(Mystery):

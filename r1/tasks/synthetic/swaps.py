@@ -29,17 +29,12 @@ def _after(cup: int, pair: list[int]) -> int:
 
 
 class Swaps(WorldTask):
+    """A problem is the start cup and the swapped pairs; the state is the ball's cup."""
+
     name = "swaps"
-    family = "swaps"
+    levels = tuple("1234567")
     description = "the ball under one of five cups: which cup after k swaps (state tracking)"
     knobs = "level k = number of swaps (1..7) of distinct pairs of five cups; verifiable by tracing back"
-    levels = tuple(str(k) for k in range(1, 8))
-    default_level = "3"
-    can_verify = True
-
-    def problem(self, rng: random.Random, level: str) -> dict[str, Any]:
-        swaps = [list(p) for p in rng.sample(_PAIRS, int(level))]
-        return {"start": rng.randint(1, CUPS), "ops": swaps}
 
     def question(self, problem: dict[str, Any], lang: str) -> str:
         s, ops = problem["start"], problem["ops"]
@@ -52,6 +47,10 @@ class Swaps(WorldTask):
             return f"球在{s}号杯子下面。{moves}。球现在在几号杯子下面？"
         said = [f"{a} and {b}" for a, b in ops]
         return f"The ball is under cup {s}. Swap cups {', then '.join(said)}. Which cup is the ball under?"
+
+    def problem(self, rng: random.Random, level: str) -> dict[str, Any]:
+        swaps = [list(p) for p in rng.sample(_PAIRS, int(level))]
+        return {"start": rng.randint(1, CUPS), "ops": swaps}
 
     def start(self, problem: dict[str, Any]) -> State:
         return int(problem["start"])

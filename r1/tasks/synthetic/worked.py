@@ -155,12 +155,10 @@ class WorldTask(Task):
     A problem is language-neutral plain data (`meta.problem`); the question and the steps are rendered from it in
     either language, so one problem has one split key (`key_of`) whatever the language, and a Chinese solution can
     switch into English mid-way. Subclasses give the problem generator, the step function and its rendering; tasks
-    whose result can be checked against the question also give `check` (and set `can_verify`).
+    whose result can be checked against the question also give `check` (then `can_verify` holds).
     """
 
     lang = "en"
-    family = ""
-    can_verify = False
 
     @abstractmethod
     def problem(self, rng: random.Random, level: str) -> dict[str, Any]:
@@ -204,6 +202,11 @@ class WorldTask(Task):
         """Whether a slipped first pass ending at `final` makes a readable check (e.g. no negative numbers)."""
         return True
 
+    @property
+    def can_verify(self) -> bool:
+        """Whether an answer can be checked against the question (the task gives `check`): the "verify" style."""
+        return type(self).check is not WorldTask.check
+
     def check(self, problem: dict[str, Any], final: State, lang: str) -> tuple[str, bool]:
         """The verification of a candidate result as one line, and whether it holds (tasks with `can_verify`)."""
         raise UserError(f"task {self.name}: its answers cannot be checked against the question (no 'verify' style)")
@@ -225,7 +228,7 @@ class WorldTask(Task):
     def make(self, rng: random.Random, level: str) -> Item:
         problem = self.problem(rng, level)
         states = self.states(problem)
-        meta: dict[str, Any] = {"lang": self.lang, "family": self.family or self.name, "problem": problem}
+        meta: dict[str, Any] = {"lang": self.lang, "family": self.name.removesuffix("_zh"), "problem": problem}
         if self.lang != "en":
             meta["steps_en"] = self.render(problem, states, "en")
         return {
