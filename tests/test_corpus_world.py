@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 
 import pytest
@@ -118,11 +120,14 @@ def test_non_reasoning_records_verify() -> None:
         assert get_task(r["task"]).verify(extract_answer(r["response"]), item), r
 
 
-def test_the_default_corpus_is_still_modchain_only() -> None:
-    records = build_corpus(200, seed=0)
-    assert {r["task"] for r in records} == {"modchain"} and "So the answer is" not in "".join(
-        r["response"] for r in records
-    )
+def test_the_default_corpus_is_still_the_one_the_shipped_base_was_made_from() -> None:
+    # sha256 of main's records before the world existed (computed there): `r1 run --from-scratch` still rebuilds
+    # the shipped base from the same documents; the world adds only the fields `lang` and `english`
+    records = build_corpus(3000, seed=0)
+    fields = [[r[k] for k in ("prompt", "response", "task", "level", "style", "answer")] for r in records]
+    digest = hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+    assert digest == "18f2371877ff256b119ecd05f3ff31fd30dade7cf28c22496bf8ee2642e50028"
+    assert {(r["lang"], r["english"]) for r in records} == {("en", "none")}
     worked = build_corpus(50, seed=0, worked=True)
     assert all("So the answer is" in r["response"] for r in worked if r["style"] != "direct")
 

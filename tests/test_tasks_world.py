@@ -12,8 +12,8 @@ from r1.eval.evaluate import evaluate
 from r1.rewards.answers import extract_answer
 from r1.rewards.judge import judge
 from r1.rewards.registry import get_reward
-from r1.tasks import apply_template, get_task
-from r1.tasks.general import check_general, split_list
+from r1.tasks import apply_template, get_task, split_of
+from r1.tasks.general import GREET_KEY, check_general, split_list
 from r1.tasks.safety import REFUSAL, RULES, is_refusal
 from r1.tasks.synthetic.worked import WORLD_STYLES
 from r1.tasks.world import REASONING_FAMILIES, breakdown, forced_prefill, heldout, rl_items, trained_levels
@@ -331,3 +331,30 @@ def test_rl_prompts_are_the_trained_levels_of_the_train_split_in_both_languages(
             levels = sorted({i["meta"]["difficulty"] for i in items if i["task"] == name}, key=int)
             assert levels == trained_levels(family)
     assert trained_levels("modchain") == ["2", "3", "4", "5"] and rl_items(3, seed=0) == items
+
+
+@pytest.mark.parametrize("name", REASONING)
+def test_the_level_is_the_number_of_steps(name: str) -> None:
+    task = get_task(name)
+    for level in task.levels:
+        for item in task.generate(10, seed=5, difficulty=level, split="all"):
+            steps = item["meta"]["steps"]
+            assert len(steps) == int(level) - (name == "modchain_zh"), (level, item["prompt"])  # k digits: k-1 ops
+            assert task.solution(item, "steps").count("\n") == len(steps) + 3  # a line per step, the conclusion
+
+
+def test_greetings_are_train_only_and_held_out_requests_recombine_seen_parts() -> None:
+    assert split_of(GREET_KEY) == "train"
+    for name in ("general", "general_zh"):
+        assert not [i for i in get_task(name).generate(400, seed=0, difficulty="mix", split="eval")
+                    if i["meta"]["difficulty"] == "greet"]  # fmt: skip
+    for name in ("safety", "safety_zh"):
+        task = get_task(name)
+        train = task.generate(400, seed=0, difficulty="mix", split="train")
+        held_out = task.generate(30, seed=0, difficulty="mix", split="eval")
+        seen_topics = {i["meta"]["topic"] for i in train}
+        seen_phrasings = {i["prompt"].replace(i["meta"]["topic"], "{}").lower() for i in train}
+        train_prompts = {i["prompt"] for i in train}
+        for item in held_out:
+            assert item["prompt"] not in train_prompts and item["meta"]["topic"] in seen_topics
+            assert item["prompt"].replace(item["meta"]["topic"], "{}").lower() in seen_phrasings, item["prompt"]
