@@ -22,6 +22,8 @@ from r1.data.corpus import (
 )
 from r1.errors import UserError
 from r1.rewards.answers import extract_answer
+from r1.rewards.language import dominant_language
+from r1.rewards.registry import get_reward
 from r1.tasks import get_task
 from r1.tasks.world import REASONING_FAMILIES
 
@@ -143,3 +145,17 @@ def test_bad_world_arguments_are_user_errors() -> None:
         build_world_corpus(20, verify_slip=1.5)
     with pytest.raises(UserError, match="unknown family"):
         world_tasks({"poetry": 1.0})
+
+
+def test_the_language_reward_of_stage_2_measures_the_mixing_the_corpus_puts_in(corpus: list[dict]) -> None:
+    # `language_consistency(auto)` targets the item's meta.lang, the language of its question, so the reward of the
+    # RL stage after R1-Zero scores exactly what `language_mixing` counts (the prompt's frame "User: … Assistant:"
+    # would make a short Chinese request read as English)
+    reward = get_reward("language_consistency")
+    for r in corpus:
+        assert dominant_language(_question(r)) == r["lang"], r["prompt"]
+        item = {"prompt": r["prompt"], "task": r["task"], "meta": {"lang": r["lang"]}}
+        assert reward(r["response"], item) == pytest.approx(1.0 - language_mixing(r["response"], r["lang"]))
+    short = {"prompt": "User: 谢谢！ Assistant:", "meta": {"lang": "zh"}}
+    assert reward("<think>\n不客气\n</think>\n<answer>不客气！</answer>", short) == 1.0
+    assert dominant_language(short["prompt"]) == "en"  # what the reward targeted before it read meta.lang
