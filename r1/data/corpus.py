@@ -31,8 +31,8 @@ non-reasoning requests (r1.tasks.general) and the world's forbidden requests wit
 (r1.tasks.safety); worked solutions by `r1.tasks.synthetic.worked.write_solution`, which ends every chain of thought
 with a sentence in its language. Some Chinese solutions mix English in (`english`: the phrases, or every line from some
 step on) at a set rate, the base behaviour R1-Zero's language mixing grows from; `language_mixing` measures it the way
-the language-consistency reward does. The world's mix is still being measured (docs/LOG.md); `DEFAULT_*` stay the main
-job's modchain-only corpus, byte for byte.
+the language-consistency reward does. The world's mix is untuned (`r1 run --recipe world-zero`, benchmarks/world_*.py
+measure it); `DEFAULT_*` stay the main job's modchain-only corpus, byte for byte.
 
 Records are `{"prompt", "response", "task", "level", "style", "answer", "lang", "english"}` (`english`: how a
 Chinese chain of thought mixes English, "none" otherwise). `prompt` is the templated question (ends
