@@ -1,9 +1,9 @@
-"""Pretrain a `tiny` base on the tiny world's corpus, the way `r1 run --from-scratch` pretrains its base.
+"""Pretrain a `tiny` base on the tiny world's corpus, for experiments on the world's mix.
 
 Corpus (`r1.data.corpus.build_world_corpus`, settings overridable as JSON), a byte-level BPE trained on it, then
-the shared trainer with the settings of `r1.pipeline.run.pretrain_overrides` (tiny preset, loss on responses,
-length-bucketed batches, cosine lr, fp32, 1 thread). Leaves `<out>/pretrain/checkpoints/step-N/`, a complete model
-folder for `benchmarks/world_probe.py` and `r1 train --config r1-zero-tiny model.path=…`.
+`pretrain-tiny` (loss on responses, length-bucketed batches, cosine lr, fp32, 1 thread). Leaves
+`<out>/pretrain/checkpoints/step-N/`, a complete model folder for `benchmarks/world_probe.py` and
+`benchmarks/world_grpo.py`. `r1 run --recipe world-zero` makes a base the same way inside a run folder, with its card.
 
     python benchmarks/world_base.py --out runs/world-a --docs 100000 --steps 8000
     python benchmarks/world_base.py --out runs/world-b --corpus '{"english": {"phrases": 0.2, "switch": 0.2}}'
