@@ -26,7 +26,8 @@ def test_same_arguments_same_records_and_seed_changes_them():
 
 def test_records_have_the_documented_fields_and_prompts():
     for r in build_corpus(50, seed=0):
-        assert set(r) == {"prompt", "response", "task", "level", "style", "answer"}
+        assert set(r) == {"prompt", "response", "task", "level", "style", "answer", "lang", "english"}
+        assert (r["lang"], r["english"]) == ("en", "none")
         assert r["prompt"].startswith("User: Compute ") and r["prompt"].endswith(" mod 10. Assistant:")
         assert r["response"].startswith(" <think>\n") and r["response"].endswith("</answer>")
         assert r["task"] == "modchain" and 2 <= int(r["level"]) <= 6

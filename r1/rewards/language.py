@@ -12,8 +12,9 @@ Choices the paper leaves open:
   as one "zh" word, other scripts as neither; maths, digits, code and tags are excluded from both counts;
 * a CoT with no words at all scores 1.0: nothing in it can be in the wrong language, and an empty think block is
   priced by the format reward (`require_reasoning`), not here;
-* `target="auto"` uses `item["meta"]["language"]` if set, else the prompt's dominant language ("zh" if it has more
-  CJK words than Latin words, else "en"): the paper's target language is the language of the question.
+* `target="auto"` uses the item's `meta.lang` (the task contract's key; `meta.language` is read too) if set, else the
+  prompt's dominant language ("zh" if it has more CJK words than Latin words, else "en"): the paper's target language
+  is the language of the question. (A templated prompt's frame counts: "User: 谢谢！ Assistant:" reads as English.)
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def language_consistency(target: str = "auto") -> RewardFn:
     def language_consistency_(completion: str, item: Mapping[str, Any]) -> float:
         lang = target
         if lang == "auto":
-            lang = item_meta(item).get("language")
+            lang = item_meta(item).get("lang", item_meta(item).get("language"))
             if lang not in LANGUAGES:
                 lang = dominant_language(prompt_text(item))
         return language_ratio(reasoning_text(completion), lang)

@@ -346,19 +346,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (tests); its numbers mean nothing")
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    out = args.out or f"runs/{'quick' if args.quick else 'default'}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if Path(out).exists() and not Path(out).is_dir():
-        raise UserError(f"--out {out}: is a file; the run folder must be a directory")
+def sizes_from_args(args: argparse.Namespace, quick: dict[str, Any]) -> dict[str, Any]:
+    """The sizes the flags set (`SIZES`; with --quick, `quick` first), checked, with --seed and --threads."""
     check_at_least(args, threads=1)
     if not 0 <= args.seed < 2**32:
         raise UserError(f"--seed must be in 0 .. 2**32 - 1, got {args.seed}")
-    chosen = dict(QUICK) if args.quick else {}
+    chosen = dict(quick) if args.quick else {}
     for key in SIZES:
         least, value = int(key != "rl_steps"), getattr(args, key)
         if value is not None and value < least:
             raise UserError(f"{FLAGS.get(key, '--' + key.replace('_', '-'))} must be >= {least}, got {value}")
         chosen.update({key: value} if value is not None else {})
+    return chosen
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    out = args.out or f"runs/{'quick' if args.quick else 'default'}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"--out {out}: is a file; the run folder must be a directory")
+    chosen = sizes_from_args(args, QUICK)
     base = args.base
     if args.base and args.from_scratch:
         raise UserError("--base and --from-scratch exclude each other: one gives the base, the other trains it")

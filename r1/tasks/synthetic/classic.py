@@ -1,4 +1,4 @@
-"""Seeded procedural tasks with difficulty levels, each with its own verifier and worked steps.
+"""The first procedural task families (English; `word` also in Chinese), each with its own verifier and worked steps.
 
 Why these families (see shared/notes/r1-zero-at-tiny-scale.md): RL can only grow reasoning that pays off, so each
 family has problems a tiny model cannot answer in one shot but can solve with short, local steps.
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from r1.tasks.base import Item, Task, parse_int, register_task
+from r1.tasks.base import Item, Task, parse_int
 
 Step = tuple[str, str]
 
@@ -437,16 +437,6 @@ def _en_spend(rng: random.Random, hi: int) -> Made:
     )
 
 
-def _en_change(rng: random.Random, hi: int) -> Made:
-    n, a, b = rng.choice(_NAMES_EN), rng.randint(2, max(9, hi // 3)), _small(rng, hi)
-    c = a * b + rng.randint(1, hi)
-    return (
-        f"A pen costs {a} coins. {n} buys {b} pens and pays with {c} coins. How many coins of change does {n} get?",
-        [(f"{b} pens: {b}*{a}=", str(a * b)), (f"{c}-{a * b}=", str(c - a * b))],
-        c - a * b,
-    )
-
-
 def _en_jars(rng: random.Random, hi: int) -> Made:
     n, c, q = rng.choice(_NAMES_EN), _small(rng, hi), rng.randint(2, hi)
     a = rng.randint(1, c * q - 1)
@@ -455,20 +445,6 @@ def _en_jars(rng: random.Random, hi: int) -> Made:
         f"{n} has {a} red marbles and {b} blue marbles and puts them equally into {c} jars. "
         f"How many marbles go in each jar?",
         [(f"{a}+{b}=", str(a + b)), (f"{a + b}/{c}=", str(q))],
-        q,
-    )
-
-
-def _en_picks(rng: random.Random, hi: int) -> Made:
-    n, a, b, d = rng.choice(_NAMES_EN), _small(rng, hi), _small(rng, hi), _small(rng, hi)
-    while a * b <= d:
-        b += 1
-    q = rng.randint(1, (a * b - 1) // d)
-    c = a * b - d * q
-    return (
-        f"{n} picks {a} apples a day for {b} days, eats {c} of them and shares the rest equally among {d} "
-        f"friends. How many apples does each friend get?",
-        [(f"{a}*{b}=", str(a * b)), (f"{a * b}-{c}=", str(d * q)), (f"{d * q}/{d}=", str(q))],
         q,
     )
 
@@ -482,16 +458,6 @@ def _en_weeks(rng: random.Random, hi: int) -> Made:
         f"{d} coins. How many coins does {n} have left?",
         [(f"{a}+{b}=", str(a + b)), (f"{a + b}*{c}=", str(s)), (f"{s}-{d}=", str(s - d))],
         s - d,
-    )
-
-
-def _en_tickets(rng: random.Random, hi: int) -> Made:
-    a, b, c, d = rng.randint(5, hi), rng.randint(2, hi), _small(rng, hi), _small(rng, hi)
-    return (
-        f"Adult tickets cost {a} coins and child tickets cost {b} coins. How much do {c} adult tickets and "
-        f"{d} child tickets cost in total?",
-        [(f"{c}*{a}=", str(c * a)), (f"{d}*{b}=", str(d * b)), (f"{c * a}+{d * b}=", str(c * a + d * b))],
-        c * a + d * b,
     )
 
 
@@ -528,44 +494,63 @@ def _zh_bags(rng: random.Random, hi: int) -> Made:
     )
 
 
-def _zh_change(rng: random.Random, hi: int) -> Made:
-    n, a, b = rng.choice(_NAMES_ZH), rng.randint(2, max(9, hi // 3)), _small(rng, hi)
+def _change(rng: random.Random, hi: int, lang: str) -> Made:
+    n, a, b = rng.choice(_NAMES_ZH if lang == "zh" else _NAMES_EN), rng.randint(2, max(9, hi // 3)), _small(rng, hi)
     c = a * b + rng.randint(1, hi)
-    return (
-        f"一支笔{a}元。{n}买了{b}支笔，付了{c}元。应该找回多少元？",
-        [(f"{b}支笔共：{b}*{a}=", str(a * b)), (f"找回：{c}-{a * b}=", str(c - a * b))],
-        c - a * b,
+    if lang == "zh":
+        question = f"一支笔{a}元。{n}买了{b}支笔，付了{c}元。应该找回多少元？"
+        return question, [(f"{b}支笔共：{b}*{a}=", str(a * b)), (f"找回：{c}-{a * b}=", str(c - a * b))], c - a * b
+    question = (
+        f"A pen costs {a} coins. {n} buys {b} pens and pays with {c} coins. How many coins of change does {n} get?"
     )
+    return question, [(f"{b} pens: {b}*{a}=", str(a * b)), (f"{c}-{a * b}=", str(c - a * b))], c - a * b
 
 
-def _zh_picks(rng: random.Random, hi: int) -> Made:
-    n, a, b, d = rng.choice(_NAMES_ZH), _small(rng, hi), _small(rng, hi), _small(rng, hi)
+def _picks(rng: random.Random, hi: int, lang: str) -> Made:
+    n, a, b, d = rng.choice(_NAMES_ZH if lang == "zh" else _NAMES_EN), _small(rng, hi), _small(rng, hi), _small(rng, hi)
     while a * b <= d:
         b += 1
     q = rng.randint(1, (a * b - 1) // d)
     c = a * b - d * q
-    return (
-        f"{n}每天摘{a}个苹果，摘了{b}天，吃掉{c}个，剩下的平均分给{d}个朋友。每个朋友分到几个苹果？",
-        [
-            (f"一共摘了：{a}*{b}=", str(a * b)),
-            (f"吃掉后还剩：{a * b}-{c}=", str(d * q)),
-            (f"每个朋友分到：{d * q}/{d}=", str(q)),
-        ],
-        q,
+    calc = [(f"{a}*{b}=", str(a * b)), (f"{a * b}-{c}=", str(d * q)), (f"{d * q}/{d}=", str(q))]
+    if lang == "zh":
+        question = f"{n}每天摘{a}个苹果，摘了{b}天，吃掉{c}个，剩下的平均分给{d}个朋友。每个朋友分到几个苹果？"
+        said = ("一共摘了：", "吃掉后还剩：", "每个朋友分到：")
+        return question, [(w + p, r) for w, (p, r) in zip(said, calc)], q
+    question = (
+        f"{n} picks {a} apples a day for {b} days, eats {c} of them and shares the rest equally among {d} "
+        f"friends. How many apples does each friend get?"
     )
+    return question, calc, q
 
 
-def _zh_tickets(rng: random.Random, hi: int) -> Made:
+def _tickets(rng: random.Random, hi: int, lang: str) -> Made:
     a, b, c, d = rng.randint(5, hi), rng.randint(2, hi), _small(rng, hi), _small(rng, hi)
-    return (
-        f"成人票每张{a}元，儿童票每张{b}元。买{c}张成人票和{d}张儿童票一共要多少元？",
-        [
-            (f"成人票：{c}*{a}=", str(c * a)),
-            (f"儿童票：{d}*{b}=", str(d * b)),
-            (f"一共：{c * a}+{d * b}=", str(c * a + d * b)),
-        ],
-        c * a + d * b,
+    calc = [(f"{c}*{a}=", str(c * a)), (f"{d}*{b}=", str(d * b)), (f"{c * a}+{d * b}=", str(c * a + d * b))]
+    if lang == "zh":
+        question = f"成人票每张{a}元，儿童票每张{b}元。买{c}张成人票和{d}张儿童票一共要多少元？"
+        return question, [(w + p, r) for w, (p, r) in zip(("成人票：", "儿童票：", "一共："), calc)], c * a + d * b
+    question = (
+        f"Adult tickets cost {a} coins and child tickets cost {b} coins. How much do {c} adult tickets and "
+        f"{d} child tickets cost in total?"
     )
+    return question, calc, c * a + d * b
+
+
+def _both(story: Callable[[random.Random, int, str], Made]) -> tuple[Template, Template]:
+    """A story told in both languages from the same draws, as the two templates `_TEMPLATES` lists."""
+
+    def en(rng: random.Random, hi: int) -> Made:
+        return story(rng, hi, "en")
+
+    def zh(rng: random.Random, hi: int) -> Made:
+        return story(rng, hi, "zh")
+
+    en.__name__, zh.__name__ = f"_en{story.__name__}", f"_zh{story.__name__}"
+    return en, zh
+
+
+(_en_change, _zh_change), (_en_picks, _zh_picks), (_en_tickets, _zh_tickets) = map(_both, (_change, _picks, _tickets))
 
 
 _TEMPLATES: dict[str, dict[int, list[Template]]] = {
@@ -607,6 +592,12 @@ class WordProblemsZh(WordProblems):
     zh_share = 1.0
 
 
-BUILTIN_TASKS: tuple[Task, ...] = tuple(
-    register_task(t) for t in (ModChain(), Arith(), Multiply(), Linear(), Countdown(), WordProblems(), WordProblemsZh())
+CLASSIC_TASKS: tuple[Task, ...] = (
+    ModChain(),
+    Arith(),
+    Multiply(),
+    Linear(),
+    Countdown(),
+    WordProblems(),
+    WordProblemsZh(),
 )
