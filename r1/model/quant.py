@@ -45,6 +45,8 @@ from r1.errors import CheckpointError, ConfigError
 KERNEL_DTYPE = torch.bfloat16  # the activation dtype torch's CPU int8/int4 kernels are vectorised for
 KERNEL_ROWS = 32  # up to this many rows per call the kernels beat dequantise + GEMM (measured, AVX512)
 INT4_GROUPS = (32, 64, 128, 256)  # what `_weight_int4pack_mm_for_cpu` accepts
+_INT8_MM = torch.ops.aten._weight_int8pack_mm.default  # x [M, K] (bf16), int8 [N, K], scales [N] -> [M, N]
+_INT4_MM = torch.ops.aten._weight_int4pack_mm_for_cpu.default  # x, packed [N, K/2], group, (scale, zero) [K/g, N, 2]
 PACKED = "pack-quantized"
 DENSE_NAMES = ("kv_b_proj",)  # linears kept dense whatever the checkpoint holds (see above)
 # the checkpoint keys of a quantised linear, by format
@@ -229,7 +231,7 @@ class QuantizedWeight:
             self.scale = torch.stack((low.t(), torch.zeros_like(low.t())), -1).contiguous()  # [G, N, 2]
         else:
             self.q = q.to(torch.int8).contiguous()
-            self.scale = low.contiguous()
+            self.scale = (low.view(N) if group == K else low).contiguous()  # the kernel takes [N]
         self.kernel = bits == 4 or _int8_kernel_fits(bits, group, K)
         self._fast: bool | None = None  # whether `linear` runs the kernel (decided at the first call)
 
@@ -258,7 +260,7 @@ class QuantizedWeight:
         """The scales [N, K / group] in their own dtype."""
         if self.exact_scale is not None:
             return self.exact_scale
-        low = self.scale[..., 0].t() if self.bits == 4 else self.scale
+        low = self.scale[..., 0].t() if self.bits == 4 else self.scale.view(self.shape[0], -1)
         return low.to(self.dtype)
 
     def dequantize(self, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -279,10 +281,6 @@ class QuantizedWeight:
         return self.q.device
 
     @property
-    def scale_1d(self) -> torch.Tensor:  # the int8 kernel's per-row scales
-        return self.scale.view(-1)
-
-    @property
     def _version(self) -> int:  # FusedWeights' staleness stamp: a quantised weight is never updated in place
         return 0
 
@@ -295,7 +293,7 @@ class QuantizedWeight:
     def apply(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
         """Apply a module `_apply` function (device moves, float casts) to the held tensors."""
         self.dtype = fn(torch.empty(0, dtype=self.dtype, device=self.q.device)).dtype
-        self.q, self.scale = fn(self.q), fn(self.scale)
+        self.q, self.scale = fn(self.q), fn(self.scale).to(KERNEL_DTYPE)  # the kernels' scales stay bf16
         if self.exact_scale is not None:
             self.exact_scale = fn(self.exact_scale)
         self._fast = None
@@ -307,7 +305,8 @@ class QuantizedWeight:
     def linear(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """x Wᵀ (+ bias): the int kernel for a few rows where it is faster, else dequantise + one GEMM."""
         x2 = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])
-        if x2.shape[0] <= KERNEL_ROWS and self._use_kernel(x):
+        fast = self._fast if self._fast is not None else self._decide()
+        if fast and x2.shape[0] <= KERNEL_ROWS:
             y = self._kernel(x2)
             if bias is not None:
                 y = y + bias
@@ -315,18 +314,19 @@ class QuantizedWeight:
             y = F.linear(x2, self.dequantize(x.dtype), bias)
         return y if x.dim() == 2 else y.view(*x.shape[:-1], self.shape[0])
 
-    def _use_kernel(self, x: torch.Tensor) -> bool:
-        if self._fast is None:
-            self._fast = self.kernel and self.device.type == "cpu" and kernel_path()[0]
-        return self._fast and x.device.type == "cpu"
+    def _decide(self) -> bool:
+        self._fast = self.kernel and self.device.type == "cpu" and kernel_path()[0]
+        return self._fast
 
     def _kernel(self, x2: torch.Tensor) -> torch.Tensor:
-        xk = x2 if x2.dtype == KERNEL_DTYPE else x2.to(KERNEL_DTYPE)
+        """x2 Wᵀ through torch's CPU kernel, on x2 in KERNEL_DTYPE (cast there and back when it is not)."""
+        dtype = x2.dtype
+        xk = x2 if dtype == KERNEL_DTYPE else x2.to(KERNEL_DTYPE)
         if self.bits == 8:
-            y = torch.ops.aten._weight_int8pack_mm(xk, self.q, self.scale_1d)
+            y = _INT8_MM(xk, self.q, self.scale)
         else:
-            y = torch.ops.aten._weight_int4pack_mm_for_cpu(xk, self.q, self.group, self.scale)
-        return y if y.dtype == x2.dtype else y.to(x2.dtype)
+            y = _INT4_MM(xk, self.q, self.group, self.scale)
+        return y if dtype == KERNEL_DTYPE else y.to(dtype)
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
@@ -370,6 +370,21 @@ class QuantizedStack:
     def nbytes(self) -> int:
         return sum(w.nbytes for w in self.weights)
 
+    def one_token(self, x: torch.Tensor, idx: list[int], w: list[float], down: QuantizedStack) -> torch.Tensor:
+        """One token's experts `idx` weighted by `w` (this stack [gate | up], `down` the down projections): x is cast
+        to the kernels' dtype once and stays in it from one kernel to the next, instead of a cast in and out around
+        each of the 2k products (casts cost as much as a 256-wide int8 product)."""
+        first = self.weights[idx[0]]
+        fast = first._fast if first._fast is not None else first._decide()
+        if not fast or x.shape[0] > KERNEL_ROWS:
+            return sum(down.weights[e].linear(_swiglu(self.weights[e].linear(x))) * we for e, we in zip(idx, w))
+        xk = x if x.dtype == KERNEL_DTYPE else x.to(KERNEL_DTYPE)
+        y = None
+        for e, we in zip(idx, w):
+            out = down.weights[e]._kernel(_swiglu(self.weights[e]._kernel(xk)))
+            y = out.to(x.dtype).mul_(we) if y is None else y.add_(out, alpha=we)
+        return y
+
     def grouped(self, x: torch.Tensor, offs: torch.Tensor) -> torch.Tensor:
         """Rows [offs[e-1], offs[e]) of x through expert e (torch._grouped_mm's contract)."""
         ends = offs.tolist()
@@ -387,6 +402,11 @@ class QuantizedStack:
 
 
 _Q = (QuantizedWeight, _Transposed, QuantizedStack)
+
+
+def _swiglu(gu: torch.Tensor) -> torch.Tensor:
+    g, u = gu.chunk(2, dim=-1)
+    return F.silu(g) * u
 
 
 def _torch_function(func, args: tuple, kwargs: dict) -> Any:
