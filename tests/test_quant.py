@@ -14,7 +14,7 @@ from safetensors import safe_open
 from r1.assets import model_path
 from r1.cli import main as cli
 from r1.errors import CheckpointError, ConfigError
-from r1.model import quant
+from r1.model import quant, quant_config
 from r1.model.checkpoint import load_config, load_pretrained, save_pretrained
 from r1.model.quant import QuantizedLinear, QuantizedWeight, Scheme
 
@@ -105,7 +105,7 @@ def test_int4_cpu_layout_is_read_back_exactly():
 
 
 @pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: s.name)
-@pytest.mark.parametrize("rows", [1, 5, 32, 33])
+@pytest.mark.parametrize("rows", [1, 5, 32, 33, 129])
 def test_quantised_linear_equals_dequantise_then_linear(scheme, rows):
     w = gaussian(160, 256, seed=5)
     qw = QuantizedWeight.from_float(w, scheme)
@@ -119,7 +119,7 @@ def test_quantised_linear_equals_dequantise_then_linear(scheme, rows):
     assert torch.allclose(got, want, rtol=2**-7, atol=1e-3 * want.abs().max().item())
     # and `linear` is one of the two: the kernel (few rows, where it is faster) or exactly dequantise + GEMM
     y = qw.linear(x, bias)
-    if rows > quant.KERNEL_ROWS or not quant.kernel_path()[0]:
+    if rows > quant.KERNEL_ROWS[scheme.bits] or not quant.kernel_path()[0]:
         assert torch.equal(y, F.linear(x, dense, bias))
     else:
         assert torch.equal(y, got + bias)
@@ -236,15 +236,21 @@ def test_quantised_model_stays_close_to_full_precision(base, folders):
 
 
 @pytest.mark.parametrize("bits", [8, 4])
-def test_transformers_reads_the_checkpoint(folders, bits):
+def test_transformers_reads_the_checkpoint(folders, bits, monkeypatch):
+    """transformers (with compressed-tensors) loads r1's folder: its logits are r1's through dequantise + GEMM (the
+    same arithmetic as its decompressed linears), and within bf16 activation rounding of r1's kernels."""
     pytest.importorskip("compressed_tensors", reason="transformers needs compressed-tensors for it (r1[quant])")
     transformers = pytest.importorskip("transformers")
     d = folders[bits]
     hf = transformers.AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
     ours = load_pretrained(d)
+    ids = heldout_batch(2)[0]
     with torch.no_grad():
-        a, b = ours(IDS).logits, hf(IDS).logits
-    assert (a - b).abs().max() < 1e-4 * a.abs().max()
+        theirs, kernels = hf(ids).logits, ours(ids).logits
+        monkeypatch.setattr(quant, "KERNEL_ROWS", {8: 0, 4: 0})
+        dequantised = ours(ids).logits
+    assert (dequantised - theirs).abs().max() < 1e-4 * theirs.abs().max()
+    assert (kernels - theirs).norm() < 0.02 * theirs.norm()
 
 
 def test_reads_a_checkpoint_packed_by_compressed_tensors(base, tmp_path):
@@ -318,7 +324,7 @@ def test_engine_decode_equals_the_module_path(folders, bits, monkeypatch):
     step = stepwise()
     assert (step - full).norm() < 0.01 * full.norm()
     assert (step.argmax(-1) == full.argmax(-1)).float().mean() > 0.95
-    monkeypatch.setattr(quant, "KERNEL_ROWS", 0)  # every product through dequantise + GEMM
+    monkeypatch.setattr(quant, "KERNEL_ROWS", {8: 0, 4: 0})  # every product through dequantise + GEMM
     assert (stepwise() - full).abs().max() < 1e-4 * full.abs().max()
 
 
@@ -404,3 +410,18 @@ def test_module_state_dict_is_the_checkpoint_layout():
     empty.load_state_dict(sd, assign=True)
     x = torch.randn(3, 64)
     assert torch.equal(empty(x), q(x))
+
+
+def test_config_targets_rank_as_in_compressed_tensors():
+    """An exact name outranks a `re:` pattern, which outranks the class `Linear`; `ignore` wins over all."""
+    groups = [
+        (["Linear"], Scheme(4, 128), "pack-quantized"),
+        (["re:.*down_proj$"], Scheme(4, 32), "pack-quantized"),
+        (["model.layers.0.mlp.down_proj"], Scheme(8), "int-quantized"),
+    ]
+    ignore = [r"re:.*\.o_proj$", "lm_head"]
+    assert quant_config.scheme_for("model.layers.0.mlp.down_proj", groups, ignore) == (Scheme(8), "int-quantized")
+    assert quant_config.scheme_for("model.layers.1.mlp.down_proj", groups, ignore)[0] == Scheme(4, 32)
+    assert quant_config.scheme_for("model.layers.1.mlp.up_proj", groups, ignore)[0] == Scheme(4, 128)
+    assert quant_config.scheme_for("model.layers.1.self_attn.o_proj", groups, ignore) is None
+    assert quant_config.scheme_for("lm_head", groups, ignore) is None

@@ -27,7 +27,7 @@ from safetensors.torch import save_file
 
 from r1.errors import CheckpointError
 from r1.io import atomic_path, atomic_write_text
-from r1.model import quant
+from r1.model import quant, quant_config
 from r1.model.config import ModelConfig
 from r1.model.transformer import Transformer, meta_model
 
@@ -95,7 +95,7 @@ def save_pretrained(
         (path / stale).unlink(missing_ok=True)
     hf = model.config.to_hf_dict()
     hf["torch_dtype"] = str(stored_dtype(tensors)).removeprefix("torch.")  # what the files hold
-    qc = quant.quantization_config(model)
+    qc = quant_config.quantization_config(model)
     if qc is not None:
         hf["quantization_config"] = qc
     atomic_write_text(path / "config.json", json.dumps(hf, indent=2, sort_keys=True) + "\n")
@@ -169,7 +169,7 @@ def load_pretrained(
     state = convert_hf_state_dict(read_safetensors(path), cfg)
     qc = quantization(path)
     if qc is not None:
-        quant.prepare_model(model, state, qc, str(path / "config.json"))
+        quant_config.prepare_model(model, state, qc, str(path / "config.json"))
     expected = {k: v for k, v in model.state_dict().items()}
     if cfg.tie_word_embeddings:
         expected.pop("lm_head.weight", None)

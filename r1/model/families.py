@@ -293,8 +293,8 @@ def _read_quantization(r: _Reader) -> None:
     if q is None:
         return
     method = q.get("quant_method") if isinstance(q, dict) else None
-    if method == "compressed-tensors":  # weight-only int8/int4; r1/model/quant.py says which schemes it runs
-        from r1.model.quant import read_quantization_config
+    if method == "compressed-tensors":  # weight-only int8/int4; quant_config.py says which schemes r1 runs
+        from r1.model.quant_config import read_quantization_config
 
         read_quantization_config(q, r.source)
         return

@@ -8,11 +8,12 @@ per-head matrices (W_UK contracted over its *output* rows, no weight-only kernel
 at load for the same reason). It is 0.15% of DeepSeek-V3's weights.
 
 Compute. `QuantizedWeight.linear` runs torch's CPU kernels (`_weight_int8pack_mm`: int8 per row;
-`_weight_int4pack_mm_for_cpu`: int4 in groups) on bf16 activations, the only ones torch 2.13 vectorises: with fp32
-activations the int8 kernel took 10-20x the time of an fp32 GEMM (AVX512, measured). At more than `KERNEL_ROWS`
-rows (prefill, scoring), and where the kernels are not faster (`kernel_path`, measured once per process), the
-weight is dequantised and multiplied by one GEMM in the activations' dtype. Decoding at batch 1 reads weights once
-per token, so reading a quarter or an eighth of the bytes is what makes it faster (benchmarks/bench_quant.py).
+`_weight_int4pack_mm_for_cpu`: int4 in groups) on bf16 activations, cast there and back: of fp32, fp16 and bf16
+activations torch 2.13 vectorises them for bf16 only (AVX512, measured: with fp32 the int8 kernel took 10-20x the
+time of an fp32 GEMM, with fp16 14-25x that of bf16). At more than `KERNEL_ROWS` rows (prefill, scoring), and where
+the kernels are not faster (`kernel_path`, measured once per process), the weight is dequantised and multiplied by
+one GEMM in the activations' dtype. Decoding at batch 1 reads every weight it uses once per token, so reading a
+quarter or an eighth of the bytes is what can make it faster (benchmarks/bench_quant.py).
 
 How the model reaches it. `weight(module)` of a `QuantizedLinear` is its `QuantizedWeight`, which answers the few
 torch operations the model applies to weights: `F.linear`, `torch.cat` along rows (the decode copies
@@ -21,16 +22,15 @@ torch operations the model applies to weights: `F.linear`, `torch.cat` along row
 not take, such as the padded expert kernel of a full-sequence forward).
 
 On disk: the compressed-tensors `pack-quantized` format that transformers and vLLM read (`weight_packed` int32
-words of 32/bits values each, offset to unsigned; `weight_scale` [N, groups]; `weight_shape`), described by a
-`quantization_config` with `quant_method: compressed-tensors` in config.json. Reading also accepts the
-`int-quantized` / `naive-quantized` formats (an int8 `weight` with its `weight_scale`).
+words of 32/bits values each, offset to unsigned; `weight_scale` [N, groups]; `weight_shape`): a `QuantizedLinear`'s
+state dict is that layout. Reading also accepts the `int-quantized` / `naive-quantized` formats (an int8 `weight`
+with its `weight_scale`). config.json's `quantization_config`, both ways: r1/model/quant_config.py.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -43,15 +43,16 @@ from torch import nn
 from r1.errors import CheckpointError, ConfigError
 
 KERNEL_DTYPE = torch.bfloat16  # the activation dtype torch's CPU int8/int4 kernels are vectorised for
-KERNEL_ROWS = 32  # up to this many rows per call the kernels beat dequantise + GEMM (measured, AVX512)
+# rows per call up to which the kernels beat dequantise + GEMM, by bits (measured, AVX512, 1 thread: int8 crosses
+# over at 32-48 rows; int4, whose dequantisation unpacks nibbles, at ~256)
+KERNEL_ROWS = {8: 32, 4: 128}
 INT4_GROUPS = (32, 64, 128, 256)  # what `_weight_int4pack_mm_for_cpu` accepts
 _INT8_MM = torch.ops.aten._weight_int8pack_mm.default  # x [M, K] (bf16), int8 [N, K], scales [N] -> [M, N]
 _INT4_MM = torch.ops.aten._weight_int4pack_mm_for_cpu.default  # x, packed [N, K/2], group, (scale, zero) [K/g, N, 2]
 PACKED = "pack-quantized"
 DENSE_NAMES = ("kv_b_proj",)  # linears kept dense whatever the checkpoint holds (see above)
-# the checkpoint keys of a quantised linear, by format
-_INT8_FORMATS = ("int-quantized", "naive-quantized")  # an int8 `weight` and its `weight_scale`
-_MIXED = "mixed-precision"  # compressed-tensors' top-level format when config groups differ
+INT8_FORMATS = ("int-quantized", "naive-quantized")  # an int8 `weight` and its `weight_scale`
+MIXED = "mixed-precision"  # compressed-tensors' top-level format when config groups differ
 
 
 def format_keys(fmt: str) -> tuple[str, ...]:
@@ -120,9 +121,9 @@ def parse_scheme(bits: int, group_size: int | None) -> Scheme:
 # ============================================================================================ kernels
 @functools.cache
 def kernel_path() -> tuple[bool, str]:
-    """(whether the int kernels run on bf16 activations, why), measured once per process on CPU: the int8 kernel
-    against dequantise + fp32 GEMM for a [1, 1024] x [1024, 1024] product. torch 2.13 vectorises the kernels for
-    AVX512 (10-20x faster than without); elsewhere dequantising may win."""
+    """(whether the int kernels run, on bf16 activations; why), measured once per process: the int8 kernel against
+    dequantising + an fp32 GEMM for one [1, 1024] x [1024, 1024] product. On AVX512 the kernel won by far; where
+    torch has no vectorised path for a CPU, dequantising can win. The choice is said once on stderr."""
     from r1.dtypes import say_once
 
     gen = torch.Generator().manual_seed(0)
@@ -306,7 +307,7 @@ class QuantizedWeight:
         """x Wᵀ (+ bias): the int kernel for a few rows where it is faster, else dequantise + one GEMM."""
         x2 = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])
         fast = self._fast if self._fast is not None else self._decide()
-        if fast and x2.shape[0] <= KERNEL_ROWS:
+        if fast and x2.shape[0] <= KERNEL_ROWS[self.bits]:
             y = self._kernel(x2)
             if bias is not None:
                 y = y + bias
@@ -376,7 +377,7 @@ class QuantizedStack:
         each of the 2k products (casts cost as much as a 256-wide int8 product)."""
         first = self.weights[idx[0]]
         fast = first._fast if first._fast is not None else first._decide()
-        if not fast or x.shape[0] > KERNEL_ROWS:
+        if not fast or x.shape[0] > KERNEL_ROWS[first.bits]:
             return sum(down.weights[e].linear(_swiglu(self.weights[e].linear(x))) * we for e, we in zip(idx, w))
         xk = x if x.dtype == KERNEL_DTYPE else x.to(KERNEL_DTYPE)
         y = None
@@ -625,7 +626,7 @@ def quantize_model(model: nn.Module, scheme: Scheme) -> Quantized:
         expert_scheme = expert_scheme.for_width(w) if expert_scheme is not None else None
     schemes, kept = {}, {}
     for name, lin in _linears(model):
-        why = _kept_dense(name, model)
+        why = kept_dense(name, model)
         s = expert_scheme if _is_expert(name) else scheme.for_width(lin.in_features)
         if s is None and not why:
             why = f"width {lin.in_features} is not a multiple of {INT4_GROUPS[0]}"
@@ -634,7 +635,7 @@ def quantize_model(model: nn.Module, scheme: Scheme) -> Quantized:
         if why:
             kept[name] = why
             continue
-        _set_module(model, name, QuantizedLinear.from_linear(lin, s))
+        set_module(model, name, QuantizedLinear.from_linear(lin, s))
         schemes[name] = s
     return Quantized(schemes, kept)
 
@@ -650,13 +651,13 @@ def _linears(model: nn.Module) -> Iterator[tuple[str, nn.Linear]]:
             yield name, m
 
 
-def _kept_dense(name: str, model: nn.Module) -> str | None:
+def kept_dense(name: str, model: nn.Module) -> str | None:
     if name.rsplit(".", 1)[-1] in DENSE_NAMES and model.config.is_deepseek:
         return "MLA reads kv_b_proj as per-head matrices (absorbed attention); kept dense"
     return None
 
 
-def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
+def set_module(model: nn.Module, name: str, module: nn.Module) -> None:
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent), child, module)
 
@@ -674,183 +675,3 @@ def weight_bytes(model: nn.Module) -> dict[str, int]:
         "fp32": sum(4 * m.in_features * m.out_features for m in mods),
         "modules": len(mods),
     }
-
-
-# ============================================================================================ config.json
-def quantization_config(model: nn.Module) -> dict[str, Any] | None:
-    """config.json's `quantization_config` for a model with quantised linears (None without any).
-
-    The routed experts' scheme (else the most common) targets every `Linear`; the others target their modules by
-    name patterns (a name match outranks a class match in compressed-tensors); `ignore` names every other linear
-    of the checkpoint: the head, kv_b_proj, the MTP layers, the routers (vLLM builds those as linears too).
-    """
-    mods = quantized_modules(model)
-    if not mods:
-        return None
-    by_scheme: dict[tuple[Scheme, str], list[str]] = {}
-    for name, m in mods.items():
-        by_scheme.setdefault((m.scheme, m.format), []).append(name)
-    # the experts' scheme first (transformers takes the first group targeting a class as the fused experts'),
-    # else the most common
-    experts = [(m.scheme, m.format) for n, m in mods.items() if ".mlp.experts." in n]
-    order = sorted(by_scheme, key=lambda s: (experts[:1] != [s], -len(by_scheme[s])))
-    mtp = tuple(f"mtp.{k}." for k in range(len(model.mtp)))
-    every = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, QuantizedLinear))]
-    every = [n for n in every + _router_names(model) if not n.startswith(mtp)]
-    groups = {}
-    for i, (s, fmt) in enumerate(order):
-        groups[f"group_{i}"] = {
-            "targets": ["Linear"] if i == 0 else _patterns(by_scheme[s, fmt], every),
-            "weights": s.weights_args(),
-            "input_activations": None,
-            "output_activations": None,
-            "format": fmt,
-        }
-    L = model.config.num_hidden_layers
-    ignore = _patterns([n for n in every if n not in mods], every)
-    ignore += [rf"re:^model\.layers\.{L + k}\." for k in range(len(model.mtp))]  # the MTP layers, all of them
-    formats = {fmt for _, fmt in order}
-    return {
-        "quant_method": "compressed-tensors",
-        "format": formats.pop() if len(formats) == 1 else _MIXED,
-        "quantization_status": "compressed",
-        "config_groups": groups,
-        "ignore": ignore,
-        "kv_cache_scheme": None,
-        "global_compression_ratio": None,
-        "sparsity_config": {},
-        "transform_config": {},
-    }
-
-
-def _hf_name(name: str, model: nn.Module) -> str:
-    m = re.match(r"mtp\.(\d+)\.(.*)", name)
-    return f"model.layers.{model.config.num_hidden_layers + int(m.group(1))}.{m.group(2)}" if m else name
-
-
-def _router_names(model: nn.Module) -> list[str]:
-    from r1.model.moe import Router
-
-    return [n for n, m in model.named_modules() if isinstance(m, Router)]
-
-
-def _patterns(names: list[str], every: list[str]) -> list[str]:
-    """`re:` patterns matching exactly `names` among `every`: layer and expert numbers generalised where that
-    matches nothing else, else the exact names."""
-    chosen = set(names)
-    out: list[str] = []
-    for general in dict.fromkeys(_generalise(n) for n in names):
-        hits = {n for n in every if re.match(general, n)}
-        if hits <= chosen:
-            out.append("re:" + general)
-        else:
-            out += ["re:^" + re.escape(n) + "$" for n in sorted(hits & chosen)]
-    return out
-
-
-def _generalise(name: str) -> str:
-    return "^" + re.sub(r"\\\.\d+(?=\\\.)", r"\\.\\d+", re.escape(name)) + "$"
-
-
-def read_quantization_config(q: Any, source: str) -> list[tuple[list[str], Scheme]]:
-    """Check a compressed-tensors `quantization_config` is one r1 runs: weight-only symmetric int8/int4, by row or
-    group, no activation or KV-cache quantisation. Returns (targets, scheme) per config group, in order."""
-    where = f"{source}: quantization_config"
-    if not isinstance(q, dict):
-        raise ConfigError(f"{where}: must be a mapping")
-    fmt = q.get("format")
-    if fmt not in (PACKED, *_INT8_FORMATS, _MIXED):
-        raise ConfigError(f"{where}.format={fmt!r}: r1 reads {PACKED!r} and int8 {_INT8_FORMATS} checkpoints")
-    if q.get("kv_cache_scheme") is not None:
-        raise ConfigError(f"{where}.kv_cache_scheme: KV-cache quantisation is not implemented in r1")
-    groups = q.get("config_groups")
-    if not isinstance(groups, dict) or not groups:
-        raise ConfigError(f"{where}.config_groups: must be a non-empty mapping of quantisation schemes")
-    out = []
-    for gname, g in groups.items():
-        at = f"{where}.config_groups.{gname}"
-        if not isinstance(g, dict):
-            raise ConfigError(f"{at}: must be a mapping (preset names are not read)")
-        for act in ("input_activations", "output_activations"):
-            if g.get(act) is not None:
-                raise ConfigError(f"{at}.{act}: r1 runs weight-only quantisation; activations must be null")
-        w = g.get("weights") or {}
-        if w.get("type", "int") != "int" or w.get("num_bits") not in (4, 8):
-            raise ConfigError(f"{at}.weights: r1 reads 8- and 4-bit integer weights, got {w!r}")
-        if not w.get("symmetric", True):
-            raise ConfigError(f"{at}.weights.symmetric=false: r1 reads symmetric weights (no zero points)")
-        if w.get("actorder") not in (None, "static", "weight"):
-            raise ConfigError(f"{at}.weights.actorder={w.get('actorder')!r}: activation-ordered groups are not read")
-        strategy = w.get("strategy")
-        if strategy not in ("channel", "group"):
-            raise ConfigError(f"{at}.weights.strategy={strategy!r}: must be 'channel' or 'group'")
-        gformat = g.get("format") or fmt  # compressed-tensors: a group's own format overrides the top-level one
-        if gformat not in (PACKED, *_INT8_FORMATS) or (gformat != PACKED and w["num_bits"] != 8):
-            raise ConfigError(f"{at}.format={gformat!r}: not a format r1 reads for {w['num_bits']}-bit weights")
-        size = w.get("group_size") if strategy == "group" else None
-        if strategy == "group" and (not isinstance(size, int) or size < 1):
-            raise ConfigError(f"{at}.weights.group_size={size!r}: a group strategy needs a positive group size")
-        try:
-            scheme = Scheme(w["num_bits"], size) if w["num_bits"] == 8 or size in INT4_GROUPS else None
-        except ConfigError as exc:
-            raise ConfigError(f"{at}.weights: {exc}") from None
-        if scheme is None:
-            raise ConfigError(f"{at}.weights.group_size={size}: 4-bit weights need one of {INT4_GROUPS}")
-        targets = g.get("targets")
-        if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
-            raise ConfigError(f"{at}.targets: must be a list of module names, `re:` patterns or class names")
-        out.append((targets, scheme, gformat))
-    return out
-
-
-def _matches(name: str, target: str) -> bool:
-    return re.match(target[3:], name) is not None if target.startswith("re:") else target == name
-
-
-def scheme_for(name: str, groups: list, ignore: list[str]) -> tuple[Scheme, str] | None:
-    """The (scheme, format) a checkpoint's config gives linear `name` (HF name), by compressed-tensors' precedence:
-    an exact name, then a `re:` pattern, then the class `Linear`; None when ignored or not targeted."""
-    if any(_matches(name, t) for t in ignore):
-        return None
-    best = None
-    for targets, scheme, fmt in groups:
-        for t in targets:
-            rank = 2 if t == "Linear" else 1 if t.startswith("re:") and _matches(name, t) else 0 if t == name else None
-            if rank is not None and (best is None or rank < best[0]):
-                best = (rank, scheme, fmt)
-    return None if best is None else (best[1], best[2])
-
-
-def prepare_model(model: nn.Module, state: dict[str, torch.Tensor], q: dict, source: str) -> None:
-    """Get a meta model and the (r1-named) checkpoint tensors of a compressed-tensors checkpoint ready to load.
-
-    A linear whose tensors are quantised in the file becomes an empty `QuantizedLinear` of its scheme; those r1
-    keeps dense (kv_b_proj, the MTP modules, shapes the int4 kernel cannot take) are dequantised in `state` into a
-    plain `weight`. Tensors that are not quantised load as they are.
-    """
-    groups = read_quantization_config(q, source)
-    ignore = q.get("ignore") or []
-    for name, m in list(model.named_modules()):
-        if not isinstance(m, nn.Linear):
-            continue
-        keys = [k for k in ("weight_packed", "weight_scale") if f"{name}.{k}" in state]
-        if not keys:
-            continue
-        hf = _hf_name(name, model)
-        found = scheme_for(hf, groups, ignore)
-        if found is None:
-            raise CheckpointError(f"{source}: {hf} is stored quantised but no quantization_config group targets it")
-        scheme, fmt = found
-        t = {k: state.pop(f"{name}.{k}") for k in format_keys(fmt) if f"{name}.{k}" in state}
-        missing = [k for k in format_keys(fmt) if k not in t]
-        if missing:
-            raise CheckpointError(f"{source}: {hf} is quantised ({fmt}) but lacks {', '.join(missing)}")
-        if scheme.group_size and m.in_features % scheme.group_size:
-            raise CheckpointError(f"{source}: {hf}: width {m.in_features} is not a multiple of {scheme.group_size}")
-        fits = scheme.bits == 8 or m.out_features % 16 == 0
-        if name.startswith("mtp.") or _kept_dense(name, model) or not fits:
-            state[f"{name}.weight"] = dense_weight(t, scheme, fmt, f"{source}: {hf}")
-            continue
-        ql = QuantizedLinear(m.in_features, m.out_features, scheme, m.bias is not None, t["weight_scale"].dtype, fmt)
-        _set_module(model, name, ql)
-        state.update({f"{name}.{k}": v for k, v in t.items()})
