@@ -354,6 +354,42 @@ def test_chat_serve_eval_and_load_accept_the_folder(folders, tmp_path, capsys):
         assert r.choices[0].finish_reason in ("stop", "length")
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch and uvicorn: several seconds
+def test_r1_serve_command_serves_the_folder(folders):
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    import openai
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "r1", "serve", "--model", str(folders[4]), "--port", str(port), "--max-len", "128",
+           "--max-batch", "2", "--threads", "1", "--log-level", "warning"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.time() < deadline, "r1 serve did not come up"
+            time.sleep(0.2)
+        client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=60)
+        r = client.chat.completions.create(model="r1", messages=[{"role": "user", "content": "3*3 mod 10"}])
+        assert r.choices[0].message.content is not None
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
 # ============================================================================================ bad input
 def test_quantize_cli_errors(folders, tmp_path, capsys):
     base = ["quantize", "--model", "base-tiny", "--out", str(tmp_path / "x")]
@@ -393,9 +429,17 @@ def test_damaged_quantised_tensors_are_named(folders, tmp_path):
     with safe_open(str(d / "model.safetensors"), "pt") as f:
         state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     name = "model.layers.2.self_attn.o_proj"
-    state[name + ".weight_packed"] = state[name + ".weight_packed"][:, :-1].contiguous()
+    good = state[name + ".weight_packed"]
+    state[name + ".weight_packed"] = good[:, :-1].contiguous()
     save_file(state, str(d / "model.safetensors"))
-    with pytest.raises(CheckpointError, match=name):
+    with pytest.raises(CheckpointError, match=rf"config.json: {name}.weight_packed: shape"):
+        load_pretrained(d)
+    state[name + ".weight_packed"] = good
+    state[name + ".weight_shape"] = torch.tensor([256, 64])  # consistent with itself, not with the model
+    state[name + ".weight_scale"] = state[name + ".weight_scale"].reshape(256, 2).contiguous()
+    state[name + ".weight_packed"] = good.reshape(256, -1)[:, :8].contiguous()
+    save_file(state, str(d / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=rf"{name} holds a \[256, 64\] weight"):
         load_pretrained(d)
     with pytest.raises(CheckpointError, match="float32 or bfloat16"):
         load_pretrained(folders[4], dtype=torch.float16)

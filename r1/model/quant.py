@@ -570,29 +570,36 @@ def weight_from_checkpoint(t: dict[str, torch.Tensor], scheme: Scheme, fmt: str,
     return QuantizedWeight(q, scale, scheme.bits, scheme.group_size or q.shape[1], scale.dtype)
 
 
-def dequantizable(t: dict[str, torch.Tensor], scheme: Scheme, fmt: str, name: str) -> torch.Tensor:
-    """The int8 values [N, K] of one module's checkpoint tensors, after checking their shapes and dtypes."""
+def checked_shape(t: dict[str, torch.Tensor], scheme: Scheme, fmt: str, name: str) -> tuple[int, int]:
+    """The [N, K] weight one module's checkpoint tensors hold, after checking their shapes and dtypes agree
+    (CheckpointError naming the tensor)."""
     scale = t["weight_scale"]
     if fmt == PACKED:
         packed, shape = t["weight_packed"], t["weight_shape"]
         if packed.dtype != torch.int32:
             raise CheckpointError(f"{name}.weight_packed: dtype {packed.dtype}, expected int32")
+        if shape.numel() != 2 or shape.is_floating_point():
+            raise CheckpointError(f"{name}.weight_shape: {shape.tolist()}, expected [out_features, in_features]")
         N, K = (int(v) for v in shape.tolist())
         if tuple(packed.shape) != (N, math.ceil(K * scheme.bits / 32)):
             raise CheckpointError(
                 f"{name}.weight_packed: shape {tuple(packed.shape)} does not hold a [{N}, {K}] weight of "
                 f"{scheme.bits}-bit values"
             )
-        q = unpack_int32(packed, scheme.bits, K)
     else:
-        q = t["weight"]
-        if q.dtype != torch.int8:
-            raise CheckpointError(f"{name}.weight: dtype {q.dtype}, expected int8")
-        N, K = q.shape
+        if t["weight"].dtype != torch.int8 or t["weight"].dim() != 2:
+            raise CheckpointError(f"{name}.weight: {t['weight'].dtype} {tuple(t['weight'].shape)}, expected int8 2-D")
+        N, K = t["weight"].shape
     G = K // (scheme.group_size or K)
     if scale.numel() != N * G or not scale.is_floating_point():
         raise CheckpointError(f"{name}.weight_scale: shape {tuple(scale.shape)}, expected [{N}, {G}] (floating)")
-    return q
+    return N, K
+
+
+def dequantizable(t: dict[str, torch.Tensor], scheme: Scheme, fmt: str, name: str) -> torch.Tensor:
+    """The int8 values [N, K] of one module's checkpoint tensors (shapes checked)."""
+    N, K = checked_shape(t, scheme, fmt, name)
+    return unpack_int32(t["weight_packed"], scheme.bits, K) if fmt == PACKED else t["weight"]
 
 
 def dense_weight(t: dict[str, torch.Tensor], scheme: Scheme, fmt: str, name: str) -> torch.Tensor:

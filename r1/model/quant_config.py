@@ -22,6 +22,7 @@ from r1.model.quant import (
     PACKED,
     QuantizedLinear,
     Scheme,
+    checked_shape,
     dense_weight,
     format_keys,
     kept_dense,
@@ -200,6 +201,11 @@ def prepare_model(model: nn.Module, state: dict[str, torch.Tensor], q: dict, sou
             raise CheckpointError(f"{source}: {hf} is quantised ({fmt}) but lacks {', '.join(missing)}")
         if scheme.group_size and m.in_features % scheme.group_size:
             raise CheckpointError(f"{source}: {hf}: width {m.in_features} is not a multiple of {scheme.group_size}")
+        shape = checked_shape(t, scheme, fmt, f"{source}: {hf}")
+        if shape != (m.out_features, m.in_features):
+            raise CheckpointError(
+                f"{source}: {hf} holds a {list(shape)} weight; the config needs [{m.out_features}, {m.in_features}]"
+            )
         fits = scheme.bits == 8 or m.out_features % 16 == 0
         if name.startswith("mtp.") or kept_dense(name, model) or not fits:
             state[f"{name}.weight"] = dense_weight(t, scheme, fmt, f"{source}: {hf}")
