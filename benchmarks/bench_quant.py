@@ -14,10 +14,14 @@ as `r1 chat/serve/eval` load them (linears quantised in memory). Measured:
 - batch-1 decode: `Engine.generate`, greedy, 128 new tokens after a held-out prompt (ignore_eos), variants
   interleaved and repeated (the machine is shared): median wall-clock new tokens/s and median CPU seconds per token
   (`time.process_time`, less sensitive to other jobs than the wall clock). Also batch 16.
-- pass@1 over k samples: `r1 eval --task modchain --difficulty 2-6 --n-items N -k K --max-new-tokens 128`.
+- pass@1 over k samples: `r1 eval --task modchain --difficulty 2-6 --n-items N -k K --max-new-tokens 128
+  --template r1-zero-short` (the plain prompt of the corpus both models were trained on).
 
-    python benchmarks/bench_quant.py --threads 1 --out runs/bench-quant
-    python benchmarks/bench_quant.py --models base-tiny --skip-eval --repeats 3
+`auto` computes a float32 checkpoint in float32 (r1/dtypes.py), so fp32 is the reference; `--bf16` adds the same
+folder computed in bfloat16, what `auto` picks for a 16-bit checkpoint where the CPU has native bf16.
+
+    python benchmarks/bench_quant.py --threads 1 --bf16 --out runs/bench-quant
+    python benchmarks/bench_quant.py --models base-tiny --parts bytes decode --repeats 3
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ import torch
 SCHEMES = {"int8": ["--bits", "8"], "int4-g32": ["--bits", "4", "--group-size", "32"],
            "int4-g128": ["--bits", "4", "--group-size", "128"]}  # fmt: skip
 SMALL = "/work/models/small-mtp/model"
+PARTS = ["bytes", "accuracy", "decode", "eval"]
+Variants = dict[str, tuple[Path, "torch.dtype | None"]]  # name -> (folder, compute dtype; None: auto)
 
 
 def main() -> None:
@@ -48,7 +54,9 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--eval-items", type=int, default=200)
     ap.add_argument("-k", type=int, default=4)
-    ap.add_argument("--skip-eval", action="store_true")
+    ap.add_argument("--template", default="r1-zero-short", help="r1 eval --template")
+    ap.add_argument("--bf16", action="store_true", help="also the full-precision folder computed in bfloat16")
+    ap.add_argument("--parts", nargs="+", default=PARTS, choices=PARTS, help="what to measure (default: all)")
     ap.add_argument("--out", default=None, help="folder for results.json (and the quantised copies, kept)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -64,23 +72,29 @@ def main() -> None:
         "torch": torch.__version__,
     }
     print(f"torch {torch.__version__}, {args.threads} thread(s), cpu capability {machine['cpu_capability']}")
-    results = {"machine": machine, "models": {}}
+    saved = work / "results.json"  # a run measuring some parts updates the others' earlier figures
+    results = json.loads(saved.read_text()) if saved.is_file() else {"models": {}}
+    results["machine"] = machine
     for spec in args.models:
         src = model_path(spec)
         name = src.name if src.name != "model" else src.parent.name
         print(f"\n=== {name} ({src})", flush=True)
-        variants = {"fp32": src}
+        variants = {"fp32": (src, torch.float32)} | ({"bf16": (src, torch.bfloat16)} if args.bf16 else {})
         for scheme in args.schemes:
-            variants[scheme] = quantize(src, work / f"{name}-{scheme}", SCHEMES[scheme])
-        res = {v: {} for v in variants}
-        measure_bytes(variants, res)
-        measure_accuracy(variants, res, args.docs)
-        measure_decode(variants, res, args.repeats, args.new_tokens)
-        if not args.skip_eval:
-            measure_pass(variants, res, work / f"eval-{name}", args.eval_items, args.k)
-        results["models"][name] = res
+            variants[scheme] = (quantize(src, work / f"{name}-{scheme}", SCHEMES[scheme]), None)
+        res = results["models"].setdefault(name, {})
+        for v in variants:
+            res.setdefault(v, {})
+        if "bytes" in args.parts:
+            measure_bytes(variants, res)
+        if "accuracy" in args.parts:
+            measure_accuracy(variants, res, args.docs)
+        if "decode" in args.parts:
+            measure_decode(variants, res, args.repeats, args.new_tokens)
+        if "eval" in args.parts:
+            measure_pass(variants, res, work / f"eval-{name}", args.eval_items, args.k, args.template)
         report(name, res)
-        (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        saved.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {work / 'results.json'}")
 
 
@@ -93,22 +107,22 @@ def quantize(src: Path, out: Path, flags: list[str]) -> Path:
     return out
 
 
-def load(path: Path):
+def load(path: Path, dtype: torch.dtype | None = None):
     from r1.model.checkpoint import load_pretrained
 
-    return load_pretrained(path).eval()
+    return load_pretrained(path, dtype=dtype).eval()
 
 
 # ============================================================================================ bytes
-def measure_bytes(variants: dict[str, Path], res: dict) -> None:
+def measure_bytes(variants: Variants, res: dict) -> None:
     from safetensors import safe_open
 
     from r1.model import quant
 
-    for v, path in variants.items():
+    for v, (path, dtype) in variants.items():
         files = sorted(path.glob("*.safetensors"))
         res[v]["file_bytes"] = sum(f.stat().st_size for f in files)
-        if v == "fp32":
+        if dtype is not None:  # full precision
             continue
         size = quant.weight_bytes(load(path))
         stored = 0
@@ -148,11 +162,11 @@ def heldout(path: Path, n: int, seed: int = 7) -> list[tuple[list[int], list[int
     return docs
 
 
-def measure_accuracy(variants: dict[str, Path], res: dict, n: int, rows: int = 32) -> None:
-    docs = heldout(variants["fp32"], n)
+def measure_accuracy(variants: Variants, res: dict, n: int, rows: int = 32) -> None:
+    docs = heldout(variants["fp32"][0], n)
     preds, nll = {}, {}
-    for v, path in variants.items():
-        model = load(path)
+    for v, (path, dtype) in variants.items():
+        model = load(path, dtype)
         preds[v], nll[v] = {}, {}
         for mode in ("decode", "forward"):
             p, s, count = [], 0.0, 0
@@ -196,11 +210,13 @@ def _score(model, docs, mode: str) -> tuple[torch.Tensor, float, int]:
 
 
 # ============================================================================================ speed
-def measure_decode(variants: dict[str, Path], res: dict, repeats: int, new_tokens: int) -> None:
+def measure_decode(variants: Variants, res: dict, repeats: int, new_tokens: int) -> None:
     from r1.engine import Engine, SamplingParams
 
-    docs = heldout(variants["fp32"], 16, seed=11)
-    engines = {v: Engine.from_pretrained(p, max_batch=16, max_len=512) for v, p in variants.items()}
+    docs = heldout(variants["fp32"][0], 16, seed=11)
+    engines = {
+        v: Engine.from_pretrained(p, dtype or "auto", max_batch=16, max_len=512) for v, (p, dtype) in variants.items()
+    }
     params = SamplingParams(temperature=0.0, max_tokens=new_tokens, ignore_eos=True)
     for batch in (1, 16):
         prompts = [p for p, _ in docs[:batch]]
@@ -221,24 +237,26 @@ def measure_decode(variants: dict[str, Path], res: dict, repeats: int, new_token
             res[v][f"decode_b{batch}_cpu_ms_per_step"] = 1e3 * statistics.median(cpu[v]) / new_tokens
             res[v][f"decode_b{batch}_wall_all"] = [round(batch * new_tokens / w, 1) for w in wall[v]]
         for v in engines:
-            for key in ("tokens_per_s", "cpu_ms_per_step"):
-                k = f"decode_b{batch}_{key}"
-                res[v][f"{k}_speedup"] = (
-                    res[v][k] / res["fp32"][k] if key == "tokens_per_s" else res["fp32"][k] / res[v][k]
-                )
+            for ref, suffix in (("fp32", "speedup"), ("bf16", "vs_bf16")):
+                for key in ("tokens_per_s", "cpu_ms_per_step") if ref in engines else ():
+                    k = f"decode_b{batch}_{key}"
+                    res[v][f"{k}_{suffix}"] = (
+                        res[v][k] / res[ref][k] if key == "tokens_per_s" else res[ref][k] / res[v][k]
+                    )
 
 
-def measure_pass(variants: dict[str, Path], res: dict, out: Path, items: int, k: int) -> None:
+def measure_pass(variants: Variants, res: dict, out: Path, items: int, k: int, template: str) -> None:
     from r1.cli import main as cli
 
-    for v, path in variants.items():
+    for v, (path, dtype) in variants.items():
         d = out / v
         argv = ["eval", "--task", "modchain", "--difficulty", "2-6", "--n-items", str(items), "-k", str(k),
-                "--model", str(path), "--max-new-tokens", "128", "--no-progress", "--out", str(d)]  # fmt: skip
+                "--model", str(path), "--max-new-tokens", "128", "--no-progress", "--out", str(d),
+                "--template", template, "--dtype", str(dtype or "auto").removeprefix("torch.")]  # fmt: skip
         t = time.perf_counter()
         assert cli(argv) == 0
         overall = json.loads((d / "results.json").read_text())["overall"]
-        res[v].update(pass_at_1=overall["pass@1"], **{f"pass@{k}": overall[f"pass@{k}"]})
+        res[v].update(pass_at_1=overall["pass@1"], **{f"pass@{k}": overall[f"pass@{k}"]}, eval_items=items, eval_k=k)
         res[v]["eval_seconds"] = time.perf_counter() - t
 
 
@@ -257,6 +275,7 @@ def report(name: str, res: dict) -> None:
         ("b1 ×", "decode_b1_tokens_per_s_speedup", "{:.2f}"),
         ("b1 cpu ms", "decode_b1_cpu_ms_per_step", "{:.2f}"),
         ("cpu ×", "decode_b1_cpu_ms_per_step_speedup", "{:.2f}"),
+        ("cpu ×bf16", "decode_b1_cpu_ms_per_step_vs_bf16", "{:.2f}"),
         ("b16 ×", "decode_b16_tokens_per_s_speedup", "{:.2f}"),
         ("pass@1", "pass_at_1", "{:.1%}"),
     ]
