@@ -83,9 +83,8 @@ def _hf_name(name: str, model: nn.Module) -> str:
 
 
 def _router_names(model: nn.Module) -> list[str]:
-    from r1.model.moe import Router
-
-    return [n for n, m in model.named_modules() if isinstance(m, Router)]
+    routers = {id(m.gate) for m in model.moe_layers()}
+    return [n for n, m in model.named_modules() if id(m) in routers]
 
 
 def _patterns(names: list[str], every: list[str]) -> list[str]:
