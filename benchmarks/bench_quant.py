@@ -12,8 +12,9 @@ as `r1 chat/serve/eval` load them (linears quantised in memory). Measured:
 - bytes of the quantised linears: as held in memory (int values + scales, what `r1 quantize` prints) and as stored in
   the checkpoint (weight_packed + weight_scale + weight_shape), against the same weights in fp32; file sizes.
 - batch-1 decode: `Engine.generate`, greedy, 128 new tokens after a held-out prompt (ignore_eos), variants
-  interleaved and repeated (the machine is shared): median wall-clock new tokens/s and median CPU seconds per token
-  (`time.process_time`, less sensitive to other jobs than the wall clock). Also batch 16.
+  interleaved and repeated (the machine is shared), MTP speculation off (the weights' effect alone): median
+  wall-clock new tokens/s and median CPU seconds per token (`time.process_time`, less sensitive to other jobs than
+  the wall clock). Also batch 16.
 - pass@1 over k samples: `r1 eval --task modchain --difficulty 2-6 --n-items N -k K --max-new-tokens 128
   --template r1-zero-short` (the plain prompt of the corpus both models were trained on).
 
@@ -215,7 +216,8 @@ def measure_decode(variants: Variants, res: dict, repeats: int, new_tokens: int)
 
     docs = heldout(variants["fp32"][0], 16, seed=11)
     engines = {
-        v: Engine.from_pretrained(p, dtype or "auto", max_batch=16, max_len=512) for v, (p, dtype) in variants.items()
+        v: Engine.from_pretrained(p, dtype or "auto", max_batch=16, max_len=512, speculative="off")
+        for v, (p, dtype) in variants.items()
     }
     params = SamplingParams(temperature=0.0, max_tokens=new_tokens, ignore_eos=True)
     for batch in (1, 16):

@@ -330,6 +330,25 @@ def test_engine_decode_equals_the_module_path(folders, bits, monkeypatch):
     assert (stepwise() - full).abs().max() < 1e-4 * full.abs().max()
 
 
+@pytest.mark.parametrize("bits", [8, 4])
+def test_quantised_folder_speculates_with_its_full_precision_mtp(folders, bits):
+    """MTP self-speculation on a quantised model: the draft module stays dense, the verify pass runs the int
+    kernels (k + 1 rows), and greedy tokens are plain decoding's."""
+    from r1.data.corpus import prompt_for
+    from r1.engine import Engine, SamplingParams
+    from r1.tasks.base import get_task
+
+    prompts = [prompt_for(item) for item in get_task("modchain").generate(3, seed=5, difficulty="2-6", split="eval")]
+    params = SamplingParams(temperature=0.0, max_tokens=24, ignore_eos=True)
+    out = {}
+    for mode in ("off", "on"):
+        eng = Engine.from_pretrained(folders[bits], speculative=mode, max_batch=4, max_len=128)
+        out[mode] = [c.samples[0].tokens for c in eng.generate(prompts, params)]
+    assert quant.quantized_modules(eng.model) and not quant.quantized_modules(eng.model.mtp)
+    assert eng.stats["spec_accepted_tokens"] > 0
+    assert out["on"] == out["off"]
+
+
 def test_chat_serve_eval_and_load_accept_the_folder(folders, tmp_path, capsys):
     import openai
 
