@@ -35,6 +35,7 @@ DOCUMENTED = {
     "pretrain-tiny": ([], ["data.builtin=200", "train.batch_size=2", "data.seq_len=64"]),
     "pretrain-small": ([], ["data.builtin=200", "train.batch_size=2", "data.seq_len=64"]),
     "sft-tiny": ([], ["train.batch_size=2"]),
+    "distill-tiny": ([], ["train.batch_size=2", "distill.max_new_tokens=8"]),
     "r1-zero-tiny": ([], SMALL_GRPO),
     "r1-zero-nature": (["model.path=base-tiny"], SMALL_GRPO),  # documented: model.path=/path/to/base
 }

@@ -38,6 +38,7 @@ STAGES: dict[str, str] = {
     "pretrain": "r1.train.pretrain:PretrainStage",
     "sft": "r1.train.sft:SFTStage",
     "grpo": "r1.train.grpo.stage:GRPOStage",
+    "distill": "r1.train.distill.stage:DistillStage",
 }
 
 

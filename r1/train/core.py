@@ -1,8 +1,8 @@
-"""The one training loop every stage uses: pretraining, SFT and GRPO now; reward models and distillation next.
+"""The one training loop every stage uses: pretraining, SFT, GRPO and distillation now; reward models next.
 
 A stage says what to learn; the core says how. The split:
 
-    stage (r1.train.pretrain, r1.train.sft, r1.train.grpo)  core (this module)
+    stage (r1.train.pretrain, .sft, .grpo, .distill)        core (this module)
     ------------------------------------------------------  ------------------------------------------------------
     __init__(cfg): check its own options (`cfg.options`)     config, run folder, seed, devices, FSDP2
     setup(ctx): read and tokenize data                       AdamW, lr schedule, gradient accumulation, precision

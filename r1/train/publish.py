@@ -108,7 +108,10 @@ _STAGE_SUMMARY = {
     "sft": "Supervised fine-tuning by r1's training core: loss on the final assistant turn of chat examples.",
     "grpo": "Reinforcement learning with GRPO (r1's training core): sampled groups, rule rewards, group-relative "
     "advantages.",
+    "distill": "Logit distillation (GKD) by r1's training core: a teacher's next-token distributions on its traces "
+    "and on the student's own samples.",
 }
+_OPTIONS = {"grpo": "GRPO options", "distill": "Distillation options"}
 
 
 def publish_run(run_dir: Path, checkpoint: Path, cfg: Any, metrics: dict[str, Any]) -> Path:
@@ -123,9 +126,9 @@ def publish_run(run_dir: Path, checkpoint: Path, cfg: Any, metrics: dict[str, An
     summary += f" {metrics.get('steps', cfg.train.steps)} steps of {cfg.train.batch_size} sequences"
     summary += f" from `{base}`." if base else f" from the `{cfg.model.preset}` preset's random initialisation."
     notes = [f"**Data**: {', '.join(f'`{d}`' for d in data)}."] if data else []
-    if cfg.stage == "grpo":
-        grpo = {k: v for k, v in cfg.options.items() if not isinstance(v, dict)}
-        notes.append(f"**GRPO options**: {', '.join(f'{k}={v}' for k, v in grpo.items())}.")
+    if cfg.stage in _OPTIONS:
+        options = {k: v for k, v in cfg.options.items() if not isinstance(v, dict)}
+        notes.append(f"**{_OPTIONS[cfg.stage]}**: {', '.join(f'{k}={v}' for k, v in options.items())}.")
     notes.append(f"**Run folder**: `{run_dir}` (config.yaml, metrics.jsonl, report.md, checkpoints/).")
     modchain = "modchain" in str(cfg.options.get("task", "")) or "base-tiny" in str(base)
     card = ModelCard(
