@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("r1.train.cli", "train a stage (pretrain, sft, grpo) from a YAML config; torchrun for data parallel"),
     "chat": ("r1.chat", "chat with a model in the terminal, reasoning shown apart from the answer"),
     "serve": ("r1.serve.cli", "OpenAI-compatible HTTP server with reasoning_content"),
+    "quantize": ("r1.quantize_cli", "weight-only int8/int4 quantisation of a model folder (compressed-tensors)"),
 }
 
 

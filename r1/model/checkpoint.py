@@ -6,7 +6,10 @@ On disk everything is in the HF layout transformers reads (spec §6):
   (`embed_tokens.weight`) and head (`shared_head.head.weight`) that loading ties back;
 - tied embeddings store no `lm_head.weight`.
 Reading also accepts FP8 weights with 128×128 `weight_scale_inv` blocks (dequantised on load) and the fused 3-D
-expert tensors of transformers v5's in-memory layout. Only safetensors are read; pickles never are.
+expert tensors of transformers v5's in-memory layout. Weight-only int8/int4 checkpoints in the compressed-tensors
+format (a `quantization_config` with `quant_method: compressed-tensors`) load with their linears kept quantised
+(r1/model/quant.py), and a model with quantised linears saves in that format. Only safetensors are read; pickles
+never are.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from safetensors.torch import save_file
 
 from r1.errors import CheckpointError
 from r1.io import atomic_path, atomic_write_text
+from r1.model import quant, quant_config
 from r1.model.config import ModelConfig
 from r1.model.transformer import Transformer, meta_model
 
@@ -91,6 +95,9 @@ def save_pretrained(
         (path / stale).unlink(missing_ok=True)
     hf = model.config.to_hf_dict()
     hf["torch_dtype"] = str(stored_dtype(tensors)).removeprefix("torch.")  # what the files hold
+    qc = quant_config.quantization_config(model)
+    if qc is not None:
+        hf["quantization_config"] = qc
     atomic_write_text(path / "config.json", json.dumps(hf, indent=2, sort_keys=True) + "\n")
     gen = {
         "bos_token_id": model.config.bos_token_id,
@@ -119,7 +126,10 @@ def _plan_shards(tensors: dict[str, torch.Tensor], max_bytes: int) -> list[dict[
 
 # ============================================================================================ load
 def load_config(path: str | os.PathLike) -> ModelConfig:
-    path = Path(path)
+    return ModelConfig.from_hf_dict(_config_dict(Path(path)), source=str(Path(path) / "config.json"))
+
+
+def _config_dict(path: Path) -> dict:
     f = path / "config.json"
     if not f.is_file():
         raise CheckpointError(f"{path}: no config.json (expected a Hugging Face model directory)")
@@ -127,7 +137,16 @@ def load_config(path: str | os.PathLike) -> ModelConfig:
         d = json.loads(f.read_text())
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{f}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    return ModelConfig.from_hf_dict(d, source=str(f))
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{f}: must hold a JSON object")
+    return d
+
+
+def quantization(path: str | os.PathLike) -> dict | None:
+    """The compressed-tensors `quantization_config` of a model directory, None for a full-precision one."""
+    path = Path(path)
+    q = _config_dict(path).get("quantization_config") if (path / "config.json").is_file() else None
+    return q if isinstance(q, dict) and q.get("quant_method") == "compressed-tensors" else None
 
 
 def load_pretrained(
@@ -136,16 +155,21 @@ def load_pretrained(
     device: str | torch.device = "cpu",
     config: ModelConfig | None = None,
 ) -> Transformer:
-    """Build the model from a HF directory: config.json + safetensors (single, sharded, or FP8 block-quantised).
+    """Build the model from a HF directory: config.json + safetensors (single, sharded, FP8 block-quantised, or
+    int8/int4 compressed-tensors).
 
     Floating-point weights are cast to `dtype`, by default the dtype the checkpoint stores (most of) them in —
     bf16 for every published one, FP8 blocks dequantised to bf16 — so the model holds one dtype throughout; the
-    routing biases stay fp32.
+    routing biases stay fp32. Compressed-tensors linears stay quantised (their scales in `dtype`); they run on
+    CPU in float32 or bfloat16.
     """
     path = Path(path)
     cfg = config or load_config(path)
     model = meta_model(cfg)
     state = convert_hf_state_dict(read_safetensors(path), cfg)
+    qc = quantization(path)
+    if qc is not None:
+        quant_config.prepare_model(model, state, qc, str(path / "config.json"))
     expected = {k: v for k, v in model.state_dict().items()}
     if cfg.tie_word_embeddings:
         expected.pop("lm_head.weight", None)
@@ -157,6 +181,11 @@ def load_pretrained(
         expected = {k: v for k, v in expected.items() if not k.startswith("mtp.")}
     check_keys(state, expected, str(path))
     target = dtype or stored_dtype(state)
+    if qc is not None and (torch.device(device).type != "cpu" or target not in (torch.float32, torch.bfloat16)):
+        raise CheckpointError(
+            f"{path}: int8/int4 weights run on CPU in float32 or bfloat16 (torch's CPU kernels); "
+            f"asked for device={device}, dtype={str(target).removeprefix('torch.')}"
+        )
     for name, t in state.items():
         want = torch.float32 if name.endswith("e_score_correction_bias") else target
         state[name] = t.to(device=device, dtype=want if t.is_floating_point() else t.dtype)
@@ -170,6 +199,7 @@ def load_pretrained(
     if cfg.tie_word_embeddings:
         model.lm_head.weight = model.model.embed_tokens.weight
     leftover = [n for n, p in [*model.named_parameters(), *model.named_buffers()] if p.is_meta]
+    leftover += [n for n, m in quant.quantized_modules(model).items() if m.weight is None]
     if leftover:
         raise CheckpointError(f"{path}: tensors left unloaded: {leftover[:10]}")
     model._rope = {}

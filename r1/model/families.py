@@ -293,11 +293,17 @@ def _read_quantization(r: _Reader) -> None:
     if q is None:
         return
     method = q.get("quant_method") if isinstance(q, dict) else None
+    if method == "compressed-tensors":  # weight-only int8/int4; quant_config.py says which schemes r1 runs
+        from r1.model.quant_config import read_quantization_config
+
+        read_quantization_config(q, r.source)
+        return
     block = q.get("weight_block_size") if isinstance(q, dict) else None
     if method != "fp8" or block not in (None, [128, 128]):
         r.refuse(
             "quantization_config",
-            "r1 reads only FP8 weights with 128x128 `weight_scale_inv` blocks (DeepSeek-V3's), dequantised on load",
+            "r1 reads FP8 weights with 128x128 `weight_scale_inv` blocks (DeepSeek-V3's, dequantised on load) and "
+            "weight-only int8/int4 compressed-tensors checkpoints",
         )
 
 

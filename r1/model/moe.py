@@ -169,7 +169,7 @@ class MoE(nn.Module):
         stacks = fused.get(self) if fused is not None else None
         if x_ND.shape[0] == 1:
             y = dispatch.one_token(x_ND, idx[0].tolist(), w[0].tolist(), stacks, self.experts)
-        elif stacks is not None and idx.numel() * expert_bytes(self, stacks) <= GATHER_MAX_BYTES:
+        elif gatherable(stacks) and idx.numel() * expert_bytes(self, stacks) <= GATHER_MAX_BYTES:
             y = dispatch.gathered(x_ND, idx, w, *stacks)
         else:
             flat, w_P = idx.flatten(), w.flatten()
@@ -203,6 +203,12 @@ class MoE(nn.Module):
             return
         c = counts_E.float().to(self.gate.e_score_correction_bias.device)
         self.gate.e_score_correction_bias.add_(gamma * torch.sign(c.mean() - c))
+
+
+def gatherable(stacks: tuple[torch.Tensor, torch.Tensor] | None) -> bool:
+    """Whether there are stacked expert tensors to gather from (quantised stacks, r1/model/quant.py, run each expert
+    through its int kernel instead: gathering would dequantise every expert)."""
+    return stacks is not None and isinstance(stacks[0], torch.Tensor)
 
 
 def expert_bytes(moe: MoE, stacks: tuple[torch.Tensor, torch.Tensor]) -> int:

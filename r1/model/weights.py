@@ -1,8 +1,9 @@
 """The one way model code reads a weight, and the inference copies built from weights.
 
 Every kernel that multiplies by a parameter gets it from `weight(module)` (or `linear(x, module)`), including the
-fused paths that concatenate or stack several modules' weights. Today that is `module.weight`; a quantised linear
-will answer here with the weight its kernels need, so no path can bypass it.
+fused paths that concatenate or stack several modules' weights. That is `module.weight`: a tensor, or for a
+`QuantizedLinear` a `QuantizedWeight` (r1/model/quant.py), which runs the int8/int4 kernels for the torch
+operations the model applies to weights, so no path can bypass it.
 
 `FusedWeights` holds what decoding reuses step after step instead of rebuilding it per call: [q_a | kv_a] and
 [gate | up] concatenations, the routed experts stacked for batched GEMMs, the head in another dtype, each under
@@ -20,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from r1.model.quant import QuantizedWeight
+
 # key, the tensors the copy is built from, and how to build it from them (detached)
 Fusion = tuple[Hashable, list[torch.Tensor], Callable[[list[torch.Tensor]], Any]]
 
@@ -31,7 +34,10 @@ def weight(module: nn.Module) -> torch.Tensor:
 
 def linear(x: torch.Tensor, module: nn.Linear) -> torch.Tensor:
     """x Wᵀ + b for a linear module (what calling it computes)."""
-    return F.linear(x, weight(module), module.bias)
+    w = weight(module)
+    if type(w) is QuantizedWeight:  # straight to its kernel (F.linear would reach it too, a few µs later)
+        return w.linear(x, module.bias)
+    return F.linear(x, w, module.bias)
 
 
 def fused_linear(x: torch.Tensor, *layers: nn.Linear) -> list[torch.Tensor]:
@@ -41,9 +47,12 @@ def fused_linear(x: torch.Tensor, *layers: nn.Linear) -> list[torch.Tensor]:
     those dominate. The weights stay separate parameters, so checkpoints keep their per-projection names; the
     concatenation is part of the graph, so gradients reach each of them.
     """
+    weights = [weight(m) for m in layers]
+    if not all(isinstance(w, torch.Tensor) for w in weights):  # quantised: concatenating packed weights per call
+        return [linear(x, m) for m in layers]  # would cost more than the launches it saves
     biases = [m.bias for m in layers]
     bias = torch.cat(biases) if all(b is not None for b in biases) else None
-    return list(F.linear(x, torch.cat([weight(m) for m in layers]), bias).split([m.out_features for m in layers], -1))
+    return list(F.linear(x, torch.cat(weights), bias).split([m.out_features for m in layers], -1))
 
 
 class FusedWeights:
@@ -72,7 +81,7 @@ class FusedWeights:
         used = 0
         for key, sources, build in self.plan():
             stamp = tuple((id(t), t._version) for t in sources)
-            size = sum(t.numel() * t.element_size() for t in sources)
+            size = sum(t.nbytes for t in sources)  # a quantised weight counts what it holds
             if used + size > self.limit_bytes:
                 self._copies.pop(key, None)
                 continue

@@ -109,6 +109,8 @@ def one_token(
     experts: Sequence[Callable[[torch.Tensor], torch.Tensor]],
 ) -> torch.Tensor:
     """One token's experts `idx` weighted by `w`, from the stacked weights when there are any, else the modules."""
+    if stacks is not None and hasattr(stacks[0], "one_token"):  # quantised experts (r1/model/quant.py)
+        return stacks[0].one_token(x_1D, idx, w, stacks[1])
     y = None
     for e, we in zip(idx, w):
         if stacks is not None:
