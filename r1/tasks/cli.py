@@ -74,12 +74,14 @@ def write_jsonl(items: Iterable[Item], out: str | None) -> int:
 def _list(args: argparse.Namespace) -> int:
     from r1.tasks import all_tasks
 
-    for task in all_tasks():
+    tasks = all_tasks()
+    width = max(len(task.name) for task in tasks)
+    for task in tasks:
         item = task.example()
         levels = f"{task.levels[0]}..{task.levels[-1]}"
-        print(f"{task.name:<10} levels {levels} (default {task.default_level})  {task.description}")
-        print(f"{'':<10} knobs: {task.knobs}")
-        print(f"{'':<10} e.g.  {item['prompt']}  ->  {item['answer']}")
+        print(f"{task.name:<{width}} levels {levels} (default {task.default_level})  {task.description}")
+        print(f"{'':<{width}} knobs: {task.knobs}")
+        print(f"{'':<{width}} e.g.  {item['prompt']}  ->  {item['answer']}")
     print("\nDifficulty: one level, a range like 2-5, or 'mix'. reasoning-gym datasets: rg:NAME (if installed).")
     return 0
 
