@@ -22,6 +22,7 @@ import torch
 from r1.engine.requests import Completion, Event, RequestDone, RequestHandle
 from r1.engine.sampling import SamplingParams
 from r1.engine.scheduler import Scheduler
+from r1.engine.threads import EngineThreads
 from r1.errors import UserError
 from r1.model.cache import KVCache
 from r1.model.transformer import Transformer
@@ -41,6 +42,9 @@ class Engine:
     prefill_tokens: at most this many prompt tokens per prefill forward (bounds activation memory).
     head_dtype: run the vocabulary projection in this dtype (e.g. bf16 when the trainer runs under bf16 autocast:
         its logits are bf16 GEMMs too, and it is the largest GEMM of a decode step); default: the weights' dtype.
+    threads: CPU threads for every forward; default: one thread for forwards too small to share (a small model's
+        decode steps), the process's threads where a probe of this machine finds they pay (see `threads.py`; the
+        choice is printed once). The caller's thread count is restored after each step.
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class Engine:
         cache_dtype: torch.dtype | None = None,
         prefill_tokens: int = 4096,
         head_dtype: torch.dtype | None = None,
+        threads: int | None = None,
     ) -> None:
         cfg = model.config
         if max_batch < 1:
@@ -69,8 +74,9 @@ class Engine:
         self.tokenizer = tokenizer
         self.max_batch, self.max_len = max_batch, max_len
         self.mla_impl = mla_impl
+        self.threads = EngineThreads(model, threads)
         self.scheduler = Scheduler(
-            model, tokenizer, max_batch, max_len, mla_impl, cache_dtype, prefill_tokens, head_dtype
+            model, tokenizer, max_batch, max_len, mla_impl, cache_dtype, prefill_tokens, head_dtype, self.threads
         )
         self._ids = itertools.count()
         self._cond = threading.Condition()
@@ -204,7 +210,7 @@ class Engine:
             while True:
                 with self._drive_lock:
                     if self.scheduler.has_work():
-                        self.scheduler.step()
+                        self._step()
                 for ev in handle.pending_events():
                     yield ev
                     if isinstance(ev, RequestDone):
@@ -223,10 +229,14 @@ class Engine:
         with self._drive_lock:
             while not done():
                 try:
-                    self.scheduler.step()
+                    self._step()
                 except Exception as exc:
                     self.scheduler.fail_all(exc)
                     raise
+
+    def _step(self) -> None:
+        with self.threads.scope():  # the forwards pick their thread counts; the caller's is back afterwards
+            self.scheduler.step()
 
     def _wait_done(self, done: Callable[[], bool]) -> None:
         with self._cond:
@@ -275,7 +285,7 @@ class Engine:
                     return
             with self._drive_lock:
                 try:
-                    self.scheduler.step()
+                    self._step()
                 except Exception as exc:  # a failing batch must not kill the server: fail its requests, go on
                     self.scheduler.fail_all(exc)
             with self._cond:

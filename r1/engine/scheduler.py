@@ -26,6 +26,7 @@ from r1.engine.cache import WindowCache
 from r1.engine.requests import Completion, RequestHandle, Sample, SampleDone, TokenEvent, TopLogprobs
 from r1.engine.sampling import BatchParams, UniformStream, sample, sample_seed, top_logprobs
 from r1.engine.text import TextTracker
+from r1.engine.threads import EngineThreads
 from r1.model.cache import KVCache
 from r1.model.transformer import Transformer
 from r1.tokenizer import Tokenizer
@@ -83,8 +84,10 @@ class Scheduler:
         cache_dtype: torch.dtype | None = None,
         prefill_tokens: int = 4096,
         head_dtype: torch.dtype | None = None,
+        threads: EngineThreads | None = None,
     ) -> None:
         self.model, self.tokenizer = model, tokenizer
+        self.threads = threads or EngineThreads(model)  # each forward's CPU threads (inside the engine's step scope)
         self.fused = model.fused_weights(head_dtype=head_dtype)  # the decode step's weight copies
         self.max_batch, self.max_len = max_batch, max_len
         self.mla_impl, self.cache_dtype = mla_impl, cache_dtype
@@ -235,6 +238,7 @@ class Scheduler:
         for c0 in range(0, T, chunk):
             c1 = min(T, c0 + chunk)
             pos = torch.arange(c0, c1).expand(g, -1)
+            self.threads.use(g * (c1 - c0))
             h = self.model.decode_step(ids[:, c0:c1], pos, window, self.fused, hidden=True)
             self.stats["prefill_forwards"] += 1
             for i, n in enumerate(lens):
@@ -257,6 +261,7 @@ class Scheduler:
             self._bp = BatchParams.build([s.req.params for s in self.rows])
             self._dirty = False
         assert self._ids is not None and self._pos is not None and self._bp is not None
+        self.threads.use(B)  # the sampling that follows runs on the same count
         logits = self.model.decode_step(self._ids, self._pos, self._window(0, B), self.fused)[:, -1]
         self.stats["decode_steps"] += 1
         tok = self._sample_and_record(self.rows, logits, self._bp)
