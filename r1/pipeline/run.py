@@ -442,7 +442,7 @@ def evaluate_model(st: RunState, model_dir: Path, name: str) -> dict[str, dict[s
     from r1.eval.report import write_report
 
     c = st.cfg
-    engine = Engine.from_pretrained(model_dir, max_batch=64, max_len=512)
+    engine = Engine.from_pretrained(model_dir, max_batch=64, max_len=512, threads=c.threads)  # --threads wins
     generate = with_prefill(make_generate_fn(engine))
     items = st.heldout
     # free sampling renders the template itself (so format is judged against it); forced styles carry a prefill

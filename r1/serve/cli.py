@@ -47,7 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "each token was sampled from, after temperature/top-k/top-p (processed_logprobs)",
     )
     p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger request bodies get 413 (1 MiB)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads, for every forward (default: torch's count, which "
+        "the engine lowers to 1 for forwards too small to share)",
+    )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
 
@@ -111,7 +116,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--port {args.port}: must be in [1, 65535]")
     if args.threads:
         torch.set_num_threads(args.threads)
-    engine = Engine.from_pretrained(args.model, dtype=args.dtype, max_batch=args.max_batch, max_len=args.max_len)
+    engine = Engine.from_pretrained(
+        args.model, dtype=args.dtype, max_batch=args.max_batch, max_len=args.max_len, threads=args.threads or None
+    )
     names = served_names(args.served_model_name, args.model)
     app = create_app(engine, names, generation_defaults(args.model), args.max_body_bytes, args.logprobs_mode)
     print(f"serving {', '.join(names)} on http://{args.host}:{args.port}/v1 (max batch {args.max_batch}, "

@@ -641,7 +641,8 @@ class GRPOStage(Stage):
             rows = max(o.prompts_per_rollout * o.group_size, 16 * o.eval_k if self.eval_items else 0)
             # under bf16 autocast the trainer's logits are bf16 GEMMs: the engine's vocabulary projection matches
             self.engine = Engine(model, self.ctx.tokenizer, max_batch=min(rows, 512),
-                                 max_len=min(limit, longest + new + 8), head_dtype=self.autocast)
+                                 max_len=min(limit, longest + new + 8), head_dtype=self.autocast,
+                                 threads=self.cfg.train.threads or None)  # a count the user set wins
         return self.engine
 
     @contextlib.contextmanager
