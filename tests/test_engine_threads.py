@@ -4,6 +4,9 @@ user gives wins, and the measurement it rests on (its shape and caching; nothing
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -100,7 +103,13 @@ def test_idle_machine_shares_big_forwards_only(model, tok, two_threads, monkeypa
     fewest = eng.threads.min_rows(2)
     assert 1 < fewest <= 64  # a batch-1 decode step stays on one thread; a long prefill shares
     seen = recording(model, monkeypatch)
+    copies: list[int] = []
+    refresh = eng.scheduler.fused.refresh
+    monkeypatch.setattr(
+        eng.scheduler.fused, "refresh", lambda **kw: copies.append(torch.get_num_threads()) or refresh(**kw)
+    )
     eng.generate([[5] * 60], PARAMS.with_(max_tokens=2))  # one prefill of 60 tokens, then a single-row decode step
+    assert copies and set(copies) == {1}  # the weight copies, outside any forward: small ops on one thread
     assert seen[0] == (60, 2 if fewest <= 60 else 1)
     assert all(n == 1 for rows, n in seen[1:]) and all(rows == 1 for rows, _ in seen[1:])
     assert torch.get_num_threads() == 2
@@ -198,6 +207,19 @@ def test_measurement_shape_and_cache(monkeypatch, two_threads):
     T._measured[3] = (IDLE, T._measured[3][1] - T.PROBE_SECONDS)  # a minute later: measured again
     T.measured_speeds(3)
     assert made == [3, 3]
+
+
+def test_other_processes_runnable_threads_are_seen():
+    """A CPU-bound process is runnable all the time: the count the busy check rests on includes it (Linux)."""
+    if T.runnable_elsewhere() is None:
+        pytest.skip("the OS does not report runnable threads")
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert max(T.runnable_elsewhere() for _ in range(5)) >= 1
+    finally:
+        spin.kill()
+        spin.wait()
 
 
 def test_a_new_measurement_that_flips_busy_is_said_again(model):

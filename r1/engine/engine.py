@@ -172,7 +172,8 @@ class Engine:
 
     def weights_updated(self) -> None:
         """Re-derive the decode step's weight copies from the model's parameters (after an optimizer step)."""
-        self.scheduler.fused.refresh(force=True)
+        with self.threads.scope():  # copies are small ops here too: on a busy machine 2 threads stall on each
+            self.scheduler.fused.refresh(force=True)
 
     def generate(
         self, prompts: Sequence[Prompt], params: SamplingParams | Sequence[SamplingParams] | None = None

@@ -3,16 +3,19 @@
 Why: a decode step of a small model is a few hundred small ops, and every op that runs in parallel forks to the
 OpenMP team and waits at a barrier for all of its threads. When other processes keep the cores busy, the second
 thread is often descheduled and each barrier waits for the OS scheduler. Measured on the shared 2-core AVX512 VM
-(load ~8): the tiny preset decoded 8-36x slower on 2 threads than on 1 (batch 1: 287 vs 35 new tokens/s, batch
-64: 3,537 vs 97), while on an idle machine 2 threads gained ~2x at batch 64 and nothing at batch 1.
+(load 5-9): the tiny preset decoded 8-36x slower on 2 threads than on 1 (batch 1: 287 vs 35 new tokens/s, batch
+64: 3,537 vs 97; with OMP_WAIT_POLICY=PASSIVE still 4x and 2.5x slower), while on an idle machine 2 threads are what
+made batch 64 fast (12.5k new tokens/s in docs/LOG.md).
 
-So before its first parallel forward the engine times one matmul shape at several sizes on one thread and on the
-process's threads (`measure`: ~5 ms on an idle machine, at most ~0.3 s on a busy one; cached per process and taken
-again after a minute, as the load of a shared machine changes). A forward of `rows` rows (a decode step's batch, a
-prefill's tokens) runs its matmuls at sizes rows x (each weight's FLOPs per row, from the model's shapes); it uses
-the threads where those matmuls, timed by that curve, add up to at least 1.3x faster, else one thread. On a busy
-machine the largest size already gains nothing and every forward runs on one thread. A thread count the user
-gives (`Engine(threads=)`, `r1 serve --threads`, `train.threads`) is used for every forward instead, with no probe.
+So before its first parallel forward the engine looks at the machine and times one matmul shape at several sizes
+on one thread and on the process's threads (`measure`: ~5 ms on an idle machine, at most ~0.3 s; cached per process
+and taken again after a minute, as the load of a shared machine changes). The machine is busy, and every forward
+runs on one thread, when other processes keep as many runnable threads as the extra threads would need cores (the
+OS's running count, sampled during the probe) or when the largest size gains nothing. Otherwise a forward of `rows`
+rows (a decode step's batch, a prefill's tokens) runs its matmuls at sizes rows x (each weight's FLOPs per row,
+from the model's shapes), and uses the threads where those matmuls, timed by the measured curve, add up to at least
+1.3x faster. A thread count the user gives (`Engine(threads=)`, `r1 serve --threads`, `train.threads`, `r1 run
+--threads`) is used for every forward instead, with no probe.
 
 What can and cannot be changed at run time (torch 2.13 CPU wheels link GNU OpenMP, libgomp): `torch.set_num_threads`
 costs ~0.2 us (OpenMP and MKL keep their thread pools), so switching per forward is free; OMP_WAIT_POLICY and
@@ -42,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from r1.errors import UserError
+from r1.model.weights import weight
 
 GAIN = 1.3  # how much faster a forward's matmuls must get for it to run on more than one thread
 PROBE_SECONDS = 60.0  # a measurement is reused this long, then taken again (machine load drifts)
@@ -54,13 +58,14 @@ _ROUNDS = 5  # timings per size and thread count, interleaved
 @dataclass(frozen=True)
 class Speeds:
     """Seconds per matmul of `flops` FLOPs (ascending) on one thread and on `threads`; `many` is empty when the
-    largest size did not gain (a busy machine: nothing will)."""
+    machine is busy (`busy_because` says why): nothing will gain."""
 
     threads: int
     flops: tuple[float, ...]
     one: tuple[float, ...]
     many: tuple[float, ...]
     seconds: float = 0.0  # what measuring took
+    busy_because: str = ""
 
     @property
     def busy(self) -> bool:
@@ -108,10 +113,26 @@ def measured_speeds(threads: int) -> Speeds:
 
 
 def measure(threads: int, clock: Callable[[], float] = time.perf_counter) -> Speeds:
-    """Time [rows, 256] x [256, 256] matmuls on one thread and on `threads`, interleaved, largest first; stops at
-    the first size that gains nothing when that is the largest (busy), or when PROBE_BUDGET is spent."""
+    """Time [rows, 256] x [256, 256] matmuls on one thread and on `threads`, interleaved, largest first, within
+    PROBE_BUDGET. Busy (nothing timed, or the timings dropped) when other processes keep runnable threads on the
+    cores the extra threads need (sampled before and between timings, where the OS says), or when the largest size
+    does not gain: a short probe can fall into a quiet moment of a busy machine, the runnable count rarely does."""
     before = torch.get_num_threads()
     start = clock()
+    others = [n for n in (runnable_elsewhere() for _ in range(3)) if n is not None]
+    spare = available_cores() - threads + 0.5  # other runnable threads the cores can hold beside ours
+
+    def busy(why: str) -> Speeds:
+        return Speeds(threads, (), (), (), clock() - start, why)
+
+    def crowded() -> str:
+        mean = sum(others) / len(others) if others else 0.0
+        if mean < spare:
+            return ""
+        return f"{mean:.1f} runnable threads of other processes on {available_cores()} cores"
+
+    if crowded():
+        return busy(crowded())
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(_PROBE_WIDTH, _PROBE_WIDTH, generator=gen)
     points: list[tuple[float, float, float]] = []
@@ -132,15 +153,20 @@ def measure(threads: int, clock: Callable[[], float] = time.perf_counter) -> Spe
                             F.linear(x, w)
                         spent[n] += clock() - t
                     done += 1
+                n = runnable_elsewhere()
+                if n is not None:
+                    others.append(n)
                 # total times, not a median: on a busy machine the stalls *are* the cost of a parallel forward
                 one, many = spent[1] / (done * reps), spent[threads] / (done * reps)
                 if not points and one < GAIN * many:
-                    return Speeds(threads, (flops,), (one,), (), clock() - start)
+                    return busy(f"{threads} threads ran a {flops / 1e6:.0f} MFLOP matmul no {GAIN}x faster than 1")
                 points.append((flops, one, many))
                 if clock() - start > PROBE_BUDGET:
                     break
     finally:
         torch.set_num_threads(before)
+    if crowded():
+        return busy(crowded())
     points.sort()
     return Speeds(
         threads,
@@ -149,6 +175,25 @@ def measure(threads: int, clock: Callable[[], float] = time.perf_counter) -> Spe
         tuple(p[2] for p in points),
         clock() - start,
     )
+
+
+def runnable_elsewhere() -> int | None:
+    """Threads of other processes runnable right now (Linux: /proc/loadavg's running count, less this process's
+    running threads); None where the OS does not say."""
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+        mine = 0
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as f:
+                    stat = f.read()
+            except OSError:  # the thread ended meanwhile
+                continue
+            mine += stat[stat.rindex(")") + 2] == "R"
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, running - mine)
 
 
 def available_cores() -> int:
@@ -176,14 +221,15 @@ def matmul_flops(model: nn.Module) -> list[float]:
             for p in experts[0].parameters():
                 if p.dim() == 2:
                     out.append(2.0 * p.numel() * share * len(experts))
-    out.append(2.0 * model.lm_head.weight.numel())
+    out.append(2.0 * weight(model.lm_head).numel())
     return out
 
 
 class EngineThreads:
-    """The thread count of each forward of one engine: `scope()` around a scheduler step, `use(rows)` before each
-    forward inside it (rows: a decode step's batch, a prefill's tokens). Outside a scope `use` does nothing, so
-    nothing leaks into the caller's threads.
+    """The thread count of each forward of one engine: `scope()` around a scheduler step (inside it everything runs
+    on one thread, or the user's count), `use(rows)` before each forward (rows: a decode step's batch, a prefill's
+    tokens), which keeps its count for the sampling after it. Outside a scope `use` does nothing, so nothing leaks
+    into the caller's threads.
 
     threads: a fixed count for every forward (the user's); None: choose per forward, at most the process's count
     (`torch.get_num_threads()` when the step starts) and the cores this process may use.
@@ -217,6 +263,9 @@ class EngineThreads:
         before = torch.get_num_threads()
         self._restore = before
         self._ceiling = self.fixed or min(before, available_cores())
+        start = self.fixed or 1  # the step's work outside forwards (weight copies, cache row moves) is small ops too
+        if before != start:
+            torch.set_num_threads(start)
         try:
             yield
         finally:
@@ -273,8 +322,8 @@ class EngineThreads:
         probe = f"{available_cores()} cores, measured in {speeds.seconds * 1e3:.0f} ms"
         if speeds.busy:
             return (
-                f"engine: 1 thread for every forward ({n} threads ran a {speeds.flops[0] / 1e6:.0f} MFLOP matmul "
-                f"no faster than 1: the cores are busy; {model}; {probe}; measured again each minute)"
+                f"engine: 1 thread for every forward (the cores are busy: {speeds.busy_because}; {model}; {probe}; "
+                "measured again each minute)"
             )
         return (
             f"engine: 1 thread for forwards under {rows} rows (decode batch or prefill tokens), {n} threads from "
