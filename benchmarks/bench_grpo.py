@@ -68,18 +68,24 @@ def prepare(where: Path, kind: str, items: int) -> dict:
     """Model + tokenizer (HF layout) and the task items, written once and read by both sides."""
     import torch
 
+    from r1.data.tokenizer_corpus import default_training_text
     from r1.model import Transformer, preset
     from r1.model.checkpoint import save_pretrained
     from r1.model.info import model_info
     from r1.tasks import apply_template, get_task
-    from r1.tokenizer import Tokenizer, default_training_text
+    from r1.tokenizer import Tokenizer
 
     pool = get_task(TASK).generate(items, seed=0, split="train")
     prompts = [apply_template(it, TEMPLATE)["prompt"] for it in pool]
     # min_frequency 1: enough merges for the tiny presets' full 2048-token vocabulary
     tok = Tokenizer.train([*default_training_text(20000), *prompts], vocab_size=2048, min_frequency=1)
-    cfg = preset(PRESET[kind], vocab_size=tok.vocab_size, bos_token_id=tok.bos_id, eos_token_id=tok.eos_id,
-                 pad_token_id=tok.pad_id)
+    cfg = preset(
+        PRESET[kind],
+        vocab_size=tok.vocab_size,
+        bos_token_id=tok.bos_id,
+        eos_token_id=tok.eos_id,
+        pad_token_id=tok.pad_id,
+    )
     torch.manual_seed(0)
     model_dir = where / "model"
     save_pretrained(Transformer(cfg), model_dir)
@@ -93,9 +99,11 @@ def prepare(where: Path, kind: str, items: int) -> dict:
         assert hf_tok(text=[tok.bos_token + p])["input_ids"][0] == [tok.bos_id, *tok.encode(p)], p
     info = model_info(cfg)
     mean_prompt = statistics.mean(len(tok.encode(p)) + 1 for p in prompts)
-    return {"model": f"{PRESET[kind]} ({'DeepSeek-V3: MLA + MoE' if kind == 'moe' else 'Qwen2, dense'}), "
-                     f"{info.total / 1e6:.2f}M params, vocab {tok.vocab_size}, random init",
-            "prompt_tokens_mean": mean_prompt}
+    return {
+        "model": f"{PRESET[kind]} ({'DeepSeek-V3: MLA + MoE' if kind == 'moe' else 'Qwen2, dense'}), "
+        f"{info.total / 1e6:.2f}M params, vocab {tok.vocab_size}, random init",
+        "prompt_tokens_mean": mean_prompt,
+    }
 
 
 def peak_rss_mib() -> float:
@@ -106,7 +114,7 @@ def peak_rss_mib() -> float:
 def run_r1(where: Path, args: argparse.Namespace, tag: str) -> dict:
     from r1.train import train
     from r1.train.config import TrainConfig
-    from r1.train.grpo import GRPOStage
+    from r1.train.grpo.stage import GRPOStage
     from r1.train.metrics import read_metrics
 
     class FullLengthGRPO(GRPOStage):
@@ -118,25 +126,51 @@ def run_r1(where: Path, args: argparse.Namespace, tag: str) -> dict:
     imports_mib = peak_rss_mib()
     items = [json.loads(line) for line in (where / "items.jsonl").read_text(encoding="utf-8").splitlines()]
     out = where / f"run-r1-{tag}"
-    cfg = TrainConfig.from_dict({
-        "stage": "grpo",
-        "model": {"path": str(where / "model")},
-        "grpo": {"preset": "grpo", "prompts_per_rollout": PROMPTS, "group_size": GROUP, "max_new_tokens": NEW_TOKENS,
-                 "temperature": 1.0, "top_p": 1.0, "beta": BETA, "epochs": 1, "task": TASK, "template": TEMPLATE,
-                 "reward": REWARD, "eval_items": 0, "train_items": len(items)},
-        "optim": {"lr": LR, "betas": [0.9, 0.999], "weight_decay": 0.0, "grad_clip": 1.0},
-        "schedule": {"kind": "constant", "warmup_steps": 0},
-        "train": {"out": str(out), "steps": args.warmup + args.steps, "batch_size": PROMPTS * GROUP, "seed": 0,
-                  "dtype": args.dtype, "device": "cpu", "threads": args.threads},
-        "checkpoint": {"every": 0, "final": False},
-        "logging": {"progress": False, "plots": False, "report": False},
-    })
+    cfg = TrainConfig.from_dict(
+        {
+            "stage": "grpo",
+            "model": {"path": str(where / "model")},
+            "grpo": {
+                "preset": "grpo",
+                "prompts_per_rollout": PROMPTS,
+                "group_size": GROUP,
+                "max_new_tokens": NEW_TOKENS,
+                "temperature": 1.0,
+                "top_p": 1.0,
+                "beta": BETA,
+                "epochs": 1,
+                "task": TASK,
+                "template": TEMPLATE,
+                "reward": REWARD,
+                "eval_items": 0,
+                "train_items": len(items),
+            },
+            "optim": {"lr": LR, "betas": [0.9, 0.999], "weight_decay": 0.0, "grad_clip": 1.0},
+            "schedule": {"kind": "constant", "warmup_steps": 0},
+            "train": {
+                "out": str(out),
+                "steps": args.warmup + args.steps,
+                "batch_size": PROMPTS * GROUP,
+                "seed": 0,
+                "dtype": args.dtype,
+                "device": "cpu",
+                "threads": args.threads,
+            },
+            "checkpoint": {"every": 0, "final": False},
+            "logging": {"progress": False, "plots": False, "report": False},
+        }
+    )
     train(cfg, stage=FullLengthGRPO(cfg, items=items))
     steps = [r for r in read_metrics(out / "metrics.jsonl") if r.get("event") == "step"][args.warmup :]
     gen = [r["time/rollout"] for r in steps]
     score = [r["time/reward"] + r["time/logprobs"] for r in steps]  # reward, then packing + the π_ref forward
-    return {"step_s": [r["step_time"] for r in steps], "gen_s": gen, "score_s": score,
-            "completion_tokens": statistics.mean(r["length_mean"] for r in steps), "imports_rss_mib": imports_mib}
+    return {
+        "step_s": [r["step_time"] for r in steps],
+        "gen_s": gen,
+        "score_s": score,
+        "completion_tokens": statistics.mean(r["length_mean"] for r in steps),
+        "imports_rss_mib": imports_mib,
+    }
 
 
 # ============================================================================================== TRL
@@ -185,20 +219,48 @@ def run_trl(where: Path, args: argparse.Namespace, tag: str) -> dict:
 
     config = GRPOConfig(
         output_dir=str(where / f"run-trl-{tag}"),
-        use_cpu=True, bf16=args.dtype == "bf16", fp16=False, gradient_checkpointing=args.trl_gc, seed=0,
+        use_cpu=True,
+        bf16=args.dtype == "bf16",
+        fp16=False,
+        gradient_checkpointing=args.trl_gc,
+        seed=0,
         model_init_kwargs={"dtype": torch.float32},
-        max_steps=args.warmup + args.steps, per_device_train_batch_size=PROMPTS * GROUP, gradient_accumulation_steps=1,
-        generation_batch_size=PROMPTS * GROUP, num_generations=GROUP, num_iterations=1,
-        max_completion_length=NEW_TOKENS, generation_kwargs={"min_new_tokens": NEW_TOKENS},
-        temperature=1.0, top_p=1.0, top_k=0, beta=BETA, epsilon=0.2, loss_type="grpo", scale_rewards="group",
-        learning_rate=LR, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
-        optim="adamw_torch_fused", adam_beta1=0.9, adam_beta2=0.999,
-        logging_steps=1, report_to="none", save_strategy="no", disable_tqdm=True, log_completions=False,
+        max_steps=args.warmup + args.steps,
+        per_device_train_batch_size=PROMPTS * GROUP,
+        gradient_accumulation_steps=1,
+        generation_batch_size=PROMPTS * GROUP,
+        num_generations=GROUP,
+        num_iterations=1,
+        max_completion_length=NEW_TOKENS,
+        generation_kwargs={"min_new_tokens": NEW_TOKENS},
+        temperature=1.0,
+        top_p=1.0,
+        top_k=0,
+        beta=BETA,
+        epsilon=0.2,
+        loss_type="grpo",
+        scale_rewards="group",
+        learning_rate=LR,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        optim="adamw_torch_fused",
+        adam_beta1=0.9,
+        adam_beta2=0.999,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        log_completions=False,
     )
     timer = StepTimer()
     trainer = GRPOTrainer(
-        model=str(model_dir), reward_funcs=[accuracy], args=config,
-        train_dataset=datasets.Dataset.from_list(rows), processing_class=AutoTokenizer.from_pretrained(model_dir),
+        model=str(model_dir),
+        reward_funcs=[accuracy],
+        args=config,
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=AutoTokenizer.from_pretrained(model_dir),
         callbacks=[timer],
     )
     # the time split, by wrapping two of the trainer's methods: sampling alone, and the whole rollout (tokenize,
@@ -220,8 +282,13 @@ def run_trl(where: Path, args: argparse.Namespace, tag: str) -> dict:
     trainer.train()
     w = args.warmup
     gen, whole = spent["_generate_single_turn"][w:], spent["_generate_and_score_completions"][w:]
-    return {"step_s": timer.times[w:], "gen_s": gen, "score_s": [b - a for a, b in zip(gen, whole)],
-            "completion_tokens": statistics.mean(timer.lengths[w:]), "imports_rss_mib": imports_mib}
+    return {
+        "step_s": timer.times[w:],
+        "gen_s": gen,
+        "score_s": [b - a for a, b in zip(gen, whole)],
+        "completion_tokens": statistics.mean(timer.lengths[w:]),
+        "imports_rss_mib": imports_mib,
+    }
 
 
 def child(args: argparse.Namespace) -> None:
@@ -237,12 +304,33 @@ def child(args: argparse.Namespace) -> None:
 
 # ============================================================================================== driver
 def spawn(side: str, where: Path, args: argparse.Namespace, tag: str) -> dict:
-    cmd = [sys.executable, __file__, "--child", side, "--dir", str(where), "--tag", tag, "--threads", str(args.threads),
-           "--steps", str(args.steps), "--warmup", str(args.warmup), "--dtype", args.dtype]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        side,
+        "--dir",
+        str(where),
+        "--tag",
+        tag,
+        "--threads",
+        str(args.threads),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--dtype",
+        args.dtype,
+    ]
     if args.trl_gc:
         cmd.append("--trl-gc")
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
-           "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "MKL_NUM_THREADS": str(args.threads),
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONWARNINGS": "ignore",
+    }
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
@@ -261,10 +349,17 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="rounds of (r1, TRL) runs, order alternating")
     ap.add_argument("--threads", type=int, default=1, help="torch threads on both sides")
     ap.add_argument("--model-kind", choices=sorted(PRESET), default="moe")
-    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="bf16",
-                    help="both sides: bf16 autocast (TRL's default bf16=True, r1 train.dtype=bf16), or fp32")
-    ap.add_argument("--trl-gc", action="store_true",
-                    help="leave TRL's default gradient checkpointing on (off by default: r1 does not checkpoint)")
+    ap.add_argument(
+        "--dtype",
+        choices=["fp32", "bf16"],
+        default="bf16",
+        help="both sides: bf16 autocast (TRL's default bf16=True, r1 train.dtype=bf16), or fp32",
+    )
+    ap.add_argument(
+        "--trl-gc",
+        action="store_true",
+        help="leave TRL's default gradient checkpointing on (off by default: r1 does not checkpoint)",
+    )
     ap.add_argument("--items", type=int, default=512, help="prompt pool (modchain train split)")
     ap.add_argument("--quick", action="store_true", help="1 round of 2 timed steps")
     ap.add_argument("--json", help="also write the results here")
@@ -283,53 +378,89 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory(prefix="bench-grpo-")
     where = Path(tmp.name)
     setup = prepare(where, args.model_kind, args.items)
-    print(f"model: {setup['model']}\n{PROMPTS} prompts × {GROUP} samples × {NEW_TOKENS} new tokens (EOS ignored), "
-          f"prompts ~{setup['prompt_tokens_mean']:.0f} tokens ({TASK}, {TEMPLATE}), β {BETA}, lr {LR:g}, {args.dtype}"
-          f"{', TRL gradient checkpointing' if args.trl_gc else ''}, {args.threads} thread(s); {args.warmup} "
-          f"warm-up + {args.steps} timed steps per run, {args.repeats} "
-          f"round(s)\ntorch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}",
-          flush=True)
+    print(
+        f"model: {setup['model']}\n{PROMPTS} prompts × {GROUP} samples × {NEW_TOKENS} new tokens (EOS ignored), "
+        f"prompts ~{setup['prompt_tokens_mean']:.0f} tokens ({TASK}, {TEMPLATE}), β {BETA}, lr {LR:g}, {args.dtype}"
+        f"{', TRL gradient checkpointing' if args.trl_gc else ''}, {args.threads} thread(s); {args.warmup} "
+        f"warm-up + {args.steps} timed steps per run, {args.repeats} "
+        f"round(s)\ntorch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}",
+        flush=True,
+    )
     runs: dict[str, list[dict]] = {"r1": [], "trl": []}
     for rep in range(args.repeats):
         order = ["r1", "trl"] if rep % 2 == 0 else ["trl", "r1"]
         for side in order:
             res = spawn(side, where, args, f"{rep}")
             runs[side].append(res)
-            print(f"  round {rep} {side:>3}: {statistics.median(res['step_s']):7.2f} s/step  "
-                  f"({', '.join(f'{t:.2f}' for t in res['step_s'])})  peak RSS {res['peak_rss_mib']:,.0f} MiB  "
-                  f"completion {res['completion_tokens']:.1f} tokens  (process {res['wall_s']:.0f} s)", flush=True)
+            print(
+                f"  round {rep} {side:>3}: {statistics.median(res['step_s']):7.2f} s/step  "
+                f"({', '.join(f'{t:.2f}' for t in res['step_s'])})  peak RSS {res['peak_rss_mib']:,.0f} MiB  "
+                f"completion {res['completion_tokens']:.1f} tokens  (process {res['wall_s']:.0f} s)",
+                flush=True,
+            )
     tmp.cleanup()
 
     summary = {}
     for side, rs in runs.items():
         times = [t for r in rs for t in r["step_s"]]
-        summary[side] = {"s_per_step_median": statistics.median(times), "s_per_step_min": min(times),
-                         "s_per_step_max": max(times), "peak_rss_mib": max(r["peak_rss_mib"] for r in rs),
-                         "imports_rss_mib": max(r["imports_rss_mib"] for r in rs),
-                         "completion_tokens_mean": statistics.mean(r["completion_tokens"] for r in rs),
-                         "step_s": times}
+        summary[side] = {
+            "s_per_step_median": statistics.median(times),
+            "s_per_step_min": min(times),
+            "s_per_step_max": max(times),
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in rs),
+            "imports_rss_mib": max(r["imports_rss_mib"] for r in rs),
+            "completion_tokens_mean": statistics.mean(r["completion_tokens"] for r in rs),
+            "step_s": times,
+        }
         gen, score = ([x for r in rs for x in r[k]] for k in ("gen_s", "score_s"))
-        summary[side].update({"gen_s": statistics.median(gen), "score_s": statistics.median(score),
-                              "train_s": statistics.median(t - g - c for t, g, c in zip(times, gen, score))})
+        summary[side].update(
+            {
+                "gen_s": statistics.median(gen),
+                "score_s": statistics.median(score),
+                "train_s": statistics.median(t - g - c for t, g, c in zip(times, gen, score)),
+            }
+        )
     ratio = summary["trl"]["s_per_step_median"] / summary["r1"]["s_per_step_median"]
     names = {"r1": "r1", "trl": f"TRL {trl.__version__}"}
-    print(f"\n{'side':<10} {'s/step median (min-max)':>26} {'peak RSS MiB':>13} {'after imports':>14} "
-          f"{'completion tokens':>18}")
+    print(
+        f"\n{'side':<10} {'s/step median (min-max)':>26} {'peak RSS MiB':>13} {'after imports':>14} "
+        f"{'completion tokens':>18}"
+    )
     for side, s in summary.items():
         span = f"{s['s_per_step_median']:.2f} ({s['s_per_step_min']:.2f}-{s['s_per_step_max']:.2f})"
-        print(f"{names[side]:<10} {span:>26} {s['peak_rss_mib']:>13,.0f} {s['imports_rss_mib']:>14,.0f} "
-              f"{s['completion_tokens_mean']:>18.1f}")
+        print(
+            f"{names[side]:<10} {span:>26} {s['peak_rss_mib']:>13,.0f} {s['imports_rss_mib']:>14,.0f} "
+            f"{s['completion_tokens_mean']:>18.1f}"
+        )
     print(f"\nmedian s/step split {'generate':>9} {'reward + π_ref':>14} {'train (fwd, bwd, AdamW)':>24}")
     for side, s in summary.items():
         print(f"  {names[side]:<18} {s['gen_s']:>9.2f} {s['score_s']:>14.2f} {s['train_s']:>24.2f}")
     print(f"ratio TRL/r1 = {ratio:.2f}×  (medians of {len(summary['r1']['step_s'])} timed steps per side)")
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "model": setup["model"], "prompts": PROMPTS, "group_size": GROUP, "max_new_tokens": NEW_TOKENS,
-            "beta": BETA, "threads": args.threads, "warmup": args.warmup, "steps": args.steps,
-            "repeats": args.repeats, "model_kind": args.model_kind, "torch": torch.__version__,
-            "transformers": transformers.__version__, "trl": trl.__version__,
-            "sides": summary, "ratio_trl_over_r1": ratio}, indent=2) + "\n", encoding="utf-8")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "model": setup["model"],
+                    "prompts": PROMPTS,
+                    "group_size": GROUP,
+                    "max_new_tokens": NEW_TOKENS,
+                    "beta": BETA,
+                    "threads": args.threads,
+                    "warmup": args.warmup,
+                    "steps": args.steps,
+                    "repeats": args.repeats,
+                    "model_kind": args.model_kind,
+                    "torch": torch.__version__,
+                    "transformers": transformers.__version__,
+                    "trl": trl.__version__,
+                    "sides": summary,
+                    "ratio_trl_over_r1": ratio,
+                },
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
 
 
 if __name__ == "__main__":

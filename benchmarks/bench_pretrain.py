@@ -56,8 +56,14 @@ class FixedBatches(PretrainStage):
         ids = self.batches[self.i % len(self.batches)]
         self.i += 1
         B, T = ids.shape
-        return [{"input_ids": ids, "labels": ids, "positions": torch.arange(T).expand(B, T),
-                 "n_tokens": torch.tensor(ids.numel())}]
+        return [
+            {
+                "input_ids": ids,
+                "labels": ids,
+                "positions": torch.arange(T).expand(B, T),
+                "n_tokens": torch.tensor(ids.numel()),
+            }
+        ]
 
     def state_dict(self):
         return {}
@@ -84,12 +90,25 @@ def plain_loop(model, kind: str, batches, total: int, dtype):
 
 
 def r1_trainer(init_dir: str, out: str, batches, total: int, dtype: str, threads: int):
-    cfg = load_config(None, [
-        f"model.path={init_dir}", "model.num_nextn_predict_layers=0", "model.seq_aux_loss_alpha=0.0",
-        f"data.seq_len={batches[0].shape[1]}", f"train.batch_size={batches[0].shape[0]}", f"train.steps={total}",
-        f"train.out={out}", f"train.dtype={dtype}", f"train.threads={threads}", f"optim.lr={LR}",
-        "schedule.kind=cosine", "schedule.warmup_steps=2", "logging.progress=false", "checkpoint.final=false",
-    ])
+    cfg = load_config(
+        None,
+        [
+            f"model.path={init_dir}",
+            "model.num_nextn_predict_layers=0",
+            "model.seq_aux_loss_alpha=0.0",
+            f"data.seq_len={batches[0].shape[1]}",
+            f"train.batch_size={batches[0].shape[0]}",
+            f"train.steps={total}",
+            f"train.out={out}",
+            f"train.dtype={dtype}",
+            f"train.threads={threads}",
+            f"optim.lr={LR}",
+            "schedule.kind=cosine",
+            "schedule.warmup_steps=2",
+            "logging.progress=false",
+            "checkpoint.final=false",
+        ],
+    )
     trainer = Trainer(cfg, FixedBatches(cfg, batches))
     step = trainer.setup()
 
@@ -106,14 +125,19 @@ def compare(args, dtype: str, tmp: Path, cfg, batches) -> None:
 
     warmup = 2
     total = warmup + args.rounds * args.steps
-    trainer_step, trainer = r1_trainer(str(tmp / "init"), str(tmp / f"run-{dtype}"), batches, total, dtype,
-                                       args.threads)
+    trainer_step, trainer = r1_trainer(
+        str(tmp / "init"), str(tmp / f"run-{dtype}"), batches, total, dtype, args.threads
+    )
     runners = {
         "r1 trainer": trainer_step,
         "plain loop (r1 model)": plain_loop(load_pretrained(tmp / "init").train(), "r1", batches, total, dtype),
         "transformers": plain_loop(
             transformers.AutoModelForCausalLM.from_pretrained(tmp / "init", dtype=torch.float32).train(),
-            "hf", batches, total, dtype),
+            "hf",
+            batches,
+            total,
+            dtype,
+        ),
     }
     t_start = time.perf_counter()
     times: dict[str, list[float]] = {k: [] for k in runners}
@@ -162,8 +186,10 @@ def main() -> None:
     save_pretrained(Transformer(cfg), tmp / "init")
     g = torch.Generator().manual_seed(0)
     batches = [torch.randint(0, cfg.vocab_size, (args.batch, args.seq), generator=g) for _ in range(4)]
-    print(f"tiny DeepSeek-V3: {model_info(cfg).total / 1e6:.2f}M params, batch {args.batch}×{args.seq}, "
-          f"{args.threads} threads, torch {torch.__version__}, transformers {transformers.__version__}")
+    print(
+        f"tiny DeepSeek-V3: {model_info(cfg).total / 1e6:.2f}M params, batch {args.batch}×{args.seq}, "
+        f"{args.threads} threads, torch {torch.__version__}, transformers {transformers.__version__}"
+    )
     for dtype in args.dtype:
         compare(args, dtype, tmp, cfg, batches)
     shutil.rmtree(tmp, ignore_errors=True)

@@ -79,7 +79,8 @@ class Model:
     def chat(self, messages: str | Messages, stream: bool = False, n: int = 1, **sampling: Any) -> Any:
         """Answer a conversation (a list of {"role", "content"} messages, or one user message as a string), rendered
         by the folder's chat template. Returns a `Reply` (a list of `n` with n > 1), or with `stream=True` an
-        iterator of `Delta`s for one reply."""
+        iterator of `Delta`s for one reply. Control-token strings inside the messages (`<｜Assistant｜>`,
+        `</think>`) are read as plain text, as the server reads them: only the template writes turns."""
         msgs = [{"role": "user", "content": messages}] if isinstance(messages, str) else list(messages)
         ids = self.engine.encode(msgs)
         in_think = _opens_think(self.tokenizer.decode(ids))

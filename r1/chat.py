@@ -14,11 +14,13 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TextIO
 
+from r1.cli import add_command, check_at_least
 from r1.dtypes import DTYPE_CHOICES, DTYPE_HELP
 from r1.engine.reasoning import ReasoningStream, prompt_opens_think
 from r1.engine.requests import Event, SampleDone, TokenEvent
 from r1.engine.sampling import SamplingParams
 from r1.errors import UserError
+from r1.readers import check_text, unicode_problem
 from r1.tokenizer import Tokenizer
 
 DIM, RESET, BOLD = "\033[2m", "\033[0m", "\033[1m"
@@ -130,6 +132,15 @@ class ChatSession:
             except KeyboardInterrupt:
                 self.out.write("\n")
                 continue
+            except UnicodeDecodeError as exc:  # the terminal sent bytes that are not UTF-8
+                self.out.write(
+                    f"error: that line is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); type it again\n"
+                )
+                continue
+            problem = unicode_problem(line, from_bytes=True)  # stdin decoded with surrogateescape (C locale)
+            if problem is not None:
+                self.out.write(f"error: that line is {problem}; type it again\n")
+                continue
             text = line.strip()
             if not text:
                 continue
@@ -150,11 +161,7 @@ class ChatSession:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `r1 chat`."""
-    p = subparsers.add_parser(
-        "chat",
-        help="chat with a model in the terminal (reasoning shown apart from the answer)",
-        description=f"Chat with a model. Interactive unless -p is given; {HELP}.",
-    )
+    p = add_command(subparsers, "chat", f"Chat with a model. Interactive unless -p is given; {HELP}.")
     p.add_argument("--model", required=True, metavar="DIR", help="model directory (weights + tokenizer files)")
     p.add_argument("-p", "--prompt", help="answer this one prompt and exit")
     p.add_argument("--system", help="system prompt (R1's advice: none; put instructions in the user turn)")
@@ -173,6 +180,7 @@ def run(args: argparse.Namespace, input_fn: Callable[[str], str] = input, out: T
     from r1.engine.engine import Engine
 
     out = out or sys.stdout
+    check_args(args)
     params = SamplingParams(
         temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, max_tokens=args.max_tokens, seed=args.seed
     )
@@ -184,6 +192,16 @@ def run(args: argparse.Namespace, input_fn: Callable[[str], str] = input, out: T
         return 0
     out.write(f"r1 chat with {args.model}; {HELP}\n")
     return session.repl(input_fn)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Numbers in range and text encodable, before the model is loaded."""
+    check_at_least(args, max_tokens=1, max_len=2, top_k=0, temperature=0)
+    if not 0 < args.top_p <= 1:
+        raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
+    for flag, text in (("-p/--prompt", args.prompt), ("--system", args.system)):
+        if text is not None:
+            check_text(text, flag, from_bytes=True)
 
 
 def _is_tty(out: TextIO) -> bool:

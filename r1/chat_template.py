@@ -212,28 +212,23 @@ def validate_messages(messages: Any) -> list[dict[str, Any]]:
 
 
 def check_tools(tools: Any) -> list[dict[str, Any]] | None:
-    if tools is None:
-        return None
-    if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Sequence):
-        raise UserError(f"tools must be a list of JSON-schema objects, got {type(tools).__name__}")
-    plain = []
-    for index, tool in enumerate(tools):
-        tool = _to_plain(tool)
-        if not isinstance(tool, dict):
-            raise UserError(f"tools[{index}]: expected a JSON-schema object, got {type(tool).__name__}")
-        plain.append(tool)
-    return plain
+    return _object_list(tools, "tools", "JSON-schema objects", "a JSON-schema object")
 
 
 def check_documents(documents: Any) -> list[dict[str, Any]] | None:
-    if documents is None:
+    return _object_list(documents, "documents", "objects (e.g. title and text)", "an object (e.g. title and text)")
+
+
+def _object_list(value: Any, name: str, many: str, one: str) -> list[dict[str, Any]] | None:
+    """None, or `value` as plain dicts; anything else is a UserError naming the argument or the entry's index."""
+    if value is None:
         return None
-    if isinstance(documents, str | bytes | Mapping) or not isinstance(documents, Sequence):
-        raise UserError(f"documents must be a list of objects (e.g. title and text), got {type(documents).__name__}")
-    plain = [_to_plain(d) for d in documents]
-    for index, document in enumerate(plain):
-        if not isinstance(document, dict):
-            raise UserError(f"documents[{index}]: expected an object (e.g. title and text), got {type(document)}")
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+        raise UserError(f"{name} must be a list of {many}, got {type(value).__name__}")
+    plain = [_to_plain(entry) for entry in value]
+    for index, entry in enumerate(plain):
+        if not isinstance(entry, dict):
+            raise UserError(f"{name}[{index}]: expected {one}, got {type(entry).__name__}")
     return plain
 
 

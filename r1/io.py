@@ -1,4 +1,4 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+"""Atomic file writes (a reader sees the old file or the new one, never half of one) and strict-option errors.
 
     atomic_write_text(run / "config.yaml", text)
     atomic_write_bytes(path, data)
@@ -10,15 +10,22 @@ renamed over the target, and the directory is fsynced so the rename itself survi
 temp file is removed and the target is left as it was. The result has the mode of any new file (0666 minus the
 umask, so normally 0644), not the 0600 that `tempfile.mkstemp` or safetensors' own writer give: weights, config and
 tokenizer files must be readable by whoever else loads the model.
+
+Every config section (the training sections, each stage's own options, a recipe's settings) reports an unknown
+key with `check_keys` and a bad value with `need`, so all of them read alike.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+from r1.errors import ConfigError
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
@@ -79,3 +86,21 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+# ============================================================================================== strict options
+def check_keys(given: Iterable[Any], valid: Sequence[str], where: str = "") -> None:
+    """Every key of a config section must be one of `valid`: an unknown one is a ConfigError that suggests the
+    closest valid key and lists them all (a mistyped key silently ignored trains the wrong model for hours)."""
+    for key in given:
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), valid, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            full, section = (f"{where}.{key}", f"in {where}") if where else (str(key), "at the top level")
+            raise ConfigError(f"unknown key {full!r}{hint} valid keys {section}: {', '.join(valid)}")
+
+
+def need(ok: bool, key: str, value: Any, rule: str) -> None:
+    """A value check of a config field: `key=value: rule` as a ConfigError when not `ok`."""
+    if not ok:
+        raise ConfigError(f"{key}={value!r}: {rule}")

@@ -9,6 +9,8 @@ bytes, the byte and its offset, never a `UnicodeDecodeError` traceback from deep
     config = read_yaml(path)                              # a duplicated key is an error, not "the last one wins"
 
 A leading UTF-8 byte-order mark is accepted and dropped (editors on Windows write one).
+Text that arrives as a string (a JSON field, a command-line argument) is checked by `check_text`: a lone
+surrogate there is a UserError naming the field, not a TypeError from the tokenizer.
 """
 
 from __future__ import annotations
@@ -40,6 +42,30 @@ def decode_utf8(data: bytes, path: str | Path, first_line: int = 1, base_offset:
             f"{path}:{line}: not UTF-8 text (byte 0x{data[start]:02x} at column {column}, offset "
             f"{base_offset + start} of the file); save the file as UTF-8"
         ) from None
+
+
+def unicode_problem(text: str, from_bytes: bool = False) -> str | None:
+    """Why `text` cannot be written as UTF-8, or None when it can.
+
+    Such a string holds a lone surrogate: a JSON `"\\ud800"` escape, or (`from_bytes`: command-line arguments and
+    terminal input) a byte that was not UTF-8, which Python keeps as U+DC80..U+DCFF. Tokenizers cannot encode it.
+    """
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError as exc:
+        char, at = text[exc.start], exc.start + 1
+        if from_bytes and "\udc80" <= char <= "\udcff":
+            return f"not UTF-8 text (byte 0x{ord(char) - 0xDC00:02x} at character {at})"
+        return f"invalid Unicode (a lone surrogate U+{ord(char):04X} at character {at})"
+
+
+def check_text(text: str, where: str, from_bytes: bool = False) -> str:
+    """`text`, or a UserError `where: invalid Unicode (…)` when it cannot be encoded (see `unicode_problem`)."""
+    problem = unicode_problem(text, from_bytes)
+    if problem is not None:
+        raise UserError(f"{where}: {problem}")
+    return text
 
 
 def _cannot_read(path: Path, exc: OSError) -> UserError:

@@ -35,6 +35,7 @@ from tokenizers import Tokenizer as BackendTokenizer
 from r1 import chat_template as templating
 from r1.errors import UserError
 from r1.io import atomic_write_text
+from r1.readers import unicode_problem
 
 logger = logging.getLogger(__name__)
 # transformers' apply_chat_template options about tokenizer output, which this one does not have.
@@ -189,12 +190,25 @@ class Tokenizer:
     # ----------------------------------------------------------------------------------------- encode/decode
 
     def encode(self, text: str) -> list[int]:
-        """The ids of `text` and nothing else: no BOS/EOS, special-token strings become their single ids."""
-        return self._backend.encode(text, add_special_tokens=False).ids
+        """The ids of `text` and nothing else: no BOS/EOS, special-token strings become their single ids.
+
+        Text with a lone surrogate (not encodable as UTF-8) is a UserError, not the Rust side's TypeError.
+        """
+        try:
+            return self._backend.encode(text, add_special_tokens=False).ids
+        except TypeError:
+            raise _not_text(text) from None
 
     def encode_batch(self, texts: Iterable[str]) -> list[list[int]]:
         """Like `encode` for many texts, run in parallel by the Rust batch encoder."""
-        encodings = self._backend.encode_batch(list(texts), add_special_tokens=False)
+        texts = list(texts)
+        try:
+            encodings = self._backend.encode_batch(texts, add_special_tokens=False)
+        except TypeError:
+            bad = next((i for i, t in enumerate(texts) if not isinstance(t, str) or unicode_problem(t)), None)
+            if bad is None:
+                raise
+            raise _not_text(texts[bad], f"text #{bad}") from None
         return [e.ids for e in encodings]
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
@@ -498,12 +512,22 @@ def _span_mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, in
     return mask
 
 
+def _not_text(text: Any, what: str = "text") -> Exception:
+    if not isinstance(text, str):
+        return UserError(f"{what} is {type(text).__name__}, expected str")
+    return UserError(f"{what}: {unicode_problem(text) or 'cannot be encoded'}")
+
+
 def _checked_texts(texts: Iterable[str]) -> Iterator[str]:
-    """The Rust trainer reports a non-string as an opaque error; name the culprit instead."""
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise UserError(f"training text #{index} is {type(text).__name__}, expected str")
+    """The Rust trainer reports a non-string as an opaque error, and from no text at all trains a bytes-only
+    tokenizer without a word; name the culprit instead."""
+    count = 0
+    for count, text in enumerate(texts, start=1):
+        if not isinstance(text, str) or unicode_problem(text):
+            raise _not_text(text, f"training text #{count - 1}")
         yield text
+    if count == 0:
+        raise UserError("no training text: the corpus is empty (a tokenizer trained on it would know only bytes)")
 
 
 def _read_backend(file: Path) -> BackendTokenizer:
@@ -555,12 +579,3 @@ def _read_chat_template(directory: Path, config: Mapping[str, Any]) -> str:
     elif isinstance(template, Mapping):
         template = template.get("default")
     return template if isinstance(template, str) else CHAT_TEMPLATE
-
-
-def __getattr__(name: str) -> Any:
-    """`default_training_text` moved to `r1.data.tokenizer_corpus`; importing it from here keeps working."""
-    if name == "default_training_text":
-        from r1.data.tokenizer_corpus import default_training_text
-
-        return default_training_text
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

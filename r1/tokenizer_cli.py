@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+from r1.cli import add_command, check_at_least
 from r1.data.tokenizer_corpus import default_training_text
 from r1.errors import UserError
-from r1.tokenizer import SPECIAL_TOKENS, Tokenizer
+from r1.readers import check_text, iter_jsonl, iter_lines
+from r1.tokenizer import MIN_VOCAB_SIZE, SPECIAL_TOKENS, Tokenizer
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `r1 tokenizer {train,encode,chat}`."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "tokenizer",
-        help="train or inspect a byte-level BPE tokenizer with the R1 chat template",
-        description="Train or inspect a byte-level BPE tokenizer with the DeepSeek-R1 special tokens and template.",
+        "Train or inspect a byte-level BPE tokenizer with the DeepSeek-R1 special tokens and template.",
     )
     actions = parser.add_subparsers(dest="tokenizer_command", metavar="ACTION")
     parser.set_defaults(func=lambda args: _print_help(parser))
@@ -56,13 +59,17 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    if args.input:
-        for path in args.input:
-            if not path.is_file():
-                raise UserError(f"input file not found: {path}")
-        texts = iter_training_files(args.input)
-    else:
-        texts = default_training_text()
+    if args.vocab_size < MIN_VOCAB_SIZE:
+        raise UserError(f"--vocab-size must be >= {MIN_VOCAB_SIZE} (256 bytes + {len(SPECIAL_TOKENS)} special tokens), "
+                        f"got {args.vocab_size}")  # fmt: skip
+    check_at_least(args, min_frequency=1)
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {args.out}: is a file; the tokenizer is written into a directory")
+    for path in args.input or []:
+        if not path.is_file():
+            why = "is a directory, expected a file" if path.is_dir() else "file not found"
+            raise UserError(f"--input {path}: {why}")
+    texts = non_empty(iter_training_files(args.input), args.input) if args.input else default_training_text()
     tokenizer = Tokenizer.train(texts, vocab_size=args.vocab_size, min_frequency=args.min_frequency)
     tokenizer.save(args.out)
     asked = args.vocab_size
@@ -72,8 +79,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
+    text = check_text(args.text, "the text to encode", from_bytes=True)
     tokenizer = Tokenizer.load(args.tokenizer)
-    ids = tokenizer.encode(args.text)
+    ids = tokenizer.encode(text)
     print(f"ids ({len(ids)}): {json.dumps(ids)}")
     print(f"tokens: {json.dumps([tokenizer.id_to_token(i) for i in ids], ensure_ascii=False)}")
     print(f"pieces: {json.dumps([tokenizer.decode([i]) for i in ids], ensure_ascii=False)}")
@@ -83,45 +91,46 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 def _cmd_chat(args: argparse.Namespace) -> int:
     tokenizer = Tokenizer.load(args.tokenizer)
     try:
-        messages = json.loads(args.messages)
+        messages = json.loads(check_text(args.messages, "--messages", from_bytes=True))
     except json.JSONDecodeError as exc:
-        raise UserError(f"--messages is not valid JSON: {exc}") from exc
+        raise UserError(f"--messages is not valid JSON: {exc}") from None
+    _check_strings(messages, "--messages")
     print(tokenizer.apply_chat_template(messages, add_generation_prompt=not args.no_generation_prompt))
     return 0
+
+
+def _check_strings(value: Any, where: str) -> None:
+    """Every string inside a JSON value encodable (a `"\\ud800"` escape is not), the culprit named by its path."""
+    if isinstance(value, str):
+        check_text(value, where)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key, f"{where} (a key)")
+            _check_strings(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_strings(item, f"{where}[{i}]")
 
 
 def iter_training_files(paths: Iterable[Path]) -> Iterator[str]:
     """Stream texts from files: `.jsonl` lines give their "text" field, other files give one text per line."""
     for path in paths:
         if path.suffix == ".jsonl":
-            yield from _iter_jsonl(path)
+            for where, _, record in iter_jsonl(path):
+                if not isinstance(record.get("text"), str):
+                    raise UserError(f'{where}: expected an object with a string "text" field')
+                yield check_text(record["text"], f"{where}: field 'text'")
         else:
-            yield from _iter_text_lines(path)
+            for _, line in iter_lines(path):
+                yield line + "\n"  # the newline kept: the tokenizer should learn newline tokens too
 
 
-def _iter_text_lines(path: Path) -> Iterator[str]:
-    try:
-        with path.open(encoding="utf-8") as handle:
-            yield from handle  # newline kept: the tokenizer should learn newline tokens too
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from exc
-
-
-def _iter_jsonl(path: Path) -> Iterator[str]:
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, start=1):
-                if line.strip():
-                    yield _jsonl_text(path, lineno, line)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from exc
-
-
-def _jsonl_text(path: Path, lineno: int, line: str) -> str:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
-    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-        raise UserError(f'{path}:{lineno}: expected an object with a string "text" field')
-    return record["text"]
+def non_empty(texts: Iterable[str], paths: Sequence[Path]) -> Iterator[str]:
+    """`texts`, then a UserError naming the files if none of them had any non-blank text."""
+    seen = False
+    for text in texts:
+        seen = seen or bool(text.strip())
+        yield text
+    if not seen:
+        named = " ".join(str(p) for p in paths)
+        raise UserError(f"--input {named}: no text to train on (the files are empty or blank)")

@@ -469,6 +469,8 @@ def test_bad_tools_and_documents_are_one_line_errors():
         ours.apply_chat_template(chat, tools=[print])
     with pytest.raises(UserError, match="documents must be a list"):
         ours.apply_chat_template(chat, documents="text")
+    with pytest.raises(UserError, match=r"documents\[1\]: expected an object \(e\.g\. title and text\), got str$"):
+        ours.apply_chat_template(chat, documents=[{"title": "t", "text": "x"}, "text"])
 
 
 def test_template_override_and_transformers_only_options():

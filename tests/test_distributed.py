@@ -37,11 +37,23 @@ def test_two_process_fsdp2_resumes_and_matches_single_process(tmp_path):
         shutil.rmtree(tmp_path / "ddp" / "checkpoints" / late)
     # one process: micro-batch 4; two processes: 2 sequences each, as 2 accumulated micro-batches of 1
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "r1.train.cli", *tiny_overrides(tmp_path / "ddp"), *common, "train.micro_batch_size=1",
-           "train.resume=true"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=300)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "r1.train.cli",
+        *tiny_overrides(tmp_path / "ddp"),
+        *common,
+        "train.micro_batch_size=1",
+        "train.resume=true",
+    ]
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
 
     one, two = _losses(tmp_path / "single"), _losses(tmp_path / "ddp")

@@ -229,6 +229,7 @@ def test_empty_datasets_and_completion_files(tmp_path, capsys):
         ("--max-new-tokens", "0", "--max-new-tokens must be >= 1, got 0"),
         ("--n-items", "0", "--n-items must be >= 1, got 0"),
         ("--temperature", "-1", "--temperature must be >= 0, got -1.0"),
+        ("--temperature", "nan", "--temperature must be >= 0, got nan"),  # NaN compares false: not >= catches it
         ("--top-p", "1.5", "--top-p must be in (0, 1], got 1.5"),
     ],
 )
@@ -242,7 +243,7 @@ def test_eval_numbers_out_of_range(tmp_path, capsys, flag, value, culprit):
 def test_tasks_and_run_numbers_out_of_range(tmp_path, capsys):
     data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "1+1?", "answer": "2"}])
     one_error(*r1(capsys, "tasks", "convert", str(data), "--limit", "-1"), "dataset limit must be >= 0, got -1")
-    one_error(*r1(capsys, "tasks", "sample", "modchain", "-n", "-2"), "n must be >= 0, got -2")
+    one_error(*r1(capsys, "tasks", "sample", "modchain", "-n", "-2"), "-n must be >= 1, got -2")
     one_error(*r1(capsys, "run", "--quick", "--threads", "0", "--out", str(tmp_path / "r")), "--threads must be >= 1")
     assert not (tmp_path / "r").exists()
 

@@ -29,7 +29,7 @@ from r1.train.grpo import (
     policy_loss,
     resolve_options,
 )
-from r1.train.rollout import (
+from r1.train.grpo.rollout import (
     completion_logprobs,
     completion_mask,
     pack_samples,
@@ -47,8 +47,15 @@ def tok():
 @pytest.fixture(scope="module")
 def model(tok):
     fields = {k: v for k, v in TINY_MODEL.items() if k not in ("preset", "vocab_size")}
-    cfg = preset("tiny", **fields, vocab_size=tok.vocab_size, bos_token_id=tok.bos_id, eos_token_id=tok.eos_id,
-                 initializer_range=0.1, max_position_embeddings=256)
+    cfg = preset(
+        "tiny",
+        **fields,
+        vocab_size=tok.vocab_size,
+        bos_token_id=tok.bos_id,
+        eos_token_id=tok.eos_id,
+        initializer_range=0.1,
+        max_position_embeddings=256,
+    )
     torch.manual_seed(0)
     return Transformer(cfg).train()
 
@@ -125,14 +132,17 @@ def _clip_case(A: float, ratio: float, **kw) -> tuple[float, float]:
     return float(loss.detach()), float(logp.grad)
 
 
-@pytest.mark.parametrize(("A", "ratio", "clipped", "expected_loss"), [
-    (+1.0, 1.30, True, -1.28),   # Â > 0 pushes the ratio up: capped at 1 + ε_high
-    (+1.0, 1.25, False, -1.25),
-    (+1.0, 0.50, False, -0.50),  # Â > 0 below 1 − ε_low: not clipped (the min keeps the unclipped term)
-    (-1.0, 0.75, True, 0.80),    # Â < 0 pushes the ratio down: floored at 1 − ε_low
-    (-1.0, 0.85, False, 0.85),
-    (-1.0, 1.50, False, 1.50),   # Â < 0 above 1 + ε_high: not clipped (pessimistic)
-])
+@pytest.mark.parametrize(
+    ("A", "ratio", "clipped", "expected_loss"),
+    [
+        (+1.0, 1.30, True, -1.28),  # Â > 0 pushes the ratio up: capped at 1 + ε_high
+        (+1.0, 1.25, False, -1.25),
+        (+1.0, 0.50, False, -0.50),  # Â > 0 below 1 − ε_low: not clipped (the min keeps the unclipped term)
+        (-1.0, 0.75, True, 0.80),  # Â < 0 pushes the ratio down: floored at 1 − ε_low
+        (-1.0, 0.85, False, 0.85),
+        (-1.0, 1.50, False, 1.50),  # Â < 0 above 1 + ε_high: not clipped (pessimistic)
+    ],
+)
 def test_clipping_acts_on_the_side_it_names(A, ratio, clipped, expected_loss):
     loss, grad = _clip_case(A, ratio, eps_low=0.2, eps_high=0.28)
     assert loss == pytest.approx(expected_loss, rel=1e-6)
@@ -169,8 +179,13 @@ def test_gspo_ratio_is_the_geometric_mean_clipped_per_sequence():
     torch.testing.assert_close(logp.grad, (-adv * s / n / 2)[:, None] * mask)
     # outside the (sequence-level) clip range, every token of that sequence stops getting gradient
     logp2 = torch.tensor([[0.3, 0.3, 0.3]], requires_grad=True)
-    loss, _, _ = policy_loss(logp2, torch.zeros(1, 3), torch.tensor([1.0]), torch.ones(1, 3),
-                             opts(ratio_level="sequence", eps_low=3e-4, eps_high=4e-4, beta=0.0))
+    loss, _, _ = policy_loss(
+        logp2,
+        torch.zeros(1, 3),
+        torch.tensor([1.0]),
+        torch.ones(1, 3),
+        opts(ratio_level="sequence", eps_low=3e-4, eps_high=4e-4, beta=0.0),
+    )
     loss.backward()
     assert torch.equal(logp2.grad, torch.zeros(1, 3))
 
@@ -205,12 +220,15 @@ X = torch.tensor([[1.0, 2.0, 3.0, 9.0], [4.0, 9.0, 9.0, 9.0]])  # 9s are padding
 MASK = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
 
 
-@pytest.mark.parametrize(("mode", "value", "weight"), [
-    ("token-mean", (1 + 2 + 3 + 4) / 4, 4.0),
-    ("seq-mean-token-mean", ((1 + 2 + 3) / 3 + 4 / 1) / 2, 2.0),
-    ("seq-mean-token-sum-norm", (1 + 2 + 3 + 4) / (2 * 4), 2.0),
-    ("seq-mean-token-sum", ((1 + 2 + 3) + 4) / 2, 2.0),
-])
+@pytest.mark.parametrize(
+    ("mode", "value", "weight"),
+    [
+        ("token-mean", (1 + 2 + 3 + 4) / 4, 4.0),
+        ("seq-mean-token-mean", ((1 + 2 + 3) / 3 + 4 / 1) / 2, 2.0),
+        ("seq-mean-token-sum-norm", (1 + 2 + 3 + 4) / (2 * 4), 2.0),
+        ("seq-mean-token-sum", ((1 + 2 + 3) + 4) / 2, 2.0),
+    ],
+)
 def test_aggregation_matches_hand_computation_and_micro_batch_split(mode, value, weight):
     agg = AGGREGATIONS[mode]
     got, w = agg(X, MASK, 4)
@@ -230,8 +248,9 @@ def test_fully_masked_sequences_leave_the_sequence_mean():
 def test_advantages_group_batch_none():
     r = torch.tensor([[1.0, 0.0, 0.0, 1.0], [2.0, 2.0, 2.0, 2.0]])
     std = float(torch.tensor([1.0, 0.0, 0.0, 1.0]).std())  # unbiased, as TRL and verl
-    torch.testing.assert_close(group_advantages(r, "group", 1e-4)[0], torch.tensor([0.5, -0.5, -0.5, 0.5]) /
-                               (std + 1e-4))
+    torch.testing.assert_close(
+        group_advantages(r, "group", 1e-4)[0], torch.tensor([0.5, -0.5, -0.5, 0.5]) / (std + 1e-4)
+    )
     assert torch.equal(group_advantages(r, "group")[1], torch.zeros(4))  # zero-variance group: no signal
     torch.testing.assert_close(group_advantages(r, "none"), torch.tensor([[0.5, -0.5, -0.5, 0.5], [0.0] * 4]))
     torch.testing.assert_close(group_advantages(r, "batch", 1e-4), group_advantages(r, "none") / (r.std() + 1e-4))
@@ -256,7 +275,8 @@ def test_engine_logprobs_match_the_trainer_and_tis_corrects_temperature(tok, mod
     # what a bf16 GRPO run samples with: the engine's vocabulary projection in bf16, as the trainer's is
     prompts = [r["input_ids"][i, : int(r["prompt_lens"][i])].tolist() for i in (0, 4)]
     out = Engine(model, tok, max_batch=8, max_len=64, head_dtype=torch.bfloat16).generate(
-        prompts, [SamplingParams(n=4, max_tokens=12, seed=s) for s in (1, 2)])
+        prompts, [SamplingParams(n=4, max_tokens=12, seed=s) for s in (1, 2)]
+    )
     model.train()
     p = pack_samples([q for q in prompts for _ in range(4)], [s for c in out for s in c.samples], tok.pad_id)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -264,9 +284,11 @@ def test_engine_logprobs_match_the_trainer_and_tis_corrects_temperature(tok, mod
     m16 = completion_mask(p["completion_lens"])
     dev_head16 = float(((head16 - p["model_logprobs"]).abs() * m16).max())
     mean_head16 = float(((head16 - p["model_logprobs"]).abs() * m16).sum() / m16.sum())
-    print(f"\nengine vs trainer log-prob deviation: fp32 max {dev32:.2e}; bf16 autocast max {dev16:.2e} "
-          f"(mean {mean16:.2e}); bf16 autocast vs an engine with a bf16 head max {dev_head16:.2e} "
-          f"(mean {mean_head16:.2e})")
+    print(
+        f"\nengine vs trainer log-prob deviation: fp32 max {dev32:.2e}; bf16 autocast max {dev16:.2e} "
+        f"(mean {mean16:.2e}); bf16 autocast vs an engine with a bf16 head max {dev_head16:.2e} "
+        f"(mean {mean_head16:.2e})"
+    )
     assert dev32 < 1e-4
     assert dev32 < dev16 < 1.0
     assert dev32 < dev_head16 < 1.0
@@ -304,8 +326,13 @@ def test_presets_resolve_and_keys_override_one_at_a_time():
     z = resolve_options({"preset": "r1-zero"})
     assert (z.beta, z.group_size, z.temperature, z.ref_refresh, z.eps_high) == (0.001, 16, 1.0, 400, 10.0)
     d = resolve_options({"preset": "dapo", "beta": 0.01})
-    assert (d.beta, d.eps_high, d.loss_agg, d.dynamic_sampling, d.soft_overlong) == (0.01, 0.28, "token-mean", True,
-                                                                                    True)
+    assert (d.beta, d.eps_high, d.loss_agg, d.dynamic_sampling, d.soft_overlong) == (
+        0.01,
+        0.28,
+        "token-mean",
+        True,
+        True,
+    )
     assert resolve_options({"preset": "dr-grpo"}).loss_agg == "seq-mean-token-sum-norm"
     assert resolve_options({"preset": "gspo"}).ratio_level == "sequence"
     assert set(PRESETS) == {"grpo", "r1-zero", "dr-grpo", "dapo", "gspo", "r1-zero-tiny"}
@@ -318,9 +345,14 @@ def test_presets_resolve_and_keys_override_one_at_a_time():
     with pytest.raises(ConfigError, match="grpo.loss_agg"):
         resolve_options({"loss_agg": "sum"})
     cfg = load_config("configs/r1-zero-tiny.yaml")
-    o = resolve_options(cfg.grpo)
+    o = resolve_options(cfg.options)
     assert (o.preset, o.prompts_per_rollout, o.group_size, o.max_new_tokens, o.loss_agg) == (
-        "r1-zero-tiny", 16, 8, 96, "token-mean")
+        "r1-zero-tiny",
+        16,
+        8,
+        96,
+        "token-mean",
+    )
     assert cfg.stage == "grpo" and cfg.train.batch_size == 128 and cfg.optim.lr == 2e-4
 
 
@@ -341,7 +373,8 @@ def test_reflection_rates_overall_and_within_long_form():
 
 
 def test_watchdog_names_each_failure_mode_once_and_waits_for_a_streak():
-    from r1.train.grpo import GRPOOptions, Watchdog
+    from r1.train.grpo import GRPOOptions
+    from r1.train.grpo.watchdog import Watchdog
 
     dog, o = Watchdog(), GRPOOptions(template="r1-zero")
     healthy = {"reward/format": 0.9, "frac_reward_zero_std": 0.3, "length_mean": 20.0, "truncated": 0.0}

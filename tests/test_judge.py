@@ -10,12 +10,12 @@ import pytest
 from r1.engine.reasoning import split_reasoning
 from r1.errors import UserError
 from r1.eval import evaluate
-from r1.pipeline.run import _style_stats
+from r1.pipeline.stages.evaluate import style_stats
 from r1.rewards import get_reward, register_verifier
 from r1.rewards.judge import judge
 from r1.rewards.registry import _VERIFIERS
 from r1.tasks import apply_template, get_task
-from r1.train.rollout import response_stats
+from r1.train.grpo.rollout import response_stats
 
 
 def zero_item(answer: str | None = "7", template: str = "r1-zero-short", task: str = "test_judge_plain") -> dict:
@@ -238,7 +238,7 @@ def test_the_evaluator_and_the_style_table_agree_with_the_judge(corpus):
     assert stats["accuracy"] == pytest.approx(result.overall["pass@1"])
     assert stats["format_rate"] == pytest.approx(result.overall["format_rate"])
     assert stats["truncated"] == pytest.approx(result.overall["truncated_share"])
-    table = _style_stats(result.samples, set())["all"]
+    table = style_stats(result.samples, set())["all"]
     assert table["think_share"] == pytest.approx(stats["long_form"]) == sum(v.reasons for v in verdicts) / n
     assert table["wait"] == pytest.approx(stats["reflection"]) and 0 < stats["reflection"] < stats["long_form"] < 1
     assert table["wait_in_long"] == pytest.approx(stats["reflection_long"])

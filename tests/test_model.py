@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,6 +70,17 @@ def test_presets_are_valid_and_sized():
         assert ModelConfig.from_hf_dict(cfg.to_hf_dict()) == cfg
     assert 1e6 < model_info(preset("tiny")).total < 1e7
     assert 1e7 < model_info(preset("small")).total < 1e8
+
+
+def test_presets_are_the_recorded_configs():
+    """Every preset field as recorded in tests/fixtures/model_presets.json (written from the presets when they were
+    Python constructors, before they became r1/model/presets/*.json): a changed preset is a deliberate fixture edit."""
+    recorded = json.loads((Path(__file__).parent / "fixtures" / "model_presets.json").read_text())
+    assert sorted(PRESETS) == sorted(recorded)
+    for name in PRESETS:
+        assert dataclasses.asdict(preset(name)) == recorded[name], name
+        # the file holds nothing the reader passes over: it is what `r1 model config` writes back
+        assert json.loads(PRESETS[name].read_text()) == preset(name).to_hf_dict(), name
 
 
 def test_671b_counts_match_the_report(capsys):
@@ -442,7 +456,7 @@ def test_fused_token_logprob_head_bf16_autocast_is_close():
 def test_shared_prompt_forward_equals_separate_rows(name):
     """Completions of a few prompts, the prompts run once: same log-probs and gradients as full rows."""
     from r1.model.prefix import share_prompts
-    from r1.train.rollout import completion_logprobs
+    from r1.train.grpo.rollout import completion_logprobs
 
     cfg = preset(name, vocab_size=97, max_position_embeddings=128, initializer_range=0.1)
     model = model_of(cfg).train()
@@ -619,7 +633,7 @@ def _imports(package: str) -> dict[str, set[str]]:
     return graph
 
 
-@pytest.mark.parametrize("package", ["r1.model", "r1.engine"])
+@pytest.mark.parametrize("package", ["r1.model", "r1.engine", "r1"])
 def test_no_import_cycles(package):
     graph = _imports(package)
     done: set[str] = set()
@@ -637,6 +651,7 @@ def test_no_import_cycles(package):
     seen = {
         "r1.model": ("r1.model.prefix", "r1.model.kernels.attention"),
         "r1.engine": ("r1.engine.engine", "r1.engine.scheduler"),
+        "r1": ("r1.tasks.reasoning_gym", "r1.tasks.base"),
     }
     assert seen[package][1] in graph[seen[package][0]]  # the scan sees what it should
 

@@ -81,17 +81,22 @@ PROBE = r"""
 import json, sys
 from pathlib import Path
 import r1
-from r1.assets import PACKAGE, config_names, config_path
-from r1.pipeline.run import RunConfig, RunState, pretrain_overrides, rl_overrides
+from r1.assets import PACKAGE, config_names
+from r1.model.config import PRESETS, preset
+from r1.pipeline.recipes.r1_zero import Config, stages
+from r1.pipeline.stage import Run
 from r1.train.config import load_config
 
 def norm(x):
     return json.loads(json.dumps(x).replace(str(PACKAGE), "<r1>"))
 
-st = RunState(RunConfig(out="runs/x", eval_per_level=2))
+cfg = Config(out="runs/x", eval_per_level=2)
+run = Run(Path(cfg.out), cfg)
 resolved = {name: load_config(name).to_dict() for name in config_names()}
-resolved["r1 run: pretrain"] = load_config(config_path("pretrain-tiny"), pretrain_overrides(st)).to_dict()
-resolved["r1 run: r1-zero"] = load_config(config_path("r1-zero-tiny"), rl_overrides(st)).to_dict()
+resolved.update({f"preset {name}": preset(name).to_dict() for name in PRESETS})
+for stage in stages(cfg):  # what `r1 run` trains with
+    if hasattr(stage, "config_name"):
+        resolved[f"r1 run: {stage.name}"] = stage.config(run).to_dict()
 print(json.dumps({"package": r1.__file__, "configs": norm(resolved)}))
 """
 
@@ -105,7 +110,7 @@ def probe(env: dict[str, str], cwd: Path) -> dict:
 
 def test_a_wheel_installed_elsewhere_resolves_the_same_configs_as_the_checkout(tmp_path):  # ~9 s
     """Build a wheel from the checkout's files, install it into an empty folder, run it from another directory, and
-    compare every shipped config (and what `r1 run` trains with) with the checkout's."""
+    compare every shipped config, model preset and what `r1 run` trains with, with the checkout's."""
     if not (REPO / ".git").exists():
         pytest.skip("needs a git checkout: the wheel is built from the files git tracks")
     listed = subprocess.run(

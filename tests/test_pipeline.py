@@ -1,4 +1,5 @@
-"""The README's main job runs end to end (as a seconds-long smoke run) and leaves a readable, loadable run folder."""
+"""The README's main job runs end to end (as a seconds-long smoke run) and leaves a readable, loadable run folder;
+the runner continues a folder stage by stage."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from r1.cli import main as cli
-from r1.pipeline.run import eval_items
+from r1.pipeline.recipes.r1_zero import eval_items
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +138,8 @@ def test_r1_chat_answers_from_the_model_folder(quick_run, capsys):
 
 
 def test_forced_prefills_commit_to_a_style_and_are_kept_in_the_answer_text():
-    from r1.pipeline.run import eval_items, prompted, with_prefill
+    from r1.pipeline.recipes.r1_zero import prompted
+    from r1.pipeline.stages.evaluate import with_prefill
 
     items = eval_items("2-3", 3, seed=0)
     assert [i["meta"]["difficulty"] for i in items] == ["2"] * 3 + ["3"] * 3
@@ -173,7 +175,7 @@ def test_base_folder_skips_pretraining_and_rl_steps_0_stops_after_the_base_eval(
 
 
 def test_amplify_check_predicts_the_style_shift_gain_and_says_plainly_when_reasoning_does_not_pay():
-    from r1.pipeline.run import amplify_check
+    from r1.pipeline.stages.evaluate import amplify_check
 
     # the seed-0 base of the measured recipe: RL then gained +30 points (docs/LOG.md)
     good = amplify_check({"pass@1": 0.68, "pass@8": 0.99, "think_share": 0.26, "acc_long": 0.94, "acc_direct": 0.59}, 8)
@@ -187,7 +189,8 @@ def test_amplify_check_predicts_the_style_shift_gain_and_says_plainly_when_reaso
 def test_the_default_job_starts_from_the_shipped_base_and_from_scratch_trains_one(tmp_path, capsys):
     import argparse
 
-    from r1.pipeline.run import BUILTIN_BASE, config_from_args, register
+    from r1.pipeline.cli import register
+    from r1.pipeline.recipes.r1_zero import BUILTIN_BASE, config_from_args
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
@@ -200,3 +203,40 @@ def test_the_default_job_starts_from_the_shipped_base_and_from_scratch_trains_on
     assert "exclude each other" in capsys.readouterr().err
     made = json.loads((BUILTIN_BASE / "provenance.json").read_text())
     assert made["command"].startswith("r1 run --from-scratch") and len(made["sha256"]) == 64
+
+
+def _stage_lines(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+
+
+def test_a_run_folder_is_continued_stage_by_stage(quick_run, tmp_path, capsys):
+    """Running into a folder again keeps the stages done there; --from reruns from a stage; --until stops after one;
+    other settings are refused; a kept stage keeps its numbers."""
+    import shutil
+
+    out = tmp_path / "again"
+    shutil.copytree(quick_run, out)
+    before = json.loads((out / "summary.json").read_text())
+    assert cli(["run", "--quick", "--out", str(out)]) == 0
+    assert all(line.endswith("kept") for line in _stage_lines(capsys))
+    assert cli(["run", "--quick", "--out", str(out), "--from", "eval"]) == 0
+    assert [line.endswith("kept") for line in _stage_lines(capsys)] == [True] * 6 + [False]
+    after = json.loads((out / "summary.json").read_text())
+    assert after["status"] == "complete" and after["eval"] == before["eval"]  # the same model, the same numbers
+    assert {k: v for k, v in after["seconds"].items() if k not in ("eval", "total")} == {
+        k: v for k, v in before["seconds"].items() if k not in ("eval", "total")
+    }
+    assert cli(["run", "--quick", "--out", str(out), "--eval-k", "3"]) == 2
+    assert "holds a run made with other settings (eval_k 2 -> 3)" in capsys.readouterr().err
+    assert cli(["run", "--quick", "--out", str(out), "--from", "nope"]) == 2
+    assert "not a stage of recipe r1-zero (corpus, tokenizer, pretrain, base" in capsys.readouterr().err
+    part = tmp_path / "part"
+    args = ["run", "--quick", "--base", str(quick_run / "base"), "--rl-steps", "0", "--out", str(part)]
+    assert cli([*args, "--until", "base"]) == 0
+    summary = json.loads((part / "summary.json").read_text())
+    assert summary["status"] == "partial" and list(summary["seconds"]) == ["base", "total"]
+    assert "**Not run yet**: eval-base" in (part / "report.md").read_text()
+    capsys.readouterr()
+    assert cli(args) == 0
+    assert [line.endswith("kept") for line in _stage_lines(capsys)] == [True, False]
+    assert json.loads((part / "summary.json").read_text())["status"] == "complete"

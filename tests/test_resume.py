@@ -31,8 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _config_file(tmp: Path) -> Path:
     data = write_jsonl(tmp / "train.jsonl", token_corpus())
-    overrides = [*tiny_overrides(tmp / "unused"), f"data.paths=[{data}]", "checkpoint.every=2",
-                 "checkpoint.keep_last=3"]
+    overrides = [
+        *tiny_overrides(tmp / "unused"),
+        f"data.paths=[{data}]",
+        "checkpoint.every=2",
+        "checkpoint.keep_last=3",
+    ]
     return write_config(tmp / "config.yaml", overrides)
 
 
@@ -60,9 +64,21 @@ def test_sigkill_anywhere_then_resume_gives_identicalstate_copy(reference, tmp_p
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = {
         name: subprocess.Popen(
-            [sys.executable, "-m", "r1.train.cli", "--config", str(config), f"train.out={tmp_path / name}",
-             f"debug.kill_at_step={step}", f"debug.kill_where={where}"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "r1.train.cli",
+                "--config",
+                str(config),
+                f"train.out={tmp_path / name}",
+                f"debug.kill_at_step={step}",
+                f"debug.kill_where={where}",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for name, (step, where) in kills.items()
     }
@@ -127,7 +143,10 @@ def test_verify_names_the_file_and_the_problem(reference, tmp_path):
     with pytest.warns(UserWarning) as caught:
         assert latest_checkpoint(run) is None
     assert [str(w.message).split(": ")[1].rsplit("/", 1)[-1] for w in caught] == [
-        "step-000006", "step-000004", "step-000002"]
+        "step-000006",
+        "step-000004",
+        "step-000002",
+    ]
 
 
 def test_overwritten_weights_and_garbage_state_are_skipped_and_resume_is_exact(reference, tmp_path, capsys):
@@ -167,8 +186,11 @@ def test_resume_with_no_intact_checkpoint_stops_and_changes_nothing(reference, t
     rc, err = _cli(["--config", str(config), "--out", str(run), "--resume"], capsys)
     assert rc == 2 and len(err) == 1, err
     assert err[0].startswith("error: resume: none of the 3 checkpoints") and "nothing was changed" in err[0]
-    for culprit in ("step-000006: model.safetensors does not match", "step-000004: incomplete checkpoint",
-                    "step-000002: trainer_state.safetensors does not match"):
+    for culprit in (
+        "step-000006: model.safetensors does not match",
+        "step-000004: incomplete checkpoint",
+        "step-000002: trainer_state.safetensors does not match",
+    ):
         assert culprit in err[0]
     assert _tree(run) == before
 
@@ -183,8 +205,9 @@ def test_fresh_start_in_an_earlier_run_folder_needs_resume_or_overwrite(referenc
     assert "already holds checkpoints (latest step-000006)" in err[0] and "--resume" in err[0]
     assert _tree(run) == before
     rc, err = _cli(["--config", str(config), "--out", str(run), "--resume", "--overwrite"], capsys)
-    assert rc == 2 and err == ["error: train.overwrite=True: excludes train.resume (--overwrite deletes what "
-                               "--resume would continue)"]
+    assert rc == 2 and err == [
+        "error: train.overwrite=True: excludes train.resume (--overwrite deletes what --resume would continue)"
+    ]
 
     # a folder with metrics but no checkpoint (a run killed before its first one) is an earlier run too
     shutil.rmtree(run / "checkpoints")
@@ -218,8 +241,9 @@ def test_resume_with_allowed_changes_keeps_the_earlier_config(reference, tmp_pat
     shutil.copytree(ref_dir, run)
     shutil.rmtree(run / "checkpoints" / "step-000006")
     original = (run / "config.yaml").read_text()
-    rc, err = _cli(["--config", str(config), "--out", str(run), "--resume", "--allow-config-change",
-                    "optim.lr=1e-3"], capsys)
+    rc, err = _cli(
+        ["--config", str(config), "--out", str(run), "--resume", "--allow-config-change", "optim.lr=1e-3"], capsys
+    )
     assert rc == 0, err
     assert any(line == "resume: settings changed since step-000004: optim.lr 0.003 -> 0.001" for line in err), err
     assert (run / "config.yaml").read_text() == original  # how steps 1-4 were trained
@@ -228,8 +252,7 @@ def test_resume_with_allowed_changes_keeps_the_earlier_config(reference, tmp_pat
     assert event["changed"] == {"optim.lr": [3e-3, 1e-3]} and event["config"] == "config.resume-1.yaml"
 
     # train.steps may change without the flag; the change is listed and recorded in the next config file
-    rc, err = _cli(["--config", str(config), "--out", str(run), "--resume", "optim.lr=1e-3", "train.steps=8"],
-                   capsys)
+    rc, err = _cli(["--config", str(config), "--out", str(run), "--resume", "optim.lr=1e-3", "train.steps=8"], capsys)
     assert rc == 0, err
     assert any(line.endswith("since step-000006: train.steps 6 -> 8") for line in err), err
     assert yaml.safe_load((run / "config.resume-2.yaml").read_text())["train"]["steps"] == 8

@@ -20,10 +20,10 @@ import openai
 import pytest
 import torch
 
+from r1.data.tokenizer_corpus import default_training_text
 from r1.engine import Engine
 from r1.serve.app import create_app
 from r1.serve.cli import serve_in_thread, served_names
-from r1.tokenizer import default_training_text
 
 transformers = pytest.importorskip("transformers")
 

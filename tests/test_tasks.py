@@ -133,9 +133,14 @@ def test_chinese_word_problems_reason_in_chinese() -> None:
 
 @pytest.mark.parametrize(
     ("name", "wrong"),
-    [("modchain", lambda a: str((int(a) + 1) % 10)), ("arith", lambda a: str(int(a) + 1)),
-     ("multiply", lambda a: str(int(a) + 10)), ("linear", lambda a: str(int(a) - 1)),
-     ("word", lambda a: str(int(a) + 2)), ("word_zh", lambda a: f"{int(a) + 1}个")],
+    [
+        ("modchain", lambda a: str((int(a) + 1) % 10)),
+        ("arith", lambda a: str(int(a) + 1)),
+        ("multiply", lambda a: str(int(a) + 10)),
+        ("linear", lambda a: str(int(a) - 1)),
+        ("word", lambda a: str(int(a) + 2)),
+        ("word_zh", lambda a: f"{int(a) + 1}个"),
+    ],
 )
 def test_verifiers_reject_wrong_answers(name: str, wrong) -> None:
     task = get_task(name)

@@ -19,11 +19,14 @@ def write_jsonl(path: Path, rows: list[Any]) -> Path:
 
 
 def test_gsm8k_jsonl(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "gsm.jsonl", [
-        {"question": "Tom has 3 apples and buys 4. How many?", "answer": "3+4=7\n#### 7"},
-        "",
-        {"question": "Big one?", "answer": "lots\n#### 1,234"},
-    ])
+    path = write_jsonl(
+        tmp_path / "gsm.jsonl",
+        [
+            {"question": "Tom has 3 apples and buys 4. How many?", "answer": "3+4=7\n#### 7"},
+            "",
+            {"question": "Big one?", "answer": "lots\n#### 1,234"},
+        ],
+    )
     items = load_dataset(path, format="gsm8k")
     assert [i["answer"] for i in items] == ["7", "1234"]
     assert items[0]["prompt"] == "Tom has 3 apples and buys 4. How many?" and items[0]["task"] == "gsm8k:gsm"
@@ -32,9 +35,12 @@ def test_gsm8k_jsonl(tmp_path: Path) -> None:
 
 
 def test_math_uses_the_last_balanced_box(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "math.jsonl", [
-        {"problem": "Half?", "solution": "First \\boxed{2}, no: \\boxed{\\frac{1}{2}}.", "level": "Level 3"},
-    ])
+    path = write_jsonl(
+        tmp_path / "math.jsonl",
+        [
+            {"problem": "Half?", "solution": "First \\boxed{2}, no: \\boxed{\\frac{1}{2}}.", "level": "Level 3"},
+        ],
+    )
     item = load_dataset(path, format="math")[0]
     assert item["answer"] == "\\frac{1}{2}" and item["meta"]["difficulty"] == "Level 3"
     assert last_boxed("\\boxed{a{b}c} and \\boxed{unclosed") == "a{b}c"
@@ -67,10 +73,16 @@ def test_parquet(tmp_path: Path) -> None:
         ("gsm8k", [{"question": "a", "answer": "#### 1"}, [1, 2]], r"bad\.jsonl:2: expected a JSON object, got list"),
         ("gsm8k", [{"question": "a"}], r"bad\.jsonl:1: field 'answer' \(answer\) is missing; fields present: question"),
         ("gsm8k", [{"question": "a", "answer": "42"}], r"bad\.jsonl:1: field 'answer': expected '#### <answer>'"),
-        ("gsm8k", [{"question": 5, "answer": "#### 1"}, {"question": ["x"], "answer": "#### 1"}],
-         r"bad\.jsonl:2: field 'question': expected a string or a number, got list"),
-        ("math", [{"problem": "p", "solution": "it is 4"}],
-         r"bad\.jsonl:1: field 'solution': expected a \\boxed\{\.\.\.\}"),
+        (
+            "gsm8k",
+            [{"question": 5, "answer": "#### 1"}, {"question": ["x"], "answer": "#### 1"}],
+            r"bad\.jsonl:2: field 'question': expected a string or a number, got list",
+        ),
+        (
+            "math",
+            [{"problem": "p", "solution": "it is 4"}],
+            r"bad\.jsonl:1: field 'solution': expected a \\boxed\{\.\.\.\}",
+        ),
         ("aime", [{"problem": "p", "answer": "4.5"}], r"bad\.jsonl:1: field 'answer': expected an integer answer"),
         ("math", [{"problem": "p", "solution": 3}], r"bad\.jsonl:1: field 'solution': expected a string, got int"),
     ],

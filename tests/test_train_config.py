@@ -89,13 +89,40 @@ def test_no_weight_decay_on_norms_and_biases_and_no_router_bias_in_optimizer(tmp
 def test_config_changes_list_what_differs_and_which_shape_the_steps_taken(tmp_path):
     before = tiny_config(tmp_path).to_dict()
     before["train"].pop("allow_config_change")  # a config written before the key existed still compares
-    after = tiny_config(tmp_path, optim__lr=1e-3, train__steps=9, train__resume=True, logging__plots=True,
-                        model__hidden_size=32)
+    after = tiny_config(
+        tmp_path, optim__lr=1e-3, train__steps=9, train__resume=True, logging__plots=True, model__hidden_size=32
+    )
     changes = config_changes(before, after)
-    assert changes == {"model.hidden_size": (64, 32), "optim.lr": (3e-3, 1e-3), "train.steps": (6, 9),
-                       "logging.plots": (False, True)}  # train.resume: how it was launched, never compared
+    assert changes == {
+        "model.hidden_size": (64, 32),
+        "optim.lr": (3e-3, 1e-3),
+        "train.steps": (6, 9),
+        "logging.plots": (False, True),
+    }  # train.resume: how it was launched, never compared
     assert [k for k in changes if shaping(k)] == ["model.hidden_size", "optim.lr"]
     assert not shaping("train.steps") and not shaping("train.micro_batch_size") and shaping("train.batch_size")
     assert config_changes(before, tiny_config(tmp_path / "elsewhere")) == {}  # train.out is not a setting
     with pytest.raises(ConfigError, match=r"train\.overwrite=True: excludes train\.resume"):
         tiny_config(tmp_path, train__resume=True, train__overwrite=True)
+
+
+def test_a_stage_owns_its_section_and_the_config_core_imports_no_stage(tmp_path):
+    """`grpo:` is kept as a mapping and checked by the stage when it is built (unknown keys named, with the closest
+    valid one); a section of another stage, or one for a stage that has none, is an error naming it."""
+    import subprocess
+    import sys
+
+    from r1.train.core import Trainer
+
+    code = "import sys, r1.train.config; print(sorted(m for m in sys.modules if m.startswith('r1.train.')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "r1.train.config" in loaded and "r1.train.grpo" not in loaded
+    cfg = load_config("r1-zero-tiny", ["grpo.bta=0.1", f"train.out={tmp_path / 'x'}"])
+    assert cfg.options["bta"] == 0.1 and cfg.to_dict()["grpo"]["bta"] == 0.1  # kept, written back under its name
+    with pytest.raises(ConfigError, match=r"unknown key 'grpo\.bta'; did you mean 'beta'\? valid keys in grpo: pre"):
+        Trainer(cfg)
+    with pytest.raises(ConfigError, match=r"grpo: the options of stage grpo, but this config's stage is 'sft'"):
+        load_config("sft-tiny", ["grpo.beta=0.1"])
+    with pytest.raises(ConfigError, match="stage pretrain has no options of its own"):
+        Trainer(load_config(None, ["pretrain.steps=3", f"train.out={tmp_path / 'y'}"]))
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # refused before anything is written

@@ -65,8 +65,16 @@ def full_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "full"
     data = write_jsonl(out.parent / "train.jsonl", token_corpus())
     evals = write_jsonl(out.parent / "eval.jsonl", token_corpus(8, seed=9))
-    argv = [*tiny_overrides(out), f"data.paths=[{data}]", f"data.eval_paths=[{evals}]", "train.eval_every=3",
-            "checkpoint.every=2", "checkpoint.keep_last=2", "logging.plots=true", "logging.report=true"]
+    argv = [
+        *tiny_overrides(out),
+        f"data.paths=[{data}]",
+        f"data.eval_paths=[{evals}]",
+        "train.eval_every=3",
+        "checkpoint.every=2",
+        "checkpoint.keep_last=2",
+        "logging.plots=true",
+        "logging.report=true",
+    ]
     assert cli(argv) == 0
     return out
 
@@ -77,8 +85,20 @@ def test_run_folder_contents(full_run):
     records = [json.loads(line) for line in (full_run / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if r["event"] == "step"]
     assert [r["step"] for r in steps] == [1, 2, 3, 4, 5, 6]
-    for key in ("loss", "lm_loss", "mtp_loss", "balance_loss", "lr", "grad_norm", "tokens_per_s", "flops_per_s",
-                "mfu", "expert_imbalance", "epoch", "index"):
+    for key in (
+        "loss",
+        "lm_loss",
+        "mtp_loss",
+        "balance_loss",
+        "lr",
+        "grad_norm",
+        "tokens_per_s",
+        "flops_per_s",
+        "mfu",
+        "expert_imbalance",
+        "epoch",
+        "index",
+    ):
         assert key in steps[-1], key
     assert len(steps[-1]["expert_imbalance"]) == 2 and min(steps[-1]["expert_imbalance"]) >= 1.0
     assert 0 < steps[-1]["mfu"] < 1
@@ -117,16 +137,34 @@ def test_cli_refuses_to_overwrite_and_reports_config_errors(full_run, capsys):
 def test_sft_run_trains_on_assistant_tokens_and_ships_the_tokenizer(tmp_path):
     tok = tiny_tokenizer()
     tok_dir = tok.save(tmp_path / "tok")
-    convo = [{"messages": [{"role": "user", "content": f"{a}+{a}?"},
-                           {"role": "assistant", "content": f"<think>\n{a}+{a}={2 * a}\n</think>\n{2 * a}"}]}
-             for a in range(30)]
+    convo = [
+        {
+            "messages": [
+                {"role": "user", "content": f"{a}+{a}?"},
+                {"role": "assistant", "content": f"<think>\n{a}+{a}={2 * a}\n</think>\n{2 * a}"},
+            ]
+        }
+        for a in range(30)
+    ]
     data = write_jsonl(tmp_path / "sft.jsonl", convo)
     model = {k: v for k, v in (o.split("=", 1) for o in tiny_overrides(tmp_path)) if k.startswith("model.")}
     model.pop("model.vocab_size")  # taken from the tokenizer
-    cfg = load_config(None, [*(f"{k}={v}" for k, v in model.items()), "stage=sft", f"data.tokenizer={tok_dir}",
-                             f"data.paths=[{data}]", "data.seq_len=64", "train.batch_size=4", "train.steps=3",
-                             "train.threads=1", f"train.out={tmp_path / 'sft'}", "logging.progress=false",
-                             "logging.plots=false"])
+    cfg = load_config(
+        None,
+        [
+            *(f"{k}={v}" for k, v in model.items()),
+            "stage=sft",
+            f"data.tokenizer={tok_dir}",
+            f"data.paths=[{data}]",
+            "data.seq_len=64",
+            "train.batch_size=4",
+            "train.steps=3",
+            "train.threads=1",
+            f"train.out={tmp_path / 'sft'}",
+            "logging.progress=false",
+            "logging.plots=false",
+        ],
+    )
     result = train(cfg)
     assert result.model.config.vocab_size == tok.vocab_size
     assert (result.checkpoint / "tokenizer.json").is_file() and (result.checkpoint / "config.json").is_file()

@@ -63,8 +63,14 @@ def test_tokenize_records_masks_prompt_for_response_loss():
 
 def test_bucketing_groups_similar_lengths_and_pads_right():
     lengths = [3, 30, 4, 31, 5, 29, 6, 28]
-    s = BatchStream([Example(list(range(n)), list(range(n))) for n in lengths], seq_len=64, batch_size=2,
-                    batching="bucket", seed=1, bucket_window=4)
+    s = BatchStream(
+        [Example(list(range(n)), list(range(n))) for n in lengths],
+        seq_len=64,
+        batch_size=2,
+        batching="bucket",
+        seed=1,
+        bucket_window=4,
+    )
     spreads = []
     for batch in s.epoch_batches(0):
         ls = sorted(lengths[i] for i in batch)

@@ -144,8 +144,11 @@ def _pretokenized(r: Mapping[str, Any], vocab_size: int | None) -> Example:
     where = r.get("_source", "record")
     if not (isinstance(ids, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in ids)):
         raise UserError(f"{where}: 'input_ids' must be a list of integers")
-    if not (isinstance(labels, list) and len(labels) == len(ids)
-            and all(isinstance(t, int) and not isinstance(t, bool) for t in labels)):
+    if not (
+        isinstance(labels, list)
+        and len(labels) == len(ids)
+        and all(isinstance(t, int) and not isinstance(t, bool) for t in labels)
+    ):
         raise UserError(f"{where}: 'labels' must be a list of integers as long as 'input_ids' ({len(ids)})")
     if vocab_size is not None:
         # an id outside the embedding table fails deep inside the forward (or reads garbage on some devices)
@@ -153,8 +156,10 @@ def _pretokenized(r: Mapping[str, Any], vocab_size: int | None) -> Example:
             bad = next((i for i, t in enumerate(values) if not 0 <= t < vocab_size and t not in allowed), None)
             if bad is not None:
                 extra = f" or {IGNORE_INDEX} (no loss)" if allowed else ""
-                raise UserError(f"{where}: '{name}'[{bad}] = {values[bad]} is outside the model's vocabulary "
-                                f"(0..{vocab_size - 1}{extra})")
+                raise UserError(
+                    f"{where}: '{name}'[{bad}] = {values[bad]} is outside the model's vocabulary "
+                    f"(0..{vocab_size - 1}{extra})"
+                )
     return Example(list(ids), list(labels))
 
 
@@ -270,8 +275,9 @@ class BatchStream:
             self.n_items = len(self.rows)
         else:
             self.rows = None
-            self.examples = [e if len(e) <= seq_len else Example(e.input_ids[:seq_len], e.labels[:seq_len])
-                             for e in examples]
+            self.examples = [
+                e if len(e) <= seq_len else Example(e.input_ids[:seq_len], e.labels[:seq_len]) for e in examples
+            ]
             self.n_items = len(self.examples)
         self.epoch, self.index = 0, 0
         self._cache: tuple[int, list[list[int]]] | None = None
@@ -290,9 +296,10 @@ class BatchStream:
         if self.batching == "bucket":
             lengths = [len(e) for e in self.examples]
             span = B * self.window  # sort by length within windows of many batches, then shuffle the batches
-            order = [i for s in range(0, len(order), span)
-                     for i in sorted(order[s:s + span], key=lambda i: -lengths[i])]
-        batches = [order[s:s + B] for s in range(0, len(order) - B + 1, B)]
+            order = [
+                i for s in range(0, len(order), span) for i in sorted(order[s : s + span], key=lambda i: -lengths[i])
+            ]
+        batches = [order[s : s + B] for s in range(0, len(order) - B + 1, B)]
         if self.batching == "bucket" and self.shuffle:
             perm = torch.randperm(len(batches), generator=g).tolist()
             batches = [batches[p] for p in perm]
@@ -311,9 +318,9 @@ class BatchStream:
         if self.index == len(batches):
             self.epoch, self.index = self.epoch + 1, 0
         per_rank = len(batch) // world
-        mine = batch[rank * per_rank:(rank + 1) * per_rank]
+        mine = batch[rank * per_rank : (rank + 1) * per_rank]
         mb = micro_batch_size or per_rank
-        return [self.collate(mine[s:s + mb]) for s in range(0, len(mine), mb)]
+        return [self.collate(mine[s : s + mb]) for s in range(0, len(mine), mb)]
 
     def collate(self, index: Sequence[int]) -> dict[str, torch.Tensor]:
         if self.rows is not None:

@@ -123,14 +123,19 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------ prompts
     def encode(self, prompt: Prompt, add_bos: bool = False) -> list[int]:
-        """Token ids for a prompt: ids as given, text encoded as is, or chat messages through the chat template."""
+        """Token ids for a prompt: ids as given, text encoded as is, or chat messages through the chat template.
+
+        Messages are someone's text: control-token strings inside them stay plain text (`sanitize_control_tokens`),
+        so only the template writes turns. Training renders its data with the tokenizer itself."""
         if isinstance(prompt, str):
             ids = self.tokenizer.encode(prompt)
             bos = self.tokenizer.bos_id
             return [bos, *ids] if add_bos and bos is not None and ids[:1] != [bos] else ids
         items = list(prompt)
         if items and all(isinstance(m, Mapping) for m in items):
-            return self.tokenizer.apply_chat_template(items, add_generation_prompt=True, tokenize=True)
+            return self.tokenizer.apply_chat_template(
+                items, add_generation_prompt=True, tokenize=True, sanitize_control_tokens=True
+            )
         if not all(isinstance(t, int) and not isinstance(t, bool) for t in items):
             raise UserError("a prompt must be a string, a list of token ids, or a list of chat messages")
         return [int(t) for t in items]

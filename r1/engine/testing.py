@@ -12,8 +12,9 @@ from pathlib import Path
 
 import torch
 
+from r1.data.tokenizer_corpus import default_training_text
 from r1.model import Transformer, preset
-from r1.tokenizer import Tokenizer, default_training_text
+from r1.tokenizer import Tokenizer
 
 
 @lru_cache(maxsize=4)

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from r1.cli import add_command, check_at_least
 from r1.dtypes import DTYPE_CHOICES, DTYPE_HELP
 from r1.errors import UserError
 from r1.eval.evaluate import GenerateFn, health_warning
@@ -36,12 +37,7 @@ from r1.tasks.templates import TEMPLATES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "eval",
-        help="R1-style evaluation: pass@1 over k samples, pass@k, cons@k, lengths",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(sub, "eval", __doc__)
     src = p.add_argument_group("items")
     src.add_argument("--task", action="append", default=[], metavar="NAME", help="a task generator; repeatable")
     src.add_argument("--difficulty", default=None, help="level, range like 2-5, or 'mix' (default: task default)")
@@ -187,20 +183,13 @@ def _short(text: str) -> str:
 
 def check_args(args: argparse.Namespace) -> None:
     """Numeric flags in range and the output folder usable, before any item is generated or model loaded."""
-    for flag, value, low in (
-        ("--n-items", args.n_items, 1),
-        ("-k", args.k, 1),
-        ("--max-new-tokens", args.max_new_tokens, 1),
-        ("--batch-size", args.batch_size, 1),
-    ):
-        if value is not None and value < low:
-            raise UserError(f"{flag} must be >= {low}, got {value}")
-    if args.temperature < 0:
-        raise UserError(f"--temperature must be >= 0, got {args.temperature}")
+    check_at_least(args, n_items=1, k=1, max_new_tokens=1, batch_size=1, temperature=0)
     if not 0 < args.top_p <= 1:
         raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise UserError(f"--out {args.out}: is a file; the report folder must be a directory")
+
+
 def other_templates(template: str | None) -> list[str]:
     return [t for t in TEMPLATES if t != template]
 

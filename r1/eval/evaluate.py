@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from r1.eval.metrics import ItemOutcome, aggregate, cons_at_k
@@ -53,12 +53,7 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the per-sample records (those go to samples.jsonl)."""
-        return {
-            "config": self.config,
-            "overall": self.overall,
-            "by_task": self.by_task,
-            "by_difficulty": self.by_difficulty,
-        }
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("samples", "verdicts")}
 
 
 def _as_sample(raw: Any) -> Sample:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from r1.cli import add_command
 from r1.model.config import PRESETS, preset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("model", help="inspect model presets: parameter counts, KV-cache sizes, configs")
+    p = add_command(sub, "model")
     msub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
     info = msub.add_parser("info", help="parameter counts and KV-cache size of a preset or checkpoint")
     src = info.add_mutually_exclusive_group(required=True)

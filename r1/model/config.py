@@ -18,8 +18,10 @@ here too, so one object describes what `model(...)` computes.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from r1.errors import ConfigError
@@ -364,223 +366,16 @@ def yarn_mscale(factor: float, m: float = 1.0) -> float:
 
 
 # --------------------------------------------------------------------------------------------- presets
-def _v3_yarn(factor: float, original: int, m: float = 1.0) -> dict[str, Any]:
-    return {
-        "type": "yarn",
-        "rope_type": "yarn",
-        "factor": factor,
-        "original_max_position_embeddings": original,
-        "beta_fast": 32,
-        "beta_slow": 1,
-        "mscale": m,
-        "mscale_all_dim": m,
-    }
-
-
-def _deepseek_v3_671b() -> ModelConfig:
-    return ModelConfig(
-        model_type="deepseek_v3",
-        vocab_size=129280,
-        hidden_size=7168,
-        intermediate_size=18432,
-        moe_intermediate_size=2048,
-        num_hidden_layers=61,
-        first_k_dense_replace=3,
-        num_attention_heads=128,
-        n_routed_experts=256,
-        n_shared_experts=1,
-        num_experts_per_tok=8,
-        n_group=8,
-        topk_group=4,
-        scoring_func="sigmoid",
-        topk_method="noaux_tc",
-        norm_topk_prob=True,
-        routed_scaling_factor=2.5,
-        q_lora_rank=1536,
-        kv_lora_rank=512,
-        qk_nope_head_dim=128,
-        qk_rope_head_dim=64,
-        v_head_dim=128,
-        max_position_embeddings=163840,
-        rope_theta=10000.0,
-        rope_scaling=_v3_yarn(40.0, 4096, 1.0),
-        num_nextn_predict_layers=1,
-        bos_token_id=0,
-        eos_token_id=1,
-        initializer_range=0.006,
-    )
-
-
-def _deepseek_v2_lite() -> ModelConfig:
-    return ModelConfig(
-        model_type="deepseek_v2",
-        vocab_size=102400,
-        hidden_size=2048,
-        intermediate_size=10944,
-        moe_intermediate_size=1408,
-        num_hidden_layers=27,
-        first_k_dense_replace=1,
-        num_attention_heads=16,
-        n_routed_experts=64,
-        n_shared_experts=2,
-        num_experts_per_tok=6,
-        n_group=1,
-        topk_group=1,
-        scoring_func="softmax",
-        topk_method="greedy",
-        norm_topk_prob=False,
-        routed_scaling_factor=1.0,
-        q_lora_rank=None,
-        kv_lora_rank=512,
-        qk_nope_head_dim=128,
-        qk_rope_head_dim=64,
-        v_head_dim=128,
-        max_position_embeddings=163840,
-        rope_scaling=_v3_yarn(40.0, 4096, 0.707),
-        num_nextn_predict_layers=0,
-        bos_token_id=100000,
-        eos_token_id=100001,
-        initializer_range=0.006,
-    )
-
-
-def _tiny() -> ModelConfig:
-    # V3 ratios at CPU size: kv_lora = 2·d_h, q_lora = 1.5·kv_lora, rope = d_h/2, 1 shared + 16 fine-grained experts,
-    # 4 groups of 4 with 2 kept (8 reachable ≥ top-2), sigmoid + bias routing, first layer dense, MTP depth 1.
-    return ModelConfig(
-        model_type="deepseek_v3",
-        vocab_size=2048,
-        hidden_size=128,
-        intermediate_size=352,
-        moe_intermediate_size=64,
-        num_hidden_layers=4,
-        first_k_dense_replace=1,
-        num_attention_heads=4,
-        n_routed_experts=16,
-        n_shared_experts=1,
-        num_experts_per_tok=2,
-        n_group=4,
-        topk_group=2,
-        routed_scaling_factor=2.5,
-        q_lora_rank=96,
-        kv_lora_rank=64,
-        qk_nope_head_dim=32,
-        qk_rope_head_dim=16,
-        v_head_dim=32,
-        max_position_embeddings=2048,
-        num_nextn_predict_layers=1,
-        initializer_range=0.006,
-    )
-
-
-def _small() -> ModelConfig:
-    return ModelConfig(
-        model_type="deepseek_v3",
-        vocab_size=4096,
-        hidden_size=256,
-        intermediate_size=704,
-        moe_intermediate_size=128,
-        num_hidden_layers=8,
-        first_k_dense_replace=1,
-        num_attention_heads=8,
-        n_routed_experts=32,
-        n_shared_experts=1,
-        num_experts_per_tok=4,
-        n_group=4,
-        topk_group=2,
-        routed_scaling_factor=2.5,
-        q_lora_rank=192,
-        kv_lora_rank=128,
-        qk_nope_head_dim=32,
-        qk_rope_head_dim=16,
-        v_head_dim=32,
-        max_position_embeddings=4096,
-        num_nextn_predict_layers=1,
-        initializer_range=0.006,
-    )
-
-
-def _qwen25_15b() -> ModelConfig:
-    return ModelConfig(
-        model_type="qwen2",
-        vocab_size=151936,
-        hidden_size=1536,
-        intermediate_size=8960,
-        num_hidden_layers=28,
-        num_attention_heads=12,
-        num_key_value_heads=2,
-        head_dim=128,
-        attention_bias=True,
-        max_position_embeddings=131072,
-        rope_theta=1000000.0,
-        rms_norm_eps=1e-6,
-        tie_word_embeddings=True,
-        bos_token_id=151643,
-        eos_token_id=151643,
-        initializer_range=0.02,
-    )
-
-
-def _llama31_8b() -> ModelConfig:
-    return ModelConfig(
-        model_type="llama",
-        vocab_size=128256,
-        hidden_size=4096,
-        intermediate_size=14336,
-        num_hidden_layers=32,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        head_dim=128,
-        max_position_embeddings=131072,
-        rope_theta=500000.0,
-        rope_scaling={
-            "rope_type": "llama3",
-            "factor": 8.0,
-            "low_freq_factor": 1.0,
-            "high_freq_factor": 4.0,
-            "original_max_position_embeddings": 8192,
-        },
-        rms_norm_eps=1e-5,
-        bos_token_id=128000,
-        eos_token_id=128001,
-        initializer_range=0.02,
-    )
-
-
-def _tiny_dense(model_type: str) -> ModelConfig:
-    # A CPU-size student for distillation experiments, same vocabulary as `tiny`.
-    return ModelConfig(
-        model_type=model_type,
-        vocab_size=2048,
-        hidden_size=128,
-        intermediate_size=352,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=32,
-        attention_bias=model_type == "qwen2",
-        max_position_embeddings=2048,
-        tie_word_embeddings=model_type == "qwen2",
-        initializer_range=0.02,
-    )
-
-
-PRESETS = {
-    "deepseek-v3-671b": _deepseek_v3_671b,
-    "deepseek-v2-lite": _deepseek_v2_lite,
-    "qwen2.5-1.5b": _qwen25_15b,
-    "llama-3.1-8b": _llama31_8b,
-    "tiny": _tiny,
-    "small": _small,
-    "tiny-qwen2": lambda: _tiny_dense("qwen2"),
-    "tiny-llama": lambda: _tiny_dense("llama"),
-    "tiny-qwen3": lambda: _tiny_dense("qwen3"),
-}
+# Each preset is the `config.json` that `r1 model config --preset NAME` prints; presets/README.md says where each
+# one's values come from.
+PRESET_DIR = Path(__file__).with_name("presets")
+PRESETS: dict[str, Path] = {path.stem: path for path in sorted(PRESET_DIR.glob("*.json"))}
 
 
 def preset(name: str, **overrides: Any) -> ModelConfig:
     """A named config; `overrides` change fields (unknown names are an error)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown model preset {name!r}; valid presets: {', '.join(PRESETS)}")
-    cfg = PRESETS[name]()
+    path = PRESETS[name]
+    cfg = ModelConfig.from_hf_dict(json.loads(path.read_text()), source=str(path))
     return cfg.replace(**overrides) if overrides else cfg

@@ -25,7 +25,7 @@ rate and GRPO's logged `format_rate` are these rewards, under the item's templat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from r1.errors import UserError
@@ -57,25 +57,25 @@ def format_reward(think_prefilled: bool | None = None, require_reasoning: bool =
     `require_reasoning=True` also demands a non-empty think block (R1-Zero itself allows an empty one; R1's usage
     notes say models sometimes skip thinking, which this prices).
     """
-    _check_options("format", think_prefilled, require_reasoning)
-
-    def format_(completion: str, item: Mapping[str, Any]) -> float:
-        prefilled = _prefilled(item, think_prefilled)
-        return 1.0 if tags_format_ok(completion, prefilled, require_reasoning) else 0.0
-
-    return format_
+    return _scorer("format", tags_format_ok, think_prefilled, require_reasoning)
 
 
 @reward("boxed_format", factory=True)
 def boxed_format(think_prefilled: bool | None = None, require_reasoning: bool = False) -> RewardFn:
     """1.0 iff one `<think>…</think>` block, then a summary containing a non-empty `\\boxed{…}` (R1 chat usage)."""
-    _check_options("boxed_format", think_prefilled, require_reasoning)
+    return _scorer("boxed_format", boxed_format_ok, think_prefilled, require_reasoning)
 
-    def boxed_format_(completion: str, item: Mapping[str, Any]) -> float:
-        prefilled = _prefilled(item, think_prefilled)
-        return 1.0 if boxed_format_ok(completion, prefilled, require_reasoning) else 0.0
 
-    return boxed_format_
+def _scorer(
+    name: str, judge: Callable[[str, bool | None, bool], bool], think_prefilled: bool | None, require_reasoning: bool
+) -> RewardFn:
+    """1.0 when the judge's rule accepts the completion under the item's pre-fill, else 0.0."""
+    _check_options(name, think_prefilled, require_reasoning)
+
+    def score(completion: str, item: Mapping[str, Any]) -> float:
+        return 1.0 if judge(completion, _prefilled(item, think_prefilled), require_reasoning) else 0.0
+
+    return score
 
 
 @reward("tag_count", factory=True)

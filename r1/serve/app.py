@@ -13,12 +13,24 @@ through `loop.call_soon_threadsafe` into an `asyncio.Queue`. A client that goes 
 dropped while waiting) has its request cancelled, which frees its cache rows at the engine's next step.
 Errors use OpenAI's shape `{"error": {"message", "type", "param", "code"}}`; validation errors are 400, not 422;
 `code` is "unknown_parameter", "unsupported_parameter" or "invalid_value" for a bad request parameter.
+
+Nothing a client sends crashes the server or holds it (`RequestGuard`): a body over the size limit is a 413, one not
+received in full within `body_timeout` seconds a 408 (and its connection is closed); any unexpected failure is an
+OpenAI-style 500 with `type: "server_error"` on a connection that stays usable (the traceback goes to the log), and
+a client that leaves is one log line. `/health` is a 503 when the engine thread is not running.
+
+Chat messages are the client's text: control-token strings inside them (`<｜Assistant｜>`, `</think>`, …) are
+encoded as plain text (`sanitize_control_tokens`, via `Engine.encode`), so no client can forge a turn; only the chat
+template writes control tokens. A /v1/completions text prompt is encoded as it is, special-token strings becoming
+their ids, as vLLM does: the client writes the whole prompt there (often a template it rendered itself), so there
+is no turn of anyone else's to forge.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 import uuid
@@ -28,7 +40,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse as _JSONResponse
+from fastapi.responses import StreamingResponse
 from starlette.exceptions import HTTPException
 
 from r1.engine.engine import Engine
@@ -36,33 +49,79 @@ from r1.engine.reasoning import ReasoningStream, count_reasoning_tokens, prompt_
 from r1.engine.requests import Completion, Event, RequestDone, RequestHandle, Sample, SampleDone, TokenEvent
 from r1.engine.sampling import SamplingParams
 from r1.errors import UserError
+from r1.readers import unicode_problem
+from r1.serve import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY
 from r1.serve.logprobs import LOGPROBS_MODES, LogprobsBuilder, TokenBytes, reported_count
 from r1.serve.schemas import ChatCompletionRequest, CompletionRequest, Unsupported
 from r1.tokenizer import THINK_CLOSE
 
-DEFAULT_MAX_BODY = 1 << 20
-WAIT_POLL_S = 0.5  # how often a non-streaming request checks that its client is still there
+WAIT_POLL_S = 0.5  # how often a waiting request checks that its client is still there and the engine still runs
 # What pydantic puts in an error's location for the member of a union that failed ("str", "list[TextPart]", …).
 _UNION_MEMBER = re.compile(r"str|int|float|bool|(list|dict|function-\w+|constrained-\w+)\[.*\]|[A-Z_]\w*")
+# pydantic's error types for a body that is not a JSON object, and how to name what it is instead
+_NOT_AN_OBJECT = frozenset({"missing", "model_type", "model_attributes_type", "dict_type"})
+_JSON_NAMES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+               type(None): "null"}  # fmt: skip
+# uvicorn's own logger: these lines appear in the server's log, formatted and filtered like uvicorn's.
+logger = logging.getLogger("uvicorn.error")
 
 
 class APIError(Exception):
-    """An error the client caused, rendered as OpenAI's error object."""
+    """An error rendered as OpenAI's error object: the client's (4xx, "invalid_request_error") or ours (5xx,
+    "server_error")."""
 
     def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
+
+    def body(self) -> dict[str, Any]:
+        kind = "server_error" if self.status >= 500 else "invalid_request_error"
+        return error_body(self.message, self.param, self.code, kind)
+
+
+class ClientDisconnected(Exception):
+    """The client closed its connection while its response was being prepared."""
 
 
 def error_body(message: str, param: str | None = None, code: str | None = None, kind: str = "invalid_request_error"):
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
-class BodyLimit:
-    """Reject request bodies over `max_bytes` with 413, by Content-Length up front or while the body streams in."""
+class JSONResponse(_JSONResponse):
+    """Starlette's JSON response, except that a lone surrogate in a string (an unknown parameter's name quoted back,
+    say) is written as its `\\udXXX` escape instead of failing to encode as UTF-8."""
 
-    def __init__(self, app: Callable, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+        return text.encode("utf-8", "backslashreplace")
+
+
+def generation_failed(error: BaseException) -> APIError:
+    """The 500 for a request the engine failed; the engine's traceback is logged once, however many requests the
+    failing step held."""
+    if not getattr(error, "_r1_logged", False):
+        logger.error("generation failed", exc_info=error)
+        error._r1_logged = True  # type: ignore[attr-defined]
+    return APIError(500, f"generation failed: {type(error).__name__}: {error}")
+
+
+def _engine_down() -> APIError:
+    return APIError(503, "the inference engine is not running; the server must be restarted", None,
+                    "engine_not_running")  # fmt: skip
+
+
+class RequestGuard:
+    """ASGI middleware around every HTTP request: what no client may do to the server, and the last line of defence.
+
+    - A body over `max_bytes` is a 413, by Content-Length up front or while the body streams in.
+    - A body not received in full within `body_timeout` seconds of the first read is a 408; both close the
+      connection, whose unread remainder would otherwise hold it.
+    - A failure nothing else handled is an OpenAI-style 500 (the traceback is logged) and the connection stays
+      usable; a client that disconnects while its answer is prepared is one log line.
+    """
+
+    def __init__(self, app: Callable, max_bytes: int, body_timeout: float = DEFAULT_BODY_TIMEOUT) -> None:
+        self.app, self.max_bytes, self.body_timeout = app, max_bytes, body_timeout
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -70,22 +129,51 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         too_big = f"request body exceeds {self.max_bytes} bytes"
+        closing = {"connection": "close"}
         if declared.isdigit() and int(declared) > self.max_bytes:
-            response = JSONResponse(error_body(too_big, code="request_too_large"), status_code=413)
-            await response(scope, receive, send)
+            body = error_body(too_big, code="request_too_large")
+            await JSONResponse(body, status_code=413, headers=closing)(scope, receive, send)
             return
-        seen = 0
+        loop = asyncio.get_running_loop()
+        seen, body_done, deadline, started = 0, False, None, False
 
-        async def limited() -> dict:
-            nonlocal seen
-            message = await receive()
+        async def guarded_receive() -> dict:
+            nonlocal seen, body_done, deadline
+            if body_done:  # later reads only wait for a disconnect: no limit on those
+                return await receive()
+            if deadline is None:
+                deadline = loop.time() + self.body_timeout
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                expected = f" of {int(declared)}" if declared.isdigit() else ""
+                raise HTTPException(408, f"request body not received within {self.body_timeout:g} s (got {seen}"
+                                    f"{expected} bytes)", headers=closing) from None  # fmt: skip
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise HTTPException(413, too_big)
+                    raise HTTPException(413, too_big, headers=closing)
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
-        await self.app(scope, limited, send)
+        async def tracked_send(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        what = f"{scope.get('method', '')} {scope.get('path', '')}"
+        try:
+            await self.app(scope, guarded_receive, tracked_send)
+        except ClientDisconnected:
+            logger.info("%s: the client disconnected before its response; its request was cancelled", what)
+        except Exception as exc:
+            logger.error("%s: unexpected server error", what, exc_info=exc)
+            if started:  # half a response went out: all that can be done is to end the connection (uvicorn does)
+                return
+            message = f"The server had an error while processing your request ({type(exc).__name__}: {exc})"
+            await JSONResponse(error_body(message, kind="server_error"), status_code=500)(scope, receive, send)
 
 
 class Server:
@@ -145,6 +233,9 @@ class Server:
                 "max_tokens",
                 "context_length_exceeded",
             )
+        if body.n > self.engine.max_batch:
+            raise APIError(400, f"n={body.n}: this server decodes at most {self.engine.max_batch} sequences together "
+                           "(--max-batch)", "n", "invalid_value")  # fmt: skip
         d = self.defaults
         top_k = body.top_k if body.top_k is not None else d.get("top_k", 0)
         try:
@@ -176,7 +267,7 @@ class Server:
                 )
             self.engine.check_prompt(ids, SamplingParams())
         except UserError as exc:
-            raise APIError(400, str(exc), param) from None
+            raise APIError(400, str(exc), param, "invalid_value") from None
         return ids
 
     def submit(self, ids: list[int], params: SamplingParams, stream: bool) -> tuple[RequestHandle, asyncio.Queue]:
@@ -192,6 +283,8 @@ class Server:
 
         submitted: list[RequestHandle] = []
 
+        if not self.engine.running:  # nobody would ever step the request
+            raise _engine_down()
         try:
             handle = self.engine.submit(ids, params, stream=stream, on_event=deliver)
         except UserError as exc:
@@ -215,24 +308,36 @@ class Server:
         return usage
 
 
-async def wait_all(request: Request, handles: list[RequestHandle], queues: list[asyncio.Queue]) -> list[Completion]:
+async def next_event(engine: Engine, queue: asyncio.Queue, request: Request | None = None) -> Event:
+    """The request's next event; raises if the engine thread is gone (the event would never come) or, when `request`
+    is given, the client has disconnected."""
+    while True:
+        try:
+            return await asyncio.wait_for(queue.get(), WAIT_POLL_S)
+        except TimeoutError:
+            if request is not None and await request.is_disconnected():
+                raise ClientDisconnected from None
+            if not engine.running and queue.empty():
+                raise _engine_down() from None
+
+
+async def wait_all(
+    engine: Engine, request: Request, handles: list[RequestHandle], queues: list[asyncio.Queue]
+) -> list[Completion]:
     """Completions of non-streaming requests; cancels them all if the client disconnects meanwhile."""
     out: list[Completion] = []
     try:
         for queue in queues:
             while True:
-                try:
-                    ev = await asyncio.wait_for(queue.get(), WAIT_POLL_S)
-                except TimeoutError:
-                    if await request.is_disconnected():
-                        raise asyncio.CancelledError from None
-                    continue
+                ev = await next_event(engine, queue, request)
                 if isinstance(ev, RequestDone):
                     if ev.error is not None:
-                        raise ev.error
+                        raise generation_failed(ev.error)
                     assert ev.completion is not None
                     out.append(ev.completion)
                     break
+        if await request.is_disconnected():  # it finished between two polls: the answer would go nowhere
+            raise ClientDisconnected
         return out
     finally:
         for h in handles:
@@ -250,11 +355,15 @@ def create_app(
     defaults: Mapping[str, Any] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     logprobs_mode: str = "raw_logprobs",
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> FastAPI:
     """The ASGI app. Starts the engine's thread on startup (and stops it on shutdown) unless it already runs.
 
     `model_name`: the name clients send as `model`, or several (all accepted; responses carry the first).
+    `max_body_bytes`, `body_timeout`: the largest request body, and the seconds a client has to send it.
     """
+    if max_body_bytes < 1 or not body_timeout > 0:
+        raise UserError(f"max_body_bytes={max_body_bytes}, body_timeout={body_timeout}: both must be > 0")
     names = [model_name] if isinstance(model_name, str) else list(model_name)
     server = Server(engine, names, defaults, logprobs_mode)
 
@@ -269,14 +378,18 @@ def create_app(
                 engine.stop()
 
     # Bodies without a Content-Type are read as JSON too (curl users forget the header; OpenAI accepts them).
-    app = FastAPI(title="r1", lifespan=lifespan, docs_url=None, redoc_url=None, strict_content_type=False)
+    app = FastAPI(title="r1", lifespan=lifespan, docs_url=None, redoc_url=None, strict_content_type=False,
+                  default_response_class=JSONResponse)  # fmt: skip
     app.state.server = server
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(RequestGuard, max_bytes=max_body_bytes, body_timeout=body_timeout)
     _install_error_handlers(app)
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "active": engine.num_active(), "pending": engine.num_pending()}
+    async def health() -> Any:
+        load = {"active": engine.num_active(), "pending": engine.num_pending()}
+        if not engine.running:
+            return JSONResponse({"status": "error", **_engine_down().body(), **load}, status_code=503)
+        return {"status": "ok", **load}
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -301,7 +414,7 @@ def create_app(
             gen = _chat_stream(server, handle, queue, rid, created, in_think, body)
             return StreamingResponse(gen, media_type="text/event-stream")
         handle, queue = server.submit(ids, params, stream=False)
-        (done,) = await wait_all(request, [handle], [queue])
+        (done,) = await wait_all(engine, request, [handle], [queue])
         choices = []
         for s in done.samples:
             reasoning, answer = split_reasoning(s.text, in_think)
@@ -329,7 +442,7 @@ def create_app(
         if body.stream:
             gen = _completion_stream(server, handles, queues, rid, created, body, echoes)
             return StreamingResponse(gen, media_type="text/event-stream")
-        done = await wait_all(request, handles, queues)
+        done = await wait_all(engine, request, handles, queues)
         choices = [
             {
                 "index": i * body.n + s.index,
@@ -393,11 +506,12 @@ async def _chat_stream(
 
     splits = [ReasoningStream(in_think) for _ in range(n)]
     lps = [_StreamedLogprobs(server, True, body) for _ in range(n)]
+    finished = False
     try:
         for i in range(n):
             yield chunk(i, {"role": "assistant", "content": ""})
         while True:
-            ev = await queue.get()
+            ev = await next_event(server.engine, queue)
             if isinstance(ev, TokenEvent):
                 lps[ev.sample].add(ev)
                 for c in deltas(ev.sample, *splits[ev.sample].feed(ev.text)):
@@ -412,16 +526,19 @@ async def _chat_stream(
                 yield chunk(i, {}, ev.sample.finish_reason, lps[i].take())
             elif isinstance(ev, RequestDone):
                 if ev.error is not None:
-                    yield sse(error_body(f"generation failed: {ev.error}", kind="server_error"))
+                    yield sse(generation_failed(ev.error).body())
                 elif body.include_usage() and ev.completion is not None:
                     yield sse({"id": rid, "object": "chat.completion.chunk", "created": created,
                                "model": server.model_name, "choices": [],
                                "usage": server.usage([ev.completion], in_think)})  # fmt: skip
                 break
-        yield "data: [DONE]\n\n"
+        finished = True
+    except Exception as exc:  # the response has started: the error can only be an event of the stream
+        yield _stream_error(exc)
+        finished = True
     finally:
-        if not handle.done():
-            handle.cancel()  # the client went away: free the rows
+        _end_stream(finished, [handle])
+    yield "data: [DONE]\n\n"
 
 
 async def _completion_stream(
@@ -453,6 +570,7 @@ async def _completion_stream(
     pumps = [asyncio.create_task(pump(p, q)) for p, q in enumerate(queues)]
     lps = [_StreamedLogprobs(server, False, body) for _ in range(len(handles) * n)]
     completions: list[Completion] = []
+    finished = False
     try:
         for p, echo in enumerate(echoes):
             if echo:
@@ -460,7 +578,7 @@ async def _completion_stream(
                     yield chunk(p * n + j, echo)
         open_requests = len(handles)
         while open_requests:
-            p, ev = await merged.get()
+            p, ev = await next_event(server.engine, merged)
             if isinstance(ev, TokenEvent):
                 i = p * n + ev.sample
                 lps[i].add(ev)
@@ -473,25 +591,45 @@ async def _completion_stream(
             elif isinstance(ev, RequestDone):
                 open_requests -= 1
                 if ev.error is not None:
-                    yield sse(error_body(f"generation failed: {ev.error}", kind="server_error"))
+                    yield sse(generation_failed(ev.error).body())
                 elif ev.completion is not None:
                     completions.append(ev.completion)
         if body.include_usage():
             yield sse({"id": rid, "object": "text_completion", "created": created, "model": server.model_name,
                        "choices": [], "usage": server.usage(completions, None)})  # fmt: skip
-        yield "data: [DONE]\n\n"
+        finished = True
+    except Exception as exc:
+        yield _stream_error(exc)
+        finished = True
     finally:
         for t in pumps:
             t.cancel()
-        for h in handles:
-            if not h.done():
-                h.cancel()
+        _end_stream(finished, handles)
+    yield "data: [DONE]\n\n"
+
+
+def _stream_error(exc: Exception) -> str:
+    """An error in a stream whose response has started, as an event carrying OpenAI's error object (vLLM's way)."""
+    if isinstance(exc, APIError):
+        return sse(exc.body())
+    logger.error("unexpected server error in a stream", exc_info=exc)
+    message = f"The server had an error while processing your request ({type(exc).__name__}: {exc})"
+    return sse(error_body(message, kind="server_error"))
+
+
+def _end_stream(finished: bool, handles: list[RequestHandle]) -> None:
+    """Free the rows of requests still running; a stream left before its end means that the client went away."""
+    cancelled = [h for h in handles if not h.done()]
+    for h in cancelled:
+        h.cancel()
+    if not finished and cancelled:
+        logger.info("the client disconnected during a stream; %d request(s) cancelled", len(cancelled))
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def api_error(_: Request, exc: APIError) -> JSONResponse:
-        return JSONResponse(error_body(exc.message, exc.param, exc.code), status_code=exc.status)
+        return JSONResponse(exc.body(), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -502,22 +640,63 @@ def _install_error_handlers(app: FastAPI) -> None:
             return JSONResponse(error_body(f"request body is not valid JSON: {detail}".strip(), code="invalid_json"),
                                 status_code=400)  # fmt: skip
         # A wrong value is the most telling problem; then an unknown name (a misspelt one also makes its field
-        # "missing"); then the rest.
+        # "missing"); then the rest. Of a union's members, the one whose shape matched went deepest and did not fail
+        # on the type: its error names the field ("content.0.text", not "content: Input should be a valid string").
         rank = {"missing": 2, "extra_forbidden": 1}
-        first = min(errors, key=lambda e: rank.get(e.get("type", ""), 0)) if errors else first
-        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-        # Union members add their type names to the location ("stop.str", "content.list[TextPart]"): drop them.
-        param = ".".join(p for p in loc if not _UNION_MEMBER.fullmatch(p)) or None
-        if first.get("type") == "extra_forbidden":
+
+        def telling(e: Mapping[str, Any]) -> tuple[int, bool, int]:
+            kind = str(e.get("type", ""))
+            return rank.get(kind, 0), kind.endswith("_type"), -len(e.get("loc", ()))
+
+        first = min(errors, key=telling) if errors else first
+        param = _param(first)
+        kind = first.get("type")
+        if param is None and kind in _NOT_AN_OBJECT:
+            given = first.get("input")
+            what = "is empty" if kind == "missing" else f"is {_JSON_NAMES.get(type(given), 'not an object')}"
+            return JSONResponse(error_body(f"request body {what}: expected a JSON object", code="invalid_value"),
+                                status_code=400)  # fmt: skip
+        if kind == "extra_forbidden":
             message, code = f"Unrecognized request argument supplied: {param}", "unknown_parameter"
+        elif kind == "string_unicode" and isinstance(first.get("input"), str):  # a name: values get `Text`'s message
+            problem = f"a parameter name: {unicode_problem(first['input'])}"
+            message, code = (f"{param}: {problem}" if param else problem), "invalid_value"
         else:
             detail = str(first["msg"]).removeprefix("Value error, ")
             message, code = (f"{param}: {detail}" if param else detail), "invalid_value"
-        if len(errors) > 1:
-            message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+        # Other members of the same union failing are not more problems; errors about other fields are.
+        others = {_param(e) for e in errors if not _alternatives(e, first)} - {param}
+        if others:
+            message += f" (and {len(others)} more problem{'s' if len(others) > 1 else ''})"
         return JSONResponse(error_body(message, param, code), status_code=400)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(exc.status_code)
-        return JSONResponse(error_body(str(exc.detail), code=code), status_code=exc.status_code)
+        codes = {404: "not_found", 405: "method_not_allowed", 408: "request_timeout", 413: "request_too_large"}
+        kind = "server_error" if exc.status_code >= 500 else "invalid_request_error"
+        message, code = str(exc.detail), codes.get(exc.status_code)
+        cause = exc.__cause__  # FastAPI's "error parsing the body" says no more; the cause does
+        if isinstance(cause, UnicodeDecodeError):
+            bad = cause.object[cause.start : cause.start + 1].hex()
+            message = f"request body is not valid JSON: not UTF-8 text (byte 0x{bad} at offset {cause.start})"
+            code = "invalid_json"
+        elif isinstance(cause, RecursionError):
+            message, code = "request body is not valid JSON here: arrays or objects nested too deeply", "invalid_json"
+        body = error_body(message, code=code, kind=kind)
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def _param(error: Mapping[str, Any]) -> str | None:
+    """The dotted parameter path of a pydantic error, without "body" and without union members' type names
+    ("stop.str", "content.list[TextPart]")."""
+    loc = [str(p) for p in error.get("loc", ()) if p != "body"]
+    return ".".join(p for p in loc if not _UNION_MEMBER.fullmatch(p)) or None
+
+
+def _alternatives(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two pydantic errors are about different members of one union (the value matched neither)."""
+    loc_a, loc_b = [str(p) for p in a.get("loc", ())], [str(p) for p in b.get("loc", ())]
+    i = 0
+    while i < min(len(loc_a), len(loc_b)) and loc_a[i] == loc_b[i]:
+        i += 1
+    return any(i < len(loc) and _UNION_MEMBER.fullmatch(loc[i]) is not None for loc in (loc_a, loc_b))

@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from r1.cli import add_command, check_at_least
 from r1.dtypes import DTYPE_CHOICES, DTYPE_HELP
 from r1.errors import UserError
+from r1.serve import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY
 from r1.serve.logprobs import LOGPROBS_MODES
 
 DEFAULT_NAME = "r1"  # what the README's client example sends, whatever the run folder is called
@@ -21,10 +23,8 @@ DEFAULT_NAME = "r1"  # what the README's client example sends, whatever the run 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `r1 serve`."""
-    p = subparsers.add_parser(
-        "serve",
-        help="serve a model over an OpenAI-compatible HTTP API (with reasoning_content)",
-        description="Serve /v1/chat/completions, /v1/completions, /v1/models and /health for one model.",
+    p = add_command(
+        subparsers, "serve", "Serve /v1/chat/completions, /v1/completions, /v1/models and /health for one model."
     )
     p.add_argument("--model", required=True, metavar="DIR", help="model directory (weights + tokenizer files)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -46,12 +46,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="what `logprobs` report: the model's distribution (raw_logprobs, the default, as vLLM's) or the one "
         "each token was sampled from, after temperature/top-k/top-p (processed_logprobs)",
     )
-    p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger request bodies get 413 (1 MiB)")
+    p.add_argument(
+        "--max-body-bytes", type=int, default=DEFAULT_MAX_BODY, help="larger request bodies get 413 (default 1 MiB)"
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=DEFAULT_BODY_TIMEOUT,
+        metavar="SECONDS",
+        help=f"a request body not received in full this long after its headers gets 408 and its connection is "
+        f"closed (default {DEFAULT_BODY_TIMEOUT:g})",
+    )
     p.add_argument(
         "--threads",
         type=int,
-        help="torch CPU threads, for every forward (default: torch's count, which "
-        "the engine lowers to 1 for forwards too small to share)",
+        help="torch CPU threads, for every forward (default: the engine chooses per forward: 1 where more do not pay)",
     )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
@@ -105,6 +114,50 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", timeout: float = 20.0) ->
         thread.join(10)
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Every number in range, before the model is loaded."""
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port must be in [1, 65535], got {args.port}")
+    check_at_least(args, max_batch=1, max_len=2, max_body_bytes=1, threads=1)
+    if not args.body_timeout > 0:  # NaN too
+        raise UserError(f"--body-timeout must be > 0 seconds, got {args.body_timeout}")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound before the model loads: a port in use is one line, not a log block."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise UserError(f"--host {host}: cannot resolve it ({exc})") from None
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UserError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    return sock
+
+
+def warm_up(engine: Any, model_dir: str) -> None:
+    """Generate one token, so a model that cannot run is an error now rather than a healthy-looking server whose
+    every request fails."""
+    import math
+
+    from r1.engine.sampling import SamplingParams
+
+    prompt = [engine.tokenizer.bos_id if engine.tokenizer.bos_id is not None else 0]
+    try:
+        (done,) = engine.generate([prompt], SamplingParams(max_tokens=1, seed=0))
+    except Exception as exc:
+        why = f"{type(exc).__name__}: {exc}"
+        raise UserError(f"{model_dir}: the model cannot generate ({why}); not serving it") from None
+    logprobs = done.samples[0].model_logprobs
+    if not logprobs or not all(math.isfinite(x) for x in logprobs):
+        raise UserError(f"{model_dir}: the model's outputs are not finite numbers (NaN or infinite weights?); not "
+                        "serving it")  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     import uvicorn
@@ -112,16 +165,20 @@ def run(args: argparse.Namespace) -> int:
     from r1.engine.engine import Engine
     from r1.serve.app import create_app
 
-    if not 0 < args.port < 65536:
-        raise UserError(f"--port {args.port}: must be in [1, 65535]")
+    check_args(args)
+    names = served_names(args.served_model_name, args.model)
+    defaults = generation_defaults(args.model)
     if args.threads:
         torch.set_num_threads(args.threads)
-    engine = Engine.from_pretrained(
-        args.model, dtype=args.dtype, max_batch=args.max_batch, max_len=args.max_len, threads=args.threads or None
-    )
-    names = served_names(args.served_model_name, args.model)
-    app = create_app(engine, names, generation_defaults(args.model), args.max_body_bytes, args.logprobs_mode)
-    print(f"serving {', '.join(names)} on http://{args.host}:{args.port}/v1 (max batch {args.max_batch}, "
-          f"context {engine.max_len})")  # fmt: skip
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    sock = listen(args.host, args.port)
+    with sock:
+        engine = Engine.from_pretrained(
+            args.model, dtype=args.dtype, max_batch=args.max_batch, max_len=args.max_len, threads=args.threads or None
+        )
+        warm_up(engine, args.model)
+        app = create_app(engine, names, defaults, args.max_body_bytes, args.logprobs_mode, args.body_timeout)
+        print(f"serving {', '.join(names)} on http://{args.host}:{args.port}/v1 (max batch {args.max_batch}, "
+              f"context {engine.max_len})", flush=True)  # fmt: skip
+        config = uvicorn.Config(app, log_level=args.log_level)
+        uvicorn.Server(config).run(sockets=[sock])
     return 0

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -35,12 +36,25 @@ from pydantic import (
     model_validator,
 )
 
+from r1.readers import unicode_problem
+
 MAX_N = 16
 MAX_STOP = 16
 MAX_TOP_LOGPROBS = 20
 
-Temperature = Annotated[float, Field(ge=0.0, le=2.0, strict=True)]
-TopP = Annotated[float, Field(gt=0.0, le=1.0, strict=True)]
+
+def _encodable(text: str) -> str:
+    problem = unicode_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return text
+
+
+# Every string of a request: a lone surrogate (a JSON "\ud800" escape) is a 400 naming the field, never a crash
+# in the tokenizer or in rendering a response that quotes it.
+Text = Annotated[StrictStr, AfterValidator(_encodable)]
+Temperature = Annotated[float, Field(ge=0.0, le=2.0, strict=True, allow_inf_nan=False)]
+TopP = Annotated[float, Field(gt=0.0, le=1.0, strict=True, allow_inf_nan=False)]
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 TopLogprobs = Annotated[StrictInt, Field(ge=0, le=MAX_TOP_LOGPROBS)]
 Number = StrictFloat | StrictInt
@@ -66,16 +80,16 @@ class _Open(BaseModel):
 
 class TextPart(_Body):
     type: Literal["text"]
-    text: StrictStr
+    text: Text
 
 
 class ChatMessage(_Body):
     role: Literal["system", "developer", "user", "assistant"]
-    content: StrictStr | list[TextPart] | None = None
-    name: StrictStr | None = None  # a participant's name; chat templates have no place for it
-    reasoning_content: StrictStr | None = None
-    reasoning: StrictStr | None = None
-    refusal: StrictStr | None = None
+    content: Text | list[TextPart] | None = None
+    name: Text | None = None  # a participant's name; chat templates have no place for it
+    reasoning_content: Text | None = None
+    reasoning: Text | None = None
+    refusal: Text | None = None
     tool_calls: list[dict[str, Any]] | None = None
     function_call: dict[str, Any] | None = None
     audio: dict[str, Any] | None = None
@@ -101,14 +115,14 @@ class StreamOptions(_Body):
 
 
 class _Sampling(_Body):
-    model: StrictStr
+    model: Text
     temperature: Temperature | None = None
     top_p: TopP | None = None
     top_k: Annotated[StrictInt, Field(ge=-1)] | None = None
     n: Annotated[StrictInt, Field(ge=1, le=MAX_N)] = 1
     max_tokens: PositiveInt | None = None
-    stop: StrictStr | Annotated[list[StrictStr], Field(max_length=MAX_STOP)] | None = None
-    seed: StrictInt | None = None
+    stop: Text | Annotated[list[Text], Field(max_length=MAX_STOP)] | None = None
+    seed: Annotated[StrictInt, Field(ge=-(2**63), lt=2**64)] | None = None  # what torch's generators take
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
     ignore_eos: StrictBool = False  # vLLM extension: generate exactly max_tokens (benchmarks)
@@ -116,7 +130,7 @@ class _Sampling(_Body):
     frequency_penalty: Number | None = None
     presence_penalty: Number | None = None
     logit_bias: dict[str, Number] | None = None
-    user: StrictStr | None = None
+    user: Text | None = None
 
     @field_validator("stop")
     @classmethod
@@ -156,24 +170,24 @@ class ChatCompletionRequest(_Sampling):
     logprobs: StrictBool | None = None
     top_logprobs: TopLogprobs | None = None
     tools: list[dict[str, Any]] | None = None
-    tool_choice: StrictStr | dict[str, Any] | None = None
+    tool_choice: Text | dict[str, Any] | None = None
     parallel_tool_calls: StrictBool | None = None
     functions: list[dict[str, Any]] | None = None
-    function_call: StrictStr | dict[str, Any] | None = None
+    function_call: Text | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
     audio: dict[str, Any] | None = None
-    modalities: list[StrictStr] | None = None
-    reasoning_effort: StrictStr | None = None
-    verbosity: StrictStr | None = None
+    modalities: list[Text] | None = None
+    reasoning_effort: Text | None = None
+    verbosity: Text | None = None
     web_search_options: dict[str, Any] | None = None
     moderation: dict[str, Any] | None = None
     prediction: _Open | None = None
-    metadata: dict[str, StrictStr] | None = None
+    metadata: dict[str, Text] | None = None
     store: StrictBool | None = None
-    service_tier: StrictStr | None = None
-    safety_identifier: StrictStr | None = None
-    prompt_cache_key: StrictStr | None = None
-    prompt_cache_retention: StrictStr | None = None
+    service_tier: Text | None = None
+    safety_identifier: Text | None = None
+    prompt_cache_key: Text | None = None
+    prompt_cache_retention: Text | None = None
     prompt_cache_options: _Open | None = None
 
     def token_limit(self) -> int | None:
@@ -221,7 +235,7 @@ class ChatCompletionRequest(_Sampling):
                 raise Unsupported(f"messages.{i}.{field}", f"messages[{i}].{field}: {no_tools}")
 
 
-Prompt = StrictStr | Annotated[list[StrictStr], Field(min_length=1)] | list[StrictInt] | list[list[StrictInt]]
+Prompt = Text | Annotated[list[Text], Field(min_length=1)] | list[StrictInt] | list[list[StrictInt]]
 
 
 class CompletionRequest(_Sampling):
@@ -229,7 +243,7 @@ class CompletionRequest(_Sampling):
     max_tokens: PositiveInt | None = 16  # OpenAI's default for legacy completions
     logprobs: TopLogprobs | None = None
     echo: StrictBool = False
-    suffix: StrictStr | None = None
+    suffix: Text | None = None
     best_of: PositiveInt | None = None
 
     def prompts(self) -> list[str | list[int]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+from r1.tasks import reasoning_gym as _reasoning_gym  # noqa: F401  (registers rg:NAME)
 from r1.tasks.base import (
     STYLES,
     Item,

@@ -36,7 +36,7 @@ import hashlib
 import random
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from r1.errors import UserError
@@ -256,6 +256,9 @@ def register_task(task: Task) -> Task:
     return task
 
 
+_PREFIXES: dict[str, Callable[[str], Task]] = {}
+
+
 def list_tasks() -> list[str]:
     """Names of the registered tasks, sorted."""
     return sorted(_TASKS)
@@ -265,11 +268,15 @@ def find_task(name: str) -> Task | None:
     """The registered task called `name`, or None (used where an unknown task is not an error)."""
     if name in _TASKS:
         return _TASKS[name]
-    if name.startswith("rg:"):
-        from r1.tasks.reasoning_gym import reasoning_gym_task
-
-        return reasoning_gym_task(name[3:])
+    for prefix, make in _PREFIXES.items():  # task families named by a prefix, e.g. rg:NAME (reasoning-gym)
+        if name.startswith(prefix):
+            return make(name[len(prefix) :])
     return None
+
+
+def register_prefix(prefix: str, make: Callable[[str], Task]) -> None:
+    """Names starting with `prefix` resolve to `make(rest)`: task families too large to register one by one."""
+    _PREFIXES[prefix] = make
 
 
 def get_task(name: str) -> Task:

@@ -87,6 +87,8 @@ def _list(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     from r1.tasks import apply_template, get_task
 
+    if args.n < 1:  # zero items would be an empty file that every reader of it then refuses
+        raise UserError(f"-n must be >= 1, got {args.n}")
     task = get_task(args.name)
     items = task.generate(args.n, seed=args.seed, difficulty=args.difficulty, split=args.split)
     if args.solution:

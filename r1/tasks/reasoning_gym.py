@@ -17,7 +17,7 @@ import random
 from typing import Any
 
 from r1.errors import UserError
-from r1.tasks.base import SPLITS, Item, Task, split_of
+from r1.tasks.base import SPLITS, Item, Task, register_prefix, split_of
 
 INSTALL_HINT = "reasoning-gym is not installed: pip install reasoning-gym"
 
@@ -103,3 +103,6 @@ class ReasoningGymTask(Task):
 def reasoning_gym_task(dataset: str) -> ReasoningGymTask:
     """The task for reasoning-gym dataset `dataset`; a UserError when reasoning-gym is not installed."""
     return ReasoningGymTask(dataset)
+
+
+register_prefix("rg:", reasoning_gym_task)

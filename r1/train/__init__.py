@@ -1,4 +1,4 @@
-"""Training: one core loop (`core.py`) shared by every stage; pretraining and SFT plug into it.
+"""Training: one core loop (`core.py`) shared by every stage; pretraining, SFT and GRPO (`grpo/`) plug into it.
 
     from r1.train import load_config, train
     result = train(load_config("configs/pretrain-tiny.yaml", ["train.steps=50"]))

@@ -1,11 +1,11 @@
 """`r1 train`: run or resume one training stage from a YAML config, with dotted overrides.
 
-    r1 train --config configs/pretrain-tiny.yaml optim.lr=3e-4 train.steps=200
-    r1 train --config configs/pretrain-tiny.yaml --resume          # continue from the newest intact checkpoint
-    r1 train --config configs/pretrain-tiny.yaml --overwrite       # start over, deleting the earlier run there
-    torchrun --nproc_per_node 2 -m r1 train --config configs/pretrain-tiny.yaml   # data parallel (FSDP2)
-    r1 train --config configs/sft-tiny.yaml --print-config          # the resolved config, nothing run
-    r1 train --config configs/r1-zero-tiny.yaml                     # GRPO (R1-Zero) on the shipped base
+r1 train --config configs/pretrain-tiny.yaml optim.lr=3e-4 train.steps=200
+r1 train --config configs/pretrain-tiny.yaml --resume          # continue from the newest intact checkpoint
+r1 train --config configs/pretrain-tiny.yaml --overwrite       # start over, deleting the earlier run there
+torchrun --nproc_per_node 2 -m r1 train --config configs/pretrain-tiny.yaml   # data parallel (FSDP2)
+r1 train --config configs/sft-tiny.yaml --print-config          # the resolved config, nothing run
+r1 train --config configs/r1-zero-tiny.yaml                     # GRPO (R1-Zero) on the shipped base
 """
 
 from __future__ import annotations
@@ -13,24 +13,28 @@ from __future__ import annotations
 import argparse
 import sys
 
+from r1.cli import add_command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train",
-        help="pretraining / SFT / GRPO with one training core: checkpoints, exact resume, FSDP2, report",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(sub, "train", __doc__)
     p.add_argument(
         "--config", metavar="YAML", help="a config file, or a shipped config by name (pretrain-tiny, sft-tiny, ...)"
     )
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in train.out from its newest intact checkpoint")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start over in a run folder that holds an earlier run, deleting its checkpoints and metrics")
-    p.add_argument("--allow-config-change", action="store_true",
-                   help="resume even though settings that shaped the earlier steps (data, batch, model, optimizer) "
-                   "changed; the earlier config stays in config.yaml, the new one goes to config.resume-N.yaml")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in train.out from its newest intact checkpoint"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in a run folder that holds an earlier run, deleting its checkpoints and metrics",
+    )
+    p.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="resume even though settings that shaped the earlier steps (data, batch, model, optimizer) "
+        "changed; the earlier config stays in config.yaml, the new one goes to config.resume-N.yaml",
+    )
     p.add_argument("--out", metavar="DIR", help="the run folder (same as train.out=DIR)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optim.lr=3e-4")
@@ -60,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
         parts = [f"{result.steps} steps", f"{result.tokens:,} tokens", f"{result.seconds:.1f}s"]
         if result.final_loss is not None:
             parts.append(f"final loss {result.final_loss:.4f}")
-        if result.eval_loss is not None:
-            parts.append(f"eval loss {result.eval_loss:.4f}")
+        for key, name in (("eval_loss", "eval loss"), ("eval_pass@1", "held-out pass@1")):
+            if key in result.evaluation:
+                parts.append(f"{name} {result.evaluation[key]:.4f}")
         print(f"trained: {', '.join(parts)}")
         print(f"run folder: {result.run_dir} (report.md, metrics.jsonl, checkpoints/)")
         if result.checkpoint:

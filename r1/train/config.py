@@ -8,6 +8,10 @@ Why strict: a mistyped key that is silently ignored trains the wrong model for h
 error that lists the section's valid keys and suggests the closest one; every value is checked against the
 field's type (PyYAML reads `3e-4` as a string, so numeric strings are accepted where a float is expected).
 
+A stage's own options sit under its name (`grpo:` for stage grpo) and are the stage's business: this module keeps
+them as a mapping (`cfg.options`) and the stage checks them when it is built (`r1.train.grpo.options`), so the
+config core never imports a stage.
+
 `model:` is a preset name (`model: tiny`), a Hugging Face model directory to start from (`model: runs/x/model`),
 or a mapping `{preset | path, <any ModelConfig field>: value}` whose extra keys override the model config.
 """
@@ -15,7 +19,6 @@ or a mapping `{preset | path, <any ModelConfig field>: value}` whose extra keys 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -25,14 +28,16 @@ from typing import Any, get_args, get_origin
 import yaml
 
 from r1.errors import ConfigError, UserError
+from r1.io import check_keys, need
 from r1.model.config import PRESETS, ModelConfig
 from r1.readers import DuplicateKeyError, parse_yaml, read_yaml
 
-# stage name -> "module:Class" of its `r1.train.core.Stage`; imported only when a run uses it
+# stage name -> "module:Class" of its `r1.train.core.Stage`; imported only when a run uses it. The name is also the
+# top-level key of the stage's own options.
 STAGES: dict[str, str] = {
     "pretrain": "r1.train.pretrain:PretrainStage",
     "sft": "r1.train.sft:SFTStage",
-    "grpo": "r1.train.grpo:GRPOStage",
+    "grpo": "r1.train.grpo.stage:GRPOStage",
 }
 
 
@@ -135,13 +140,19 @@ class TrainConfig:
     checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
     logging: LoggingSection = field(default_factory=LoggingSection)
     debug: DebugSection = field(default_factory=DebugSection)
-    # stage grpo's options: a preset plus key-by-key overrides, checked by r1.train.grpo.resolve_options
-    grpo: dict[str, Any] = field(default_factory=dict)
+    # the stage's own options, written under its name (`grpo:`); checked by the stage, not here
+    options: dict[str, Any] = field(default_factory=dict, metadata={"yaml": False})
 
     # ------------------------------------------------------------------------------------------ I/O
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        cfg = _build(cls, d, "")
+        d, options = dict(d) if isinstance(d, dict) else d, {}
+        for key in [k for k in d if k in STAGES] if isinstance(d, dict) else []:
+            if key != d.get("stage", "pretrain"):
+                raise ConfigError(f"{key}: the options of stage {key}, but this config's stage is {d.get('stage')!r}")
+            options = coerce(d.pop(key) or {}, dict[str, Any], key)
+        cfg = build_section(cls, d, "")
+        cfg.options = options
         _resolve_shipped_paths(cfg)
         cfg.validate()
         return cfg
@@ -150,6 +161,9 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         m = d["model"]
         d["model"] = {"preset": m["preset"], "path": m["path"], **m["overrides"]}
+        options = d.pop("options")
+        if options:
+            d[self.stage] = options
         return d
 
     def to_yaml(self) -> str:
@@ -175,50 +189,48 @@ class TrainConfig:
                             + ", ".join(map(str, allowed))
                         )
 
-        def need(ok: bool, key: str, rule: str) -> None:
-            if not ok:
-                section, name = key.split(".")
-                raise ConfigError(f"{key}={getattr(getattr(self, section), name)!r}: {rule}")
+        def check(ok: bool, key: str, rule: str) -> None:
+            section, name = key.split(".")
+            need(ok, key, getattr(getattr(self, section), name), rule)
 
-        if self.stage not in STAGES:
-            raise ConfigError(f"stage={self.stage!r}: must be one of {', '.join(STAGES)}")
-        if self.stage == "grpo" or self.grpo:
-            from r1.train.grpo import resolve_options
-
-            resolve_options(self.grpo)
+        need(self.stage in STAGES, "stage", self.stage, f"must be one of {', '.join(STAGES)}")
         m = self.model
         if m.path is None and m.preset not in PRESETS:
             raise ConfigError(f"model.preset={m.preset!r}: must be one of {', '.join(PRESETS)} (or set model.path)")
-        need(self.data.seq_len >= 2, "data.seq_len", "must be >= 2")
-        need(self.data.builtin >= 0, "data.builtin", "must be >= 0")
-        need(self.optim.lr > 0, "optim.lr", "must be positive")
-        need(len(self.optim.betas) == 2 and all(0 <= b < 1 for b in self.optim.betas), "optim.betas",
-             "must be two numbers in [0, 1)")
-        need(self.optim.eps > 0, "optim.eps", "must be positive")
-        need(self.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
-        need(self.optim.grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0 = no clipping)")
-        need(self.schedule.warmup_steps >= 0, "schedule.warmup_steps", "must be >= 0")
-        need(0 <= self.schedule.min_lr_ratio <= 1, "schedule.min_lr_ratio", "must be in [0, 1]")
-        need(0 <= self.schedule.decay_fraction <= 1, "schedule.decay_fraction", "must be in [0, 1]")
+        check(self.data.seq_len >= 2, "data.seq_len", "must be >= 2")
+        check(self.data.builtin >= 0, "data.builtin", "must be >= 0")
+        check(self.optim.lr > 0, "optim.lr", "must be positive")
+        check(
+            len(self.optim.betas) == 2 and all(0 <= b < 1 for b in self.optim.betas),
+            "optim.betas",
+            "must be two numbers in [0, 1)",
+        )
+        check(self.optim.eps > 0, "optim.eps", "must be positive")
+        check(self.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+        check(self.optim.grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0 = no clipping)")
+        check(self.schedule.warmup_steps >= 0, "schedule.warmup_steps", "must be >= 0")
+        check(0 <= self.schedule.min_lr_ratio <= 1, "schedule.min_lr_ratio", "must be in [0, 1]")
+        check(0 <= self.schedule.decay_fraction <= 1, "schedule.decay_fraction", "must be in [0, 1]")
         t = self.train
-        need(not (t.resume and t.overwrite), "train.overwrite", "excludes train.resume (--overwrite deletes what "
-             "--resume would continue)")
-        need(t.steps >= 1, "train.steps", "must be >= 1")
-        need(t.batch_size >= 1, "train.batch_size", "must be >= 1")
-        need(t.micro_batch_size >= 0, "train.micro_batch_size", "must be >= 0 (0 = batch_size / processes)")
-        need(0 <= t.seed < 2**32, "train.seed", "must be in 0 .. 2**32 - 1")
-        need(t.threads >= 0, "train.threads", "must be >= 0 (0 = torch's default)")
-        need(t.log_every >= 1, "train.log_every", "must be >= 1")
-        need(t.eval_every >= 0, "train.eval_every", "must be >= 0")
-        need(t.eval_batches >= 1, "train.eval_batches", "must be >= 1")
-        need(self.checkpoint.every >= 0, "checkpoint.every", "must be >= 0")
-        need(self.checkpoint.keep_last >= 1, "checkpoint.keep_last", "must be >= 1")
-        need(self.debug.kill_at_step is None or self.debug.kill_at_step >= 1, "debug.kill_at_step", "must be >= 1")
+        check(
+            not (t.resume and t.overwrite),
+            "train.overwrite",
+            "excludes train.resume (--overwrite deletes what --resume would continue)",
+        )
+        check(t.steps >= 1, "train.steps", "must be >= 1")
+        check(t.batch_size >= 1, "train.batch_size", "must be >= 1")
+        check(t.micro_batch_size >= 0, "train.micro_batch_size", "must be >= 0 (0 = batch_size / processes)")
+        check(0 <= t.seed < 2**32, "train.seed", "must be in 0 .. 2**32 - 1")
+        check(t.threads >= 0, "train.threads", "must be >= 0 (0 = torch's default)")
+        check(t.log_every >= 1, "train.log_every", "must be >= 1")
+        check(t.eval_every >= 0, "train.eval_every", "must be >= 0")
+        check(t.eval_batches >= 1, "train.eval_batches", "must be >= 1")
+        check(self.checkpoint.every >= 0, "checkpoint.every", "must be >= 0")
+        check(self.checkpoint.keep_last >= 1, "checkpoint.keep_last", "must be >= 1")
+        check(self.debug.kill_at_step is None or self.debug.kill_at_step >= 1, "debug.kill_at_step", "must be >= 1")
         wb = self.logging.wandb
         if wb is not None:
-            bad = sorted(set(wb) - {"project", "name", "entity", "mode", "tags"})
-            if bad:
-                raise ConfigError(f"logging.wandb: unknown key(s) {bad}; valid keys: entity, mode, name, project, tags")
+            check_keys(wb, ["entity", "mode", "name", "project", "tags"], "logging.wandb")
 
     def accumulation(self, world: int) -> tuple[int, int]:
         """(micro_batch_size, micro-steps per optimizer step) for `world` processes; errors say what divides."""
@@ -228,9 +240,7 @@ class TrainConfig:
         per_rank = B // world
         mb = self.train.micro_batch_size or per_rank
         if per_rank % mb:
-            raise ConfigError(
-                f"train.micro_batch_size={mb}: must divide batch_size / processes = {per_rank}"
-            )
+            raise ConfigError(f"train.micro_batch_size={mb}: must divide batch_size / processes = {per_rank}")
         return mb, per_rank // mb
 
 
@@ -238,8 +248,17 @@ class TrainConfig:
 # Settings that decide what the steps already taken mean: which data, how it is cut and batched, the model, the
 # optimizer and its schedule, the numerics. A resume that changes one of them needs train.allow_config_change.
 # Everything else (train.steps, logging, checkpointing, threads, device, the micro-batch split) may change freely.
-SHAPING = ("stage", "model.", "data.", "optim.", "schedule.", "grpo.", "train.batch_size", "train.seed",
-           "train.dtype")
+SHAPING = (
+    "stage",
+    "model.",
+    "data.",
+    "optim.",
+    "schedule.",
+    *(f"{s}." for s in STAGES),
+    "train.batch_size",
+    "train.seed",
+    "train.dtype",
+)
 # how a run is launched, not how it trains: never compared
 _LAUNCH = ("train.out", "train.resume", "train.overwrite", "train.allow_config_change")
 
@@ -340,8 +359,8 @@ def _model_shorthand(value: str) -> dict[str, Any]:
 
 
 # ============================================================================================== typed build
-def _build(cls: type, d: Any, where: str) -> Any:
-    """Construct dataclass `cls` from a mapping, checking keys and value types recursively."""
+def build_section(cls: type, d: Any, where: str) -> Any:
+    """Dataclass `cls` from a mapping, checking keys and value types recursively (a stage's options use it too)."""
     if cls is ModelSection:
         return _build_model(d, where)
     if d is None:
@@ -349,15 +368,15 @@ def _build(cls: type, d: Any, where: str) -> Any:
     if not isinstance(d, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {d!r} ({type(d).__name__})")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    _check_keys(d, names, where)
+    names = [f.name for f in dataclasses.fields(cls) if f.metadata.get("yaml", True)]
+    check_keys(d, names, where)
     kwargs = {}
     for name in names:
         if name not in d:
             continue
         key = f"{where}.{name}" if where else name
         tp = hints[name]
-        kwargs[name] = _build(tp, d[name], key) if dataclasses.is_dataclass(tp) else coerce(d[name], tp, key)
+        kwargs[name] = build_section(tp, d[name], key) if dataclasses.is_dataclass(tp) else coerce(d[name], tp, key)
     return cls(**kwargs)
 
 
@@ -377,23 +396,13 @@ def _build_model(d: Any, where: str) -> ModelSection:
     preset, path = d.pop("preset", "tiny" if "path" not in d else None), d.pop("path", None)
     hints = typing.get_type_hints(ModelConfig)
     fields = [f.name for f in dataclasses.fields(ModelConfig) if f.name != "extra"]
-    _check_keys(d, ["preset", "path", *fields], where)
+    check_keys(d, ["preset", "path", *fields], where)
     overrides = {k: coerce(v, hints[k], f"{where}.{k}") for k, v in d.items()}
     return ModelSection(
         preset=coerce(preset, str | None, f"{where}.preset"),
         path=coerce(path, str | None, f"{where}.path"),
         overrides=overrides,
     )
-
-
-def _check_keys(d: dict[str, Any], valid: list[str], where: str) -> None:
-    for key in d:
-        if key not in valid:
-            full = f"{where}.{key}" if where else str(key)
-            close = difflib.get_close_matches(str(key), valid, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            section = f"in {where}" if where else "at the top level"
-            raise ConfigError(f"unknown key {full!r}{hint} valid keys {section}: {', '.join(valid)}")
 
 
 def coerce(value: Any, tp: Any, key: str) -> Any:

@@ -1,13 +1,16 @@
-"""The one training loop every stage uses: pretraining, SFT now; GRPO, reward models and distillation later.
+"""The one training loop every stage uses: pretraining, SFT and GRPO now; reward models and distillation next.
 
 A stage says what to learn; the core says how. The split:
 
-    stage (r1.train.pretrain, r1.train.sft, ...)         core (this module)
-    ---------------------------------------------        -----------------------------------------------------
-    setup(ctx): read and tokenize data                    config, run folder, seed, devices, FSDP2
-    next_batches(): this rank's micro-batches             AdamW, lr schedule, gradient accumulation, precision
-    loss(model, batch) -> LossOutput                      clipping, MoE routing-bias update, checkpoints, resume
-    eval_batches(), state_dict() (data position)          metrics.jsonl, progress bar, plots, report.md
+    stage (r1.train.pretrain, r1.train.sft, r1.train.grpo)  core (this module)
+    ------------------------------------------------------  ------------------------------------------------------
+    __init__(cfg): check its own options (`cfg.options`)     config, run folder, seed, devices, FSDP2
+    setup(ctx): read and tokenize data                       AdamW, lr schedule, gradient accumulation, precision
+    prepare(model, step): on-policy data (GRPO's rollout)    clipping, MoE routing-bias update, checkpoints, resume
+    next_batches(): this rank's micro-batches                metrics.jsonl, progress bar, plots, report.md
+    loss(model, batch) -> LossOutput
+    eval_batches() (an eval loss) or evaluate(model) (its own held-out metrics, e.g. pass@1)
+    state_dict() (data position), plots(), report_lines()
 
 From Python:
 
@@ -112,6 +115,7 @@ class Stage:
     """Base class of a training stage: data in, loss out. Subclasses override what they need."""
 
     name = "stage"
+    has_options = False  # whether it reads a section of its own (`grpo:`); else one given is an error
 
     def tokenizer_texts(self) -> Iterator[str]:
         """Training text for `data.tokenizer: train` (called before `setup`)."""
@@ -120,9 +124,16 @@ class Stage:
     def setup(self, ctx: StageContext) -> None:
         self.ctx = ctx
 
+    def prepare(self, model: nn.Module, step: int) -> None:
+        """Before optimizer step `step + 1`: an on-policy stage makes that step's data with the current weights."""
+
     def next_batches(self) -> list[dict[str, torch.Tensor]]:
         """This rank's micro-batches for the next optimizer step (`ctx.accumulation` of them)."""
         raise NotImplementedError
+
+    def step_metrics(self) -> dict[str, float]:
+        """Metrics of the whole step, logged as they are (GRPO's rollout statistics), not averaged over batches."""
+        return {}
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
         raise NotImplementedError
@@ -130,6 +141,17 @@ class Stage:
     def eval_batches(self) -> list[dict[str, torch.Tensor]]:
         """This rank's evaluation micro-batches (the same count on every rank); empty = no evaluation."""
         return []
+
+    def evaluate(self, model: nn.Module, step: int) -> dict[str, float] | None:
+        """A stage that evaluates by other means than a loss (GRPO: held-out pass@1) returns its metrics here, after
+        `step` optimizer steps; None = the weighted mean of `loss` over `eval_batches`."""
+        return None
+
+    eval_at_start = False  # evaluate the initial weights too (an eval record at step 0)
+    # step or eval keys on the progress bar; (key, sign) of the eval metric `checkpoint.keep_best` minimises
+    progress_keys: tuple[str, ...] = ("loss",)
+    best_metric: tuple[str, int] = ("eval_loss", 1)
+    files: tuple[str, ...] = ()  # what it writes into the run folder besides the core's (deleted by --overwrite)
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able data position, saved in every checkpoint."""
@@ -142,8 +164,6 @@ class Stage:
         """A few facts for the report (documents, rows, tokens)."""
         return {}
 
-    # step-record keys shown on the progress bar next to the loss (e.g. GRPO's reward)
-    progress_keys: tuple[str, ...] = ()
     # config keys holding sequence lengths the stage trains on; each must fit the model's context
     context_keys: tuple[str, ...] = ()
 
@@ -176,7 +196,7 @@ class TrainResult:
     run_dir: Path
     steps: int
     final_loss: float | None
-    eval_loss: float | None
+    evaluation: dict[str, float]  # the last evaluation's metrics (eval_loss, or eval_pass@1 and the rest for RL)
     checkpoint: Path | None  # the last checkpoint written (HF layout)
     seconds: float
     tokens: int
@@ -209,7 +229,12 @@ def _torch_settings(cfg: TrainConfig):
 class Trainer:
     def __init__(self, cfg: TrainConfig, stage: Stage | None = None) -> None:
         self.cfg = cfg
-        self.stage = stage if stage is not None else build_stage(cfg)
+        self.stage = stage if stage is not None else build_stage(cfg)  # a stage checks its own options
+        if cfg.options and not self.stage.has_options:
+            raise ConfigError(
+                f"{cfg.stage}: stage {cfg.stage} has no options of its own (its settings are the "
+                "shared sections: model, data, optim, schedule, train)"
+            )
         _check_device(cfg.train.device)
         self.dist = distributed.init(cfg.train.device)
         self.run_dir = Path(cfg.train.out)
@@ -255,8 +280,11 @@ class Trainer:
         self.model_config = model_config(cfg.model, self.tokenizer)
         mb, accum = cfg.accumulation(d.world)
         model = self._build_model(resume_from)
-        self.stage.setup(StageContext(cfg, self.model_config, self.tokenizer, d.rank, d.world, mb, accum,
-                                      self.device, self.run_dir, model))
+        self.stage.setup(
+            StageContext(
+                cfg, self.model_config, self.tokenizer, d.rank, d.world, mb, accum, self.device, self.run_dir, model
+            )
+        )
         if d.enabled:
             model = distributed.shard(model)
         self.model = model
@@ -281,14 +309,26 @@ class Trainer:
         t0 = time.perf_counter()
         lr = cfg.optim.lr * lr_factor(step, cfg.train.steps, cfg.schedule)
         set_lr(self.optimizer, lr)
+        self.stage.prepare(self.model, step)
         parts, counts, tokens = self._step(self.stage.next_batches(), step + 1)
         dt = time.perf_counter() - t0
         self.elapsed += dt
         self.tokens_seen += tokens
         flops = self.flops_per_token * tokens / dt
-        record = {"event": "step", "step": step + 1, **parts, "lr": lr, "tokens": tokens, "tokens_per_s": tokens / dt,
-                  "flops_per_s": flops, "mfu": flops / self.peak / self.dist.world, "step_time": dt,
-                  "elapsed": self.elapsed, **self.stage.state_dict()}
+        record = {
+            "event": "step",
+            "step": step + 1,
+            **parts,
+            **self.stage.step_metrics(),
+            "lr": lr,
+            "tokens": tokens,
+            "tokens_per_s": tokens / dt,
+            "flops_per_s": flops,
+            "mfu": flops / self.peak / self.dist.world,
+            "step_time": dt,
+            "elapsed": self.elapsed,
+            **self.stage.state_dict(),
+        }
         if counts is not None:
             record["expert_imbalance"] = imbalance(counts)
         return record
@@ -299,6 +339,8 @@ class Trainer:
         bar = _progress(cfg, d, step, total)
         record: dict[str, Any] = {}
         window: list[float] = []
+        if step == 0 and self.stage.eval_at_start:
+            self._evaluate(0)
         while step < total:
             self.step = step + 1
             record = self.train_step(step)
@@ -307,9 +349,9 @@ class Trainer:
             if d.is_main and (step % cfg.train.log_every == 0 or step == total):
                 self.log.write(record)
             if bar is not None:
-                extra = {k: f"{record[k]:.3f}" for k in self.stage.progress_keys if k in record}
-                bar.set_postfix(loss=f"{record['loss']:.4f}", **extra, tok_s=f"{record['tokens_per_s']:,.0f}",
-                                refresh=False)
+                shown = {**record, **self.last_eval}
+                extra = {k: f"{shown[k]:.3f}" for k in self.stage.progress_keys if k in shown}
+                bar.set_postfix(**extra, tok_s=f"{record['tokens_per_s']:,.0f}", refresh=False)
                 bar.update(1)
             if cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < total:
                 self._evaluate(step)
@@ -333,7 +375,7 @@ class Trainer:
             run_dir=self.run_dir,
             steps=total,
             final_loss=record.get("loss"),
-            eval_loss=self.last_eval.get("eval_loss"),
+            evaluation=dict(self.last_eval),
             checkpoint=self.last_checkpoint or ckpt.latest_checkpoint(self.run_dir),
             seconds=self.elapsed,
             tokens=self.tokens_seen,
@@ -349,8 +391,9 @@ class Trainer:
         for i, batch in enumerate(batches):
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             distributed.set_gradient_sync(model, i == len(batches) - 1)
-            with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
-                                enabled=self.autocast_dtype is not None):
+            with torch.autocast(
+                self.device.type, dtype=self.autocast_dtype or torch.bfloat16, enabled=self.autocast_dtype is not None
+            ):
                 out = self.stage.loss(model, batch)
             scaled = out.loss * out.weight
             (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
@@ -396,21 +439,30 @@ class Trainer:
 
     @torch.no_grad()
     def _evaluate(self, step: int) -> None:
-        batches = self.stage.eval_batches()
-        limit = self.cfg.train.eval_batches
-        batches = batches[:limit]
-        if not batches and not self.dist.enabled:
+        own = self.stage.evaluate(self.model, step)
+        if own is not None:
+            self.last_eval = {f"eval_{k}": float(v) for k, v in own.items()}
+        elif not self._eval_loss():
             return
+        if self.dist.is_main and self.log is not None:
+            self.log.write({"event": "eval", "step": step, **self.last_eval})
+
+    def _eval_loss(self) -> bool:
+        """The stage's loss over its eval batches, weighted as in training → `last_eval`; False when it has none."""
+        batches = self.stage.eval_batches()[: self.cfg.train.eval_batches]
+        if not batches and not self.dist.enabled:
+            return False
         n = distributed.all_reduce_sum(torch.tensor([float(len(batches))], device=self.device), self.dist)
         if float(n) == 0:
-            return
+            return False
         self.model.eval()
         sums: dict[str, float] = {}
         weight = 0.0
         for batch in batches:
             batch = {k: v.to(self.device) for k, v in batch.items()}
-            with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
-                                enabled=self.autocast_dtype is not None):
+            with torch.autocast(
+                self.device.type, dtype=self.autocast_dtype or torch.bfloat16, enabled=self.autocast_dtype is not None
+            ):
                 out = self.stage.loss(self.model, batch)
             weight += out.weight
             for k, v in {"loss": out.loss, **out.metrics}.items():
@@ -422,8 +474,7 @@ class Trainer:
         self.last_eval = {f"eval_{k}": float(packed[i]) / max(float(packed[-1]), 1e-12) for i, k in enumerate(names)}
         if "eval_lm_loss" in self.last_eval:  # the headline number: next-token loss alone
             self.last_eval["eval_loss"] = self.last_eval["eval_lm_loss"]
-        if self.dist.is_main and self.log is not None:
-            self.log.write({"event": "eval", "step": step, **self.last_eval})
+        return True
 
     # ---------------------------------------------------------------------------------- setup
     def _check_context(self) -> None:
@@ -436,10 +487,12 @@ class Trainer:
             value = getattr(getattr(self.cfg, section), name)
             if value > context:
                 source = f"model.path {self.cfg.model.path}" if self.cfg.model.path else "the model config"
-                raise ConfigError(f"{key}={value}: longer than the model's context (max_position_embeddings="
-                                  f"{context} in {source})")
+                raise ConfigError(
+                    f"{key}={value}: longer than the model's context (max_position_embeddings={context} in {source})"
+                )
 
-    # files the trainer writes into a run folder: what --overwrite deletes (the tokenizer only when it trained one)
+    # files the trainer writes into a run folder: what --overwrite deletes (the tokenizer only when it trained one),
+    # with the stage's own `files`
     RUN_FILES = ("checkpoints", "metrics.jsonl", "report.md", "plots", "config.yaml", "tensorboard", "wandb")
 
     def _prepare_run_dir(self) -> Path | None:
@@ -472,17 +525,21 @@ class Trainer:
         if cfg.train.resume and dirs:
             latest, problems = ckpt.scan(run)
             if latest is None:
-                raise CheckpointError(f"resume: none of the {len(dirs)} checkpoints in {run / ckpt.CHECKPOINTS} is "
-                                      "intact, nothing was changed: " + "; ".join(problems))
+                raise CheckpointError(
+                    f"resume: none of the {len(dirs)} checkpoints in {run / ckpt.CHECKPOINTS} is "
+                    "intact, nothing was changed: " + "; ".join(problems)
+                )
             for problem in problems:
                 print(f"warning: resume: skipping {problem}", file=sys.stderr)
             self._check_changes(latest)
         elif dirs or (run / "metrics.jsonl").is_file():
             if not (cfg.train.resume or cfg.train.overwrite):
                 held = f"checkpoints (latest {dirs[0].name})" if dirs else "a run (metrics.jsonl, no checkpoint)"
-                raise ConfigError(f"run folder {run} already holds {held}; pass --resume (train.resume=true) to "
-                                  "continue it, --overwrite (train.overwrite=true) to delete it and start over, or "
-                                  "choose another train.out")
+                raise ConfigError(
+                    f"run folder {run} already holds {held}; pass --resume (train.resume=true) to "
+                    "continue it, --overwrite (train.overwrite=true) to delete it and start over, or "
+                    "choose another train.out"
+                )
             what = "resume: no checkpoint in" if cfg.train.resume else "overwrite: deleting the earlier run in"
             print(f"{what} {run}; starting from step 0 with new metrics", file=sys.stderr)
             self._remove_earlier_run(keep_tokenizer=cfg.train.resume)
@@ -496,7 +553,7 @@ class Trainer:
 
     def _remove_earlier_run(self, keep_tokenizer: bool) -> None:
         run = self.run_dir
-        names = [*self.RUN_FILES, *(p.name for p in run.glob("config.resume-*.yaml"))]
+        names = [*self.RUN_FILES, *self.stage.files, *(p.name for p in run.glob("config.resume-*.yaml"))]
         if self.cfg.data.tokenizer == "train" and not keep_tokenizer:  # trained on the earlier run's data
             names.append("tokenizer")
         for name in names:
@@ -525,9 +582,11 @@ class Trainer:
         blocked = [k for k in self.changes if shaping(k)]
         if blocked and not self.cfg.train.allow_config_change:
             it = ("it shapes", "it") if len(blocked) == 1 else ("they shape", "them")
-            raise ConfigError(f"resume: {', '.join(blocked)} changed since {checkpoint.name} ({listing}), and {it[0]} "
-                              f"the steps already taken: restore {it[1]}, pass --allow-config-change "
-                              "(train.allow_config_change=true) to continue anyway, or start a new train.out")
+            raise ConfigError(
+                f"resume: {', '.join(blocked)} changed since {checkpoint.name} ({listing}), and {it[0]} "
+                f"the steps already taken: restore {it[1]}, pass --allow-config-change "
+                "(train.allow_config_change=true) to continue anyway, or start a new train.out"
+            )
         print(f"resume: settings changed since {checkpoint.name}: {listing}", file=sys.stderr)
 
     def _discard_setup(self) -> None:
@@ -554,8 +613,10 @@ class Trainer:
                 texts = iter(self.stage.tokenizer_texts())
                 first = next(texts, None)
                 if first is None:  # a BPE of no text is bytes only: a useless tokenizer that trains without error
-                    raise UserError(f"data.tokenizer=train: the training data has no text to train a tokenizer on "
-                                    f"(data.paths={cfg.data.paths}, data.builtin={cfg.data.builtin})")
+                    raise UserError(
+                        f"data.tokenizer=train: the training data has no text to train a tokenizer on "
+                        f"(data.paths={cfg.data.paths}, data.builtin={cfg.data.builtin})"
+                    )
                 if not where.exists():
                     self._created.append(where)
                 Tokenizer.train(itertools.chain([first], texts), vocab_size=vocab).save(where)
@@ -619,8 +680,14 @@ class Trainer:
                 event.update(changed={k: list(v) for k, v in self.changes.items()}, config=written)
             self.log.write(event)
         else:
-            info = {"event": "start", "step": 0, "stage": cfg.stage, "world_size": self.dist.world,
-                    "model_params": sum(p.numel() for p in self.model.parameters()), **self.stage.describe()}
+            info = {
+                "event": "start",
+                "step": 0,
+                "stage": cfg.stage,
+                "world_size": self.dist.world,
+                "model_params": sum(p.numel() for p in self.model.parameters()),
+                **self.stage.describe(),
+            }
             self.log.write(info)
 
     # ---------------------------------------------------------------------------------- checkpoints
@@ -630,10 +697,11 @@ class Trainer:
         tensors = distributed.optimizer_tensors(self.optimizer, d)
         target = ckpt.checkpoint_dir(self.run_dir, step)
         if d.is_main:
-            value = self.last_eval.get("eval_loss", train_loss)
-            if cfg.checkpoint.keep_best and math.isfinite(value) and (self.best is None or value < self.best["value"]):
-                self.best = {"step": step, "value": value,
-                             "metric": "eval_loss" if "eval_loss" in self.last_eval else "train_loss"}
+            key, sign = self.stage.best_metric if self.stage.best_metric[0] in self.last_eval else ("train_loss", 1)
+            value = self.last_eval.get(key, train_loss)
+            better = self.best is None or sign * value < sign * self.best["value"]
+            if cfg.checkpoint.keep_best and math.isfinite(value) and better:
+                self.best = {"step": step, "value": value, "metric": key}
             tensors["rng.torch"] = torch.get_rng_state()
             if self.device.type == "cuda":
                 tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
@@ -647,8 +715,9 @@ class Trainer:
                 "elapsed": self.elapsed,
                 "best": self.best,
                 "config": cfg.to_dict(),  # what trained the steps up to here: compared on resume
-                "param_groups": [{k: v for k, v in g.items() if k not in ("params", "names")}
-                                 for g in self.optimizer.param_groups],
+                "param_groups": [
+                    {k: v for k, v in g.items() if k not in ("params", "names")} for g in self.optimizer.param_groups
+                ],
             }
             if self.scaler is not None:
                 state["grad_scaler"] = self.scaler.state_dict()  # plain numbers: the scale and its growth count
@@ -672,11 +741,22 @@ class Trainer:
         from r1.train.report import write_plots, write_report
 
         records = read_metrics(self.run_dir / "metrics.jsonl")
-        plots = write_plots(self.run_dir, records) + self.stage.plots(self.run_dir, records) \
-            if self.cfg.logging.plots else []
+        plots = (
+            write_plots(self.run_dir, records) + self.stage.plots(self.run_dir, records)
+            if self.cfg.logging.plots
+            else []
+        )
         if self.cfg.logging.report:
-            path = write_report(self.run_dir, self.cfg, self.model_config, records, plots, self.last_checkpoint,
-                                self.best, self.stage.describe())
+            path = write_report(
+                self.run_dir,
+                self.cfg,
+                self.model_config,
+                records,
+                plots,
+                self.last_checkpoint,
+                self.best,
+                self.stage.describe(),
+            )
             extra = self.stage.report_lines(records)
             if extra:
                 with open(path, "a", encoding="utf-8") as f:
@@ -707,8 +787,10 @@ def _kill_self() -> None:
 def _check_device(device: str) -> None:
     if device == "cuda" and not torch.cuda.is_available():
         built = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, no GPU visible"
-        raise ConfigError(f"train.device=cuda: CUDA is not available (torch {torch.__version__}: {built}); "
-                          "use train.device=cpu or auto")
+        raise ConfigError(
+            f"train.device=cuda: CUDA is not available (torch {torch.__version__}: {built}); "
+            "use train.device=cpu or auto"
+        )
 
 
 def _resume_number(path: Path) -> int:
@@ -720,4 +802,3 @@ def _resume_number(path: Path) -> int:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-

@@ -150,7 +150,7 @@ def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, 
             for key, v in tensors.items():
                 if not key.startswith(prefix):
                     continue
-                k = key[len(prefix):]
+                k = key[len(prefix) :]
                 if isinstance(p, DTensor) and v.shape == p.shape:
                     v = distribute_tensor(v.to(p.device_mesh.device_type), p.device_mesh, p.placements)
                 elif k == "step":

@@ -90,8 +90,13 @@ class MetricsLog:
     are skipped: logging extras are never required to train.
     """
 
-    def __init__(self, run_dir: Path, tensorboard: bool = False, wandb: dict[str, Any] | None = None,
-                 config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        tensorboard: bool = False,
+        wandb: dict[str, Any] | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
         self._f = self.path.open("a", encoding="utf-8")
         self._tb = None
@@ -102,8 +107,11 @@ class MetricsLog:
 
                 self._tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
             except ImportError:
-                print("logging.tensorboard: the 'tensorboard' package is not installed; skipping "
-                      "(pip install tensorboard)", file=sys.stderr)
+                print(
+                    "logging.tensorboard: the 'tensorboard' package is not installed; skipping "
+                    "(pip install tensorboard)",
+                    file=sys.stderr,
+                )
         if wandb is not None:
             try:
                 import wandb as wb
@@ -113,15 +121,19 @@ class MetricsLog:
                 mode = opts.pop("mode", None) or os.environ.get("WANDB_MODE", "offline")
                 self._wandb = wb.init(dir=str(run_dir), mode=mode, config=config, **opts)
             except ImportError:
-                print("logging.wandb: the 'wandb' package is not installed; skipping (pip install wandb)",
-                      file=sys.stderr)
+                print(
+                    "logging.wandb: the 'wandb' package is not installed; skipping (pip install wandb)", file=sys.stderr
+                )
 
     def write(self, record: dict[str, Any]) -> None:
         self._f.write(json.dumps(record, default=float) + "\n")
         self._f.flush()
         step = record.get("step", 0)
-        scalars = {f"{record.get('event', 'step')}/{k}": v for k, v in record.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step", "event")}
+        scalars = {
+            f"{record.get('event', 'step')}/{k}": v
+            for k, v in record.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step", "event")
+        }
         if self._tb is not None:
             for k, v in scalars.items():
                 self._tb.add_scalar(k, v, step)

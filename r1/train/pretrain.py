@@ -36,8 +36,12 @@ class PretrainStage(Stage):
     split_documents = True  # a long document continues in the next row
     context_keys = ("data.seq_len",)
 
-    def __init__(self, cfg: TrainConfig, documents: Sequence[Mapping[str, Any]] | None = None,
-                 eval_documents: Sequence[Mapping[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        documents: Sequence[Mapping[str, Any]] | None = None,
+        eval_documents: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
         self.cfg = cfg
         self._documents = list(documents) if documents is not None else None
         self._eval_documents = list(eval_documents) if eval_documents is not None else None
@@ -66,8 +70,14 @@ class PretrainStage(Stage):
 
     def examples(self, records: list[dict[str, Any]], tokenizer: Any) -> list[Example]:
         d = self.cfg.data
-        return tokenize_records(records, tokenizer, text_field=d.text_field, loss_on=d.loss_on, add_bos=d.add_bos,
-                                vocab_size=self.ctx.model_config.vocab_size)
+        return tokenize_records(
+            records,
+            tokenizer,
+            text_field=d.text_field,
+            loss_on=d.loss_on,
+            add_bos=d.add_bos,
+            vocab_size=self.ctx.model_config.vocab_size,
+        )
 
     def setup(self, ctx: StageContext) -> None:
         super().setup(ctx)
@@ -77,15 +87,30 @@ class PretrainStage(Stage):
         self.examples_count = 0
         train = self.examples(self.records(), ctx.tokenizer)
         self.examples_count = len(train)
-        self.stream = BatchStream(train, seq_len=d.seq_len, batch_size=self.cfg.train.batch_size, pad_id=pad,
-                                  batching=d.batching, split_documents=self.split_documents,
-                                  seed=self.cfg.train.seed, shuffle=d.shuffle)
-        eval_records = (self._eval_documents if self._eval_documents is not None
-                        else list(read_records(d.eval_paths, d.text_field)))
+        self.stream = BatchStream(
+            train,
+            seq_len=d.seq_len,
+            batch_size=self.cfg.train.batch_size,
+            pad_id=pad,
+            batching=d.batching,
+            split_documents=self.split_documents,
+            seed=self.cfg.train.seed,
+            shuffle=d.shuffle,
+        )
+        eval_records = (
+            self._eval_documents if self._eval_documents is not None else list(read_records(d.eval_paths, d.text_field))
+        )
         if eval_records:
             ev = self.examples([dict(r) for r in eval_records], ctx.tokenizer)
-            self.eval_stream = BatchStream(ev, seq_len=d.seq_len, batch_size=1, pad_id=pad, batching=d.batching,
-                                           split_documents=self.split_documents, shuffle=False)
+            self.eval_stream = BatchStream(
+                ev,
+                seq_len=d.seq_len,
+                batch_size=1,
+                pad_id=pad,
+                batching=d.batching,
+                split_documents=self.split_documents,
+                shuffle=False,
+            )
 
     def next_batches(self) -> list[dict[str, torch.Tensor]]:
         return self.stream.next_batches(self.ctx.rank, self.ctx.world, self.ctx.micro_batch_size)
@@ -98,8 +123,12 @@ class PretrainStage(Stage):
 
     # ------------------------------------------------------------------------------------------ loss
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
-        out = model(batch["input_ids"], positions=batch["positions"], labels=batch["labels"],
-                    segment_ids=batch.get("segment_ids"))
+        out = model(
+            batch["input_ids"],
+            positions=batch["positions"],
+            labels=batch["labels"],
+            segment_ids=batch.get("segment_ids"),
+        )
         targets = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
         real = int((batch["segment_ids"] >= 0).sum()) if "segment_ids" in batch else int(batch["n_tokens"])
         metrics: dict[str, Any] = {"lm_loss": out.lm_loss.detach()}
@@ -107,8 +136,9 @@ class PretrainStage(Stage):
             metrics["mtp_loss"] = out.mtp_loss.detach()
         if out.balance_loss is not None:
             metrics["balance_loss"] = out.balance_loss.detach()
-        return LossOutput(loss=out.loss, weight=float(targets), tokens=real, metrics=metrics,
-                          expert_counts=out.expert_counts)
+        return LossOutput(
+            loss=out.loss, weight=float(targets), tokens=real, metrics=metrics, expert_counts=out.expert_counts
+        )
 
     # ------------------------------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -123,5 +153,9 @@ class PretrainStage(Stage):
             return {}
         s = self.stream
         items = s.rows.input_ids.numel() if s.rows is not None else sum(len(e) for e in s.examples)
-        return {"documents": self.examples_count, "train_items": s.n_items, "train_tokens": int(items),
-                "steps_per_epoch": s.steps_per_epoch}
+        return {
+            "documents": self.examples_count,
+            "train_items": s.n_items,
+            "train_tokens": int(items),
+            "steps_per_epoch": s.steps_per_epoch,
+        }

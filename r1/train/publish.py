@@ -124,10 +124,10 @@ def publish_run(run_dir: Path, checkpoint: Path, cfg: Any, metrics: dict[str, An
     summary += f" from `{base}`." if base else f" from the `{cfg.model.preset}` preset's random initialisation."
     notes = [f"**Data**: {', '.join(f'`{d}`' for d in data)}."] if data else []
     if cfg.stage == "grpo":
-        grpo = {k: v for k, v in cfg.grpo.items() if not isinstance(v, dict)}
+        grpo = {k: v for k, v in cfg.options.items() if not isinstance(v, dict)}
         notes.append(f"**GRPO options**: {', '.join(f'{k}={v}' for k, v in grpo.items())}.")
     notes.append(f"**Run folder**: `{run_dir}` (config.yaml, metrics.jsonl, report.md, checkpoints/).")
-    modchain = "modchain" in str(cfg.grpo.get("task", "")) or "base-tiny" in str(base)
+    modchain = "modchain" in str(cfg.options.get("task", "")) or "base-tiny" in str(base)
     card = ModelCard(
         stage=cfg.stage,
         summary=summary,

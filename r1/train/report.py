@@ -7,6 +7,7 @@ Rebuilding both from the metrics file (not from in-memory state) means a resumed
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,61 +15,84 @@ from r1.model.config import ModelConfig
 from r1.train.config import TrainConfig
 
 
+def series(records: list[dict[str, Any]], key: str, event: str = "step") -> tuple[list[int], list[Any]]:
+    """(steps, values) of one metric over the records of one event kind, where it was logged."""
+    pts = [(r["step"], r[key]) for r in records if r.get("event") == event and r.get(key) is not None]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One PNG of `plots/`: metrics against step. Each line is (label, metric, matplotlib style); the metric is a key
+    of metrics.jsonl (read from the eval records when it starts with `eval_`, else from the step records) or the
+    (steps, values) the caller computed."""
+
+    file: str
+    title: str
+    lines: list[tuple[str, str | tuple[list, list], str]]
+    ylabel: str = ""
+    hline: float | None = None
+
+
+def draw(out: Path, records: list[dict[str, Any]], plots: list[Plot]) -> list[Path]:
+    """The one plot helper: each plot that has points, as `out/<file>` (Agg backend, no display needed). Lines
+    without points are left out."""
+    written = []
+    for plot in plots:
+        lines = [(label, _points(records, metric), style) for label, metric, style in plot.lines]
+        lines = [line for line in lines if line[1][0]]
+        if not lines:
+            continue
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for label, (xs, ys), style in lines:
+            ax.plot(xs, ys, style, label=label, lw=1, ms=3)
+        if plot.hline is not None:
+            ax.axhline(plot.hline, color="k", lw=0.5)
+        ax.set(xlabel="step", ylabel=plot.ylabel, title=plot.title)
+        if len(lines) > 1:
+            ax.legend(fontsize=7, ncol=1 + (len(lines) > 6))
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        out.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out / plot.file, dpi=90)
+        plt.close(fig)
+        written.append(out / plot.file)
+    return written
+
+
+def _points(records: list[dict[str, Any]], metric: str | tuple[list, list]) -> tuple[list, list]:
+    if isinstance(metric, str):
+        return series(records, metric, "eval" if metric.startswith("eval_") else "step")
+    return metric
+
+
 def write_plots(run_dir: Path, records: list[dict[str, Any]]) -> list[Path]:
     """loss.png (loss parts + eval), lr.png, grad_norm.png, expert_balance.png (when the model has MoE layers)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = [r for r in records if r.get("event") == "step"]
-    evals = [r for r in records if r.get("event") == "eval"]
-    if not steps:
-        return []
-    out_dir = Path(run_dir) / "plots"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    x = [r["step"] for r in steps]
-    written = []
-
-    def save(fig, name: str) -> None:
-        path = out_dir / name
-        fig.tight_layout()
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        written.append(path)
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for key, label in (("loss", "total"), ("lm_loss", "next-token"), ("mtp_loss", "MTP")):
-        ys = [r.get(key) for r in steps]
-        if any(y is not None for y in ys):
-            ax.plot(x, ys, label=label, lw=1)
-    if evals:
-        ax.plot([r["step"] for r in evals], [r.get("eval_loss", r.get("eval_lm_loss")) for r in evals], "o-",
-                label="eval next-token", ms=3)
-    ax.set(xlabel="step", ylabel="loss", title="Loss")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    save(fig, "loss.png")
-
-    for key, title, name in (("lr", "Learning rate", "lr.png"), ("grad_norm", "Gradient norm (before clipping)",
-                                                                      "grad_norm.png")):
-        fig, ax = plt.subplots(figsize=(6, 3))
-        ax.plot(x, [r.get(key) for r in steps], lw=1)
-        ax.set(xlabel="step", title=title)
-        ax.grid(alpha=0.3)
-        save(fig, name)
-
-    if any("expert_imbalance" in r for r in steps):
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        n_layers = len(next(r["expert_imbalance"] for r in steps if "expert_imbalance" in r))
-        for i in range(n_layers):
-            ax.plot(x, [r.get("expert_imbalance", [None] * n_layers)[i] for r in steps], lw=1, label=f"MoE {i}")
-        ax.axhline(1.0, color="k", lw=0.5)
-        ax.set(xlabel="step", ylabel="max / mean expert load", title="Expert load imbalance (1 = balanced)")
-        ax.legend(fontsize=7, ncol=2)
-        ax.grid(alpha=0.3)
-        save(fig, "expert_balance.png")
-    return written
+    balance = [(r["step"], r["expert_imbalance"]) for r in records if "expert_imbalance" in r]
+    layers = max((len(v) for _, v in balance), default=0)
+    per_layer = [(f"MoE {i}", ([s for s, _ in balance], [v[i] for _, v in balance]), "-") for i in range(layers)]
+    plots = [
+        Plot(
+            "loss.png",
+            "Loss",
+            [
+                ("total", "loss", "-"),
+                ("next-token", "lm_loss", "-"),
+                ("MTP", "mtp_loss", "-"),
+                ("eval next-token", "eval_loss", "o-"),
+            ],
+            "loss",
+        ),
+        Plot("lr.png", "Learning rate", [("lr", "lr", "-")]),
+        Plot("grad_norm.png", "Gradient norm (before clipping)", [("", "grad_norm", "-")]),
+        Plot("expert_balance.png", "Expert load imbalance (1 = balanced)", per_layer, "max / mean expert load", 1.0),
+    ]
+    return draw(Path(run_dir) / "plots", records, plots)
 
 
 def write_report(
@@ -114,13 +138,15 @@ def write_report(
         if key in last:
             lines.append(f"| final {key} | {last[key]:.4f} |")
     if steps:
-        lines.append(f"| lowest train loss | {min(r['loss'] for r in steps):.4f} (step "
-                     f"{min(steps, key=lambda r: r['loss'])['step']}) |")
+        lines.append(
+            f"| lowest train loss | {min(r['loss'] for r in steps):.4f} (step "
+            f"{min(steps, key=lambda r: r['loss'])['step']}) |"
+        )
+    evals = [r for r in evals if "eval_loss" in r]  # an on-policy stage reports its own evaluation
     if evals:
-        e = evals[-1]
-        lines.append(f"| final eval loss | {e.get('eval_loss', float('nan')):.4f} |")
-        b = min(evals, key=lambda r: r.get("eval_loss", float("inf")))
-        lines.append(f"| best eval loss | {b.get('eval_loss', float('nan')):.4f} (step {b['step']}) |")
+        lines.append(f"| final eval loss | {evals[-1]['eval_loss']:.4f} |")
+        b = min(evals, key=lambda r: r["eval_loss"])
+        lines.append(f"| best eval loss | {b['eval_loss']:.4f} (step {b['step']}) |")
     if "expert_imbalance" in last:
         lines.append(f"| final expert imbalance (max/mean, worst layer) | {max(last['expert_imbalance']):.2f} |")
     if steps:
@@ -145,8 +171,12 @@ def write_report(
 
 def _facts(data: dict[str, Any]) -> str:
     parts = []
-    for key, label in (("documents", "documents"), ("train_items", "training rows"), ("train_tokens", "tokens"),
-                       ("steps_per_epoch", "steps per epoch")):
+    for key, label in (
+        ("documents", "documents"),
+        ("train_items", "training rows"),
+        ("train_tokens", "tokens"),
+        ("steps_per_epoch", "steps per epoch"),
+    ):
         if key in data:
             parts.append(f"{data[key]:,} {label}")
     return ", ".join(parts) or "given by the stage"

@@ -36,10 +36,19 @@ TINY_MODEL: dict[str, Any] = {
 def tiny_overrides(out: str | Path, **extra: Any) -> list[str]:
     """Dotted overrides for a fast run into `out`: tiny model, seq_len 64, batch 4, 6 steps, one thread."""
     base = {f"model.{k}": v for k, v in TINY_MODEL.items()}
-    base.update({
-        "data.seq_len": 64, "train.batch_size": 4, "train.steps": 6, "train.threads": 1, "train.out": str(out),
-        "schedule.warmup_steps": 2, "logging.progress": False, "logging.plots": False, "logging.report": False,
-    })
+    base.update(
+        {
+            "data.seq_len": 64,
+            "train.batch_size": 4,
+            "train.steps": 6,
+            "train.threads": 1,
+            "train.out": str(out),
+            "schedule.warmup_steps": 2,
+            "logging.progress": False,
+            "logging.plots": False,
+            "logging.report": False,
+        }
+    )
     base.update({k.replace("__", "."): v for k, v in extra.items()})
     return [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in base.items()]
 
@@ -49,8 +58,9 @@ def tiny_config(out: str | Path, config_file: str | Path | None = None, **extra:
     return load_config(config_file, tiny_overrides(out, **extra))
 
 
-def token_corpus(n_docs: int = 60, vocab: int = 300, seed: int = 0, min_len: int = 10,
-                 max_len: int = 100) -> list[dict[str, Any]]:
+def token_corpus(
+    n_docs: int = 60, vocab: int = 300, seed: int = 0, min_len: int = 10, max_len: int = 100
+) -> list[dict[str, Any]]:
     """Pre-tokenized documents with a learnable pattern (each doc counts up from a random start, mod vocab)."""
     rng = random.Random(seed)
     docs = []

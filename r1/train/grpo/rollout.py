@@ -1,6 +1,6 @@
 """GRPO's data side: sampling groups from the engine, scoring them, and the rollout the loss trains on.
 
-`r1.train.grpo` holds the algorithm; this module holds what feeds it and what a user watches:
+`r1.train.grpo.algorithm` holds the objective; this module holds what feeds it and what a user watches:
 
 - `sample_groups`: P prompts × G samples from the shared engine, each request seeded by (run seed, rollout, round),
   so a rollout is a pure function of the weights, the prompt cursor and the seed (exact resume regenerates it);
@@ -65,8 +65,13 @@ class Rollout:
         """The samples `index` as one micro-batch, trimmed to its own longest sequence and completion."""
         pl, cl = self.prompt_lens[index], self.completion_lens[index]
         S, C = int((pl + cl).max()), int(cl.max())
-        out = {"input_ids": self.input_ids[index, :S], "prompt_lens": pl, "completion_lens": cl,
-               "advantages": self.advantages[index], "trainable": self.trainable[index]}
+        out = {
+            "input_ids": self.input_ids[index, :S],
+            "prompt_lens": pl,
+            "completion_lens": cl,
+            "advantages": self.advantages[index],
+            "trainable": self.trainable[index],
+        }
         for name in ("old_logprobs", "sampler_logprobs", "ref_logprobs", "engine_logprobs"):
             value = getattr(self, name)
             if value is not None:
@@ -74,9 +79,7 @@ class Rollout:
         return out
 
 
-def pack_samples(
-    prompts: Sequence[Sequence[int]], samples: Sequence[Sample], pad_id: int
-) -> dict[str, torch.Tensor]:
+def pack_samples(prompts: Sequence[Sequence[int]], samples: Sequence[Sample], pad_id: int) -> dict[str, torch.Tensor]:
     """Prompt + completion ids right-padded into [N, S], and the engine's per-token logprobs into [N, C]."""
     n = len(samples)
     pl = torch.tensor([len(p) for p in prompts], dtype=torch.long)
@@ -90,8 +93,13 @@ def pack_samples(
         ids[i, len(p) : len(p) + len(s.tokens)] = torch.tensor(s.tokens, dtype=torch.long)
         model_lp[i, : len(s.tokens)] = torch.tensor(s.model_logprobs)
         sampler_lp[i, : len(s.tokens)] = torch.tensor(s.logprobs)
-    return {"input_ids": ids, "prompt_lens": pl, "completion_lens": cl, "model_logprobs": model_lp,
-            "sampler_logprobs": sampler_lp}
+    return {
+        "input_ids": ids,
+        "prompt_lens": pl,
+        "completion_lens": cl,
+        "model_logprobs": model_lp,
+        "sampler_logprobs": sampler_lp,
+    }
 
 
 def completion_mask(completion_lens: torch.Tensor, width: int | None = None) -> torch.Tensor:
@@ -101,8 +109,12 @@ def completion_mask(completion_lens: torch.Tensor, width: int | None = None) -> 
 
 
 def completion_logprobs(
-    model: nn.Module, input_ids: torch.Tensor, prompt_lens: torch.Tensor, completion_lens: torch.Tensor,
-    entropy: bool = False, share_prompts: bool = True,
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    prompt_lens: torch.Tensor,
+    completion_lens: torch.Tensor,
+    entropy: bool = False,
+    share_prompts: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
     """log π(o_t | q, o_<t) for every completion token, [B, C] fp32 (0 past each length), from one forward.
 
@@ -149,8 +161,9 @@ def forward_logprobs(
             S = int((pl[rows] + cl[rows]).max())
             dtype, on = autocast_dtype or torch.bfloat16, autocast_dtype is not None
             with torch.autocast(device.type, dtype=dtype, enabled=on):
-                lp, _, _ = completion_logprobs(model, ids[rows, :S].to(device), pl[rows].to(device),
-                                               cl[rows].to(device))
+                lp, _, _ = completion_logprobs(
+                    model, ids[rows, :S].to(device), pl[rows].to(device), cl[rows].to(device)
+                )
             out[rows, : lp.shape[1]] = lp.float().cpu()
     finally:
         model.train(was_training)
@@ -202,8 +215,9 @@ def response_stats(verdicts: Sequence[Verdict], lengths: Sequence[int], rates: b
     return out
 
 
-def reward_stats(components: Mapping[str, Sequence[float]], total: Sequence[float],
-                 group_size: int) -> dict[str, float]:
+def reward_stats(
+    components: Mapping[str, Sequence[float]], total: Sequence[float], group_size: int
+) -> dict[str, float]:
     """Mean and std of the total and of every component, and the share of groups whose rewards are all equal
     (zero advantage for every token: `frac_reward_zero_std`, TRL's name)."""
     out: dict[str, float] = {}

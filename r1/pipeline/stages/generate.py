@@ -1,0 +1,112 @@
+"""A dataset made by a model: sample with the engine, judge each sample, keep those that pass the filters, write
+chat records as JSONL. Cold-start data, rejection sampling and distillation traces are all this stage with other
+items, models and filters.
+
+    Generate("rejection", model="model", items=lambda run: items, n=8, per_item=2,
+             filters={"correct": FILTERS["correct"], "format": FILTERS["format"]})
+
+Each sample is judged (`r1.rewards.judge`, through the evaluator's records: the answer, correct, format, whether it
+reasons and reflects, length, finish reason) and kept when every filter accepts it; a rejected sample counts under
+the first filter that refused it.
+A kept sample becomes `{"messages": [user question, assistant completion], "task", "answer", "meta"}`, the record
+`r1 train` stage sft reads, with at most `per_item` distinct completions per item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from r1.pipeline.stage import Run, Stage
+
+Filter = Callable[[dict[str, Any]], bool]
+FILTERS: dict[str, Filter] = {
+    "correct": lambda s: bool(s["correct"]),
+    "format": lambda s: bool(s["format_ok"]),
+    "complete": lambda s: s["finish_reason"] == "stop",  # not cut at max_new_tokens
+    "reasons": lambda s: bool(s["reasons"]),  # a non-empty think block (cold start wants the reasoning)
+}
+
+
+@dataclass
+class Generate(Stage):
+    """`n` samples per item of `items(run)` from the model folder `model` → `out` (JSONL), counts in summary[name]."""
+
+    name: str
+    model: str
+    items: Callable[[Run], list[dict[str, Any]]]
+    out: str
+    n: int = 4
+    per_item: int = 1
+    filters: dict[str, Filter] = field(default_factory=lambda: dict(FILTERS))
+    template: str | None = "r1-zero"
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+
+    def __post_init__(self) -> None:
+        self.inputs, self.outputs = (self.model,), (self.out,)
+
+    def run(self, run: Run) -> None:
+        from r1.data.corpus import write_corpus
+        from r1.engine import Engine
+        from r1.engine.adapters import make_generate_fn
+        from r1.eval.evaluate import evaluate
+        from r1.tasks.base import question_of
+
+        items = self.items(run)
+        engine = Engine.from_pretrained(run.path(self.model), max_batch=64, max_len=512, threads=run.config.threads)
+        sampling = dict(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens)
+        result = evaluate(
+            items,
+            make_generate_fn(engine),
+            k=self.n,
+            template=self.template,
+            seed=run.config.seed,
+            progress=False,
+            **sampling,
+        )
+        rejected = dict.fromkeys(self.filters, 0)
+        kept: dict[int, list[str]] = {}
+        for s in result.samples:
+            refused = next((name for name, ok in self.filters.items() if not ok(s)), None)
+            texts = kept.setdefault(s["item"], [])
+            if refused is not None:
+                rejected[refused] += 1
+            elif s["text"] not in texts and len(texts) < self.per_item:
+                texts.append(s["text"])
+        records = [
+            {
+                "messages": [{"role": "user", "content": question_of(items[i])}, {"role": "assistant", "content": t}],
+                "task": items[i].get("task"),
+                "answer": items[i].get("answer"),
+                "meta": items[i].get("meta", {}),
+            }
+            for i, texts in sorted(kept.items())
+            for t in texts
+        ]
+        write_corpus(run.path(self.outputs[0]), records)
+        run.summary[self.name] = {
+            "path": self.outputs[0],
+            "model": self.model,
+            "items": len(items),
+            "samples": len(result.samples),
+            "passed": len(result.samples) - sum(rejected.values()),
+            "rejected": rejected,
+            "records": len(records),
+            "items_kept": sum(bool(t) for t in kept.values()),
+            "pass@1": result.overall["pass@1"],
+        }
+
+    def report(self, run: Run) -> list[str]:
+        g = run.summary.get(self.name)
+        if not g:
+            return []
+        why = ", ".join(f"{n} {k}" for k, n in g["rejected"].items() if n) or "none"
+        return [
+            "",
+            f"**Generated data** (`{g['path']}`): {g['samples']} samples of {g['items']} items from "
+            f"`{g['model']}`; {g['passed']} passed the filters (rejected: {why}), {g['records']} records kept "
+            f"for {g['items_kept']} items (at most {self.per_item} each).",
+        ]
