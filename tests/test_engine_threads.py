@@ -124,7 +124,7 @@ def test_user_count_always_wins_without_a_probe(model, tok, two_threads, monkeyp
         seen = recording(model, monkeypatch)
         eng.generate([[5] * 4, [6] * 3], PARAMS.with_(max_tokens=2))  # a prefill and one decode step
         assert len(seen) == 2 and {n for _, n in seen} == {threads}
-        assert calls == [] and said == []
+        assert calls == [] and len(said) == 1 and f"engine: {threads} thread" in said[0] and "--threads" in said[0]
         assert torch.get_num_threads() == 2
         monkeypatch.undo()
 
@@ -133,10 +133,12 @@ def test_one_thread_process_never_probes(model, tok, monkeypatch):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        eng, calls = engine_with(model, tok, IDLE)
+        said: list[str] = []
+        eng, calls = engine_with(model, tok, IDLE, said=said)
         seen = recording(model, monkeypatch)
         eng.generate([[5] * 60], PARAMS)
         assert {n for _, n in seen} == {1} and calls == []
+        assert len(said) == 1 and said[0].startswith("engine: 1 thread for every forward (the process's 1 thread;")
     finally:
         torch.set_num_threads(before)
 

@@ -253,6 +253,7 @@ class EngineThreads:
         self._ceiling = 1
         self._plan: tuple[Speeds, int] | None = None  # a measurement and the fewest rows that pay on it
         self._said: bool | None = None  # whether the last line printed said "busy"
+        self._said_fixed = False  # whether the line for a count with no choice was printed
 
     @contextlib.contextmanager
     def scope(self) -> Iterator[None]:
@@ -284,11 +285,17 @@ class EngineThreads:
 
     def threads_for(self, rows: int) -> int:
         """The count a forward over `rows` rows runs on (under the ceiling of the current or last scope)."""
-        if self.fixed is not None:
-            return self.fixed
-        n = self._ceiling
-        if n <= 1:
-            return 1
+        n = self.fixed or self._ceiling
+        if self.fixed is not None or n <= 1:
+            if not self._said_fixed:  # nothing to choose: say so once, without a probe
+                self._said_fixed = True
+                why = (
+                    "the count given: threads= or --threads"
+                    if self.fixed is not None
+                    else f"the process's {self._ceiling} thread"
+                )
+                self._say(f"engine: {n} thread{'s' * (n > 1)} for every forward ({why}; {self._model()})")
+            return n
         return n if rows >= self.min_rows(n) else 1
 
     def min_rows(self, n: int) -> int:
@@ -316,9 +323,7 @@ class EngineThreads:
 
     def describe(self, speeds: Speeds, rows: int) -> str:
         """The one line the engine prints about its choice."""
-        n = speeds.threads
-        per_token = sum(self.per_row) / 1e6
-        model = f"model {self.params / 1e6:.1f}M params, {per_token:.1f} MFLOP of matmuls per row"
+        n, model = speeds.threads, self._model()
         probe = f"{available_cores()} cores, measured in {speeds.seconds * 1e3:.0f} ms"
         if speeds.busy:
             return (
@@ -329,6 +334,9 @@ class EngineThreads:
             f"engine: 1 thread for forwards under {rows} rows (decode batch or prefill tokens), {n} threads from "
             f"{rows} ({model}; {probe})"
         )
+
+    def _model(self) -> str:
+        return f"model {self.params / 1e6:.1f}M params, {sum(self.per_row) / 1e6:.1f} MFLOP of matmuls per row"
 
 
 def _say_once(message: str) -> None:
