@@ -131,6 +131,12 @@ def main() -> None:
             if hf is not None:
                 line += "".join(f" {med[n] / med['transformers']:>15.2f}x" for n in names if n != "transformers")
             print(line)
+    for t in sweep[1:]:  # the engine's promise: more threads never cost it throughput
+        ratios = ", ".join(
+            f"batch {b} {statistics.median(rates[(t, 'r1', b)]) / statistics.median(rates[(sweep[0], 'r1', b)]):.2f}x"
+            for b in args.batches
+        )
+        print(f"r1 on {t} threads vs {sweep[0]}: {ratios}")
     sys.stdout.flush()
     tmp.cleanup()
 
