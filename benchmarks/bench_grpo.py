@@ -160,7 +160,7 @@ def run_r1(where: Path, args: argparse.Namespace, tag: str) -> dict:
             "logging": {"progress": False, "plots": False, "report": False},
         }
     )
-    train(cfg, stage=FullLengthGRPO(cfg, items=items))
+    train(cfg, stage=FullLengthGRPO(cfg, data=items))
     steps = [r for r in read_metrics(out / "metrics.jsonl") if r.get("event") == "step"][args.warmup :]
     gen = [r["time/rollout"] for r in steps]
     score = [r["time/reward"] + r["time/logprobs"] for r in steps]  # reward, then packing + the π_ref forward

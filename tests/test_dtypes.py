@@ -392,7 +392,7 @@ def test_train_fp16_scales_the_loss_and_resumes_exactly(tmp_path):
         checkpoint__keep_last=3,
     )
     cfg = tiny_config(tmp_path / "full", **common)
-    full = train(cfg, PretrainStage(cfg, documents=docs))
+    full = train(cfg, PretrainStage(cfg, data=docs))
     assert {p.dtype for p in full.model.parameters()} == {torch.float32}
     steps = [json.loads(r) for r in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     scales = [r["loss_scale"] for r in steps if r["event"] == "step"]
@@ -402,17 +402,17 @@ def test_train_fp16_scales_the_loss_and_resumes_exactly(tmp_path):
     shutil.copytree(tmp_path / "full", tmp_path / "resumed")
     shutil.rmtree(tmp_path / "resumed" / "checkpoints" / "step-000006")
     cfg = tiny_config(tmp_path / "resumed", train__resume=True, **common)
-    resumed = train(cfg, PretrainStage(cfg, documents=docs))
+    resumed = train(cfg, PretrainStage(cfg, data=docs))
     assert_identical(resumed.model, ref)
 
 
 def test_training_starts_from_a_bf16_checkpoint_with_fp32_master_weights(tmp_path, monkeypatch, capsys):
     cfg = tiny_config(tmp_path / "first", train__steps=1)
-    first = train(cfg, PretrainStage(cfg, documents=token_corpus()))
+    first = train(cfg, PretrainStage(cfg, data=token_corpus()))
     save_pretrained(first.model, tmp_path / "bf16", dtype=torch.bfloat16)
     monkeypatch.setattr(dtypes, "_said", set())
     cfg = tiny_config(tmp_path / "second", train__steps=2, train__dtype="auto", model__path=str(tmp_path / "bf16"))
-    second = train(cfg, PretrainStage(cfg, documents=token_corpus()))
+    second = train(cfg, PretrainStage(cfg, data=token_corpus()))
     assert {p.dtype for p in second.model.parameters()} == {torch.float32}
     assert capsys.readouterr().err.count("train.dtype=auto: ") == 1
 

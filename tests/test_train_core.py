@@ -22,7 +22,7 @@ from r1.train.testing import state_copy, tiny_config, tiny_overrides, token_corp
 
 def run(tmp_path, name, docs=None, **extra):
     cfg = tiny_config(tmp_path / name, **extra)
-    return train(cfg, PretrainStage(cfg, documents=docs or token_corpus())).model
+    return train(cfg, PretrainStage(cfg, data=docs or token_corpus())).model
 
 
 def cli(argv: list[str]) -> int:

@@ -16,7 +16,7 @@ From Python:
 
     from r1.train import load_config, train
     cfg = load_config("configs/pretrain-tiny.yaml", ["train.steps=50", "train.out=runs/try"])
-    result = train(cfg)                       # or train(cfg, stage=PretrainStage(documents=[...]))
+    result = train(cfg)                       # or train(cfg, stage=PretrainStage(cfg, data=[...]))
     result.checkpoint                         # the final HF-layout checkpoint directory
     result.model_dir                          # <train.out>/model/: those weights with a model card and provenance
 
@@ -55,7 +55,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,12 @@ class Stage:
 
     name = "stage"
     has_options = False  # whether it reads a section of its own (`grpo:`); else one given is an error
+
+    def __init__(self, cfg: TrainConfig, data: Sequence[Any] | None = None, eval_data: Sequence[Any] | None = None):
+        """`data` / `eval_data`: records given from Python instead of the config's files (documents, prompts)."""
+        self.cfg = cfg
+        self.data = list(data) if data is not None else None
+        self.eval_data = list(eval_data) if eval_data is not None else None
 
     def tokenizer_texts(self) -> Iterator[str]:
         """Training text for `data.tokenizer: train` (called before `setup`)."""

@@ -6,9 +6,9 @@ and after every optimizer step the core moves the routing biases toward balance 
 knobs live in the model config, so `model.mtp_loss_weight=0.1` changes λ.
 
 Data: `data.paths` (.jsonl with "text", or "prompt" + "response" records with `data.loss_on`; or plain text, one
-document per line), plus `data.builtin` documents of the built-in corpus, or `documents=` from Python:
+document per line), plus `data.builtin` documents of the built-in corpus, or `data=` from Python:
 
-    stage = PretrainStage(cfg, documents=[{"prompt": "1+1=", "response": " 2"}, ...])
+    stage = PretrainStage(cfg, data=[{"prompt": "1+1=", "response": " 2"}, ...])
     train(cfg, stage)
 
 Documents are packed into rows of `data.seq_len` with segment ids, so attention stays inside each document and
@@ -19,7 +19,7 @@ MTP targets near a packing boundary can belong to the next document; with one MT
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -27,7 +27,6 @@ from torch import nn
 
 from r1.data.packing import BatchStream, Example, read_records, tokenize_records
 from r1.model.transformer import IGNORE_INDEX
-from r1.train.config import TrainConfig
 from r1.train.core import LossOutput, Stage, StageContext, rank_share
 
 
@@ -36,23 +35,14 @@ class PretrainStage(Stage):
     split_documents = True  # a long document continues in the next row
     context_keys = ("data.seq_len",)
 
-    def __init__(
-        self,
-        cfg: TrainConfig,
-        documents: Sequence[Mapping[str, Any]] | None = None,
-        eval_documents: Sequence[Mapping[str, Any]] | None = None,
-    ) -> None:
-        self.cfg = cfg
-        self._documents = list(documents) if documents is not None else None
-        self._eval_documents = list(eval_documents) if eval_documents is not None else None
-        self.stream: BatchStream | None = None
-        self.eval_stream: BatchStream | None = None
+    stream: BatchStream | None = None
+    eval_stream: BatchStream | None = None
 
     # ------------------------------------------------------------------------------------------ data
     def records(self) -> list[dict[str, Any]]:
         """The training records: given documents, else data files plus built-in corpus documents."""
-        if self._documents is not None:
-            return [dict(r) for r in self._documents]
+        if self.data is not None:
+            return [dict(r) for r in self.data]
         data = self.cfg.data
         records = list(read_records(data.paths, data.text_field))
         if data.builtin:
@@ -97,9 +87,7 @@ class PretrainStage(Stage):
             seed=self.cfg.train.seed,
             shuffle=d.shuffle,
         )
-        eval_records = (
-            self._eval_documents if self._eval_documents is not None else list(read_records(d.eval_paths, d.text_field))
-        )
+        eval_records = self.eval_data if self.eval_data is not None else list(read_records(d.eval_paths, d.text_field))
         if eval_records:
             ev = self.examples([dict(r) for r in eval_records], ctx.tokenizer)
             self.eval_stream = BatchStream(

@@ -7,7 +7,7 @@ Rebuilding both from the metrics file (not from in-memory state) means a resumed
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +23,16 @@ def series(records: list[dict[str, Any]], key: str, event: str = "step") -> tupl
 
 @dataclass(frozen=True)
 class Plot:
-    """One PNG of `plots/`: metrics against step. Each line is (label, metric, matplotlib style); the metric is a key
-    of metrics.jsonl (read from the eval records when it starts with `eval_`, else from the step records) or the
-    (steps, values) the caller computed."""
+    """One PNG of `plots/`: metrics against step. `lines` maps each label to a metric: a key of metrics.jsonl (read
+    from the eval records, drawn as dots, when it starts with `eval_`; else from the step records, drawn as a line)
+    or the (steps, values) the caller computed; `styles` gives a metric another matplotlib style."""
 
     file: str
     title: str
-    lines: list[tuple[str, str | tuple[list, list], str]]
+    lines: dict[str, str | tuple[list, list]]
     ylabel: str = ""
     hline: float | None = None
+    styles: dict[str, str] = field(default_factory=dict)
 
 
 def draw(out: Path, records: list[dict[str, Any]], plots: list[Plot]) -> list[Path]:
@@ -39,7 +40,7 @@ def draw(out: Path, records: list[dict[str, Any]], plots: list[Plot]) -> list[Pa
     without points are left out."""
     written = []
     for plot in plots:
-        lines = [(label, _points(records, metric), style) for label, metric, style in plot.lines]
+        lines = [(label, _points(records, metric), _style(plot, metric)) for label, metric in plot.lines.items()]
         lines = [line for line in lines if line[1][0]]
         if not lines:
             continue
@@ -71,25 +72,22 @@ def _points(records: list[dict[str, Any]], metric: str | tuple[list, list]) -> t
     return metric
 
 
+def _style(plot: Plot, metric: str | tuple[list, list]) -> str:
+    if isinstance(metric, str):
+        return plot.styles.get(metric, "o-" if metric.startswith("eval_") else "-")
+    return "-"
+
+
 def write_plots(run_dir: Path, records: list[dict[str, Any]]) -> list[Path]:
     """loss.png (loss parts + eval), lr.png, grad_norm.png, expert_balance.png (when the model has MoE layers)."""
     balance = [(r["step"], r["expert_imbalance"]) for r in records if "expert_imbalance" in r]
     layers = max((len(v) for _, v in balance), default=0)
-    per_layer = [(f"MoE {i}", ([s for s, _ in balance], [v[i] for _, v in balance]), "-") for i in range(layers)]
+    per_layer = {f"MoE {i}": ([s for s, _ in balance], [v[i] for _, v in balance]) for i in range(layers)}
+    losses = {"total": "loss", "next-token": "lm_loss", "MTP": "mtp_loss", "eval next-token": "eval_loss"}
     plots = [
-        Plot(
-            "loss.png",
-            "Loss",
-            [
-                ("total", "loss", "-"),
-                ("next-token", "lm_loss", "-"),
-                ("MTP", "mtp_loss", "-"),
-                ("eval next-token", "eval_loss", "o-"),
-            ],
-            "loss",
-        ),
-        Plot("lr.png", "Learning rate", [("lr", "lr", "-")]),
-        Plot("grad_norm.png", "Gradient norm (before clipping)", [("", "grad_norm", "-")]),
+        Plot("loss.png", "Loss", losses, "loss"),
+        Plot("lr.png", "Learning rate", {"lr": "lr"}),
+        Plot("grad_norm.png", "Gradient norm (before clipping)", {"": "grad_norm"}),
         Plot("expert_balance.png", "Expert load imbalance (1 = balanced)", per_layer, "max / mean expert load", 1.0),
     ]
     return draw(Path(run_dir) / "plots", records, plots)

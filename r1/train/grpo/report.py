@@ -38,52 +38,20 @@ def write_plots(run_dir: Path, records: list[dict[str, Any]]) -> list[Path]:
     grpo_rewards.png (components, zero-std share), grpo_policy.png (KL, entropy, clip fractions)."""
     cons = next((k[5:] for r in records for k in r if k.startswith("eval_cons@")), "cons@k")
     comps = sorted({k for r in records for k in r if k.startswith("reward/") and not k.endswith("_std")})
+    accuracy = {"held-out pass@1": "eval_pass@1", f"held-out {cons}": f"eval_{cons}"}
+    accuracy["training accuracy (rollouts)"] = "accuracy"
+    length = {"mean": "length_mean", "p90": "length_p90", "held-out mean": "eval_length_mean"}
+    reflection = {"all responses": "reflection", "within long-form (non-empty think)": "reflection_long"}
+    reflection |= {"long-form share": "long_form", "held-out": "eval_reflection"}
+    rewards = {"total": "reward", **{k[7:]: k for k in comps}, "frac_reward_zero_std": "frac_reward_zero_std"}
+    policy = {"KL (k3)": "kl", "entropy": "entropy", "clip low": "clip/low", "clip high": "clip/high"}
+    dotted = dict.fromkeys(("long_form", "frac_reward_zero_std", "clip/low", "clip/high"), ":")
     plots = [
-        Plot(
-            "grpo_accuracy.png",
-            "Accuracy",
-            [
-                ("held-out pass@1", "eval_pass@1", "o-"),
-                (f"held-out {cons}", f"eval_{cons}", "s--"),
-                ("training accuracy (rollouts)", "accuracy", "-"),
-            ],
-            "accuracy",
-        ),
-        Plot(
-            "grpo_length.png",
-            "Response length (tokens)",
-            [("mean", "length_mean", "-"), ("p90", "length_p90", "-"), ("held-out mean", "eval_length_mean", "o-")],
-            "tokens",
-        ),
-        Plot(
-            "grpo_reflection.png",
-            "Reflection words (share of responses)",
-            [
-                ("all responses", "reflection", "-"),
-                ("within long-form (non-empty think)", "reflection_long", "-"),
-                ("long-form share", "long_form", ":"),
-                ("held-out", "eval_reflection", "o-"),
-            ],
-        ),
-        Plot(
-            "grpo_rewards.png",
-            "Rewards (rollout means)",
-            [
-                ("total", "reward", "-"),
-                *[(k[7:], k, "-") for k in comps],
-                ("frac_reward_zero_std", "frac_reward_zero_std", ":"),
-            ],
-        ),
-        Plot(
-            "grpo_policy.png",
-            "Policy",
-            [
-                ("KL (k3)", "kl", "-"),
-                ("entropy", "entropy", "-"),
-                ("clip low", "clip/low", ":"),
-                ("clip high", "clip/high", ":"),
-            ],
-        ),
+        Plot("grpo_accuracy.png", "Accuracy", accuracy, "accuracy", styles={f"eval_{cons}": "s--"}),
+        Plot("grpo_length.png", "Response length (tokens)", length, "tokens"),
+        Plot("grpo_reflection.png", "Reflection words (share of responses)", reflection, styles=dotted),
+        Plot("grpo_rewards.png", "Rewards (rollout means)", rewards, styles=dotted),
+        Plot("grpo_policy.png", "Policy", policy, styles=dotted),
     ]
     return draw(Path(run_dir) / "plots", records, plots)
 

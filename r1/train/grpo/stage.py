@@ -88,15 +88,9 @@ class GRPOStage(Stage):
     best_metric = ("eval_pass@1", -1)  # keep_best keeps the highest held-out pass@1
     files = ("grpo", "completions.jsonl")
 
-    def __init__(
-        self,
-        cfg: TrainConfig,
-        items: list[dict[str, Any]] | None = None,
-        eval_items: list[dict[str, Any]] | None = None,
-    ) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: TrainConfig, data: list[dict[str, Any]] | None = None, eval_data: list | None = None):
+        super().__init__(cfg, data, eval_data)
         self.opt = resolve_options(cfg.options)
-        self._given_items, self._given_eval = items, eval_items
         self.engine = None
         self.reference: nn.Module | None = None
         self.rollout: Rollout | None = None
@@ -151,7 +145,7 @@ class GRPOStage(Stage):
 
     def _load_items(self, split: str) -> list[dict[str, Any]]:
         o, d = self.opt, self.cfg.data
-        given = self._given_items if split == "train" else self._given_eval
+        given = self.data if split == "train" else self.eval_data
         paths = d.paths if split == "train" else d.eval_paths
         count = o.train_items if split == "train" else o.eval_items
         if given is not None:
