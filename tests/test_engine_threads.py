@@ -236,3 +236,12 @@ def test_a_new_measurement_that_flips_busy_is_said_again(model):
     finally:
         torch.set_num_threads(before)
     assert len(said) == 2 and "busy" in said[1]
+
+
+def test_the_server_warm_up_says_the_choice_before_serving(model, tok, two_threads):
+    from r1.serve.cli import warm_up
+
+    said: list[str] = []
+    eng, _ = engine_with(model, tok, BUSY, said=said)
+    warm_up(eng, "model-dir")  # what `r1 serve` runs before its "serving ..." line
+    assert len(said) == 1 and said[0].startswith("engine: 1 thread for every forward (the cores are busy")
