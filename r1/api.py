@@ -131,15 +131,21 @@ def load(
     device: str = "cpu",
     max_len: int | None = None,
     max_batch: int = 16,
+    speculative: str = "auto",
+    num_speculative_tokens: int | None = None,
 ) -> Model:
     """A model folder (HF layout: config.json, safetensors, tokenizer files) or the name of a model shipped with r1
-    (`base-tiny`) → a `Model`. `max_len`: the context in tokens (default: the model's, at most 4096)."""
+    (`base-tiny`) → a `Model`. `max_len`: the context in tokens (default: the model's, at most 4096).
+    `speculative` ("auto", "on", "off") and `num_speculative_tokens`: MTP self-speculative decoding, as `Engine`'s."""
     from r1.assets import model_path
     from r1.engine import Engine
     from r1.serve.cli import generation_defaults
 
     path = model_path(model)
-    engine = Engine.from_pretrained(path, dtype=dtype, device=device, max_batch=max_batch, max_len=max_len)
+    engine = Engine.from_pretrained(
+        path, dtype=dtype, device=device, max_batch=max_batch, max_len=max_len, speculative=speculative,
+        num_speculative_tokens=num_speculative_tokens,
+    )  # fmt: skip
     return Model(engine, path, generation_defaults(path))
 
 

@@ -173,6 +173,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-len", type=int, help="context length in tokens (default: the model's, at most 4096)")
     p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto", help=DTYPE_HELP)
     p.add_argument("--hide-reasoning", action="store_true", help="print only the answers")
+    from r1.serve.cli import add_speculative_args
+
+    add_speculative_args(p)
     p.set_defaults(func=run)
 
 
@@ -184,7 +187,10 @@ def run(args: argparse.Namespace, input_fn: Callable[[str], str] = input, out: T
     params = SamplingParams(
         temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, max_tokens=args.max_tokens, seed=args.seed
     )
-    engine = Engine.from_pretrained(args.model, dtype=args.dtype, max_batch=1, max_len=args.max_len)
+    engine = Engine.from_pretrained(
+        args.model, dtype=args.dtype, max_batch=1, max_len=args.max_len, speculative=args.speculative,
+        num_speculative_tokens=args.num_speculative_tokens,
+    )  # fmt: skip
     color = _is_tty(out)
     session = ChatSession(engine, params, out, color, args.system, not args.hide_reasoning)
     if args.prompt is not None:

@@ -33,6 +33,7 @@ SMALL_GRPO = [
 # name → (the documented command's own overrides, the overrides that make it a seconds-long run)
 DOCUMENTED = {
     "pretrain-tiny": ([], ["data.builtin=200", "train.batch_size=2", "data.seq_len=64"]),
+    "pretrain-small": ([], ["data.builtin=200", "train.batch_size=2", "data.seq_len=64"]),
     "sft-tiny": ([], ["train.batch_size=2"]),
     "r1-zero-tiny": ([], SMALL_GRPO),
     "r1-zero-nature": (["model.path=base-tiny"], SMALL_GRPO),  # documented: model.path=/path/to/base

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from r1.model.checkpoint import load_pretrained
 from r1.train import train
@@ -65,7 +66,10 @@ def test_two_process_fsdp2_resumes_and_matches_single_process(tmp_path):
     # rank 0 wrote the usual HF-layout checkpoint from the gathered full state. Weights are not compared one by one:
     # a float-level difference can flip a near-tied expert choice, and that expert then trains on other tokens.
     # What the two models compute must agree.
-    merged = load_pretrained(tmp_path / "ddp" / "checkpoints" / "step-000005")
+    folder = tmp_path / "ddp" / "checkpoints" / "step-000005"
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:  # the MTP module is gathered and saved too
+        assert f"model.layers.{single.model.config.num_hidden_layers}.eh_proj.weight" in f.keys()
+    merged = load_pretrained(folder)
     assert merged.state_dict().keys() == single.model.state_dict().keys()
     ids = torch.tensor([d["input_ids"][:48] for d in token_corpus(4, seed=5, min_len=48)])
     with torch.no_grad():

@@ -17,6 +17,8 @@ class CacheWindow(KVCache):
         self.cfg, self.max_len, self.mla_impl = cache.cfg, cache.max_len, cache.mla_impl
         self.batch_size = stop - start
         self.buffers = [tuple(b[start:stop] for b in bufs) for bufs in cache.buffers]
+        self.mtp_layers = cache.mtp_layers
+        self.hidden = [h[start:stop] for h in cache.hidden]
         self.kv_len = 0
 
 

@@ -22,6 +22,7 @@ import torch
 from r1.engine.requests import Completion, Event, RequestDone, RequestHandle
 from r1.engine.sampling import SamplingParams
 from r1.engine.scheduler import Scheduler
+from r1.engine.speculative import AUTO_MAX_BATCH, DEFAULT_NUM_TOKENS, SpecConfig, Speculator
 from r1.engine.threads import EngineThreads
 from r1.errors import UserError
 from r1.model.cache import KVCache
@@ -45,6 +46,11 @@ class Engine:
     threads: CPU threads for every forward; default: one thread for forwards too small to share (a small model's
         decode steps), the process's threads where a probe of this machine finds they pay (see `threads.py`; the
         choice is printed once). The caller's thread count is restored after each step.
+    speculative: MTP self-speculative decoding (`r1.engine.speculative`): "auto" (default: where it pays, i.e. for
+        models with MTP modules at small batch), "on" or "off". Outputs keep the model's distribution either way;
+        greedy outputs are the same tokens.
+    num_speculative_tokens: k, the tokens the MTP modules draft per round (default 1).
+    speculative_max_batch: `auto` speculates while at most this many sequences decode together.
     """
 
     def __init__(
@@ -58,6 +64,9 @@ class Engine:
         prefill_tokens: int = 4096,
         head_dtype: torch.dtype | None = None,
         threads: int | None = None,
+        speculative: str = "auto",
+        num_speculative_tokens: int | None = None,
+        speculative_max_batch: int | None = None,
     ) -> None:
         cfg = model.config
         if max_batch < 1:
@@ -75,8 +84,9 @@ class Engine:
         self.max_batch, self.max_len = max_batch, max_len
         self.mla_impl = mla_impl
         self.threads = EngineThreads(model, threads)
+        spec = spec_config(speculative, num_speculative_tokens, speculative_max_batch)
         self.scheduler = Scheduler(
-            model, tokenizer, max_batch, max_len, mla_impl, cache_dtype, prefill_tokens, head_dtype, self.threads
+            model, tokenizer, max_batch, max_len, mla_impl, cache_dtype, prefill_tokens, head_dtype, spec, self.threads
         )
         self._ids = itertools.count()
         self._cond = threading.Condition()
@@ -111,8 +121,14 @@ class Engine:
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters: prefill forwards and tokens, decode steps, generated tokens."""
+        """Counters: prefill forwards and tokens, decode steps, generated tokens; with speculation also its rounds
+        (verify forwards), drafts (row-rounds), draft, accepted and emitted tokens (`spec_*`)."""
         return self.scheduler.stats
+
+    @property
+    def speculator(self) -> Speculator | None:
+        """The MTP speculator (None: speculation off, or a model without MTP modules)."""
+        return self.scheduler.spec
 
     def num_active(self) -> int:
         """Sequences being decoded now (cache rows in use)."""
@@ -296,3 +312,12 @@ class Engine:
                     self.scheduler.fail_all(exc)
             with self._cond:
                 self._cond.notify_all()  # waiters in _wait_done re-check their handles
+
+
+def spec_config(mode: str = "auto", num_tokens: int | None = None, max_batch: int | None = None) -> SpecConfig:
+    """The engine's speculation settings from its arguments (checked: a bad value is a one-line UserError)."""
+    return SpecConfig(
+        mode,
+        DEFAULT_NUM_TOKENS if num_tokens is None else num_tokens,
+        AUTO_MAX_BATCH if max_batch is None else max_batch,
+    )

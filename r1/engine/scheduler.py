@@ -13,6 +13,12 @@ Prefill and decode both run the model's own `decode_step` (with the weight copie
 admission). Per decode step: one `decode_step` over all rows, one vectorised `sample`, one `.tolist()`, and a
 Python pass over plain ints to check stops. Per-row state that feeds the forward (last token, position, sampling
 parameters) is kept as tensors and rebuilt only when the set of rows changes.
+
+With a `Speculator` (models with MTP modules, `speculative` "auto" or "on"), a decode step may instead be one
+speculative round (`speculative.py`): the MTP modules draft k tokens per row, one forward verifies them, and each
+row records its accepted tokens one by one, so stops, EOS and max_tokens cut a run exactly where plain decoding
+would. The cache then has MTP slots and hidden-state buffers, which prefill and plain steps fill too (`auto` may
+switch speculation on later in a request's life).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import torch
 from r1.engine.cache import WindowCache
 from r1.engine.requests import Completion, RequestHandle, Sample, SampleDone, TokenEvent, TopLogprobs
 from r1.engine.sampling import BatchParams, UniformStream, sample, sample_seed, top_logprobs
+from r1.engine.speculative import SpecConfig, Speculator
 from r1.engine.text import TextTracker
 from r1.engine.threads import EngineThreads
 from r1.model.cache import KVCache
@@ -36,7 +43,8 @@ class _Seq:
     """One sample in flight: the row it lives in, its tokens and logprobs, its random stream and text state."""
 
     __slots__ = (
-        "req", "index", "tokens", "logprobs", "model_logprobs", "top", "uniforms", "tracker", "stop_ids", "done"
+        "req", "index", "tokens", "logprobs", "model_logprobs", "top", "uniforms", "tracker", "stop_ids", "done",
+        "mtp_len", "spec_uniforms", "acceptance", "since_spec",
     )  # fmt: skip
 
     def __init__(self, req: _Request, index: int, tokenizer: Tokenizer, eos_ids: frozenset[int]) -> None:
@@ -51,6 +59,12 @@ class _Seq:
         self.tracker = TextTracker(tokenizer, p.stop) if need_text else None
         self.stop_ids = frozenset(p.stop_token_ids) | (frozenset() if p.ignore_eos else eos_ids)
         self.done = False
+        # speculative decoding (speculative.py): positions the MTP modules have seen, the draft/accept uniforms,
+        # the running acceptance (optimistic until measured) and plain steps since the last round
+        self.mtp_len = 0
+        self.spec_uniforms: UniformStream | None = None
+        self.acceptance = 1.0
+        self.since_spec = 0
 
     @property
     def cache_len(self) -> int:
@@ -84,10 +98,14 @@ class Scheduler:
         cache_dtype: torch.dtype | None = None,
         prefill_tokens: int = 4096,
         head_dtype: torch.dtype | None = None,
+        speculative: SpecConfig | None = None,
         threads: EngineThreads | None = None,
     ) -> None:
         self.model, self.tokenizer = model, tokenizer
         self.threads = threads or EngineThreads(model)  # each forward's CPU threads (inside the engine's step scope)
+        spec = speculative or SpecConfig()
+        mtp = model.config.num_nextn_predict_layers > 0 and model.config.is_deepseek
+        self.spec = Speculator(model, spec) if spec.mode == "on" or (spec.mode == "auto" and mtp) else None
         self.fused = model.fused_weights(head_dtype=head_dtype)  # the decode step's weight copies
         self.max_batch, self.max_len = max_batch, max_len
         self.mla_impl, self.cache_dtype = mla_impl, cache_dtype
@@ -105,13 +123,18 @@ class Scheduler:
         self._ids = self._pos = None
         self._bp: BatchParams | None = None
         self.stats = {"prefill_forwards": 0, "prefill_tokens": 0, "decode_steps": 0, "generated_tokens": 0}
+        if self.spec is not None:
+            self.stats = {**self.stats, **self.spec.stats}
 
     # ------------------------------------------------------------------------------------------- public
     @property
     def cache(self) -> KVCache:
         if self._cache is None:  # allocated on first use: constructing an engine should not grab memory
+            sp = self.spec
+            extra = dict(mtp_layers=sp.depth, hidden_states=sp.depth) if sp is not None else {}
+            slots = self.max_len + (sp.cache_slots() if sp is not None else 0)
             self._cache = WindowCache(
-                self.model.new_cache(self.max_batch, self.max_len, self.cache_dtype, self.mla_impl)
+                self.model.new_cache(self.max_batch, slots, self.cache_dtype, self.mla_impl, **extra)
             )
         return self._cache.cache
 
@@ -207,6 +230,10 @@ class Scheduler:
         seqs = primaries + siblings
         rows_logits = logits[torch.tensor(which)] if siblings else logits
         self._sample_and_record(seqs, rows_logits, BatchParams.build([s.req.params for s in seqs]))
+        if self.spec is not None:  # the MTP modules read the prompt now, while the new rows are one window
+            live = [s for s in seqs if not s.done]
+            if live and live == self.rows[base : base + len(live)]:
+                self.spec.catch_up(live, self._window(base, base + len(live)), self.fused)
 
     def _prefill(self, new: list[_Request], base: int) -> torch.Tensor:
         """Prefill the prompts into rows base.. (one per request); return each prompt's last-position logits."""
@@ -240,6 +267,8 @@ class Scheduler:
             pos = torch.arange(c0, c1).expand(g, -1)
             self.threads.use(g * (c1 - c0))
             h = self.model.decode_step(ids[:, c0:c1], pos, window, self.fused, hidden=True)
+            if window.hidden:  # what the MTP modules draft from
+                window.hidden[0][:, c0:c1] = h
             self.stats["prefill_forwards"] += 1
             for i, n in enumerate(lens):
                 if c0 <= n - 1 < c1:
@@ -256,18 +285,65 @@ class Scheduler:
     def _decode(self) -> None:
         B = len(self.rows)
         if self._dirty:
+            self._bp = BatchParams.build([s.req.params for s in self.rows])
+            self._ids = self._pos = None
+            self._dirty = False
+        assert self._bp is not None
+        if self.spec is not None and self.spec.wants(self.rows):
+            self._speculate(B)
+            return
+        if self._ids is None or self._pos is None:  # a new batch, or rows advanced unevenly in a speculative round
             self._ids = torch.tensor([[s.tokens[-1]] for s in self.rows], dtype=torch.long)
             self._pos = torch.tensor([[s.cache_len] for s in self.rows], dtype=torch.long)
-            self._bp = BatchParams.build([s.req.params for s in self.rows])
-            self._dirty = False
-        assert self._ids is not None and self._pos is not None and self._bp is not None
         self.threads.use(B)  # the sampling that follows runs on the same count
-        logits = self.model.decode_step(self._ids, self._pos, self._window(0, B), self.fused)[:, -1]
+        window = self._window(0, B)
+        if self.spec is None:
+            logits = self.model.decode_step(self._ids, self._pos, window, self.fused)[:, -1]
+        else:  # keep the hidden states: speculation may resume, and its MTP modules start from them
+            h = self.model.decode_step(self._ids, self._pos, window, self.fused, hidden=True)
+            window.hidden[0][self.model._rows(B, h.device), self._pos[:, 0]] = h[:, 0]
+            logits = self.model.head(h[:, -1], self.fused)
+            for s in self.rows:
+                s.since_spec += 1
         self.stats["decode_steps"] += 1
         tok = self._sample_and_record(self.rows, logits, self._bp)
         if not self._dirty:
             self._ids = tok[:, None]
             self._pos = self._pos + 1
+        else:
+            self._ids = self._pos = None
+
+    def _speculate(self, B: int) -> None:
+        """One speculative round (speculative.py); each row records its tokens in order until it finishes."""
+        assert self.spec is not None and self._bp is not None
+        rows = list(self.rows)
+        self.threads.use(B * (self.spec.k + 1))  # the verify forward's rows (the drafts' are fewer)
+        outcomes, target = self.spec.round(rows, self._window(0, B), self.fused, self._bp)
+        self.stats["decode_steps"] += 1
+        tops = self._spec_top_logprobs(rows, outcomes, target) if self._bp.top_logprobs else None
+        for b, (s, o) in enumerate(zip(rows, outcomes)):
+            for i, (t, a, m) in enumerate(zip(o.tokens, o.logprobs, o.model_logprobs)):
+                self.stats["generated_tokens"] += 1
+                self.spec.stats["spec_emitted_tokens"] += 1
+                self._record(s, t, a, m, tops[b][i] if tops is not None else None)
+                if s.done:  # a stop inside the run: what follows it is dropped
+                    break
+        self.stats.update(self.spec.stats)
+        self._ids = self._pos = None  # rows advanced by different amounts: the plain step rebuilds its inputs
+
+    def _spec_top_logprobs(self, rows: list[_Seq], outcomes, target: torch.Tensor) -> list[list[TopLogprobs | None]]:
+        """Top logprobs of every emitted token, from the target logits at the position it was drawn at."""
+        assert self._bp is not None
+        which = [(b, i) for b, o in enumerate(outcomes) for i in range(len(o.tokens))]
+        idx_b = torch.tensor([b for b, _ in which])
+        logits = target[idx_b, torch.tensor([i for _, i in which])]
+        toks = torch.tensor([outcomes[b].tokens[i] for b, i in which])
+        seqs = [rows[b] for b, _ in which]
+        flat = self._top_logprobs(seqs, logits, self._bp.index(idx_b), toks)
+        out: list[list[TopLogprobs | None]] = [[] for _ in rows]
+        for (b, _), top in zip(which, flat):
+            out[b].append(top)
+        return out
 
     def _sample_and_record(self, seqs: list[_Seq], logits_BV: torch.Tensor, bp: BatchParams) -> torch.Tensor:
         u = torch.tensor([s.uniforms.next() if s.uniforms is not None else 0.0 for s in seqs], dtype=torch.float64)

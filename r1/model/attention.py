@@ -36,12 +36,14 @@ LATENT_NORM_EPS = 1e-6
 
 @dataclass
 class LatentStep:
-    """What every layer of one absorbed decode step shares: one token per cache row [0, B) at `positions`."""
+    """What every layer of one absorbed decode step shares: T tokens per cache row [0, B), N = B·T in all, row-major
+    (T = 1 for plain decoding; T = k + 1 when speculative decoding verifies k drafted tokens)."""
 
-    positions: torch.Tensor  # [B]
-    rows: torch.Tensor  # [B]: 0 … B − 1
-    rotation: torch.Tensor  # [B, 1, R/2] complex: RoPE at each row's position
-    mask: torch.Tensor  # [B, 1, S] additive, in the weights' dtype: 0 up to the row's position, −inf after
+    positions: torch.Tensor  # [N]
+    rows: torch.Tensor  # [N]: each token's cache row
+    rotation: torch.Tensor  # [N, 1, R/2] complex: RoPE at each token's position
+    mask: torch.Tensor  # [B, T·H or 1, S] additive, in the weights' dtype: 0 up to the token's position, −inf after
+    tokens_per_row: int = 1
 
 
 class MLA(nn.Module):
@@ -131,10 +133,13 @@ class MLA(nn.Module):
         return linear(o.reshape(B, T, H * self.d_v), self.o_proj)
 
     def decode(self, x_BD: torch.Tensor, step: LatentStep, cache: KVCache, fused: FusedWeights | None = None):
-        """One token per row on the latent cache (the absorbed form above, written out for a decode step):
+        """A few tokens per row on the latent cache (the absorbed form above, written out for a decode step):
         [q_a | kv_a] as one GEMM, RoPE on q_pe and k_pe in one complex multiply, the scores as one `baddbmm` against
-        [ĉ ‖ k_pe] with the mask added. With 16-bit weights, RoPE and the softmax run in fp32, as in `forward`."""
-        B, H, dn, dr, dv, C = x_BD.shape[0], self.n_heads, self.d_nope, self.d_rope, self.d_v, self.kv_lora_rank
+        [ĉ ‖ k_pe] with the mask added (a row's T tokens and H heads are one query axis: they share its cache). With
+        16-bit weights, RoPE and the softmax run in fp32, as in `forward`. x: [N, D], the step's tokens row-major."""
+        N, H, dn, dr, dv, C = x_BD.shape[0], self.n_heads, self.d_nope, self.d_rope, self.d_v, self.kv_lora_rank
+        T = step.tokens_per_row
+        B = N // T
         lora = hasattr(self, "q_a_proj")
         first = self.q_a_proj if lora else self.q_proj
         w_qkv = fused.get(self) if fused is not None else None
@@ -143,8 +148,8 @@ class MLA(nn.Module):
         # split_with_sizes: Tensor.split is a Python wrapper, whose overhead shows in a decode step
         q_first, ckv, k_pe = F.linear(x_BD, w_qkv).split_with_sizes([first.out_features, C, dr], -1)
         q = linear(self.q_a_layernorm.decode(q_first), self.q_b_proj) if lora else q_first
-        q_nope, q_pe = q.view(B, H, dn + dr).split([dn, dr], dim=-1)
-        pe = torch.cat((q_pe, k_pe[:, None]), dim=1).reshape(B, H + 1, dr // 2, 2)  # RoPE q and k together
+        q_nope, q_pe = q.view(N, H, dn + dr).split([dn, dr], dim=-1)
+        pe = torch.cat((q_pe, k_pe[:, None]), dim=1).reshape(N, H + 1, dr // 2, 2)  # RoPE q and k together
         low = x_BD.dtype != torch.float32
         pe = torch.view_as_real(torch.view_as_complex(pe.float() if low else pe) * step.rotation).flatten(-2)
         if low:
@@ -156,12 +161,15 @@ class MLA(nn.Module):
         if kv.dtype != x_BD.dtype:  # a cache kept in another dtype than the weights
             kv = kv.to(x_BD.dtype)
         w = weight(self.kv_b_proj).view(H, dn + dv, C)
-        q_lat = torch.bmm(q_nope.transpose(0, 1), w[:, :dn]).transpose(0, 1)  # [B, H, C]: W_UKᵀ q_nope
-        scores = torch.baddbmm(step.mask, torch.cat((q_lat, pe[:, :H]), dim=-1), kv.transpose(1, 2), alpha=self.scale)
+        q_lat = torch.bmm(q_nope.transpose(0, 1), w[:, :dn]).transpose(0, 1)  # [N, H, C]: W_UKᵀ q_nope
+        q_all = torch.cat((q_lat, pe[:, :H]), dim=-1)
+        if T > 1:
+            q_all = q_all.view(B, T * H, C + dr)
+        scores = torch.baddbmm(step.mask, q_all, kv.transpose(1, 2), alpha=self.scale)
         p = scores.softmax(dim=-1, dtype=torch.float32).to(x_BD.dtype) if low else scores.softmax(dim=-1)
-        o = torch.bmm(p, kv[:, :, :C])  # [B, H, C]
-        o = torch.bmm(o.transpose(0, 1), w[:, dn:].transpose(1, 2)).transpose(0, 1)  # [B, H, dv]: W_UV
-        return linear(o.reshape(B, H * dv), self.o_proj)
+        o = torch.bmm(p, kv[:, :, :C]).view(N, H, C)
+        o = torch.bmm(o.transpose(0, 1), w[:, dn:].transpose(1, 2)).transpose(0, 1)  # [N, H, dv]: W_UV
+        return linear(o.reshape(N, H * dv), self.o_proj)
 
     def fusions(self) -> Iterator[Fusion]:
         """The `FusedWeights` entry `decode` reads: [q_a; kv_a] (or [q; kv_a]) as one weight."""

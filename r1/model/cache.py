@@ -9,6 +9,12 @@ What a layer stores depends on the attention:
   shared rope key; nothing per head (576 values per token per layer for DeepSeek-V3).
 - MLA naive: full per-head keys [B, S, H, d_nope + d_rope] and values [B, S, H, d_v].
 - GQA (dense students): keys and values [B, S, H_kv, d_head].
+
+For speculative decoding with the MTP modules (`r1.engine.speculative`) a cache also holds, per row and position,
+the first `mtp_layers` MTP modules' attention slots (as `buffers[num_hidden_layers + k]`, the layer index the module
+has) and `hidden_states` buffers of hidden states [B, S, D]: the main model's final-norm output (what MTP module 0
+takes), then each module's output (what the next one takes). They follow the same rule: written at absolute
+positions, stale beyond a row's length, so rolling back rejected tokens is only a shorter length.
 """
 
 from __future__ import annotations
@@ -27,15 +33,25 @@ class KVCache:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
         mla_impl: str = "absorb",
+        mtp_layers: int = 0,
+        hidden_states: int = 0,
+        hidden_dtype: torch.dtype | None = None,
     ) -> None:
         if mla_impl not in ("absorb", "naive"):
             raise ValueError(f"mla_impl={mla_impl!r}: must be 'absorb' or 'naive'")
+        if not 0 <= mtp_layers <= cfg.num_nextn_predict_layers:
+            raise ValueError(f"mtp_layers={mtp_layers}: the model has {cfg.num_nextn_predict_layers} MTP modules")
         self.cfg, self.batch_size, self.max_len = cfg, batch_size, max_len
         self.mla_impl = mla_impl if cfg.is_deepseek else "gqa"
         self.buffers: list[tuple[torch.Tensor, ...]] = []
-        for _ in range(cfg.num_hidden_layers):
+        for _ in range(cfg.num_hidden_layers + mtp_layers):
             shapes = self.slot_shapes(cfg, self.mla_impl)
             self.buffers.append(tuple(torch.zeros(batch_size, max_len, *s, dtype=dtype, device=device) for s in shapes))
+        self.mtp_layers = mtp_layers
+        hd = hidden_dtype or dtype
+        self.hidden = [
+            torch.zeros(batch_size, max_len, cfg.hidden_size, dtype=hd, device=device) for _ in range(hidden_states)
+        ]
         self.kv_len = 0  # slots attended this forward; set by the model from the positions
 
     @staticmethod
@@ -61,9 +77,9 @@ class KVCache:
         return total
 
     def bytes_per_token(self) -> int:
-        """Cache bytes per token over all layers."""
+        """Cache bytes per token over all layers (MTP slots and hidden states included)."""
         per_layer = sum(b[0, 0].numel() * b.element_size() for b in self.buffers[0])
-        return per_layer * len(self.buffers)
+        return per_layer * len(self.buffers) + sum(h[0, 0].numel() * h.element_size() for h in self.hidden)
 
     def write(self, layer: int, positions_BT: torch.Tensor, *new: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Store the new tokens' tensors at their positions; return the first `kv_len` slots of each buffer, in
@@ -77,6 +93,5 @@ class KVCache:
     def copy_rows(self, src: torch.Tensor, dst: torch.Tensor, length: int | None = None) -> None:
         """Copy cached slots of rows `src` into rows `dst` (e.g. one prefill shared by n samples)."""
         n = self.max_len if length is None else length
-        for bufs in self.buffers:
-            for b in bufs:
-                b[dst, :n] = b[src, :n]
+        for b in [*(b for bufs in self.buffers for b in bufs), *self.hidden]:
+            b[dst, :n] = b[src, :n]

@@ -30,6 +30,12 @@ from r1.model.kernels import experts as dispatch
 from r1.model.layers import MLP
 from r1.model.weights import FusedWeights, Fusion, weight
 
+# `MoE.decode` on a few tokens (speculative verification, small batches) gathers each (token, expert) pair's
+# weights into one batched GEMM while that copy stays this small: the `tiny` preset's experts (1.5 MB a layer) stay
+# in cache, and there the copy is cheaper than launching every expert of a grouped GEMM (measured on CPU up to 16
+# pairs); the `small` preset's (12.5 MB a layer) come from memory, where copying them costs more than it saves.
+GATHER_MAX_BYTES = 1 << 20
+
 
 class Router(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
@@ -151,16 +157,20 @@ class MoE(nn.Module):
     def decode(self, x: torch.Tensor, fused: FusedWeights | None = None) -> torch.Tensor:
         """MoE for inference on x [..., D]: the model's routing; no counts or balance loss are recorded.
 
-        One token runs its k experts directly. On CPU the expert-sorted tokens run as one grouped GEMM per
-        projection over the stacked experts (each expert on its own rows: padding every expert to the busiest one's
-        load spent ~3x the FLOPs at decode's few tokens per expert, 10% of a step). Elsewhere: padded batched GEMMs
-        while padding costs at most 4x the real work, else the loop. Without stacked copies in `fused`: the loop.
+        One token runs its k experts directly; a few (small batches, speculative verification) of a model with small
+        experts gather their pairs' stacked weights into two batched GEMMs (see GATHER_MAX_BYTES). On CPU the
+        expert-sorted tokens of a bigger step run as one grouped GEMM per projection over the stacked experts
+        (each expert on its own rows: padding every expert to the busiest one's load spent ~3x the FLOPs at
+        decode's few tokens per expert, 10% of a step). Elsewhere: padded batched GEMMs while padding costs at most
+        4x the real work, else the loop. Without stacked copies in `fused`: the loop.
         """
         x_ND = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])  # a decode step's [B, D] as it is
         _, idx, w = self.gate(x_ND)
         stacks = fused.get(self) if fused is not None else None
         if x_ND.shape[0] == 1:
             y = dispatch.one_token(x_ND, idx[0].tolist(), w[0].tolist(), stacks, self.experts)
+        elif stacks is not None and idx.numel() * expert_bytes(self, stacks) <= GATHER_MAX_BYTES:
+            y = dispatch.gathered(x_ND, idx, w, *stacks)
         else:
             flat, w_P = idx.flatten(), w.flatten()
             counts_E = torch.bincount(flat, minlength=self.n_experts)
@@ -193,3 +203,12 @@ class MoE(nn.Module):
             return
         c = counts_E.float().to(self.gate.e_score_correction_bias.device)
         self.gate.e_score_correction_bias.add_(gamma * torch.sign(c.mean() - c))
+
+
+def expert_bytes(moe: MoE, stacks: tuple[torch.Tensor, torch.Tensor]) -> int:
+    """One expert's bytes in `stacks`, remembered per dtype (asked at every few-token decode step)."""
+    key = stacks[0].dtype
+    hit = moe.__dict__.get("_expert_bytes")
+    if hit is None or hit[0] != key:
+        hit = moe.__dict__["_expert_bytes"] = (key, dispatch.expert_bytes(stacks))
+    return hit[1]

@@ -37,6 +37,10 @@ from r1.model.weights import FusedWeights, Fusion, linear, weight
 # step uses the modules as they are.
 FUSED_LIMIT_BYTES = 1 << 30
 
+# Tokens per row up to which a cached forward runs MLA's absorbed decode kernel (decoding, speculative verification,
+# MTP drafting); longer chunks (prefill) take the general path, whose attention is one SDPA call over the chunk.
+LATENT_MAX_TOKENS = 8
+
 
 @dataclass
 class ModelOutput:
@@ -148,10 +152,20 @@ class Transformer(nn.Module):
                 layer.self_attn.impl = impl
 
     def new_cache(
-        self, batch_size: int, max_len: int, dtype: torch.dtype | None = None, mla_impl: str = "absorb"
+        self,
+        batch_size: int,
+        max_len: int,
+        dtype: torch.dtype | None = None,
+        mla_impl: str = "absorb",
+        mtp_layers: int = 0,
+        hidden_states: int = 0,
     ) -> KVCache:
+        """A row cache for `decode_step`; `mtp_layers` adds slots for the first MTP modules' attention and
+        `hidden_states` buffers of per-position hidden states (in the weights' dtype), as speculative decoding needs."""
         p = weight(self.lm_head)
-        return KVCache(self.config, batch_size, max_len, dtype or p.dtype, p.device, mla_impl)
+        return KVCache(
+            self.config, batch_size, max_len, dtype or p.dtype, p.device, mla_impl, mtp_layers, hidden_states, p.dtype
+        )
 
     @torch.no_grad()
     def update_router_bias(self, counts: torch.Tensor, gamma: float | None = None) -> None:
@@ -253,8 +267,13 @@ class Transformer(nn.Module):
         are. Both paths are pinned against `forward` in tests/test_engine.py. Run it without autograd
         (`torch.inference_mode()`), as the engine does.
         """
-        if input_ids.shape[1] == 1 and self.decodes_on_latent(cache):
-            h = self._latent_step(input_ids[:, 0], positions[:, 0], cache, fused)[:, None]
+        if input_ids.shape[1] <= LATENT_MAX_TOKENS and self.decodes_on_latent(cache):
+            B, T = input_ids.shape
+            step = self._latent_plan(positions, cache)
+            h = self.model.embed_tokens(input_ids.reshape(B * T))
+            for layer in self.model.layers:
+                h = self._latent_layer(layer, h, step, cache, fused)
+            h = self.model.norm.decode(h).view(B, T, -1)
         else:
             mask = self._mask(positions, cache, None)
             cos, sin = rope_cos_sin(positions, *self.rope(input_ids.device))
@@ -265,19 +284,53 @@ class Transformer(nn.Module):
             h = self.model.norm(h)
         return h if hidden else self.head(h, fused)
 
-    def _latent_step(self, ids_B: torch.Tensor, pos_B: torch.Tensor, cache: KVCache, fused: FusedWeights | None):
-        B = ids_B.shape[0]
-        S = cache.kv_len = int(pos_B.max()) + 1
-        dev = pos_B.device
-        mask = torch.zeros(B, 1, S, dtype=weight(self.lm_head).dtype, device=dev)
-        mask.masked_fill_(torch.arange(S, device=dev) > pos_B[:, None, None], float("-inf"))
-        cos, sin = rope_cos_sin(pos_B[:, None], *self.rope(dev))  # [B, 1, R/2]
-        step = LatentStep(pos_B, self._rows(B, dev), torch.complex(cos, sin), mask)
-        h = self.model.embed_tokens(ids_B)
-        for layer in self.model.layers:
-            h = h + layer.self_attn.decode(layer.input_layernorm.decode(h), step, cache, fused)
-            h = h + layer.mlp.decode(layer.post_attention_layernorm.decode(h), fused)
-        return self.model.norm.decode(h)
+    def _latent_plan(self, pos_BT: torch.Tensor, cache: KVCache) -> LatentStep:
+        """What every layer of an absorbed decode step over T tokens per row shares (see `LatentStep`)."""
+        B, T = pos_BT.shape
+        S = cache.kv_len = int(pos_BT.max()) + 1
+        dev = pos_BT.device
+        mask = torch.zeros(B, T, S, dtype=weight(self.lm_head).dtype, device=dev)
+        mask.masked_fill_(torch.arange(S, device=dev) > pos_BT[:, :, None], float("-inf"))
+        if T > 1:  # a row's T tokens × H heads are one query axis in MLA.decode
+            mask = mask.repeat_interleave(self.config.num_attention_heads, dim=1)
+        pos = pos_BT.reshape(B * T)
+        cos, sin = rope_cos_sin(pos[:, None], *self.rope(dev))  # [N, 1, R/2]
+        rows = self._rows(B, dev) if T == 1 else self._rows(B, dev).repeat_interleave(T)
+        return LatentStep(pos, rows, torch.complex(cos, sin), mask, T)
+
+    @staticmethod
+    def _latent_layer(layer: DecoderLayer, h: torch.Tensor, step: LatentStep, cache: KVCache, fused) -> torch.Tensor:
+        h = h + layer.self_attn.decode(layer.input_layernorm.decode(h), step, cache, fused)
+        return h + layer.mlp.decode(layer.post_attention_layernorm.decode(h), fused)
+
+    def mtp_decode(
+        self,
+        depth: int,
+        h_prev: torch.Tensor,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor,
+        cache: KVCache,
+        fused: FusedWeights | None = None,
+    ) -> torch.Tensor:
+        """MTP module `depth` (0-based) as a cached forward, for drafting: h^{k-1} [B, T, D] and the ids of the
+        tokens one step ahead [B, T] at positions [B, T] → h^k [B, T, D], before `shared_head.norm` (what the next
+        depth takes, as in training). Its attention keeps its own slots in `cache` (see `new_cache(mtp_layers=)`)."""
+        layer = self.mtp[depth]
+        B, T = input_ids.shape
+        emb = self.model.embed_tokens(input_ids)
+        if T <= LATENT_MAX_TOKENS and self.decodes_on_latent(cache):
+            step = self._latent_plan(positions, cache)
+            x = torch.cat((layer.enorm.decode(emb.view(B * T, -1)), layer.hnorm.decode(h_prev.reshape(B * T, -1))), -1)
+            return self._latent_layer(layer, linear(x, layer.eh_proj), step, cache, fused).view(B, T, -1)
+        mask = self._mask(positions, cache, None)
+        cos, sin = rope_cos_sin(positions, *self.rope(input_ids.device))
+        x = linear(torch.cat((layer.enorm(emb), layer.hnorm(h_prev)), dim=-1), layer.eh_proj)
+        x = x + layer.self_attn(layer.input_layernorm(x), cos, sin, mask, positions, cache)
+        return x + layer.mlp.decode(layer.post_attention_layernorm(x), fused)
+
+    def mtp_head(self, depth: int, h: torch.Tensor, fused: FusedWeights | None = None) -> torch.Tensor:
+        """Logits of MTP module `depth` from its `mtp_decode` output: the shared head after the module's own norm."""
+        return self.head(self.mtp[depth].shared_head.norm.decode(h), fused)
 
     def decodes_on_latent(self, cache: KVCache) -> bool:
         """Whether `decode_step` runs single tokens through MLA's absorbed step on this cache."""
@@ -307,7 +360,7 @@ class Transformer(nn.Module):
 
     def _fusions(self, head_dtype: torch.dtype | None) -> Iterator[Fusion]:
         latent = self._latent_dtype()
-        for layer in self.model.layers:
+        for layer in [*self.model.layers, *self.mtp]:  # the MTP modules decode too when they draft
             if latent:
                 yield from layer.self_attn.fusions()
             yield from layer.mlp.fusions()

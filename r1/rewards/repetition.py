@@ -8,23 +8,29 @@ words. open-r1 segments Chinese with jieba; we use the dictionary-free segmentat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from r1.errors import UserError
 from r1.rewards.registry import RewardFn, reward
 from r1.rewards.text import words
 
-__all__ = ["repetition", "repetition_ratio"]
+__all__ = ["ngrams", "repeated_share", "repetition", "repetition_ratio"]
+
+
+def ngrams(w: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    """The n-grams of a word list, in order (none when it has fewer than `n` words)."""
+    return list(zip(*(w[i:] for i in range(n))))
+
+
+def repeated_share(grams: Sequence[tuple[str, ...]]) -> float:
+    """1 − distinct/total of a run of n-grams (0.0 for none)."""
+    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
 
 
 def repetition_ratio(text: str, ngram_size: int) -> float:
     """1 − distinct/total n-grams of `text`'s words (0.0 when it has fewer than `ngram_size` words)."""
-    w = words(text)
-    if len(w) < ngram_size:
-        return 0.0
-    ngrams = list(zip(*(w[i:] for i in range(ngram_size))))
-    return 1.0 - len(set(ngrams)) / len(ngrams)
+    return repeated_share(ngrams(words(text), ngram_size))
 
 
 @reward("repetition", factory=True)

@@ -3,9 +3,9 @@
 Word segmentation is deliberately simple and dependency-free (no jieba): a run of Latin letters is one word, each CJK
 ideograph is one word (Chinese has no spaces; one character per word over-counts multi-character words, equally for
 every completion, which is what a ratio or an n-gram count needs), a run of letters of any other script is one word.
-Digits, punctuation, maths (`$…$`, `\\(…\\)`, `\\[…\\]`, LaTeX commands), code blocks and the think/answer tags are
-language-neutral: they are removed before language counting, because a Chinese chain of thought full of `x`, `\\frac`
-and `print` is not mixing languages.
+Digits, punctuation, maths (`$…$`, `\\(…\\)`, `\\[…\\]`, LaTeX commands), code (fenced and inline) and the think/answer
+tags are language-neutral: they are removed before language counting, because a Chinese chain of thought full of `x`,
+`\\frac` and `print` is not mixing languages.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ _WORD_RE = re.compile(rf"[{_LATIN}]+|[{_CJK}]|\d+|[^\W\d_{_LATIN}{_CJK}]+")
 _TAG_RE = re.compile(r"</?(?:think|answer)>")
 _NEUTRAL_RE = re.compile(
     r"```.*?(?:```|$)"  # fenced code (an unclosed fence runs to the end)
+    r"|`[^`\n]+`"  # inline code: `x = a * b` in a Chinese chain is not English
     r"|\$\$.*?\$\$|\$[^$]*\$"  # display and inline maths
     r"|\\\(.*?\\\)|\\\[.*?\\\]"
     r"|\\[A-Za-z]+"  # LaTeX commands outside delimiters: \frac, \times

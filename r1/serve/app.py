@@ -4,6 +4,7 @@
                                 `message.reasoning` (vLLM's), `delta.*` when streaming; the answer to `content`
     POST /v1/completions        raw text continuation
     GET  /v1/models, /v1/models/{name}, /health
+    GET  /metrics               Prometheus text: tokens, tokens/s, speculative decoding's acceptance (`metrics.py`)
 
 The server answers to several model names (`--served-model-name`, vLLM's flag): responses carry the first one.
 Request parameters are checked strictly (see `schemas.py`); logprobs are described in `logprobs.py`.
@@ -41,7 +42,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse as _JSONResponse
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from r1.engine.engine import Engine
@@ -52,6 +53,7 @@ from r1.errors import UserError
 from r1.readers import unicode_problem
 from r1.serve import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY
 from r1.serve.logprobs import LOGPROBS_MODES, LogprobsBuilder, TokenBytes, reported_count
+from r1.serve.metrics import CONTENT_TYPE, Metrics
 from r1.serve.schemas import ChatCompletionRequest, CompletionRequest, Unsupported
 from r1.tokenizer import THINK_CLOSE
 
@@ -390,6 +392,12 @@ def create_app(
         if not engine.running:
             return JSONResponse({"status": "error", **_engine_down().body(), **load}, status_code=503)
         return {"status": "ok", **load}
+
+    metrics = Metrics(engine, names[0])
+
+    @app.get("/metrics")
+    async def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:

@@ -62,8 +62,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         help="torch CPU threads, for every forward (default: the engine chooses per forward: 1 where more do not pay)",
     )
+    add_speculative_args(p)
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
+
+
+def add_speculative_args(p: argparse.ArgumentParser) -> None:
+    """`--speculative` and `--num-speculative-tokens` (vLLM's name), shared by `r1 serve` and `r1 chat`."""
+    from r1.engine.speculative import SPEC_MODES
+
+    p.add_argument(
+        "--speculative",
+        choices=SPEC_MODES,
+        default="auto",
+        help="MTP self-speculative decoding: auto (default: on at small batch for models with MTP modules), on, off",
+    )
+    p.add_argument(
+        "--num-speculative-tokens",
+        type=int,
+        metavar="K",
+        help="tokens the MTP modules draft per step (default 1); outputs keep the model's distribution",
+    )
 
 
 def served_names(given: list[str] | None, model_dir: str | Path) -> list[str]:
@@ -173,12 +192,16 @@ def run(args: argparse.Namespace) -> int:
     sock = listen(args.host, args.port)
     with sock:
         engine = Engine.from_pretrained(
-            args.model, dtype=args.dtype, max_batch=args.max_batch, max_len=args.max_len, threads=args.threads or None
-        )
+            args.model, dtype=args.dtype, max_batch=args.max_batch, max_len=args.max_len,
+            speculative=args.speculative, num_speculative_tokens=args.num_speculative_tokens,
+            threads=args.threads or None,
+        )  # fmt: skip
         warm_up(engine, args.model)
         app = create_app(engine, names, defaults, args.max_body_bytes, args.logprobs_mode, args.body_timeout)
+        sp = engine.speculator
+        spec = f", speculative {sp.config.mode} with k={sp.k}" if sp is not None else ""
         print(f"serving {', '.join(names)} on http://{args.host}:{args.port}/v1 (max batch {args.max_batch}, "
-              f"context {engine.max_len})", flush=True)  # fmt: skip
+              f"context {engine.max_len}{spec})", flush=True)  # fmt: skip
         config = uvicorn.Config(app, log_level=args.log_level)
         uvicorn.Server(config).run(sockets=[sock])
     return 0

@@ -6,7 +6,9 @@ runs is decided by the caller (`MoE`), from the pairs' count and imbalance:
 - `padded`: all experts as two batched GEMMs over slices padded to the busiest expert's load;
 - `grouped`: `torch._grouped_mm` over the expert-sorted tokens, each expert on its own rows, no padding (CPU, fp32
   and bf16);
-- `one_token`: a single token's k experts, one after another (batch-1 decoding).
+- `one_token`: a single token's k experts, one after another (batch-1 decoding);
+- `gathered`: a few tokens (speculative verification at small batch): every pair's expert weights gathered, then
+  two batched GEMMs of one row each, a fixed handful of calls whatever the tokens.
 Stacked expert weights are laid out for x @ W: gate|up [E, D, 2I], down [E, I, D] (`stack_experts`).
 """
 
@@ -116,3 +118,21 @@ def one_token(
             out = experts[e](x_1D)
         y = out * we if y is None else y + out * we
     return y
+
+
+def expert_bytes(stacks: tuple[torch.Tensor, torch.Tensor]) -> int:
+    """Bytes of one expert's weights in the stacks (what `gathered` copies per pair)."""
+    return sum(t[0].numel() * t.element_size() for t in stacks)
+
+
+def gathered(
+    x_ND: torch.Tensor, idx_Nk: torch.Tensor, w_Nk: torch.Tensor, w_gu: torch.Tensor, w_down: torch.Tensor
+) -> torch.Tensor:
+    """Each pair's expert on its token, the pairs' weights gathered from the stacks: [P, D, 2I] and [P, I, D]. Copies
+    P experts' weights, so it pays only for a few pairs, where launching per expert costs more. Returns x's dtype."""
+    N, k = idx_Nk.shape
+    e = idx_Nk.reshape(-1)
+    x_P1D = x_ND.repeat_interleave(k, 0)[:, None]
+    g, u = torch.bmm(x_P1D, w_gu.index_select(0, e)).chunk(2, dim=-1)
+    y = torch.bmm(F.silu(g) * u, w_down.index_select(0, e))  # [P, 1, D]
+    return (y.view(N, k, -1) * w_Nk[..., None].to(y.dtype)).sum(1)

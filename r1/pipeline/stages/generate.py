@@ -3,30 +3,29 @@ chat records as JSONL. Cold-start data, rejection sampling and distillation trac
 items, models and filters.
 
     Generate("rejection", model="model", items=lambda run: items, n=8, per_item=2,
-             filters={"correct": FILTERS["correct"], "format": FILTERS["format"]})
+             filters=["correct", "truncated", "mixed_language", "long_paragraph", "code_block", "repetitive",
+                      "duplicate"])
 
 Each sample is judged (`r1.rewards.judge`, through the evaluator's records: the answer, correct, format, whether it
-reasons and reflects, length, finish reason) and kept when every filter accepts it; a rejected sample counts under
-the first filter that refused it.
+reasons and reflects, length, finish reason) and kept when every filter accepts it (`r1.data.filters`: by name from
+`FILTERS`, or a name -> filter mapping; applied in order, `duplicate` against the samples already kept for the
+item); a rejected sample counts under the first filter that refused it. The summary has, per filter, how many
+samples reached it and how many it dropped, and the prompts' pass-rate histogram: how many items had 0, 1, ..., n
+of their n samples correct (the rejection-sampling yield; items with no verdict are left out).
 A kept sample becomes `{"messages": [user question, assistant completion], "task", "answer", "meta"}`, the record
 `r1 train` stage sft reads, with at most `per_item` distinct completions per item.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from r1.data.filters import FILTERS, Filter, resolve_filters
 from r1.pipeline.stage import Run, Stage
 
-Filter = Callable[[dict[str, Any]], bool]
-FILTERS: dict[str, Filter] = {
-    "correct": lambda s: bool(s["correct"]),
-    "format": lambda s: bool(s["format_ok"]),
-    "complete": lambda s: s["finish_reason"] == "stop",  # not cut at max_new_tokens
-    "reasons": lambda s: bool(s["reasons"]),  # a non-empty think block (cold start wants the reasoning)
-}
+__all__ = ["FILTERS", "Filter", "Generate"]
 
 
 @dataclass
@@ -39,7 +38,9 @@ class Generate(Stage):
     out: str
     n: int = 4
     per_item: int = 1
-    filters: dict[str, Filter] = field(default_factory=lambda: dict(FILTERS))
+    filters: Mapping[str, Filter] | Sequence[str] = field(
+        default_factory=lambda: ["correct", "format", "complete", "reasons"]
+    )
     template: str | None = "r1-zero"
     temperature: float = 1.0
     top_p: float = 1.0
@@ -47,6 +48,7 @@ class Generate(Stage):
 
     def __post_init__(self) -> None:
         self.inputs, self.outputs = (self.model,), (self.out,)
+        self.filters = resolve_filters(self.filters)
 
     def run(self, run: Run) -> None:
         from r1.data.corpus import write_corpus
@@ -67,15 +69,27 @@ class Generate(Stage):
             progress=False,
             **sampling,
         )
-        rejected = dict.fromkeys(self.filters, 0)
+        filters = self.filters
+        reached, rejected = dict.fromkeys(filters, 0), dict.fromkeys(filters, 0)
         kept: dict[int, list[str]] = {}
+        correct: dict[int, int] = {}
         for s in result.samples:
-            refused = next((name for name, ok in self.filters.items() if not ok(s)), None)
             texts = kept.setdefault(s["item"], [])
+            if s["correct"] is not None:
+                correct[s["item"]] = correct.get(s["item"], 0) + bool(s["correct"])
+            refused = None
+            for name, ok in filters.items():
+                reached[name] += 1
+                if not ok(s, texts):
+                    refused = name
+                    break
             if refused is not None:
                 rejected[refused] += 1
             elif s["text"] not in texts and len(texts) < self.per_item:
                 texts.append(s["text"])
+        histogram = [0] * (self.n + 1)
+        for c in correct.values():
+            histogram[c] += 1
         records = [
             {
                 "messages": [{"role": "user", "content": question_of(items[i])}, {"role": "assistant", "content": t}],
@@ -94,6 +108,8 @@ class Generate(Stage):
             "samples": len(result.samples),
             "passed": len(result.samples) - sum(rejected.values()),
             "rejected": rejected,
+            "filters": {name: {"reached": reached[name], "dropped": rejected[name]} for name in filters},
+            "pass_histogram": histogram,
             "records": len(records),
             "items_kept": sum(bool(t) for t in kept.values()),
             "pass@1": result.overall["pass@1"],
@@ -104,9 +120,20 @@ class Generate(Stage):
         if not g:
             return []
         why = ", ".join(f"{n} {k}" for k, n in g["rejected"].items() if n) or "none"
+        k = len(g["pass_histogram"]) - 1
         return [
             "",
             f"**Generated data** (`{g['path']}`): {g['samples']} samples of {g['items']} items from "
             f"`{g['model']}`; {g['passed']} passed the filters (rejected: {why}), {g['records']} records kept "
             f"for {g['items_kept']} items (at most {self.per_item} each).",
+            "",
+            "| filter, in order | samples reaching it | kept | dropped |",
+            "|---|---:|---:|---:|",
+            *(
+                f"| {name} | {f['reached']} | {f['reached'] - f['dropped']} | {f['dropped']} |"
+                for name, f in g["filters"].items()
+            ),
+            "",
+            "Items by correct samples (pass rate): "
+            + ", ".join(f"{c}/{k}: {n}" for c, n in enumerate(g["pass_histogram"])),
         ]
