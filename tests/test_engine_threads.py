@@ -72,7 +72,7 @@ def fake_speeds(curve: T.Speeds, calls: list[int]):
 
 def engine_with(model, tok, curve: T.Speeds | None, threads: int | None = None, said: list[str] | None = None):
     calls: list[int] = []
-    eng = Engine(model, tok, max_batch=8, max_len=64, threads=threads)
+    eng = Engine(model, tok, max_batch=8, max_len=64, threads=threads, speculative="off")  # plain steps: 1 row each
     if curve is not None:  # the engine's policy, on a given measurement instead of a timed one
         eng.threads._speeds = fake_speeds(curve, calls)
     eng.threads._say = (said if said is not None else []).append
