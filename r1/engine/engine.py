@@ -23,6 +23,7 @@ from r1.engine.requests import Completion, Event, RequestDone, RequestHandle
 from r1.engine.sampling import SamplingParams
 from r1.engine.scheduler import Scheduler
 from r1.engine.speculative import AUTO_MAX_BATCH, DEFAULT_NUM_TOKENS, SpecConfig, Speculator
+from r1.engine.threads import EngineThreads
 from r1.errors import UserError
 from r1.model.cache import KVCache
 from r1.model.transformer import Transformer
@@ -42,6 +43,9 @@ class Engine:
     prefill_tokens: at most this many prompt tokens per prefill forward (bounds activation memory).
     head_dtype: run the vocabulary projection in this dtype (e.g. bf16 when the trainer runs under bf16 autocast:
         its logits are bf16 GEMMs too, and it is the largest GEMM of a decode step); default: the weights' dtype.
+    threads: CPU threads for every forward; default: one thread for forwards too small to share (a small model's
+        decode steps), the process's threads where a probe of this machine finds they pay (see `threads.py`; the
+        choice is printed once). The caller's thread count is restored after each step.
     speculative: MTP self-speculative decoding (`r1.engine.speculative`): "auto" (default: where it pays, i.e. for
         models with MTP modules at small batch), "on" or "off". Outputs keep the model's distribution either way;
         greedy outputs are the same tokens.
@@ -59,6 +63,7 @@ class Engine:
         cache_dtype: torch.dtype | None = None,
         prefill_tokens: int = 4096,
         head_dtype: torch.dtype | None = None,
+        threads: int | None = None,
         speculative: str = "auto",
         num_speculative_tokens: int | None = None,
         speculative_max_batch: int | None = None,
@@ -78,9 +83,10 @@ class Engine:
         self.tokenizer = tokenizer
         self.max_batch, self.max_len = max_batch, max_len
         self.mla_impl = mla_impl
+        self.threads = EngineThreads(model, threads)
         spec = spec_config(speculative, num_speculative_tokens, speculative_max_batch)
         self.scheduler = Scheduler(
-            model, tokenizer, max_batch, max_len, mla_impl, cache_dtype, prefill_tokens, head_dtype, spec
+            model, tokenizer, max_batch, max_len, mla_impl, cache_dtype, prefill_tokens, head_dtype, spec, self.threads
         )
         self._ids = itertools.count()
         self._cond = threading.Condition()
@@ -187,7 +193,8 @@ class Engine:
 
     def weights_updated(self) -> None:
         """Re-derive the decode step's weight copies from the model's parameters (after an optimizer step)."""
-        self.scheduler.fused.refresh(force=True)
+        with self.threads.scope():  # copies are small ops here too: on a busy machine 2 threads stall on each
+            self.scheduler.fused.refresh(force=True)
 
     def generate(
         self, prompts: Sequence[Prompt], params: SamplingParams | Sequence[SamplingParams] | None = None
@@ -225,7 +232,7 @@ class Engine:
             while True:
                 with self._drive_lock:
                     if self.scheduler.has_work():
-                        self.scheduler.step()
+                        self._step()
                 for ev in handle.pending_events():
                     yield ev
                     if isinstance(ev, RequestDone):
@@ -244,10 +251,14 @@ class Engine:
         with self._drive_lock:
             while not done():
                 try:
-                    self.scheduler.step()
+                    self._step()
                 except Exception as exc:
                     self.scheduler.fail_all(exc)
                     raise
+
+    def _step(self) -> None:
+        with self.threads.scope():  # the forwards pick their thread counts; the caller's is back afterwards
+            self.scheduler.step()
 
     def _wait_done(self, done: Callable[[], bool]) -> None:
         with self._cond:
@@ -296,7 +307,7 @@ class Engine:
                     return
             with self._drive_lock:
                 try:
-                    self.scheduler.step()
+                    self._step()
                 except Exception as exc:  # a failing batch must not kill the server: fail its requests, go on
                     self.scheduler.fail_all(exc)
             with self._cond:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -148,6 +148,10 @@ class BatchParams:
     any_top_k: bool = False
     unit_temperature: bool = False  # every non-greedy row has temperature 1: sampling probs = model probs
     top_logprobs: int = 0  # the largest `top_logprobs` any row asks for (0: no row does)
+    # per-batch columns of the top-k/top-p cut, derived once per vocabulary size instead of at every step
+    _cut: tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, bool] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @classmethod
     def build(cls, params: list[SamplingParams], device: torch.device | str = "cpu") -> BatchParams:
@@ -163,6 +167,16 @@ class BatchParams:
             unit_temperature=all(p.temperature == 1.0 for p in sampled),
             top_logprobs=max((p.top_logprobs for p in params), default=0),
         )
+
+    def cut_columns(self, V: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
+        """(top-k as a [B, 1] count, V where off; top_p [B, 1]; rows without top-p [B, 1]; whether any row is
+        without top-p) for a vocabulary of V tokens."""
+        if self._cut is None or self._cut[0] != V:
+            k = torch.where(self.top_k > 0, self.top_k.clamp(max=V), torch.full_like(self.top_k, V))[:, None]
+            p = self.top_p[:, None]
+            open_p = p >= 1.0
+            self._cut = (V, k, p, open_p, bool(open_p.any()))
+        return self._cut[1:]
 
     def index(self, rows: torch.Tensor) -> BatchParams:
         return BatchParams(
@@ -225,7 +239,13 @@ def _scaled_logprobs(logits: torch.Tensor, bp: BatchParams, model_lp: torch.Tens
 
 
 def _keep_mask(probs: torch.Tensor, bp: BatchParams) -> torch.Tensor | None:
-    """Which tokens survive top-k then top-p (None: all of them).
+    """Which tokens survive top-k then top-p (None: all of them); see `_threshold`."""
+    threshold = _threshold(probs, bp)
+    return None if threshold is None else probs >= threshold
+
+
+def _threshold(probs: torch.Tensor, bp: BatchParams) -> torch.Tensor | None:
+    """Per row, the smallest probability that survives top-k then top-p ([B, 1]; None: no row truncates).
 
     Thresholds are found on the sorted probability *values* (on CPU numpy sorts values ~30x faster than torch sorts
     with indices) and applied in vocabulary order. A token survives top-k if its probability is at least the k-th
@@ -235,16 +255,17 @@ def _keep_mask(probs: torch.Tensor, bp: BatchParams) -> torch.Tensor | None:
     if not bp.truncate:
         return None
     V = probs.shape[-1]
+    k, top_p, open_p, any_open = bp.cut_columns(V)
     desc = _sort_values_descending(probs)
     cum = desc.cumsum(-1)
-    k = torch.where(bp.top_k > 0, bp.top_k.clamp(max=V), torch.full_like(bp.top_k, V))[:, None]
     mass_k = cum.gather(1, k - 1) if bp.any_top_k else cum[:, -1:]  # what top-k keeps, to renormalise by
     # Token j (descending rank) is in the nucleus iff the mass ranked before it, cum[j-1], is below top_p·mass_k:
     # so the nucleus size is 1 + the number of cum entries below that limit.
-    in_nucleus = 1 + torch.searchsorted(cum, bp.top_p[:, None] * mass_k)
-    count = torch.where(bp.top_p[:, None] >= 1.0, k, torch.minimum(in_nucleus, k))
-    threshold = desc.gather(1, count - 1)  # the smallest kept probability
-    return probs >= threshold
+    in_nucleus = torch.searchsorted(cum, top_p * mass_k).add_(1)
+    count = torch.minimum(in_nucleus, k)
+    if any_open:
+        count = torch.where(open_p, k, count)
+    return desc.gather(1, count.sub_(1))
 
 
 def _sort_values_descending(x_BV: torch.Tensor) -> torch.Tensor:
@@ -273,14 +294,19 @@ def sample(
         return greedy_tok, zeros, model_lp.gather(1, greedy_tok[:, None])[:, 0]
     scaled_lp = _scaled_logprobs(logits, bp, model_lp)
     probs = scaled_lp.exp()
-    keep = _keep_mask(probs, bp)
-    tok, total = _inverse_cdf(probs * keep if keep is not None else probs, uniforms_B)
-    slp = (scaled_lp.gather(1, tok) - total.log())[:, 0]
+    threshold = _threshold(probs, bp)
+    if threshold is not None:
+        probs.masked_fill_(probs < threshold, 0.0)  # the cut tokens; what survives keeps its exact value
+    tok, total = _inverse_cdf(probs, uniforms_B)
+    picked = scaled_lp.gather(1, tok)
+    slp = (picked - total.log())[:, 0]
+    if greedy_tok is None:
+        # unit temperature: scaled_lp is model_lp, the token's model logprob is the value already gathered
+        return tok[:, 0], slp, (picked if scaled_lp is model_lp else model_lp.gather(1, tok))[:, 0]
     tok = tok[:, 0]
-    if greedy_tok is not None:
-        greedy = bp.temperature == 0
-        tok = torch.where(greedy, greedy_tok, tok)
-        slp = torch.where(greedy, torch.zeros_like(slp), slp)
+    greedy = bp.temperature == 0
+    tok = torch.where(greedy, greedy_tok, tok)
+    slp = torch.where(greedy, torch.zeros_like(slp), slp)
     return tok, slp, model_lp.gather(1, tok[:, None])[:, 0]
 
 
@@ -315,9 +341,22 @@ def _inverse_cdf(weights_BV: torch.Tensor, uniforms_B: torch.Tensor) -> tuple[to
     cdf = torch.zeros(B, nb + 1, dtype=w.dtype, device=w.device)
     torch.cumsum(blocks.sum(-1), -1, out=cdf[:, 1:])  # cdf[:, j] = weight before block j
     total = cdf[:, -1:]
-    x = torch.minimum(uniforms_B.to(w.dtype)[:, None] * total, torch.nextafter(total, torch.zeros_like(total)))
-    j = (torch.searchsorted(cdf, x, right=True) - 1).clamp_(max=nb - 1)  # the first block whose sum passes x
+    zero = _zero(w)
+    x = torch.minimum(uniforms_B.to(w.dtype)[:, None] * total, torch.nextafter(total, zero))
+    j = torch.searchsorted(cdf, x, right=True).sub_(1).clamp_(max=nb - 1)  # the first block whose sum passes x
     inner = blocks.gather(1, j[:, :, None].expand(B, 1, CDF_BLOCK))[:, 0].cumsum(-1)  # [B, CDF_BLOCK]
-    y = torch.minimum(x - cdf.gather(1, j), torch.nextafter(inner[:, -1:], torch.zeros_like(x)))
+    y = torch.minimum(x - cdf.gather(1, j), torch.nextafter(inner[:, -1:], zero))
     i = torch.searchsorted(inner, y, right=True)
-    return (j * CDF_BLOCK + i).clamp_(max=V - 1), total
+    return i.add_(j, alpha=CDF_BLOCK).clamp_(max=V - 1), total
+
+
+_ZEROS: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def _zero(like: torch.Tensor) -> torch.Tensor:
+    """A 0-dim zero of like's dtype and device, made once (nextafter's direction, broadcast)."""
+    key = (like.dtype, like.device)
+    z = _ZEROS.get(key)
+    if z is None:
+        z = _ZEROS[key] = torch.zeros((), dtype=like.dtype, device=like.device)
+    return z

@@ -33,6 +33,7 @@ from r1.engine.requests import Completion, RequestHandle, Sample, SampleDone, To
 from r1.engine.sampling import BatchParams, UniformStream, sample, sample_seed, top_logprobs
 from r1.engine.speculative import SpecConfig, Speculator
 from r1.engine.text import TextTracker
+from r1.engine.threads import EngineThreads
 from r1.model.cache import KVCache
 from r1.model.transformer import Transformer
 from r1.tokenizer import Tokenizer
@@ -98,8 +99,10 @@ class Scheduler:
         prefill_tokens: int = 4096,
         head_dtype: torch.dtype | None = None,
         speculative: SpecConfig | None = None,
+        threads: EngineThreads | None = None,
     ) -> None:
         self.model, self.tokenizer = model, tokenizer
+        self.threads = threads or EngineThreads(model)  # each forward's CPU threads (inside the engine's step scope)
         spec = speculative or SpecConfig()
         mtp = model.config.num_nextn_predict_layers > 0 and model.config.is_deepseek
         self.spec = Speculator(model, spec) if spec.mode == "on" or (spec.mode == "auto" and mtp) else None
@@ -262,6 +265,7 @@ class Scheduler:
         for c0 in range(0, T, chunk):
             c1 = min(T, c0 + chunk)
             pos = torch.arange(c0, c1).expand(g, -1)
+            self.threads.use(g * (c1 - c0))
             h = self.model.decode_step(ids[:, c0:c1], pos, window, self.fused, hidden=True)
             if window.hidden:  # what the MTP modules draft from
                 window.hidden[0][:, c0:c1] = h
@@ -291,6 +295,7 @@ class Scheduler:
         if self._ids is None or self._pos is None:  # a new batch, or rows advanced unevenly in a speculative round
             self._ids = torch.tensor([[s.tokens[-1]] for s in self.rows], dtype=torch.long)
             self._pos = torch.tensor([[s.cache_len] for s in self.rows], dtype=torch.long)
+        self.threads.use(B)  # the sampling that follows runs on the same count
         window = self._window(0, B)
         if self.spec is None:
             logits = self.model.decode_step(self._ids, self._pos, window, self.fused)[:, -1]
@@ -312,6 +317,7 @@ class Scheduler:
         """One speculative round (speculative.py); each row records its tokens in order until it finishes."""
         assert self.spec is not None and self._bp is not None
         rows = list(self.rows)
+        self.threads.use(B * (self.spec.k + 1))  # the verify forward's rows (the drafts' are fewer)
         outcomes, target = self.spec.round(rows, self._window(0, B), self.fused, self._bp)
         self.stats["decode_steps"] += 1
         tops = self._spec_top_logprobs(rows, outcomes, target) if self._bp.top_logprobs else None

@@ -57,7 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"a request body not received in full this long after its headers gets 408 and its connection is "
         f"closed (default {DEFAULT_BODY_TIMEOUT:g})",
     )
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads, for every forward (default: the engine chooses per forward: 1 where more do not pay)",
+    )
     add_speculative_args(p)
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
@@ -190,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
         engine = Engine.from_pretrained(
             args.model, dtype=args.dtype, max_batch=args.max_batch, max_len=args.max_len,
             speculative=args.speculative, num_speculative_tokens=args.num_speculative_tokens,
+            threads=args.threads or None,
         )  # fmt: skip
         warm_up(engine, args.model)
         app = create_app(engine, names, defaults, args.max_body_bytes, args.logprobs_mode, args.body_timeout)

@@ -413,6 +413,7 @@ class GRPOStage(Stage):
                 max_batch=min(rows, 512),
                 max_len=min(limit, longest + new + 8),
                 head_dtype=self.autocast,
+                threads=self.cfg.train.threads or None,  # a count the user set is every forward's
             )
         return self.engine
 
