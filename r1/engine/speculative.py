@@ -107,6 +107,9 @@ class Speculator:
         }
         self.accepted_per_position = [0] * self.k
         self.min_acceptance = (BREAK_EVEN[0] - 1) / self.k + BREAK_EVEN[1]  # `auto`'s floor (see BREAK_EVEN)
+        self._offsets = torch.arange(self.k + 1)
+        self._rows_k = torch.empty(0, self.k + 1, dtype=torch.long)
+        self._prev: tuple | None = None  # the last round's rows, positions, hidden states, emitted tokens, accepted
 
     # ------------------------------------------------------------------------------------------- policy
     def wants(self, rows: list) -> bool:
@@ -132,6 +135,7 @@ class Speculator:
         all but the newest, which the next round's draft starts from. `rows` are rows [0, len(rows)) of `cache`."""
         if all(s.cache_len - 1 <= s.mtp_len for s in rows):
             return
+        self._prev = None
         for j in range(self.depth):
             starts = [max(0, s.mtp_len - j) for s in rows]
             # module j at index i needs t_{i+j+1}: known up to t_n, and index n-1 of module 0 is left to the draft
@@ -142,11 +146,17 @@ class Speculator:
         for s in rows:
             s.mtp_len = max(s.mtp_len, s.cache_len - 1)
 
+    def _rows_t(self, B: int) -> torch.Tensor:
+        """Cache rows [B, k+1] for indexing a round's positions."""
+        if self._rows_k.shape[0] < B:
+            self._rows_k = torch.arange(max(B, 64))[:, None].expand(-1, self.k + 1)
+        return self._rows_k[:B]
+
     def _module_pass(self, j, rows, starts, ends, drafts, cache, fused) -> torch.Tensor:
         """Module j over indices [start, end] of each row, padded to the longest by repeating a row's last index
         (which rewrites one slot with the same values; a row with nothing to do rewrites its first unverified slot,
         which is recomputed before anything reads it). Stores its outputs as module j+1's input hidden states and
-        each row's last output in `self._last` [B, D]."""
+        returns each row's last output [B, D]."""
         B = len(rows)
         m = [e - st + 1 for st, e in zip(starts, ends)]
         M = max(m)
@@ -163,8 +173,7 @@ class Speculator:
         out = self.model.mtp_decode(j, cache.hidden[j][rows_t, pos], ids, pos, cache, fused)
         if j + 1 < self.depth:
             cache.hidden[j + 1][rows_t, pos] = out
-        self._last = out[:, 0] if M == 1 else out[rows_t[:, 0], torch.tensor(m) - 1]
-        return out
+        return out[:, 0] if M == 1 else out[rows_t[:, 0], torch.tensor(m) - 1]
 
     # ------------------------------------------------------------------------------------------- one round
     @torch.inference_mode()
@@ -196,23 +205,31 @@ class Speculator:
         drafts: list[list[int]] = [[] for _ in rows]
         q_rows: list[torch.Tensor] = []  # per draft position: the draft distribution [B, V] (sampled rows)
         draft_tok = torch.empty(B, k, dtype=torch.long)
+        prev, self._prev = self._prev, None
         h = None
         for j in range(k):
-            if j < self.depth:
+            if j == 0 and prev is not None and prev[0] == rows and all(s.since_spec == 0 for s in rows):
+                # Straight after a round: module 0's inputs are that verify's positions, hidden states and emitted
+                # tokens as they stand (slots past a row's accepted run get garbage, rewritten before being read).
+                _, p_pos, p_hid, p_emit, p_acc = prev
+                out = model.mtp_decode(0, p_hid, p_emit, p_pos, cache, fused)
+                if self.depth > 1:
+                    cache.hidden[1][self._rows_t(B), p_pos] = out
+                h = out.gather(1, p_acc[:, None, None].expand(B, 1, out.shape[2]))[:, 0]
+            elif j < self.depth:
                 starts = [max(0, s.mtp_len - j) for s in rows]
                 ends = [s.cache_len - 1 for s in rows]
-                self._module_pass(j, rows, starts, ends, drafts, cache, fused)
-                h = self._last
-                logits = model.mtp_head(j, h, fused).float()
+                h = self._module_pass(j, rows, starts, ends, drafts, cache, fused)
             else:  # past the trained depth: the last module again, one position on, on its own output
                 pos = torch.tensor([[s.cache_len - 1 + j - self.depth + 1] for s in rows])
                 h = model.mtp_decode(self.depth - 1, h[:, None], draft_tok[:, j - 1 : j], pos, cache, fused)[:, 0]
-                logits = model.mtp_head(self.depth - 1, h, fused).float()
+            logits = model.mtp_head(min(j, self.depth - 1), h, fused).float()
             tok, q = self._draw(logits, bp, u_draft[:, j] if u_draft is not None else None, greedy)
             draft_tok[:, j] = tok
             q_rows.append(q)
-            for b, t in enumerate(tok.tolist()):
-                drafts[b].append(t)
+            if j + 1 < self.depth:  # the next module's general pass reads this round's drafts from lists
+                for b, t in enumerate(tok.tolist()):
+                    drafts[b].append(t)
         for s in rows:
             s.mtp_len = s.cache_len
         self.last_drafts = draft_tok  # [B, k], for inspection and tests
@@ -220,13 +237,14 @@ class Speculator:
         # 2. verify
         last = torch.tensor([[s.tokens[-1]] for s in rows])
         ids = torch.cat((last, draft_tok), dim=1)  # [B, k+1]
-        pos = torch.tensor([s.cache_len for s in rows])[:, None] + torch.arange(k + 1)
+        pos = torch.tensor([[s.cache_len] for s in rows]) + self._offsets
         hid = model.decode_step(ids, pos, cache, fused, hidden=True)
-        cache.hidden[0][torch.arange(B)[:, None].expand(B, k + 1), pos] = hid
+        cache.hidden[0][self._rows_t(B), pos] = hid
         target = model.head(hid, fused).float()  # [B, k+1, V]
 
         # 3. accept
-        outcomes = self._accept(rows, target, draft_tok, q_rows, bp, u_acc, u_final, greedy)
+        outcomes, emitted, n_acc = self._accept(rows, target, draft_tok, q_rows, bp, u_acc, u_final, greedy)
+        self._prev = (rows, pos, hid, emitted, n_acc)
         st = self.stats
         st["spec_rounds"] += 1
         st["spec_drafts"] += B
@@ -249,7 +267,7 @@ class Speculator:
             tok = torch.where(bp.temperature == 0, logits_BV.argmax(-1), tok)
         return tok, q
 
-    def _accept(self, rows, target, draft_tok, q_rows, bp, u_acc, u_final, greedy) -> list[RowOutcome]:
+    def _accept(self, rows, target, draft_tok, q_rows, bp, u_acc, u_final, greedy):
         B, K1, V = target.shape
         k = K1 - 1
         model_lp = target.log_softmax(-1)  # [B, k+1, V]
@@ -278,7 +296,7 @@ class Speculator:
         for b, (a, toks) in enumerate(zip(n_acc.tolist(), emitted.tolist())):
             row_lp = lp[b][: a + 1] if lp is not None and rows[b].uniforms is not None else [0.0] * (a + 1)
             out.append(RowOutcome(toks[: a + 1], row_lp, mlp[b][: a + 1], a))
-        return out
+        return out, emitted, n_acc
 
 
 def rejection_sample(
