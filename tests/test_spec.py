@@ -171,6 +171,33 @@ def test_drafts_are_the_mtp_modules_training_equations_without_a_cache(tok, mode
         assert drafts == reference_drafts(model, seq, k)
 
 
+@pytest.mark.parametrize("which,k", [("base", 1), ("depth 2", 3)])
+def test_drafts_stay_exact_across_plain_steps_and_rows_finishing(tok, models, base, which, k):
+    """`auto` decodes plainly while three rows run (over its limit of two), speculates once one finishes, and rows
+    leave at different lengths: after every such change each draft still equals the cache-free recomputation."""
+    model, tokenizer = base if which == "base" else (models[2], tok)
+    eng = Engine(model, tokenizer, max_batch=8, max_len=MAX_LEN, num_speculative_tokens=k, speculative_max_batch=2)
+    sp = eng.speculator
+    seen = []
+    original = sp.round
+
+    def spy(rows, cache, fused, bp):
+        seqs = [list(s.req.prompt) + list(s.tokens) for s in rows]
+        out = original(rows, cache, fused, bp)
+        seen.extend(zip(seqs, sp.last_drafts.tolist()))
+        return out
+
+    sp.round = spy
+    handles = [
+        eng.submit(p, SamplingParams(temperature=0, max_tokens=n, ignore_eos=True))
+        for p, n in zip(base_prompts(tokenizer, 3) if which == "base" else PROMPTS[:3], (6, 14, 22))
+    ]
+    eng._run_until(lambda: all(h.done() for h in handles))
+    assert eng.stats["spec_rounds"] < eng.stats["decode_steps"] and len(seen) >= 6
+    for seq, drafts in seen:
+        assert drafts == reference_drafts(model, seq, k)
+
+
 # --------------------------------------------------------------------------------------------------- sampling
 def test_rejection_sampling_emits_the_target_distribution_whatever_the_draft():
     """The rule itself, on synthetic distributions: the first emitted token follows p_1, and given it was an
