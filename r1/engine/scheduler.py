@@ -230,7 +230,9 @@ class Scheduler:
         seqs = primaries + siblings
         rows_logits = logits[torch.tensor(which)] if siblings else logits
         self._sample_and_record(seqs, rows_logits, BatchParams.build([s.req.params for s in seqs]))
-        if self.spec is not None:  # the MTP modules read the prompt now, while the new rows are one window
+        if self.spec is not None and self.spec.wants(self.rows):
+            # the MTP modules read the prompt now, while the new rows are one window (a batch `auto` decodes plainly
+            # skips it: the first round, if one comes, catches its rows up)
             live = [s for s in seqs if not s.done]
             if live and live == self.rows[base : base + len(live)]:
                 self.spec.catch_up(live, self._window(base, base + len(live)), self.fused)

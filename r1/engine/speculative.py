@@ -44,7 +44,7 @@ from r1.model.weights import FusedWeights
 
 SPEC_MODES = ("auto", "on", "off")
 DEFAULT_NUM_TOKENS = 1  # k; see benchmarks/bench_spec.py
-AUTO_MAX_BATCH = 8  # `auto` speculates up to this many rows (measured break-even, benchmarks/bench_spec.py)
+AUTO_MAX_BATCH = 16  # `auto` speculates up to this many rows (k = 1 still wins at 16, loses at 32: bench_spec.py)
 # `auto` stops speculating while the rows' running acceptance would not pay, and tries one round again every
 # PROBE_EVERY plain steps. A round costs about BREAK_EVEN[0] + BREAK_EVEN[1]·k plain steps at batch 1 (measured on
 # the shipped base and on a `small` model, benchmarks/bench_spec.py: ~1.7 steps for k = 1) and emits 1 + k·a tokens
