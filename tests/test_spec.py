@@ -148,13 +148,8 @@ def _rope(model, pos):
     return rope_cos_sin(pos, *model.rope(pos.device))
 
 
-@pytest.mark.parametrize("depth,k", [(1, 1), (1, 3), (2, 2), (2, 3)])
-def test_drafts_are_the_mtp_modules_training_equations_without_a_cache(tok, models, depth, k):
-    """Round after round (cache slots filled by the prefill catch-up, then by earlier rounds, rejected positions
-    rolled back), each row's drafts equal a cache-free recomputation from the tokens so far."""
-    model = models[depth]
-    _, on = engines(model, tok, k)
-    sp = on.speculator
+def record_drafts(sp) -> list[tuple[list[int], list[int]]]:
+    """Spy on a speculator: each round's rows, as (tokens so far, the drafts made for them)."""
     seen = []
     original = sp.round
 
@@ -165,6 +160,16 @@ def test_drafts_are_the_mtp_modules_training_equations_without_a_cache(tok, mode
         return out
 
     sp.round = spy
+    return seen
+
+
+@pytest.mark.parametrize("depth,k", [(1, 1), (1, 3), (2, 2), (2, 3)])
+def test_drafts_are_the_mtp_modules_training_equations_without_a_cache(tok, models, depth, k):
+    """Round after round (cache slots filled by the prefill catch-up, then by earlier rounds, rejected positions
+    rolled back), each row's drafts equal a cache-free recomputation from the tokens so far."""
+    model = models[depth]
+    _, on = engines(model, tok, k)
+    seen = record_drafts(on.speculator)
     on.generate(PROMPTS[:3], SamplingParams(temperature=0, max_tokens=12, ignore_eos=True))
     assert len(seen) >= 3 * 4
     for seq, drafts in seen:
@@ -177,17 +182,7 @@ def test_drafts_stay_exact_across_plain_steps_and_rows_finishing(tok, models, ba
     leave at different lengths: after every such change each draft still equals the cache-free recomputation."""
     model, tokenizer = base if which == "base" else (models[2], tok)
     eng = Engine(model, tokenizer, max_batch=8, max_len=MAX_LEN, num_speculative_tokens=k, speculative_max_batch=2)
-    sp = eng.speculator
-    seen = []
-    original = sp.round
-
-    def spy(rows, cache, fused, bp):
-        seqs = [list(s.req.prompt) + list(s.tokens) for s in rows]
-        out = original(rows, cache, fused, bp)
-        seen.extend(zip(seqs, sp.last_drafts.tolist()))
-        return out
-
-    sp.round = spy
+    seen = record_drafts(eng.speculator)
     handles = [
         eng.submit(p, SamplingParams(temperature=0, max_tokens=n, ignore_eos=True))
         for p, n in zip(base_prompts(tokenizer, 3) if which == "base" else PROMPTS[:3], (6, 14, 22))
