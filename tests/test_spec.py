@@ -441,3 +441,26 @@ def test_off_and_models_without_mtp_do_not_speculate_and_bad_settings_are_one_li
         Engine(models[1], tok, num_speculative_tokens=0)
     with pytest.raises(UserError, match="max_batch=0"):
         Engine(models[1], tok, speculative_max_batch=0)
+
+
+def test_batch_jobs_decode_without_speculation_so_samples_do_not_depend_on_the_batch():
+    """`auto` speculates while few rows decode, which changes a seeded sampled row's draws; the evaluator's engine
+    (as the pipeline's, GRPO's and the generate stage's) is built with speculation off, so an evaluation gives the
+    same samples whatever the batch size."""
+    from r1.engine.adapters import make_generate_fn
+    from r1.eval.cli import engine_generate_fn
+    from r1.eval.evaluate import evaluate
+    from r1.tasks.base import get_task
+
+    items = get_task("modchain").generate(2, seed=3, difficulty="4-6", split="eval")
+
+    def texts(fn) -> list[str]:
+        sampling = dict(temperature=1.0, top_p=1.0, max_new_tokens=96, template="r1-zero-short", seed=5)
+        return [s["text"] for s in evaluate(items, fn, k=4, progress=False, **sampling).samples]
+
+    small_batches = texts(
+        make_generate_fn(Engine.from_pretrained(model_path("base-tiny"), max_batch=4, speculative="off"))
+    )
+    assert texts(engine_generate_fn("base-tiny")) == small_batches
+    auto = texts(make_generate_fn(Engine.from_pretrained(model_path("base-tiny"), speculative="auto")))
+    assert auto != small_batches  # what an evaluation would report under `auto`: other, equally distributed draws

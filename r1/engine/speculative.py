@@ -22,7 +22,8 @@ second stream, and the final token of each round (the corrected or bonus one) fr
 A seeded request therefore repeats itself whatever else is in the batch, as long as speculation runs the same
 rounds (`speculative="on"`, or greedy decoding, which gives the plain decoder's tokens). `auto` switches speculation
 by batch size, so a seeded *sampled* request that shares the engine with a varying load may take other (equally
-distributed) tokens; pass `speculative="off"` where bit-for-bit repeats under load matter.
+distributed) tokens; pass `speculative="off"` where bit-for-bit repeats under load matter, as r1's batch jobs
+do (evaluation, RL rollouts, the generate stage, distillation).
 
 `auto` speculates while at most `max_batch` rows decode and the rows' running acceptance says it pays: speculation
 spends one MTP block per draft and a wider verify forward; on a CPU at small batch a decode step costs mostly its

@@ -213,7 +213,9 @@ def engine_generate_fn(model_dir: str, device: str = "cpu", dtype: str = "auto")
     from r1.engine import Engine
     from r1.engine.adapters import make_generate_fn
 
-    return make_generate_fn(Engine.from_pretrained(model_path(model_dir), dtype=dtype, device=device))
+    return make_generate_fn(
+        Engine.from_pretrained(model_path(model_dir), dtype=dtype, device=device, speculative="off")
+    )
 
 
 def template_for_model(model_dir: str | Path) -> tuple[str, str]:

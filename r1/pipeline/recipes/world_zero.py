@@ -113,7 +113,7 @@ class Probe(Stage):
         from r1.tasks.world import breakdown
 
         c, items = run.config, heldout(run)
-        engine = Engine.from_pretrained(run.path(self.model), max_batch=64, max_len=512)
+        engine = Engine.from_pretrained(run.path(self.model), max_batch=64, max_len=512, speculative="off")
         result = evaluate(items, make_generate_fn(engine), k=c.eval_k, temperature=1.0, top_p=1.0, progress=False,
                           max_new_tokens=c.max_new_tokens, template=c.template, seed=c.seed)  # fmt: skip
         write_report(result, run.path(self.outputs[0]))

@@ -44,7 +44,9 @@ class Evaluate(Stage):
         from r1.eval.report import write_report
 
         items = self.items(run)
-        engine = Engine.from_pretrained(run.path(self.model), max_batch=64, max_len=512, threads=run.config.threads)
+        engine = Engine.from_pretrained(
+            run.path(self.model), max_batch=64, max_len=512, threads=run.config.threads, speculative="off"
+        )
         generate = with_prefill(make_generate_fn(engine))
         table: Table = {}
         for run_name, kw in self.runs(run, items).items():

@@ -58,7 +58,9 @@ class Generate(Stage):
         from r1.tasks.base import question_of
 
         items = self.items(run)
-        engine = Engine.from_pretrained(run.path(self.model), max_batch=64, max_len=512, threads=run.config.threads)
+        engine = Engine.from_pretrained(
+            run.path(self.model), max_batch=64, max_len=512, threads=run.config.threads, speculative="off"
+        )
         sampling = dict(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens)
         result = evaluate(
             items,

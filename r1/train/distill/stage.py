@@ -188,7 +188,11 @@ class DistillStage(SFTStage):
             limit = model.config.max_position_embeddings
             rows = min(self.cfg.train.batch_size, 256)
             self.engines[id(model)] = Engine(
-                model, self.ctx.tokenizer, max_batch=rows, max_len=min(limit, longest + self.opt.max_new_tokens + 8)
+                model,
+                self.ctx.tokenizer,
+                max_batch=rows,
+                max_len=min(limit, longest + self.opt.max_new_tokens + 8),
+                speculative="off",
             )
         return self.engines[id(model)]
 

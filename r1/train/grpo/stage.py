@@ -414,6 +414,7 @@ class GRPOStage(Stage):
                 max_len=min(limit, longest + new + 8),
                 head_dtype=self.autocast,
                 threads=self.cfg.train.threads or None,  # a count the user set is every forward's
+                speculative="off",  # batch work: a seeded sample must not depend on the batch (engine docs)
             )
         return self.engine
 
