@@ -254,10 +254,7 @@ class CompositeReward:
         return sum(p.weight * values[p.label] for p in self._parts)
 
     def score(
-        self,
-        completions: Sequence[str],
-        items: Sequence[Mapping[str, Any]],
-        lengths: Sequence[int] | None = None,
+        self, completions: Sequence[str], items: Sequence[Mapping[str, Any]], lengths: Sequence[int] | None = None
     ) -> RewardBatch:
         """Score a batch. `lengths` are token counts (for length rewards); without them they are estimated."""
         if len(completions) != len(items):

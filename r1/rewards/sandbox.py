@@ -180,11 +180,7 @@ def _read_capped(path: str, limit: int) -> tuple[str, bool]:
 
 
 def run_python(
-    code: str,
-    stdin: str = "",
-    timeout_s: float = 2.0,
-    memory_mb: int = 256,
-    max_output_bytes: int = 1 << 20,
+    code: str, stdin: str = "", timeout_s: float = 2.0, memory_mb: int = 256, max_output_bytes: int = 1 << 20
 ) -> SandboxResult:
     """Run `code` as `__main__` in a contained child Python, feeding `stdin`; see the module docstring for limits.
 
