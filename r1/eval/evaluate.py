@@ -1,26 +1,14 @@
 """R1-style evaluation of any generator: k samples per item, scored by the task's verifier, summarized per group.
 
-The generator is a plain callable, so the project's engine, a server client, a test fake or a file of
-pre-generated completions all plug in the same way:
+The generator is a plain callable (`GenerateFn`): `generate_fn(items, n, params)` gets templated items, the samples
+per item and `{"temperature", "top_p", "max_new_tokens", "seed"}` (`seed` = run seed + the batch's first index, so
+batches differ but a rerun repeats) and returns per item `n` samples `{"text", "num_tokens", "finish_reason"}` or
+plain strings. Without `num_tokens`, lengths are counted with `count_tokens`, else as words (the report says which).
 
-    GenerateFn = Callable[[list[Item], int, dict], list[list[Sample | str]]]
-
-`generate_fn(items, n, params)` receives a batch of templated items (each with "prompt" or "messages"), the number
-of samples per item and the sampling parameters `{"temperature", "top_p", "max_new_tokens", "seed"}` (`seed` is the
-run seed plus the batch's first item index, so batches differ but a rerun repeats). It returns, per item in order,
-a list of `n` samples, each `{"text": str, "num_tokens": int, "finish_reason": "stop" | "length"}`; a plain string
-is accepted as `{"text": s, "finish_reason": "stop"}`. Without `num_tokens`, lengths are counted with
-`count_tokens` if given, else as whitespace-separated words (the report says which unit it used).
-
-Every sample is judged by `r1.rewards.judge.judge` under the template (the one given, else the item's own
-`meta.template`): the same verdict the rewards and GRPO's statistics use. The answer is taken where the template
-puts it (`<answer>` for the R1-Zero templates, `\\boxed{}` for R1's, the tag else the box without a template) and
-checked by the task's verifier (registered, built-in or reasoning-gym), else `answers_match` against the reference.
-Items without a reference answer or verifier (open-ended prompts) are valid: they have no accuracy verdict, count in
-`n_open` and not in pass@k / cons@k, and still count for format, lengths and the reward. Rewards are scored one
-generation batch at a time (`CompositeReward.score`), so a batched scorer (a reward model) runs once per batch.
-Defaults follow the paper: temperature 0.6, top-p 0.95 [recipe §4]; its max length is 32,768 tokens, ours defaults to
-1,024 for tiny models.
+Every sample is judged by `r1.rewards.judge.judge` under the template (given, else the item's `meta.template`).
+Items without a reference or verifier have no accuracy verdict: they count in `n_open`, not in pass@k / cons@k.
+Rewards are scored one generation batch at a time, so a batched scorer runs once per batch. Defaults follow the
+paper (T 0.6, top-p 0.95); max length 1,024 tokens (the paper's is 32,768).
 """
 
 from __future__ import annotations
