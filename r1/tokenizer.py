@@ -1,23 +1,11 @@
-"""Byte-level BPE tokenizer with the DeepSeek-R1 special tokens and chat template.
+"""Byte-level BPE tokenizer with the DeepSeek-R1 special tokens and chat template (docs/architecture.md, "Tokenizer").
 
-The tokenizer is trained locally with the Hugging Face `tokenizers` library and saved in the Hugging Face layout
-(`tokenizer.json` + `tokenizer_config.json`), so `transformers.AutoTokenizer.from_pretrained(dir)` gives the same
-ids, the same special tokens and the same rendered chats as this module. Choices that matter downstream:
-
-- Byte-level: every string round-trips, whatever the script; no unknown token exists.
-- Each digit is its own pre-token, so "123" is always three tokens. Tiny models learn arithmetic far more easily
-  when a number's tokens line up with its digits.
-- No post-processor: `encode(text)` is exactly the text's ids. BOS comes from the chat template, or callers add
-  it, so no code path adds it twice.
-- The R1 tokens take ids 0..8 in a fixed order (`SPECIAL_TOKENS`), so checkpoints, rewards and the engine can
-  rely on them whatever corpus the tokenizer was trained on. BOS, EOS, PAD and the role markers are special
-  tokens; `<think>`, `</think>`, `<answer>`, `</answer>` are added tokens that are not special, so no decoder that
-  skips special tokens loses the reasoning (DeepSeek's R1-Distill tokenizers mark `<think>` the same way).
-- Chat templates are rendered by `r1.chat_template`, which reproduces transformers' Jinja set-up exactly: the same
-  text and ids for published templates, tools, `{% generation %}` masks and all.
-
-`Tokenizer.load` also reads any other Hugging Face `tokenizer.json`, so tests and evaluation can use real
-tokenizers; pickled (slow) tokenizers are never read.
+Saved in the Hugging Face layout, so `transformers.AutoTokenizer` gives the same ids, special tokens and rendered
+chats. Choices that matter downstream: byte-level (no unknown token); each digit its own pre-token (tiny models learn
+arithmetic far more easily); no post-processor, so BOS comes only from the chat template and is never added twice;
+the R1 tokens at fixed ids 0..8 (`SPECIAL_TOKENS`), with `<think>`/`<answer>` and their closers added but not
+special, so no decoder that skips special tokens loses the reasoning (as DeepSeek's R1-Distill tokenizers do).
+`Tokenizer.load` reads any other HF `tokenizer.json`; pickled (slow) tokenizers are never read.
 """
 
 from __future__ import annotations

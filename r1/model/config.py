@@ -1,18 +1,10 @@
 """One model config for the DeepSeek-V3 family and the dense (Llama/Qwen2/Qwen3) students.
 
-Field names are the Hugging Face `config.json` keys, so a config round-trips through `to_hf_dict` /
-`from_hf_dict` without a translation table; what each key means, and the defaults a file may omit, are the
-family's own in transformers (`families.py`). The architecture is picked by `model_type`:
-
-- `deepseek_v3` (and `deepseek_v2`): MLA attention, DeepSeekMoE after `first_k_dense_replace` dense layers,
-  optional multi-token prediction (`num_nextn_predict_layers`). V3 routes with sigmoid scores and bias-corrected
-  group-limited top-k (`noaux_tc`); V2 with softmax and greedy or group-limited greedy top-k.
-- `qwen2`, `qwen3`, `llama`: grouped-query attention with rotate-half RoPE and a dense SwiGLU MLP. Qwen2 has
-  q/k/v biases; Qwen3 RMS-normalises each query and key head (`q_norm`, `k_norm`); Llama and Qwen3 may bias all
-  four attention projections (`attention_bias`), Llama its MLP (`mlp_bias`).
-
-Training knobs that belong to the model's loss (MTP weight λ, balance-loss weight α, bias update speed γ) live
-here too, so one object describes what `model(...)` computes.
+Field names are the Hugging Face `config.json` keys, so a config round-trips without a translation table; meanings
+and defaults are the family's own in transformers (`families.py`). `model_type` picks the architecture: `deepseek_v3`
+/ `deepseek_v2` (MLA, DeepSeekMoE after `first_k_dense_replace` dense layers, MTP; V3 routes with sigmoid and
+`noaux_tc`, V2 with softmax), or `qwen2` / `qwen3` / `llama` (GQA, rotate-half RoPE, SwiGLU; Qwen2's q/k/v biases,
+Qwen3's q/k norms). The loss's knobs (λ, α, γ) live here too, so one object describes what `model(...)` computes.
 """
 
 from __future__ import annotations

@@ -1,20 +1,11 @@
 """What a Hugging Face `config.json` means, family by family, as transformers 5.25 reads it.
 
-transformers fills every key a file omits from the family's config class (`Qwen2Config`, `DeepseekV3Config`, …),
-and its modeling code decides what each key does; some behaviour is hard-wired there instead of configured (Qwen2
-always has q/k/v biases whatever `attention_bias` says, DeepseekV2 always routes with softmax, DeepseekV3 always
-with sigmoid and bias-corrected group-limited top-k). `FAMILIES` holds each class's defaults (tests compare them
-with the installed classes) and `read_hf_config` turns a file's dict into ModelConfig fields:
-
-- keys r1 implements become fields, the family's defaults filling what the file omits;
-- keys that change the computation in a way r1 does not implement (sliding-window layers, another activation,
-  another RoPE type, MLA biases, …) are a ConfigError naming the key and the file, never a silent default;
-- keys that do not change the computation (use_cache, output_router_logits, pretraining_tp, ep_size, …) are
-  accepted, as are keys the family's class does not know (transformers keeps them as unused attributes).
-
-Keys DeepSeek's own modeling code reads but transformers does not (`scoring_func`, `topk_method` for V3,
-`moe_layer_freq`, `norm_topk_prob` for V2) must agree with what transformers hard-wires: the two readings of
-the file would otherwise differ, and r1 refuses to pick one silently.
+`FAMILIES` holds each config class's defaults (tests compare them with the installed classes); `read_hf_config` turns
+a file's dict into ModelConfig fields. Keys r1 implements become fields; keys that change the computation in a way r1
+does not implement (sliding windows, another activation or RoPE type, MLA biases, …) are a ConfigError naming the key
+and the file, never a silent default; keys that do not change it are accepted. Behaviour transformers hard-wires
+(Qwen2's q/k/v biases, V2's softmax, V3's sigmoid routing) must agree with the keys DeepSeek's own code reads
+(`scoring_func`, `topk_method`, …): the two readings would otherwise differ, and r1 refuses to pick one silently.
 """
 
 from __future__ import annotations

@@ -1,19 +1,11 @@
 """One typed config for every training stage: YAML file → dataclass sections, dotted overrides, strict checks.
 
     cfg = load_config("configs/pretrain-tiny.yaml", ["optim.lr=3e-4", "train.steps=200"])
-    cfg.optim.lr, cfg.train.steps            # typed fields
-    cfg.to_dict()                            # what `config.yaml` in the run folder holds
 
-Why strict: a mistyped key that is silently ignored trains the wrong model for hours. Every unknown key is an
-error that lists the section's valid keys and suggests the closest one; every value is checked against the
-field's type (PyYAML reads `3e-4` as a string, so numeric strings are accepted where a float is expected).
-
-A stage's own options sit under its name (`grpo:` for stage grpo) and are the stage's business: this module keeps
-them as a mapping (`cfg.options`) and the stage checks them when it is built (`r1.train.grpo.options`), so the
-config core never imports a stage.
-
-`model:` is a preset name (`model: tiny`), a Hugging Face model directory to start from (`model: runs/x/model`),
-or a mapping `{preset | path, <any ModelConfig field>: value}` whose extra keys override the model config.
+Why strict: a mistyped key that is silently ignored trains the wrong model for hours, so an unknown key lists the
+section's keys with the closest one, and every value is checked against its field's type. A stage's own options
+(`grpo:`) are kept as a mapping (`cfg.options`) that the stage checks, so the config core never imports a stage.
+`model:` is a preset name, a model directory, or a mapping `{preset | path, <ModelConfig field>: value}`.
 """
 
 from __future__ import annotations

@@ -1,20 +1,10 @@
 """Pretraining: next-token loss on packed documents, plus DeepSeek-V3's MTP loss and MoE balancing.
 
-The objective is the model's own (`Transformer.forward` with labels):
-    L = L_next-token + λ · mean_k L_MTP,k + α · Σ_layers L_balance    (λ = mtp_loss_weight, α = seq_aux_loss_alpha)
-and after every optimizer step the core moves the routing biases toward balance (γ = bias_update_speed). All three
-knobs live in the model config, so `model.mtp_loss_weight=0.1` changes λ.
-
-Data: `data.paths` (.jsonl with "text", or "prompt" + "response" records with `data.loss_on`; or plain text, one
-document per line), plus `data.builtin` documents of the built-in corpus, or `data=` from Python:
-
-    stage = PretrainStage(cfg, data=[{"prompt": "1+1=", "response": " 2"}, ...])
-    train(cfg, stage)
-
-Documents are packed into rows of `data.seq_len` with segment ids, so attention stays inside each document and
-positions restart per document (see `r1.data.packing`); or, with `data.batching: bucket`, length-bucketed.
-MTP targets near a packing boundary can belong to the next document; with one MTP depth that is one target in
-`seq_len` per boundary, and the main loss is exact.
+The objective is the model's own (`Transformer.forward` with labels): L = L_next + λ·mean_k L_MTP,k + α·Σ L_balance,
+with λ, α and the bias speed γ in the model config (`model.mtp_loss_weight=0.1` changes λ). Data: `data.paths`,
+`data.builtin` documents, or `data=` from Python (`PretrainStage(cfg, data=[...])`), packed with segment ids or
+length-bucketed (`r1.data.packing`). MTP targets near a packing boundary can belong to the next document: one target
+in `seq_len` per boundary at depth 1; the main loss is exact.
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
 """A training checkpoint → a model folder that says truthfully what it is.
 
-    publish_model(checkpoint, "runs/x/model", ModelCard(stage="sft", summary="…", base_model="r1/assets/base-tiny"))
-
-The folder holds what transformers and `r1 chat / serve / eval` read (config.json, model*.safetensors,
-generation_config.json, the tokenizer files) and two files of its own:
-- `README.md`, a model card with Hugging Face Hub front matter (license, base_model, tags, library_name,
-  pipeline_tag): what made it, from which base, with which command at which commit, its headline metrics;
-- `provenance.json`: the same facts as data, plus the sha256 of every other file in the folder, so anyone can check
-  that the weights are the ones the card describes (`verify_provenance`).
-Nothing is taken from the source folders' own cards or provenance: those describe other models. `write_card`
-rewrites both files when later facts arrive (an evaluation that runs after publishing).
+Besides what transformers and `r1 chat / serve / eval` read, the folder holds `README.md` (a model card with Hub front
+matter: what made it, from which base, with which command at which commit, its headline metrics) and
+`provenance.json` (the same facts as data, plus the sha256 of every other file: `verify_provenance`). Nothing is taken
+from the source folders' own cards, which describe other models; `write_card` rewrites both when later facts arrive.
 """
 
 from __future__ import annotations
