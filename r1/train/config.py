@@ -10,6 +10,7 @@ section's keys with the closest one, and every value is checked against its fiel
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 import typing
@@ -193,11 +194,8 @@ class TrainConfig:
         check(self.data.seq_len >= 2, "data.seq_len", "must be >= 2")
         check(self.data.builtin >= 0, "data.builtin", "must be >= 0")
         check(self.optim.lr > 0, "optim.lr", "must be positive")
-        check(
-            len(self.optim.betas) == 2 and all(0 <= b < 1 for b in self.optim.betas),
-            "optim.betas",
-            "must be two numbers in [0, 1)",
-        )
+        betas_ok = len(self.optim.betas) == 2 and all(0 <= b < 1 for b in self.optim.betas)
+        check(betas_ok, "optim.betas", "must be two numbers in [0, 1)")
         check(self.optim.eps > 0, "optim.eps", "must be positive")
         check(self.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
         check(self.optim.grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0 = no clipping)")
@@ -205,11 +203,8 @@ class TrainConfig:
         check(0 <= self.schedule.min_lr_ratio <= 1, "schedule.min_lr_ratio", "must be in [0, 1]")
         check(0 <= self.schedule.decay_fraction <= 1, "schedule.decay_fraction", "must be in [0, 1]")
         t = self.train
-        check(
-            not (t.resume and t.overwrite),
-            "train.overwrite",
-            "excludes train.resume (--overwrite deletes what --resume would continue)",
-        )
+        both = "excludes train.resume (--overwrite deletes what --resume would continue)"
+        check(not (t.resume and t.overwrite), "train.overwrite", both)
         check(t.steps >= 1, "train.steps", "must be >= 1")
         check(t.batch_size >= 1, "train.batch_size", "must be >= 1")
         check(t.micro_batch_size >= 0, "train.micro_batch_size", "must be >= 0 (0 = batch_size / processes)")
@@ -407,21 +402,16 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
+        for arg in (a for a in args if a is not type(None)):
+            with contextlib.suppress(ConfigError):
                 return coerce(value, arg, key)
-            except ConfigError as exc:
-                errors.append(exc)
-        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+        raise _expected(key, tp, value)
     if origin is list:
         (item,) = get_args(tp) or (Any,)
         if isinstance(value, (str, int, float)) and not isinstance(value, bool) and item is str:
             value = [value]  # a single path where a list is expected
         if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+            raise _expected(key, tp, value)
         return [coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
@@ -434,10 +424,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif tp is float:
         if isinstance(value, str):
-            try:
+            with contextlib.suppress(ValueError):
                 value = float(value)
-            except ValueError:
-                pass
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
     elif tp is str:
@@ -445,8 +433,12 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     elif isinstance(tp, type):
         ok = isinstance(value, tp)
     if not ok:
-        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+        raise _expected(key, tp, value)
     return value
+
+
+def _expected(key: str, tp: Any, value: Any) -> ConfigError:
+    return ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
 
 
 def _type_name(tp: Any) -> str:
