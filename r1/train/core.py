@@ -712,22 +712,12 @@ class Trainer:
     def _write_outputs(self) -> None:
         from r1.train.report import write_plots, write_report
 
-        records = read_metrics(self.run_dir / "metrics.jsonl")
-        plots = (
-            write_plots(self.run_dir, records) + self.stage.plots(self.run_dir, records)
-            if self.cfg.logging.plots
-            else []
-        )
+        run, records = self.run_dir, read_metrics(self.run_dir / "metrics.jsonl")
+        plots = write_plots(run, records) + self.stage.plots(run, records) if self.cfg.logging.plots else []
         if self.cfg.logging.report:
+            facts = self.stage.describe()
             path = write_report(
-                self.run_dir,
-                self.cfg,
-                self.model_config,
-                records,
-                plots,
-                self.last_checkpoint,
-                self.best,
-                self.stage.describe(),
+                run, self.cfg, self.model_config, records, plots, self.last_checkpoint, self.best, facts
             )
             extra = self.stage.report_lines(records)
             if extra:
