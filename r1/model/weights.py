@@ -1,15 +1,9 @@
 """The one way model code reads a weight, and the inference copies built from weights.
 
-Every kernel that multiplies by a parameter gets it from `weight(module)` (or `linear(x, module)`), including the
-fused paths that concatenate or stack several modules' weights. That is `module.weight`: a tensor, or for a
-`QuantizedLinear` a `QuantizedWeight` (r1/model/quant.py), which runs the int8/int4 kernels for the torch
-operations the model applies to weights, so no path can bypass it.
-
-`FusedWeights` holds what decoding reuses step after step instead of rebuilding it per call: [q_a | kv_a] and
-[gate | up] concatenations, the routed experts stacked for batched GEMMs, the head in another dtype, each under
-the module whose decode path reads it. Which copies a model wants is the model's business
-(`Transformer.fused_weights`, each module's `fusion()`); this class only keeps them fresh and within a memory
-budget.
+Every kernel that multiplies by a parameter gets it from `weight(module)` (or `linear(x, module)`), the fused paths
+included: a tensor, or a `QuantizedWeight` (r1/model/quant.py) running the int kernels, so no path can bypass it.
+`FusedWeights` keeps the copies decoding reuses ([q_a | kv_a], [gate | up], stacked experts, the head in another
+dtype) fresh and within a memory budget; which copies a model wants is the model's business (`fusion()`).
 """
 
 from __future__ import annotations

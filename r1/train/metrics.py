@@ -1,13 +1,9 @@
 """Step metrics: the `metrics.jsonl` log (plus TensorBoard / W&B when asked), FLOP accounting, matmul peak.
 
-`metrics.jsonl` holds one JSON object per line: `{"event": "step", "step": 12, "loss": ..., "lr": ...}` for each
-logged optimizer step, and `{"event": "eval", ...}`, `{"event": "checkpoint", ...}`, `{"event": "resume", ...}`
-for the rest. On resume the file is cut back to the checkpoint's step, so it never shows steps twice.
-
-Achieved FLOP/s counts the model FLOPs of the tokens processed (6 × active matmul parameters per token, plus
-causal attention, plus the MTP modules), divided by the step's wall time, and compares it with a matmul peak
-measured once per process on this machine with a small GEMM in the training dtype: an honest "fraction of what
-this box can do" rather than a datasheet number.
+`metrics.jsonl` holds one JSON object per line (`"event"`: step, eval, checkpoint, resume); on resume it is cut
+back to the checkpoint's step, so it never shows steps twice. Achieved FLOP/s counts model FLOPs (6 × active matmul
+parameters per token, plus causal attention and MTP) over wall time, against a matmul peak measured once per process
+on this machine in the training dtype: "a fraction of what this box can do", not a datasheet number.
 """
 
 from __future__ import annotations
