@@ -51,11 +51,7 @@ def _as_sample(raw: Any) -> Sample:
         n = raw.get("num_tokens")
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
             raise ValueError(f"a sample's num_tokens must be an integer >= 0 or None, got {n!r}")
-        return {
-            "text": raw["text"],
-            "num_tokens": raw.get("num_tokens"),
-            "finish_reason": raw.get("finish_reason") or "stop",
-        }
+        return {"text": raw["text"], "num_tokens": n, "finish_reason": raw.get("finish_reason") or "stop"}
     raise ValueError(f"a sample must be a str or a dict with a 'text' string, got {type(raw).__name__}: {raw!r:.80}")
 
 
@@ -118,21 +114,14 @@ def evaluate(
                     )
             samples = [[_as_sample(s) for s in raw_samples] for raw_samples in outputs]
             flat = [s for item_samples in samples for s in item_samples]
-            exact_lengths = exact_lengths and (
-                count_tokens is not None or all(s["num_tokens"] is not None for s in flat)
-            )
+            exact_lengths &= count_tokens is not None or all(s["num_tokens"] is not None for s in flat)
             lengths = [_length(s, count_tokens) for s in flat]
             rewards = _score(reward, [s["text"] for s in flat], [item for item in batch for _ in range(k)], lengths)
             for offset, (item, item_samples) in enumerate(zip(batch, samples)):
                 rows = slice(offset * k, (offset + 1) * k)
+                item_rewards = None if rewards is None else rewards[rows]
                 outcome, item_records, item_verdicts = _judge(
-                    start + offset,
-                    item,
-                    item_samples,
-                    lengths[rows],
-                    None if rewards is None else rewards[rows],
-                    template,
-                    words,
+                    start + offset, item, item_samples, lengths[rows], item_rewards, template, words
                 )
                 outcomes.append(outcome)
                 records += item_records
