@@ -173,28 +173,20 @@ class ModelConfig:
         self._validate_family(need)
         if self.is_dense:
             need(self.num_key_value_heads > 0, "num_key_value_heads", "must be positive")
-            need(
-                self.num_attention_heads % self.num_key_value_heads == 0,
-                "num_key_value_heads",
-                f"must divide num_attention_heads={self.num_attention_heads}",
-            )
-            need(
-                self.head_dim > 0 and self.head_dim % 2 == 0, "head_dim", "must be a positive even number (RoPE pairs)"
-            )
+            divides = f"must divide num_attention_heads={self.num_attention_heads}"
+            need(self.num_attention_heads % self.num_key_value_heads == 0, "num_key_value_heads", divides)
+            even = self.head_dim > 0 and self.head_dim % 2 == 0
+            need(even, "head_dim", "must be a positive even number (RoPE pairs)")
             need(self.n_routed_experts == 0, "n_routed_experts", f"must be 0 for dense model_type {self.model_type}")
             need(self.num_nextn_predict_layers == 0, "num_nextn_predict_layers", "MTP is a DeepSeek-V3 feature")
         else:
-            need(
-                self.q_lora_rank is None or self.q_lora_rank > 0, "q_lora_rank", "must be positive or null (no q LoRA)"
-            )
+            q_rank = self.q_lora_rank
+            need(q_rank is None or q_rank > 0, "q_lora_rank", "must be positive or null (no q LoRA)")
             for name in ("kv_lora_rank", "qk_nope_head_dim", "v_head_dim", "qk_rope_head_dim"):
                 need(getattr(self, name) > 0, name, "must be positive")
             need(self.qk_rope_head_dim % 2 == 0, "qk_rope_head_dim", "must be even (RoPE rotates pairs)")
-            need(
-                0 <= self.first_k_dense_replace <= self.num_hidden_layers,
-                "first_k_dense_replace",
-                f"must be in [0, num_hidden_layers={self.num_hidden_layers}]",
-            )
+            in_range = f"must be in [0, num_hidden_layers={self.num_hidden_layers}]"
+            need(0 <= self.first_k_dense_replace <= self.num_hidden_layers, "first_k_dense_replace", in_range)
             need(self.moe_layer_freq >= 1, "moe_layer_freq", "must be >= 1")
             need(self.num_nextn_predict_layers >= 0, "num_nextn_predict_layers", "must be >= 0")
             if self.n_routed_experts > 0:
@@ -209,19 +201,15 @@ class ModelConfig:
         need(not self.mlp_bias or mt == "llama", "mlp_bias", "MLP biases are implemented for llama only")
         if self.is_deepseek:
             need(not self.attention_bias, "attention_bias", "biases on MLA projections are not implemented in r1")
-            need(
-                self.moe_layer_freq == 1, "moe_layer_freq", "must be 1 (every layer from first_k_dense_replace is MoE)"
-            )
+            every = "must be 1 (every layer from first_k_dense_replace is MoE)"
+            need(self.moe_layer_freq == 1, "moe_layer_freq", every)
         if mt == "deepseek_v3":
             need(self.scoring_func == "sigmoid", "scoring_func", "deepseek_v3 routes with 'sigmoid' scores")
             need(self.topk_method == "noaux_tc", "topk_method", "deepseek_v3 routes with 'noaux_tc'")
         elif mt == "deepseek_v2":
             need(self.scoring_func == "softmax", "scoring_func", "deepseek_v2 routes with 'softmax' scores")
-            need(
-                self.topk_method in ("greedy", "group_limited_greedy"),
-                "topk_method",
-                "deepseek_v2 routes with 'greedy' or 'group_limited_greedy'",
-            )
+            greedy = self.topk_method in ("greedy", "group_limited_greedy")
+            need(greedy, "topk_method", "deepseek_v2 routes with 'greedy' or 'group_limited_greedy'")
             need(not self.norm_topk_prob, "norm_topk_prob", "deepseek_v2 never renormalises the top-k weights")
 
     def _validate_moe(self, need) -> None:
@@ -239,9 +227,8 @@ class ModelConfig:
             f"{self.num_experts_per_tok}: top-k would pick masked experts",
         )
         if self.topk_method == "noaux_tc" and self.n_group > 1:
-            need(
-                per_group >= 2, "n_group", "noaux_tc scores a group by its top-2 experts: needs >= 2 experts per group"
-            )
+            top2 = "noaux_tc scores a group by its top-2 experts: needs >= 2 experts per group"
+            need(per_group >= 2, "n_group", top2)
         need(self.routed_scaling_factor > 0, "routed_scaling_factor", "must be positive")
 
     def _validate_rope(self, need) -> None:
@@ -252,11 +239,8 @@ class ModelConfig:
         if kind in ("yarn", "llama3"):
             rs = self.rope_scaling
             need(float(rs.get("factor", 0)) >= 1, "rope_scaling", "factor must be >= 1")
-            need(
-                int(rs.get("original_max_position_embeddings", 0)) > 0,
-                "rope_scaling",
-                "needs original_max_position_embeddings > 0",
-            )
+            original = int(rs.get("original_max_position_embeddings", 0))
+            need(original > 0, "rope_scaling", "needs original_max_position_embeddings > 0")
 
     # ----------------------------------------------------------------------------------------- HF I/O
     def to_hf_dict(self) -> dict[str, Any]:
