@@ -245,26 +245,20 @@ class ModelConfig:
     # ----------------------------------------------------------------------------------------- HF I/O
     def to_hf_dict(self) -> dict[str, Any]:
         """The `config.json` transformers reads for this architecture (and DeepSeek's own code, for V2/V3)."""
+
+        def own(names: str) -> dict[str, Any]:  # fields that are config.json keys of the same name
+            return {n: getattr(self, n) for n in names.split()}
+
         d: dict[str, Any] = {
             "architectures": [HF_ARCHITECTURES[self.model_type]],
-            "model_type": self.model_type,
-            "vocab_size": self.vocab_size,
-            "hidden_size": self.hidden_size,
-            "intermediate_size": self.intermediate_size,
-            "num_hidden_layers": self.num_hidden_layers,
-            "num_attention_heads": self.num_attention_heads,
-            "num_key_value_heads": self.num_key_value_heads,
+            **own("model_type vocab_size hidden_size intermediate_size num_hidden_layers num_attention_heads"),
+            **own("num_key_value_heads"),
             "hidden_act": "silu",
-            "max_position_embeddings": self.max_position_embeddings,
-            "rms_norm_eps": self.rms_norm_eps,
-            "rope_theta": self.rope_theta,
+            **own("max_position_embeddings rms_norm_eps rope_theta"),
             "rope_scaling": dict(self.rope_scaling) if self.rope_scaling else None,
-            "tie_word_embeddings": self.tie_word_embeddings,
+            **own("tie_word_embeddings"),
             "attention_dropout": 0.0,
-            "bos_token_id": self.bos_token_id,
-            "eos_token_id": self.eos_token_id,
-            "pad_token_id": self.pad_token_id,
-            "initializer_range": self.initializer_range,
+            **own("bos_token_id eos_token_id pad_token_id initializer_range"),
             "torch_dtype": "float32",
             "use_cache": True,
         }
@@ -280,36 +274,19 @@ class ModelConfig:
             moe = self.n_routed_experts > 0
             d.update(
                 attention_bias=False,
-                q_lora_rank=self.q_lora_rank,
-                kv_lora_rank=self.kv_lora_rank,
-                qk_nope_head_dim=self.qk_nope_head_dim,
-                qk_rope_head_dim=self.qk_rope_head_dim,
-                v_head_dim=self.v_head_dim,
+                **own("q_lora_rank kv_lora_rank qk_nope_head_dim qk_rope_head_dim v_head_dim"),
                 head_dim=self.qk_rope_head_dim,
                 rope_interleave=True,
-                n_routed_experts=self.n_routed_experts,
-                n_shared_experts=self.n_shared_experts,
-                num_experts_per_tok=self.num_experts_per_tok,
-                moe_intermediate_size=self.moe_intermediate_size,
+                **own("n_routed_experts n_shared_experts num_experts_per_tok moe_intermediate_size"),
                 # without routed experts every layer is dense, which transformers spells as all layers "first"
                 first_k_dense_replace=self.first_k_dense_replace if moe else self.num_hidden_layers,
-                moe_layer_freq=self.moe_layer_freq,
-                n_group=self.n_group,
-                topk_group=self.topk_group,
-                scoring_func=self.scoring_func,
-                topk_method=self.topk_method,
-                norm_topk_prob=self.norm_topk_prob,
-                routed_scaling_factor=self.routed_scaling_factor,
-                num_nextn_predict_layers=self.num_nextn_predict_layers,
+                **own("moe_layer_freq n_group topk_group scoring_func topk_method norm_topk_prob"),
+                **own("routed_scaling_factor num_nextn_predict_layers"),
                 aux_loss_alpha=self.seq_aux_loss_alpha,
                 seq_aux=True,
                 ep_size=1,
             )
-        d["r1"] = {
-            "mtp_loss_weight": self.mtp_loss_weight,
-            "seq_aux_loss_alpha": self.seq_aux_loss_alpha,
-            "bias_update_speed": self.bias_update_speed,
-        }
+        d["r1"] = own("mtp_loss_weight seq_aux_loss_alpha bias_update_speed")
         return d
 
     @classmethod
