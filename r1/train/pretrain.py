@@ -67,28 +67,14 @@ class PretrainStage(Stage):
         self.examples_count = 0
         train = self.examples(self.records(), ctx.tokenizer)
         self.examples_count = len(train)
+        rows = {"seq_len": d.seq_len, "pad_id": pad, "batching": d.batching, "split_documents": self.split_documents}
         self.stream = BatchStream(
-            train,
-            seq_len=d.seq_len,
-            batch_size=self.cfg.train.batch_size,
-            pad_id=pad,
-            batching=d.batching,
-            split_documents=self.split_documents,
-            seed=self.cfg.train.seed,
-            shuffle=d.shuffle,
+            train, batch_size=self.cfg.train.batch_size, seed=self.cfg.train.seed, shuffle=d.shuffle, **rows
         )
         eval_records = self.eval_data if self.eval_data is not None else list(read_records(d.eval_paths, d.text_field))
         if eval_records:
             ev = self.examples([dict(r) for r in eval_records], ctx.tokenizer)
-            self.eval_stream = BatchStream(
-                ev,
-                seq_len=d.seq_len,
-                batch_size=1,
-                pad_id=pad,
-                batching=d.batching,
-                split_documents=self.split_documents,
-                shuffle=False,
-            )
+            self.eval_stream = BatchStream(ev, batch_size=1, shuffle=False, **rows)
 
     def next_batches(self) -> list[dict[str, torch.Tensor]]:
         return self.stream.next_batches(self.ctx.rank, self.ctx.world, self.ctx.micro_batch_size)
