@@ -43,9 +43,7 @@ ANSWER_OPEN = "<answer>"
 ANSWER_CLOSE = "</answer>"
 # Order is the id order: BOS is 0, EOS 1, PAD 2, ... ANSWER_CLOSE 8.
 SPECIAL_TOKENS = [BOS, EOS, PAD, USER, ASSISTANT, THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE]
-# Of those, the reasoning tags are added tokens but not *special* ones, as `<think>` is in DeepSeek's R1-Distill
-# tokenizers: decoders that skip special tokens (transformers' pipelines, vLLM's default) must keep them, or the
-# boundary between reasoning and answer is lost.
+# added tokens but not special ones (see the module docstring): a decoder that skips special tokens keeps them
 REASONING_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 
 # What the model is prompted with: R1's usage notes ask that every response starts with "<think>\n".
