@@ -214,13 +214,10 @@ class Server:
         room = self.engine.max_len - prompt_len
         limit = body.token_limit()
         if limit is not None and limit > room:
-            raise APIError(
-                400,
-                f"This model's maximum context length is {self.engine.max_len} tokens. However, you requested "
-                f"{prompt_len + limit} tokens ({prompt_len} in the prompt, {limit} for the completion).",
-                "max_tokens",
-                "context_length_exceeded",
+            asked = (
+                f"you requested {prompt_len + limit} tokens ({prompt_len} in the prompt, {limit} for the completion)."
             )
+            raise self.too_long(asked, "max_tokens")
         if body.n > self.engine.max_batch:
             raise APIError(400, f"n={body.n}: this server decodes at most {self.engine.max_batch} sequences together "
                            "(--max-batch)", "n", "invalid_value")  # fmt: skip
@@ -241,18 +238,16 @@ class Server:
         except UserError as exc:
             raise APIError(400, str(exc)) from None
 
+    def too_long(self, what: str, param: str) -> APIError:
+        message = f"This model's maximum context length is {self.engine.max_len} tokens. However, {what}"
+        return APIError(400, message, param, "context_length_exceeded")
+
     def encode(self, prompt: Any, param: str) -> list[int]:
         """Token ids of a prompt; text prompts get BOS, as a base model saw at every document start."""
         try:
             ids = self.engine.encode(prompt, add_bos=True)
             if len(ids) >= self.engine.max_len:
-                raise APIError(
-                    400,
-                    f"This model's maximum context length is {self.engine.max_len} tokens. However, your prompt "
-                    f"has {len(ids)} tokens, which leaves no room for a completion.",
-                    param,
-                    "context_length_exceeded",
-                )
+                raise self.too_long(f"your prompt has {len(ids)} tokens, which leaves no room for a completion.", param)
             self.engine.check_prompt(ids, SamplingParams())
         except UserError as exc:
             raise APIError(400, str(exc), param, "invalid_value") from None
