@@ -13,6 +13,7 @@ Scores must be finite: a NaN would poison every advantage of its group, so it is
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import math
@@ -139,10 +140,8 @@ def get_verifier(task: str | None) -> Verifier | None:
         return None
     if task not in _VERIFIERS and not _TASKS_IMPORTED:
         _TASKS_IMPORTED = True
-        try:
+        with contextlib.suppress(ImportError):
             importlib.import_module("r1.tasks")
-        except ImportError:
-            pass
     return _VERIFIERS.get(task)
 
 
@@ -163,10 +162,7 @@ class RewardBatch:
     def means(self, prefix: str = "reward") -> dict[str, float]:
         """Batch means for logging: `{"reward": …, "reward/accuracy": …, …}`."""
         n = max(len(self.total), 1)
-        out = {prefix: sum(self.total) / n}
-        for name, values in self.components.items():
-            out[f"{prefix}/{name}"] = sum(values) / n
-        return out
+        return {prefix: sum(self.total) / n, **{f"{prefix}/{k}": sum(v) / n for k, v in self.components.items()}}
 
 
 @dataclass
@@ -199,10 +195,9 @@ class _Part:
         else:
             values = [self.fn(c, it) for c, it in zip(completions, items)]
         out = [float(v) for v in values]
-        if not all(math.isfinite(v) for v in out):
-            raise UserError(
-                f"reward {self.label!r} returned a non-finite score: {next(v for v in out if not math.isfinite(v))}"
-            )
+        bad = [v for v in out if not math.isfinite(v)]
+        if bad:
+            raise UserError(f"reward {self.label!r} returned a non-finite score: {bad[0]}")
         return out
 
 
