@@ -47,8 +47,6 @@ def has_generation_blocks(template: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ the environment
-
-
 class _GenerationBlocks(Extension):
     """`{% generation %}…{% endgeneration %}`: renders its body and, while a render is tracked, records its span.
 
@@ -158,8 +156,6 @@ def template_literal_text(source: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------- the inputs
-
-
 def validate_messages(messages: Any) -> list[dict[str, Any]]:
     """Check and normalise a conversation the way transformers prepares it, reporting a bad message by index.
 
@@ -257,8 +253,6 @@ def _alias_reasoning(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------------- rendering
-
-
 @dataclasses.dataclass
 class Rendered:
     """A rendered chat and, when tracked, the character spans of its `{% generation %}` blocks."""
@@ -349,8 +343,6 @@ def _hint(exc: Exception, messages: list[dict[str, Any]]) -> str:
 
 
 # ----------------------------------------------------------------------------------- control-token guarding
-
-
 def control_token_patterns(control_tokens: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
     """A regex matching any control token (longest first), and one matching a marked token or a lone marker."""
     return _control_token_patterns(tuple(sorted(set(control_tokens), key=len, reverse=True)))

@@ -437,8 +437,6 @@ class IncrementalDecoder:
 
 
 # ------------------------------------------------------------------------------------------ building blocks
-
-
 def new_backend() -> BackendTokenizer:
     """An untrained tokenizer with the R1 pipeline; exposed so tests and tools can build variants of it."""
     backend = BackendTokenizer(models.BPE())

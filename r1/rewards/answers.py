@@ -46,7 +46,6 @@ AnswerMode = Literal["auto", "answer_tag", "boxed"]
 _log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------------------- extraction
-
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 
@@ -110,7 +109,6 @@ def extract_answer(text: str, mode: AnswerMode = "auto") -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------------- normalisation
-
 _NUM_RE = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?(?:[eE][+-]?\d+)?|[+-]?\.\d+(?:[eE][+-]?\d+)?")
 _FRAC_RE = re.compile(r"([+-]?)\\[dt]?frac\s*(?:\{\s*([+-]?\d+)\s*\}|(\d))\s*(?:\{\s*([+-]?\d+)\s*\}|(\d))")
 _PREFIX_RE = re.compile(r"^(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:=]?\s*", re.IGNORECASE)

@@ -63,8 +63,6 @@ class Verdict:
 
 
 # ------------------------------------------------------------------------------------------------------ templates
-
-
 @dataclass(frozen=True)
 class _Rules:
     answer_mode: AnswerMode
@@ -106,7 +104,6 @@ def think_prefilled_for(item: Mapping[str, Any]) -> bool | None:
 
 
 # --------------------------------------------------------------------------------------------------------- format
-
 _TAGS_RE = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
 _BOXED_RE = re.compile(r"\s*<think>(.*?)</think>(.*)", re.DOTALL)
 _TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
@@ -147,8 +144,6 @@ def boxed_format_ok(completion: str, prefilled: bool | None = None, require_reas
 
 
 # ----------------------------------------------------------------------------------------------------- reflection
-
-
 @functools.lru_cache(maxsize=32)
 def reflection_regex(words: tuple[str, ...] = REFLECTION_WORDS) -> re.Pattern[str]:
     """One pattern for all reflection words: whole-word for Latin text, plain substring for CJK."""
@@ -160,8 +155,6 @@ def reflection_regex(words: tuple[str, ...] = REFLECTION_WORDS) -> re.Pattern[st
 
 
 # ---------------------------------------------------------------------------------------------------- correctness
-
-
 def _verifier(task: Any) -> Callable[[str, Mapping[str, Any]], bool] | None:
     """The task's verifier: one registered for its name, else the task's own `verify` (reasoning-gym's too)."""
     if not task:
@@ -195,8 +188,6 @@ def _correct(answer: str | None, item: Mapping[str, Any]) -> bool | None:
 
 
 # ---------------------------------------------------------------------------------------------------------- judge
-
-
 def judge(
     completion: str,
     item: Mapping[str, Any],

@@ -146,8 +146,6 @@ def get_verifier(task: str | None) -> Verifier | None:
 
 
 # ----------------------------------------------------------------------------------------------------- composition
-
-
 @dataclass
 class RewardBatch:
     """Scores of a batch: the weighted total per sample and each component per sample (unweighted)."""
