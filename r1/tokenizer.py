@@ -150,7 +150,6 @@ class Tokenizer:
         self.model_max_length = model_max_length
 
     # ----------------------------------------------------------------------------------------------- training
-
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int = 2048, min_frequency: int = 2) -> Tokenizer:
         """Train a byte-level BPE whose ids 0..8 are `SPECIAL_TOKENS`, whatever the corpus.
@@ -174,7 +173,6 @@ class Tokenizer:
         return cls(_without_special_flag(backend, REASONING_TAGS))
 
     # ----------------------------------------------------------------------------------------- encode/decode
-
     def encode(self, text: str) -> list[int]:
         """The ids of `text` and nothing else: no BOS/EOS, special-token strings become their single ids.
 
@@ -231,7 +229,6 @@ class Tokenizer:
         return self._backend
 
     # ------------------------------------------------------------------------------------------------- chat
-
     def apply_chat_template(
         self,
         messages: Sequence[Any],
@@ -340,7 +337,6 @@ class Tokenizer:
         return [token.id for split in splits for token in backend.model.tokenize(split)]
 
     # ------------------------------------------------------------------------------------------------- files
-
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write `tokenizer.json` and `tokenizer_config.json`; each write is atomic so a crash leaves no half file."""
         out = Path(directory)
