@@ -244,15 +244,11 @@ class Tokenizer:
     ) -> Any:
         """Render `messages` exactly as `transformers` does: the same text, and with `tokenize` the same ids.
 
-        Arguments mean what they mean in transformers (see `r1.chat_template`); `chat_template` replaces the
-        tokenizer's template for this call; extra keyword arguments become template variables (e.g. `date_string`,
-        `enable_thinking`). Two defaults differ on purpose: the generation prompt is on, because nearly every caller
-        here is about to sample a response, and `tokenize` is off. transformers' tokenization options (padding,
-        tensors, ...) are refused rather than passed to the template unnoticed.
-        Returns the text, the ids (`tokenize=True`), or `{"input_ids", "assistant_masks"}` with
-        `return_assistant_tokens_mask=True` (1 for tokens inside the template's `{% generation %}` blocks).
-        `sanitize_control_tokens=True` encodes control tokens found in user-supplied strings as plain text, so only
-        the template's own special tokens map to their ids.
+        Arguments mean what they mean in transformers (`r1.chat_template`); extra keyword arguments become template
+        variables. Two defaults differ on purpose: the generation prompt is on (nearly every caller here samples a
+        response next) and `tokenize` is off. transformers' tokenization options are refused, not passed on
+        unnoticed. `sanitize_control_tokens=True` encodes control tokens in user-supplied strings as plain text.
+        Returns the text, the ids, or `{"input_ids", "assistant_masks"}` with `return_assistant_tokens_mask=True`.
         """
         unsupported = sorted(_TRANSFORMERS_ONLY.intersection(kwargs))
         if unsupported:

@@ -76,11 +76,9 @@ def tokenize_records(
 ) -> list[Example]:
     """Pretraining examples: `[BOS] + text + [EOS]`, or `[BOS] + prompt` then `response + [EOS]`.
 
-    Accepted records: `{text_field: str}`; `{"prompt": str, "response": str}` (with `loss_on="response"` the prompt
-    tokens get IGNORE_INDEX, so the model learns to answer, not to write questions); `{"input_ids": [...],
-    "labels"?: [...]}` already tokenized (no tokenizer needed, taken as is; given `vocab_size`, an id outside the
-    vocabulary is an error naming the record). Prompt and response are encoded separately, exactly as at
-    inference, where the prompt is encoded alone and the response is sampled after it.
+    Records: `{text_field}`; `{"prompt", "response"}` (`loss_on="response"`: the prompt gets IGNORE_INDEX, so the
+    model learns to answer, not to write questions), encoded separately as at inference; or pre-tokenized
+    `{"input_ids", "labels"?}` (given `vocab_size`, an id outside the vocabulary is an error naming the record).
     """
     if loss_on not in LOSS_ON:
         raise UserError(f"loss_on={loss_on!r}: must be one of {', '.join(LOSS_ON)}")

@@ -78,12 +78,10 @@ def evaluate(
     count_tokens: Callable[[str], int] | None = None,
     reflection_words: Sequence[str] | None = None,
 ) -> EvalResult:
-    """Sample `k` completions per item, judge them and report pass@1 (mean over k), pass@2..k, cons@k, format
-    rate, lengths and truncation, overall, per task and per difficulty. See the module docstring for the contract.
+    """Sample `k` completions per item, judge them, report the metrics overall, per task and per difficulty.
 
-    `template` is applied to every item ("r1-zero" or "r1"); None uses the items' own prompt/messages (and judges
-    them by their own `meta.template`). `reward_spec` (optional) is a `build_reward` spec or a reward callable; its
-    mean is reported as well. `reflection_words` replaces the judge's default list.
+    `template` is applied to every item; None uses the items' own prompts (judged by their `meta.template`).
+    `reward_spec`: a `build_reward` spec or a reward callable, whose mean is reported too.
     """
     from tqdm import tqdm
 

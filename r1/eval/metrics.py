@@ -39,12 +39,8 @@ def _default_normalize(answer: str) -> str:
 
 
 def majority_vote(answers: Sequence[str | None], normalize: Callable[[str], str] | None = None) -> int | None:
-    """Index of the sample whose answer wins the vote, or None when no sample has an answer.
-
-    Answers are grouped by their normalized form; a sample without an extractable answer (None) abstains. The
-    most frequent group wins; a tie goes to the group that appeared first, and the winner is represented by its
-    first sample, so the result is deterministic.
-    """
+    """Index of the sample whose answer wins the vote (by normalized form; None answers abstain), or None when no
+    sample has an answer. Ties go to the group seen first, represented by its first sample: deterministic."""
     normalize = normalize or _default_normalize
     counts: dict[str, int] = {}
     first: dict[str, int] = {}

@@ -150,13 +150,10 @@ def load_pretrained(
     device: str | torch.device = "cpu",
     config: ModelConfig | None = None,
 ) -> Transformer:
-    """Build the model from a HF directory: config.json + safetensors (single, sharded, FP8 block-quantised, or
-    int8/int4 compressed-tensors).
+    """Build the model from a HF directory (single, sharded, FP8 block-quantised or compressed-tensors safetensors).
 
-    Floating-point weights are cast to `dtype`, by default the dtype the checkpoint stores (most of) them in —
-    bf16 for every published one, FP8 blocks dequantised to bf16 — so the model holds one dtype throughout; the
-    routing biases stay fp32. Compressed-tensors linears stay quantised (their scales in `dtype`); they run on
-    CPU in float32 or bfloat16.
+    Floating-point weights are cast to `dtype`, by default the one the checkpoint stores most of them in (FP8 counts
+    as bf16), so the model holds one dtype; routing biases stay fp32; compressed-tensors linears stay quantised.
     """
     path = Path(path)
     cfg = config or load_config(path)

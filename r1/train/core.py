@@ -483,12 +483,9 @@ class Trainer:
         return Path(choice) if choice else None
 
     def _choose_start(self) -> str | None:
-        """Resume from the newest intact checkpoint, start over (--overwrite), or start in a new folder.
-
-        A fresh start never mixes with an earlier run: a folder holding one (checkpoints or metrics) needs --resume
-        or --overwrite, the same guard HF's example scripts apply to a non-empty output directory. When every
-        checkpoint is broken, --resume stops with their problems and leaves the folder as it was.
-        """
+        """Resume from the newest intact checkpoint, start over (--overwrite), or start in a new folder. A folder
+        holding an earlier run needs --resume or --overwrite (HF's example scripts guard a non-empty output dir
+        alike); when every checkpoint is broken, --resume stops and leaves the folder as it was."""
         cfg, run = self.cfg, self.run_dir
         if run.exists() and not run.is_dir():
             raise ConfigError(f"train.out={run}: is a file; the run folder must be a directory")

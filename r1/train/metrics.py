@@ -25,11 +25,7 @@ _PEAK_CACHE: dict[tuple[str, str, int], float] = {}
 
 def matmul_peak(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, n: int = 768) -> float:
     """FLOP/s of a square GEMM, best of a few short runs; measured once per (device, dtype, threads), then cached.
-
-    Uses its own generator so measuring never shifts the global RNG (runs stay bit-reproducible). On a machine
-    shared with other work the measurement sees the same contention as training, mostly; a busy moment during
-    measurement can still push the reported fraction of peak above what it really is.
-    """
+    Its own generator keeps the global RNG untouched (runs stay bit-reproducible)."""
     device = torch.device(device)
     key = (str(device), str(dtype), torch.get_num_threads())
     if key in _PEAK_CACHE:

@@ -58,10 +58,8 @@ def publish_model(
 ) -> Path:
     """Copy a checkpoint's model files to `dest` (replacing it), add a card and provenance; returns `dest`.
 
-    `tokenizer_dir`: where to take tokenizer files from when the checkpoint lacks them. `template`: the plain prompt
-    template the model was trained with; it becomes the folder's chat template, so `r1 chat`, `r1 serve`,
-    `r1 eval` and transformers render chats the way the model saw its prompts.
-    The folder is assembled beside `dest` and renamed into place, so a crash never leaves half a model there.
+    `template`: the plain prompt template the model was trained with, which becomes the folder's chat template so
+    every reader renders chats the way the model saw its prompts. Assembled beside `dest`, then renamed into place.
     """
     src, dest = Path(checkpoint), Path(dest)
     tmp = dest.with_name(f".{dest.name}.publishing")
