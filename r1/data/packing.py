@@ -41,11 +41,8 @@ class Example:
 
 # =============================================================================================== reading
 def read_records(paths: Iterable[str | Path], text_field: str = "text") -> Iterator[dict[str, Any]]:
-    """Records from `.jsonl` files (one JSON object per line) and plain text files (one document per line).
-
-    Text lines become `{text_field: line}`, so both kinds flow through the same tokenization. Records carry
-    `_source` ("file:line") for error messages. A file without any record is an error.
-    """
+    """Records from `.jsonl` files and plain text files (one document per line, as `{text_field: line}`), each with
+    `_source` ("file:line") for errors; a file without any record is an error."""
     for path in map(Path, paths):
         if not path.is_file():
             raise UserError(f"data file not found: {path}")

@@ -35,12 +35,9 @@ def linear(x: torch.Tensor, module: nn.Linear) -> torch.Tensor:
 
 
 def fused_linear(x: torch.Tensor, *layers: nn.Linear) -> list[torch.Tensor]:
-    """Apply several projections of the same input as one GEMM, then split.
-
-    One matmul instead of several saves kernel launches and, under autocast, repeated casts of `x`; at CPU scale
-    those dominate. The weights stay separate parameters, so checkpoints keep their per-projection names; the
-    concatenation is part of the graph, so gradients reach each of them.
-    """
+    """Apply several projections of the same input as one GEMM, then split: fewer launches and (under autocast)
+    casts of `x`, which dominate at CPU scale. The weights stay separate parameters (checkpoint names unchanged) and
+    the concatenation is part of the graph, so each gets its gradient."""
     weights = [weight(m) for m in layers]
     if not all(isinstance(w, torch.Tensor) for w in weights):  # quantised: concatenating packed weights per call
         return [linear(x, m) for m in layers]  # would cost more than the launches it saves

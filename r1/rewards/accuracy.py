@@ -30,9 +30,8 @@ def answer_mode(name: str, mode: str) -> str | None:
 def accuracy(mode: str = "template") -> RewardFn:
     """1.0 iff the final answer (mode: template | auto | answer_tag | boxed) is right by the verifier or reference.
 
-    `template` (default): where the item's template puts the answer (`meta.template`; the tag, else the box, for an
-    item without one). `answer_tag` counts only `<answer>…</answer>`, `boxed` only `\\boxed{}`, `auto` the tag, else
-    the box. Open-ended items (no reference, no verifier) earn 0.0.
+    `template` (default): where the item's template puts the answer (the tag, else the box, without one); `auto`:
+    the tag, else the box. Open-ended items (no reference, no verifier) earn 0.0.
     """
     override = answer_mode("accuracy", mode)
 

@@ -76,11 +76,8 @@ def imbalance(counts: torch.Tensor) -> list[float]:
 
 
 class MetricsLog:
-    """Appends JSON lines to `metrics.jsonl` and mirrors scalars to TensorBoard and W&B when enabled.
-
-    Only the process that owns the run folder (rank 0) creates one. Missing optional packages print one line and
-    are skipped: logging extras are never required to train.
-    """
+    """Appends JSON lines to `metrics.jsonl` (rank 0 only) and mirrors scalars to TensorBoard and W&B when enabled;
+    a missing optional package prints one line and is skipped: logging extras are never required to train."""
 
     def __init__(
         self,
