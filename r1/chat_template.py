@@ -1,30 +1,13 @@
 """Chat templates rendered exactly as `transformers` renders them, without importing it.
 
-A chat template is untrusted Jinja shipped with a tokenizer. Published templates (DeepSeek, Qwen, Llama, TRL's
-training templates) lean on details of transformers' set-up, so the same text and the same token ids come out only
-if every detail matches. The facts, as of transformers 5.x (`utils/chat_template_utils.py` and
-`PreTrainedTokenizerBase.apply_chat_template`), are:
-
-- The environment: an immutable sandbox with `trim_blocks` and `lstrip_blocks`, loop controls (`break`,
-  `continue`), the `{% generation %}` block, `raise_exception(msg)`, `strftime_now(fmt)`, a `tojson` filter that is
-  plain `json.dumps` (no HTML escaping; `ensure_ascii`, `indent`, `separators`, `sort_keys` accepted), `dict`, and a
-  `namespace` that refuses underscore names.
-- The variables: `messages`, `tools`, `documents`, `add_generation_prompt`, the tokenizer's special tokens
-  (`bos_token`, `eos_token`, ...), then every extra keyword argument, which wins over a special token of the same
-  name.
-- The data the template sees is plain JSON-like data: message objects (pydantic models, dataclasses) become dicts,
-  keys whose value is None are dropped (so `content: null` is *absent*, not `none`, inside the template), and
-  reasoning given as `reasoning_content`, `thinking` or `reasoning` is visible under both `reasoning_content` and
-  `thinking`.
-- `continue_final_message` renders the last message with a tag appended and cuts the text at the tag, so the
-  model continues that message instead of starting a new one.
-- `{% generation %}` blocks record the character spans they render; with `return_assistant_tokens_mask` every
-  token overlapping a span is marked 1 (TRL's assistant-only loss reads this mask).
-- With `sanitize_control_tokens`, control tokens inside user-supplied strings are wrapped in private-use markers
-  before rendering and encoded as plain text afterwards, so only the template's own control tokens become ids.
-
-Tools are accepted as JSON schemas (dicts); transformers also converts Python functions through their docstrings,
-which is not done here. A conversation is one list of messages (no batches of conversations).
+Published templates (DeepSeek, Qwen, Llama, TRL's training templates) lean on details of transformers' set-up
+(5.x: `utils/chat_template_utils.py`, `apply_chat_template`), so the same ids come out only if every detail matches:
+an immutable sandbox with `trim_blocks`/`lstrip_blocks`, loop controls, `{% generation %}`, `raise_exception`,
+`strftime_now`, a `tojson` that is plain `json.dumps`; special tokens as variables, overridden by extra keyword
+arguments; messages as plain JSON-like data with None values dropped (`content: null` is *absent*), reasoning visible
+as both `reasoning_content` and `thinking`; `continue_final_message` cutting at an appended tag; generation spans
+for `return_assistant_tokens_mask`. With `sanitize_control_tokens`, control tokens inside user strings are encoded
+as plain text, so only the template's own become ids. Tools are JSON schemas only; one conversation per call.
 """
 
 from __future__ import annotations
@@ -64,8 +47,6 @@ def has_generation_blocks(template: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ the environment
-
-
 class _GenerationBlocks(Extension):
     """`{% generation %}…{% endgeneration %}`: renders its body and, while a render is tracked, records its span.
 
@@ -175,8 +156,6 @@ def template_literal_text(source: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------- the inputs
-
-
 def validate_messages(messages: Any) -> list[dict[str, Any]]:
     """Check and normalise a conversation the way transformers prepares it, reporting a bad message by index.
 
@@ -274,8 +253,6 @@ def _alias_reasoning(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------------- rendering
-
-
 @dataclasses.dataclass
 class Rendered:
     """A rendered chat and, when tracked, the character spans of its `{% generation %}` blocks."""
@@ -366,8 +343,6 @@ def _hint(exc: Exception, messages: list[dict[str, Any]]) -> str:
 
 
 # ----------------------------------------------------------------------------------- control-token guarding
-
-
 def control_token_patterns(control_tokens: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
     """A regex matching any control token (longest first), and one matching a marked token or a lone marker."""
     return _control_token_patterns(tuple(sorted(set(control_tokens), key=len, reverse=True)))

@@ -1,21 +1,12 @@
-"""Which floating-point type a model computes in: `--dtype` / `train.dtype`, and what `auto` picks.
+"""Which floating-point type a model computes in: `--dtype` / `train.dtype`, and what `auto` picks, the same for every
+entry point (`inference_dtype`, `autocast_dtype`).
 
-Every entry point resolves its dtype here (`r1 chat`, `r1 serve`, `r1 eval` and `Engine.from_pretrained` through
-`inference_dtype`, training through `autocast_dtype`), so `auto` means the same everywhere.
-
-`auto` for inference, given the dtype the checkpoint stores (FP8 weights count as bf16, which they dequantise to):
-- CUDA: bfloat16 where the GPU supports it; otherwise the checkpoint's float16, else float32.
-- CPU: a float32 checkpoint stays float32 (the engine's tuned path, same numbers as before). A 16-bit checkpoint
-  computes in bfloat16 only where the CPU has native bf16 matmuls (`native_bf16`), else in float32: without them
-  a bf16 GEMM runs ~100x slower than fp32 (AVX2). float16 is never chosen on a CPU: x86 has no fp16 GEMM short of
-  AVX512-FP16/AMX-FP16, and on an AVX512-BF16 EPYC an fp16 matmul ran ~60x slower than fp32.
-`auto` for training: bf16 autocast (fp32 master weights) where `native_bf16` holds, else fp32.
-
-What native bf16 buys depends on the width: on an AVX512-BF16 EPYC (1 thread) a [1, 1536] x [1536, 8960] GEMV
-(an R1-Distill-1.5B MLP) ran 2.0x faster in bf16 and a 16-row one 3.0x, while a 256-wide one ran 3x slower (call
-overhead), so the tiny presets decode slower in bf16 there; `--dtype float32` keeps them in fp32.
-
-The CPU check is measured once per process and each decision is said once, on stderr.
+`auto` for inference, given the checkpoint's dtype (FP8 counts as bf16): on CUDA bf16 where supported, else the
+checkpoint's fp16, else fp32. On CPU a fp32 checkpoint stays fp32; a 16-bit one computes in bf16 only with native
+bf16 matmuls (`native_bf16`), else fp32 (without them a bf16 GEMM runs ~100x slower, AVX2). fp16 is never chosen on a
+CPU: on an AVX512-BF16 EPYC an fp16 matmul ran ~60x slower than fp32. `auto` for training: bf16 autocast where
+`native_bf16` holds, else fp32. Native bf16 pays only at width (2-3x on R1-Distill-1.5B GEMVs, 3x slower at 256
+wide), so the tiny presets decode slower in bf16; `--dtype float32` keeps them fast. Each decision is said once.
 """
 
 from __future__ import annotations

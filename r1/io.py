@@ -1,18 +1,9 @@
 """Atomic file writes (a reader sees the old file or the new one, never half of one) and strict-option errors.
 
-    atomic_write_text(run / "config.yaml", text)
-    atomic_write_bytes(path, data)
-    with atomic_path(dir / "model.safetensors") as tmp:   # for writers that want a file name
-        save_file(tensors, tmp)
-
-Each write goes to a fresh temp file beside the target (same filesystem, so the rename is atomic), is fsynced,
-renamed over the target, and the directory is fsynced so the rename itself survives a power cut. On any error the
-temp file is removed and the target is left as it was. The result has the mode of any new file (0666 minus the
-umask, so normally 0644), not the 0600 that `tempfile.mkstemp` or safetensors' own writer give: weights, config and
-tokenizer files must be readable by whoever else loads the model.
-
-Every config section (the training sections, each stage's own options, a recipe's settings) reports an unknown
-key with `check_keys` and a bad value with `need`, so all of them read alike.
+Each write goes to a temp file beside the target, is fsynced, renamed over it, and the directory fsynced so the
+rename survives a power cut; on error the target is left as it was. The result gets a new file's mode (0666 minus the
+umask), not `mkstemp`'s 0600: model files must be readable by whoever else loads them. Every config section reports
+an unknown key with `check_keys` and a bad value with `need`, so all of them read alike.
 """
 
 from __future__ import annotations

@@ -1,16 +1,8 @@
 """Reading the files users give us: UTF-8 text, JSONL, JSON and YAML, with errors that say where.
 
-Every reader of a user-controlled file goes through these functions, so a file that is not what it should be
-(not UTF-8, a malformed line, a duplicated YAML key) is one `UserError` naming the file, the line and, for bad
-bytes, the byte and its offset, never a `UnicodeDecodeError` traceback from deep inside a parser:
-
-    for where, lineno, record in iter_jsonl(path): ...   # where = "data/train.jsonl:12"
-    text = read_text(path)
-    config = read_yaml(path)                              # a duplicated key is an error, not "the last one wins"
-
-A leading UTF-8 byte-order mark is accepted and dropped (editors on Windows write one).
-Text that arrives as a string (a JSON field, a command-line argument) is checked by `check_text`: a lone
-surrogate there is a UserError naming the field, not a TypeError from the tokenizer.
+Every reader of a user-controlled file goes through these, so a bad file (not UTF-8, a malformed line, a duplicated
+YAML key) is one `UserError` naming the file, the line and for bad bytes the offset, never a traceback from inside a
+parser. A leading BOM is dropped. `check_text` does the same for strings (a lone surrogate names its field).
 """
 
 from __future__ import annotations

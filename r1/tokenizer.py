@@ -1,23 +1,11 @@
-"""Byte-level BPE tokenizer with the DeepSeek-R1 special tokens and chat template.
+"""Byte-level BPE tokenizer with the DeepSeek-R1 special tokens and chat template (docs/architecture.md, "Tokenizer").
 
-The tokenizer is trained locally with the Hugging Face `tokenizers` library and saved in the Hugging Face layout
-(`tokenizer.json` + `tokenizer_config.json`), so `transformers.AutoTokenizer.from_pretrained(dir)` gives the same
-ids, the same special tokens and the same rendered chats as this module. Choices that matter downstream:
-
-- Byte-level: every string round-trips, whatever the script; no unknown token exists.
-- Each digit is its own pre-token, so "123" is always three tokens. Tiny models learn arithmetic far more easily
-  when a number's tokens line up with its digits.
-- No post-processor: `encode(text)` is exactly the text's ids. BOS comes from the chat template, or callers add
-  it, so no code path adds it twice.
-- The R1 tokens take ids 0..8 in a fixed order (`SPECIAL_TOKENS`), so checkpoints, rewards and the engine can
-  rely on them whatever corpus the tokenizer was trained on. BOS, EOS, PAD and the role markers are special
-  tokens; `<think>`, `</think>`, `<answer>`, `</answer>` are added tokens that are not special, so no decoder that
-  skips special tokens loses the reasoning (DeepSeek's R1-Distill tokenizers mark `<think>` the same way).
-- Chat templates are rendered by `r1.chat_template`, which reproduces transformers' Jinja set-up exactly: the same
-  text and ids for published templates, tools, `{% generation %}` masks and all.
-
-`Tokenizer.load` also reads any other Hugging Face `tokenizer.json`, so tests and evaluation can use real
-tokenizers; pickled (slow) tokenizers are never read.
+Saved in the Hugging Face layout, so `transformers.AutoTokenizer` gives the same ids, special tokens and rendered
+chats. Choices that matter downstream: byte-level (no unknown token); each digit its own pre-token (tiny models learn
+arithmetic far more easily); no post-processor, so BOS comes only from the chat template and is never added twice;
+the R1 tokens at fixed ids 0..8 (`SPECIAL_TOKENS`), with `<think>`/`<answer>` and their closers added but not
+special, so no decoder that skips special tokens loses the reasoning (as DeepSeek's R1-Distill tokenizers do).
+`Tokenizer.load` reads any other HF `tokenizer.json`; pickled (slow) tokenizers are never read.
 """
 
 from __future__ import annotations
@@ -55,9 +43,7 @@ ANSWER_OPEN = "<answer>"
 ANSWER_CLOSE = "</answer>"
 # Order is the id order: BOS is 0, EOS 1, PAD 2, ... ANSWER_CLOSE 8.
 SPECIAL_TOKENS = [BOS, EOS, PAD, USER, ASSISTANT, THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE]
-# Of those, the reasoning tags are added tokens but not *special* ones, as `<think>` is in DeepSeek's R1-Distill
-# tokenizers: decoders that skip special tokens (transformers' pipelines, vLLM's default) must keep them, or the
-# boundary between reasoning and answer is lost.
+# added tokens but not special ones (see the module docstring): a decoder that skips special tokens keeps them
 REASONING_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 
 # What the model is prompted with: R1's usage notes ask that every response starts with "<think>\n".
@@ -164,7 +150,6 @@ class Tokenizer:
         self.model_max_length = model_max_length
 
     # ----------------------------------------------------------------------------------------------- training
-
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int = 2048, min_frequency: int = 2) -> Tokenizer:
         """Train a byte-level BPE whose ids 0..8 are `SPECIAL_TOKENS`, whatever the corpus.
@@ -188,7 +173,6 @@ class Tokenizer:
         return cls(_without_special_flag(backend, REASONING_TAGS))
 
     # ----------------------------------------------------------------------------------------- encode/decode
-
     def encode(self, text: str) -> list[int]:
         """The ids of `text` and nothing else: no BOS/EOS, special-token strings become their single ids.
 
@@ -245,7 +229,6 @@ class Tokenizer:
         return self._backend
 
     # ------------------------------------------------------------------------------------------------- chat
-
     def apply_chat_template(
         self,
         messages: Sequence[Any],
@@ -261,15 +244,11 @@ class Tokenizer:
     ) -> Any:
         """Render `messages` exactly as `transformers` does: the same text, and with `tokenize` the same ids.
 
-        Arguments mean what they mean in transformers (see `r1.chat_template`); `chat_template` replaces the
-        tokenizer's template for this call; extra keyword arguments become template variables (e.g. `date_string`,
-        `enable_thinking`). Two defaults differ on purpose: the generation prompt is on, because nearly every caller
-        here is about to sample a response, and `tokenize` is off. transformers' tokenization options (padding,
-        tensors, ...) are refused rather than passed to the template unnoticed.
-        Returns the text, the ids (`tokenize=True`), or `{"input_ids", "assistant_masks"}` with
-        `return_assistant_tokens_mask=True` (1 for tokens inside the template's `{% generation %}` blocks).
-        `sanitize_control_tokens=True` encodes control tokens found in user-supplied strings as plain text, so only
-        the template's own special tokens map to their ids.
+        Arguments mean what they mean in transformers (`r1.chat_template`); extra keyword arguments become template
+        variables. Two defaults differ on purpose: the generation prompt is on (nearly every caller here samples a
+        response next) and `tokenize` is off. transformers' tokenization options are refused, not passed on
+        unnoticed. `sanitize_control_tokens=True` encodes control tokens in user-supplied strings as plain text.
+        Returns the text, the ids, or `{"input_ids", "assistant_masks"}` with `return_assistant_tokens_mask=True`.
         """
         unsupported = sorted(_TRANSFORMERS_ONLY.intersection(kwargs))
         if unsupported:
@@ -354,7 +333,6 @@ class Tokenizer:
         return [token.id for split in splits for token in backend.model.tokenize(split)]
 
     # ------------------------------------------------------------------------------------------------- files
-
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write `tokenizer.json` and `tokenizer_config.json`; each write is atomic so a crash leaves no half file."""
         out = Path(directory)
@@ -451,8 +429,6 @@ class IncrementalDecoder:
 
 
 # ------------------------------------------------------------------------------------------ building blocks
-
-
 def new_backend() -> BackendTokenizer:
     """An untrained tokenizer with the R1 pipeline; exposed so tests and tools can build variants of it."""
     backend = BackendTokenizer(models.BPE())

@@ -1,13 +1,9 @@
 """What ships inside the package, and how a name or an `r1/...` path finds it from any directory.
 
-- `r1/assets/base-tiny/`: the built-in base model that `r1 run` starts R1-Zero from (its README says how it was made);
-- `r1/assets/sft-tiny.jsonl`: the small SFT set of `configs/sft-tiny.yaml` (`python -m r1.assets.sft_tiny` writes it);
-- `r1/configs/*.yaml`: the recipe configs; `configs/` at the top of a source checkout is a link to them, so a
-  checkout and an installed package run the same settings.
-
-Shipped configs name shipped files by their path in a source checkout (`model.path: r1/assets/base-tiny`).
-`resolve_path` maps such a path to the installed package, so the config means the same files whatever the
-working directory and however r1 was installed.
+`r1/assets/base-tiny/` (the built-in base `r1 run` starts from), `r1/assets/sft-tiny.jsonl` (written by
+`python -m r1.assets.sft_tiny`) and `r1/configs/*.yaml` (linked from `configs/` in a checkout). Shipped configs name
+shipped files by their checkout path (`model.path: r1/assets/base-tiny`); `resolve_path` maps it to the installed
+package, so a config means the same files whatever the working directory and however r1 was installed.
 """
 
 from __future__ import annotations

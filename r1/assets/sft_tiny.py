@@ -1,13 +1,9 @@
 """`python -m r1.assets.sft_tiny`: writes `r1/assets/sft-tiny.jsonl`, the SFT set of `configs/sft-tiny.yaml`.
 
-A cold start for the built-in base at tiny scale: chats whose assistant turn always works the problem step by step
-inside `<think>` (a fifth of them with a slip caught by " wait, " and redone) before the answer, on train-split
-modchain problems of the levels the base was pretrained on (2-6). The base answers directly about 3 times in 4;
-SFT on these teaches it to reason first, the behaviour R1's cold-start data is for.
-
-The assistant text is exactly a pretraining response of the built-in corpus (a leading space, then
-`<think>\\n…\\n</think>\\n<answer>A</answer>`), because the base's chat template renders the user turn as the
-plain `User: … Assistant:` prompt it was pretrained on. A test checks that the shipped file is what this writes.
+A cold start for the built-in base, which answers directly about 3 times in 4: chats whose assistant turn always
+works the problem step by step inside `<think>` (a fifth with a slip caught by " wait, ") on train-split modchain
+problems of levels 2-6. The assistant text is exactly a pretraining response of the built-in corpus, because the
+base's chat template renders the user turn as the plain prompt it was pretrained on. A test checks the shipped file.
 """
 
 from __future__ import annotations

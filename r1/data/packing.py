@@ -1,31 +1,14 @@
 """Training rows from documents: tokenize, then pack (or length-bucket) into batches with a resumable position.
 
-The pieces, in the order a stage uses them:
+Packing (`batching="pack"`) fills rows of exactly `seq_len` tokens with `segment_ids` and per-document `positions`,
+so a packed document is computed as it would be alone; each segment's first token is IGNORE_INDEX (the previous
+document cannot predict it). Pretraining splits long documents across rows; SFT keeps each whole
+(`split_documents=False`). Bucketing (`batching="bucket"`) batches documents of similar length, right-padded, so
+causal attention needs no mask (it doubled steps/s on short, variable documents).
 
-    records = read_records(paths)                            # JSONL / text files → dicts, errors name path:line
-    examples = tokenize_records(records, tok, loss_on="response")  # → Example(input_ids, labels), EOS appended
-    stream = BatchStream(examples, seq_len=256, batch_size=32, pad_id=tok.pad_id, seed=0)
-    micro_batches = stream.next_batches(rank, world, micro_batch_size)   # this rank's share of one global batch
-    stream.state_dict()  # {"epoch": e, "index": i}: saved with every checkpoint, restored exactly on resume
-
-Packing (`batching="pack"`) concatenates documents into rows of exactly `seq_len` tokens. Each row carries
-`segment_ids` so attention never crosses a document boundary, and `positions` restart at 0 for each document, so
-a packed document is computed exactly as it would be alone. The first token of every segment gets the label
-IGNORE_INDEX: it would otherwise be "predicted" by the previous document's last token, which cannot see it.
-Pretraining splits long documents across rows (no token wasted); SFT keeps each example whole in one row
-(`split_documents=False`), truncating the rare example longer than a row.
-
-Length bucketing (`batching="bucket"`) is the alternative: no packing; documents of similar length are batched
-together and right-padded to the longest in their micro-batch. Padding sits after the real tokens, so causal
-attention needs no mask. Fewer wasted FLOPs than naive padding and no mask cost at all, which doubled steps/s
-on a prototype with short, variable-length documents.
-
-Order is a pure function of (seed, epoch): epoch e shuffles with seed + e. The position (epoch, index) counts
-global batches, so a resumed run (even with a different number of processes) sees exactly the batches the
-interrupted run would have seen next.
-
-Known limit: the whole tokenized corpus lives in memory. Fine up to a few hundred million tokens; beyond that, a
-memory-mapped token file would slot in behind the same `BatchStream` interface.
+Order is a pure function of (seed, epoch), and the position (epoch, index) counts global batches, so a resumed run
+(even with another number of processes) sees exactly the batches the interrupted one would have. Known limit: the
+tokenized corpus lives in memory.
 """
 
 from __future__ import annotations
@@ -58,11 +41,8 @@ class Example:
 
 # =============================================================================================== reading
 def read_records(paths: Iterable[str | Path], text_field: str = "text") -> Iterator[dict[str, Any]]:
-    """Records from `.jsonl` files (one JSON object per line) and plain text files (one document per line).
-
-    Text lines become `{text_field: line}`, so both kinds flow through the same tokenization. Records carry
-    `_source` ("file:line") for error messages. A file without any record is an error.
-    """
+    """Records from `.jsonl` files and plain text files (one document per line, as `{text_field: line}`), each with
+    `_source` ("file:line") for errors; a file without any record is an error."""
     for path in map(Path, paths):
         if not path.is_file():
             raise UserError(f"data file not found: {path}")
@@ -93,11 +73,9 @@ def tokenize_records(
 ) -> list[Example]:
     """Pretraining examples: `[BOS] + text + [EOS]`, or `[BOS] + prompt` then `response + [EOS]`.
 
-    Accepted records: `{text_field: str}`; `{"prompt": str, "response": str}` (with `loss_on="response"` the prompt
-    tokens get IGNORE_INDEX, so the model learns to answer, not to write questions); `{"input_ids": [...],
-    "labels"?: [...]}` already tokenized (no tokenizer needed, taken as is; given `vocab_size`, an id outside the
-    vocabulary is an error naming the record). Prompt and response are encoded separately, exactly as at
-    inference, where the prompt is encoded alone and the response is sampled after it.
+    Records: `{text_field}`; `{"prompt", "response"}` (`loss_on="response"`: the prompt gets IGNORE_INDEX, so the
+    model learns to answer, not to write questions), encoded separately as at inference; or pre-tokenized
+    `{"input_ids", "labels"?}` (given `vocab_size`, an id outside the vocabulary is an error naming the record).
     """
     if loss_on not in LOSS_ON:
         raise UserError(f"loss_on={loss_on!r}: must be one of {', '.join(LOSS_ON)}")

@@ -243,16 +243,8 @@ def _run(args: argparse.Namespace) -> int:
     from r1.tasks.cli import parse_fields
 
     check_args(args)
-    items = collect_items(
-        args.task,
-        args.difficulty,
-        args.n_items,
-        args.seed,
-        args.split,
-        args.data,
-        args.format,
-        parse_fields(args.field),
-    )
+    where = (args.task, args.difficulty, args.n_items, args.seed, args.split, args.data, args.format)
+    items = collect_items(*where, parse_fields(args.field))
     template = args.template
     if args.completions:
         template = template or "r1-zero"

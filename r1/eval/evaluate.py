@@ -1,26 +1,14 @@
 """R1-style evaluation of any generator: k samples per item, scored by the task's verifier, summarized per group.
 
-The generator is a plain callable, so the project's engine, a server client, a test fake or a file of
-pre-generated completions all plug in the same way:
+The generator is a plain callable (`GenerateFn`): `generate_fn(items, n, params)` gets templated items, the samples
+per item and `{"temperature", "top_p", "max_new_tokens", "seed"}` (`seed` = run seed + the batch's first index, so
+batches differ but a rerun repeats) and returns per item `n` samples `{"text", "num_tokens", "finish_reason"}` or
+plain strings. Without `num_tokens`, lengths are counted with `count_tokens`, else as words (the report says which).
 
-    GenerateFn = Callable[[list[Item], int, dict], list[list[Sample | str]]]
-
-`generate_fn(items, n, params)` receives a batch of templated items (each with "prompt" or "messages"), the number
-of samples per item and the sampling parameters `{"temperature", "top_p", "max_new_tokens", "seed"}` (`seed` is the
-run seed plus the batch's first item index, so batches differ but a rerun repeats). It returns, per item in order,
-a list of `n` samples, each `{"text": str, "num_tokens": int, "finish_reason": "stop" | "length"}`; a plain string
-is accepted as `{"text": s, "finish_reason": "stop"}`. Without `num_tokens`, lengths are counted with
-`count_tokens` if given, else as whitespace-separated words (the report says which unit it used).
-
-Every sample is judged by `r1.rewards.judge.judge` under the template (the one given, else the item's own
-`meta.template`): the same verdict the rewards and GRPO's statistics use. The answer is taken where the template
-puts it (`<answer>` for the R1-Zero templates, `\\boxed{}` for R1's, the tag else the box without a template) and
-checked by the task's verifier (registered, built-in or reasoning-gym), else `answers_match` against the reference.
-Items without a reference answer or verifier (open-ended prompts) are valid: they have no accuracy verdict, count in
-`n_open` and not in pass@k / cons@k, and still count for format, lengths and the reward. Rewards are scored one
-generation batch at a time (`CompositeReward.score`), so a batched scorer (a reward model) runs once per batch.
-Defaults follow the paper: temperature 0.6, top-p 0.95 [recipe §4]; its max length is 32,768 tokens, ours defaults to
-1,024 for tiny models.
+Every sample is judged by `r1.rewards.judge.judge` under the template (given, else the item's `meta.template`).
+Items without a reference or verifier have no accuracy verdict: they count in `n_open`, not in pass@k / cons@k.
+Rewards are scored one generation batch at a time, so a batched scorer runs once per batch. Defaults follow the
+paper (T 0.6, top-p 0.95); max length 1,024 tokens (the paper's is 32,768).
 """
 
 from __future__ import annotations
@@ -63,11 +51,7 @@ def _as_sample(raw: Any) -> Sample:
         n = raw.get("num_tokens")
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
             raise ValueError(f"a sample's num_tokens must be an integer >= 0 or None, got {n!r}")
-        return {
-            "text": raw["text"],
-            "num_tokens": raw.get("num_tokens"),
-            "finish_reason": raw.get("finish_reason") or "stop",
-        }
+        return {"text": raw["text"], "num_tokens": n, "finish_reason": raw.get("finish_reason") or "stop"}
     raise ValueError(f"a sample must be a str or a dict with a 'text' string, got {type(raw).__name__}: {raw!r:.80}")
 
 
@@ -94,12 +78,10 @@ def evaluate(
     count_tokens: Callable[[str], int] | None = None,
     reflection_words: Sequence[str] | None = None,
 ) -> EvalResult:
-    """Sample `k` completions per item, judge them and report pass@1 (mean over k), pass@2..k, cons@k, format
-    rate, lengths and truncation, overall, per task and per difficulty. See the module docstring for the contract.
+    """Sample `k` completions per item, judge them, report the metrics overall, per task and per difficulty.
 
-    `template` is applied to every item ("r1-zero" or "r1"); None uses the items' own prompt/messages (and judges
-    them by their own `meta.template`). `reward_spec` (optional) is a `build_reward` spec or a reward callable; its
-    mean is reported as well. `reflection_words` replaces the judge's default list.
+    `template` is applied to every item; None uses the items' own prompts (judged by their `meta.template`).
+    `reward_spec`: a `build_reward` spec or a reward callable, whose mean is reported too.
     """
     from tqdm import tqdm
 
@@ -130,21 +112,14 @@ def evaluate(
                     )
             samples = [[_as_sample(s) for s in raw_samples] for raw_samples in outputs]
             flat = [s for item_samples in samples for s in item_samples]
-            exact_lengths = exact_lengths and (
-                count_tokens is not None or all(s["num_tokens"] is not None for s in flat)
-            )
+            exact_lengths &= count_tokens is not None or all(s["num_tokens"] is not None for s in flat)
             lengths = [_length(s, count_tokens) for s in flat]
             rewards = _score(reward, [s["text"] for s in flat], [item for item in batch for _ in range(k)], lengths)
             for offset, (item, item_samples) in enumerate(zip(batch, samples)):
                 rows = slice(offset * k, (offset + 1) * k)
+                item_rewards = None if rewards is None else rewards[rows]
                 outcome, item_records, item_verdicts = _judge(
-                    start + offset,
-                    item,
-                    item_samples,
-                    lengths[rows],
-                    None if rewards is None else rewards[rows],
-                    template,
-                    words,
+                    start + offset, item, item_samples, lengths[rows], item_rewards, template, words
                 )
                 outcomes.append(outcome)
                 records += item_records

@@ -1,11 +1,8 @@
 """Evaluation metrics, R1 protocol: pass@1 as mean correctness over k samples, unbiased pass@k, cons@k, lengths.
 
-Why these [recipe §4]: R1 avoids greedy decoding and reports pass@1 = mean correctness of k samples at
-temperature 0.6 / top-p 0.95, plus majority vote (cons@64 on AIME). pass@k for k > 1 uses the unbiased estimator
-of Chen et al. (2021), 1 - C(n-c, k) / C(n, k), so pass@2 from 8 samples is not the noisy "any of the first 2".
-Format rate, response lengths and the share of responses cut at the length limit are what users watch to read
-an RL run (recipe §6: format reward stuck at 0, length collapse or runaway). Whether a sample is correct or well
-formatted is the judge's verdict (`r1.rewards.judge`); these functions only count.
+R1 avoids greedy decoding: pass@1 is the mean correctness of k samples at T 0.6 / top-p 0.95, plus majority vote
+(cons@64 on AIME). pass@k uses the unbiased estimator of Chen et al. (2021), so pass@2 from 8 samples is not the
+noisy "any of the first 2". Correctness and format are the judge's verdicts; these functions only count.
 """
 
 from __future__ import annotations
@@ -42,12 +39,8 @@ def _default_normalize(answer: str) -> str:
 
 
 def majority_vote(answers: Sequence[str | None], normalize: Callable[[str], str] | None = None) -> int | None:
-    """Index of the sample whose answer wins the vote, or None when no sample has an answer.
-
-    Answers are grouped by their normalized form; a sample without an extractable answer (None) abstains. The
-    most frequent group wins; a tie goes to the group that appeared first, and the winner is represented by its
-    first sample, so the result is deterministic.
-    """
+    """Index of the sample whose answer wins the vote (by normalized form; None answers abstain), or None when no
+    sample has an answer. Ties go to the group seen first, represented by its first sample: deterministic."""
     normalize = normalize or _default_normalize
     counts: dict[str, int] = {}
     first: dict[str, int] = {}

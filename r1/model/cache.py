@@ -1,20 +1,11 @@
-"""Preallocated KV caches.
+"""Preallocated KV caches (docs/architecture.md, "Caches are rows").
 
-Each row of the cache is one sequence. A token's keys are written at its absolute position in its row, so rows
-advance independently (the engine's continuous batching relies on this) and a query at position p may attend to
-every cached slot s <= p. Slots beyond a row's current length may hold stale data; the position mask hides them.
-
-What a layer stores depends on the attention:
-- MLA absorbed: one tensor [B, S, kv_lora_rank + qk_rope_head_dim] — the normalised latent ĉ and the rotated
-  shared rope key; nothing per head (576 values per token per layer for DeepSeek-V3).
-- MLA naive: full per-head keys [B, S, H, d_nope + d_rope] and values [B, S, H, d_v].
-- GQA (dense students): keys and values [B, S, H_kv, d_head].
-
-For speculative decoding with the MTP modules (`r1.engine.speculative`) a cache also holds, per row and position,
-the first `mtp_layers` MTP modules' attention slots (as `buffers[num_hidden_layers + k]`, the layer index the module
-has) and `hidden_states` buffers of hidden states [B, S, D]: the main model's final-norm output (what MTP module 0
-takes), then each module's output (what the next one takes). They follow the same rule: written at absolute
-positions, stale beyond a row's length, so rolling back rejected tokens is only a shorter length.
+A token's keys go to its absolute position in its row, so rows advance independently and stale slots beyond a row's
+length are masked by position. Per layer: MLA absorbed, [B, S, kv_lora_rank + qk_rope_head_dim] (ĉ and the rotated
+rope key, 576 values per token for DeepSeek-V3); MLA naive, per-head keys and values; GQA, [B, S, H_kv, d_head].
+For MTP speculation a cache also holds the first `mtp_layers` modules' slots (`buffers[num_hidden_layers + k]`) and
+`hidden_states` [B, S, D] (the main model's final-norm output, then each module's), under the same rule, so rolling
+back rejected tokens is only a shorter length.
 """
 
 from __future__ import annotations

@@ -1,15 +1,10 @@
 """Hugging Face checkpoints in and out: `config.json` + safetensors (sharded with an index when large).
 
-On disk everything is in the HF layout transformers reads (spec §6):
-- per-expert keys `model.layers.L.mlp.experts.N.{gate,up,down}_proj.weight`, fp32 `e_score_correction_bias`;
-- MTP module k under `model.layers.{num_hidden_layers + k}`, with stored copies of the shared embedding
-  (`embed_tokens.weight`) and head (`shared_head.head.weight`) that loading ties back;
-- tied embeddings store no `lm_head.weight`.
-Reading also accepts FP8 weights with 128×128 `weight_scale_inv` blocks (dequantised on load) and the fused 3-D
-expert tensors of transformers v5's in-memory layout. Weight-only int8/int4 checkpoints in the compressed-tensors
-format (a `quantization_config` with `quant_method: compressed-tensors`) load with their linears kept quantised
-(r1/model/quant.py), and a model with quantised linears saves in that format. Only safetensors are read; pickles
-never are.
+On disk everything is in the HF layout (docs/architecture.md, "Checkpoints"): per-expert keys, MTP module k under
+`model.layers.{num_hidden_layers + k}` with stored copies of the shared embedding and head that loading ties back,
+no `lm_head.weight` when tied. Reading also accepts FP8 weights (128×128 `weight_scale_inv`), transformers v5's fused
+expert tensors and compressed-tensors int8/int4 checkpoints (kept quantised, r1/model/quant.py), and a quantised
+model saves in that format. Only safetensors are read; pickles never are.
 """
 
 from __future__ import annotations
@@ -155,13 +150,10 @@ def load_pretrained(
     device: str | torch.device = "cpu",
     config: ModelConfig | None = None,
 ) -> Transformer:
-    """Build the model from a HF directory: config.json + safetensors (single, sharded, FP8 block-quantised, or
-    int8/int4 compressed-tensors).
+    """Build the model from a HF directory (single, sharded, FP8 block-quantised or compressed-tensors safetensors).
 
-    Floating-point weights are cast to `dtype`, by default the dtype the checkpoint stores (most of) them in —
-    bf16 for every published one, FP8 blocks dequantised to bf16 — so the model holds one dtype throughout; the
-    routing biases stay fp32. Compressed-tensors linears stay quantised (their scales in `dtype`); they run on
-    CPU in float32 or bfloat16.
+    Floating-point weights are cast to `dtype`, by default the one the checkpoint stores most of them in (FP8 counts
+    as bf16), so the model holds one dtype; routing biases stay fp32; compressed-tensors linears stay quantised.
     """
     path = Path(path)
     cfg = config or load_config(path)

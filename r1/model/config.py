@@ -1,18 +1,10 @@
 """One model config for the DeepSeek-V3 family and the dense (Llama/Qwen2/Qwen3) students.
 
-Field names are the Hugging Face `config.json` keys, so a config round-trips through `to_hf_dict` /
-`from_hf_dict` without a translation table; what each key means, and the defaults a file may omit, are the
-family's own in transformers (`families.py`). The architecture is picked by `model_type`:
-
-- `deepseek_v3` (and `deepseek_v2`): MLA attention, DeepSeekMoE after `first_k_dense_replace` dense layers,
-  optional multi-token prediction (`num_nextn_predict_layers`). V3 routes with sigmoid scores and bias-corrected
-  group-limited top-k (`noaux_tc`); V2 with softmax and greedy or group-limited greedy top-k.
-- `qwen2`, `qwen3`, `llama`: grouped-query attention with rotate-half RoPE and a dense SwiGLU MLP. Qwen2 has
-  q/k/v biases; Qwen3 RMS-normalises each query and key head (`q_norm`, `k_norm`); Llama and Qwen3 may bias all
-  four attention projections (`attention_bias`), Llama its MLP (`mlp_bias`).
-
-Training knobs that belong to the model's loss (MTP weight λ, balance-loss weight α, bias update speed γ) live
-here too, so one object describes what `model(...)` computes.
+Field names are the Hugging Face `config.json` keys, so a config round-trips without a translation table; meanings
+and defaults are the family's own in transformers (`families.py`). `model_type` picks the architecture: `deepseek_v3`
+/ `deepseek_v2` (MLA, DeepSeekMoE after `first_k_dense_replace` dense layers, MTP; V3 routes with sigmoid and
+`noaux_tc`, V2 with softmax), or `qwen2` / `qwen3` / `llama` (GQA, rotate-half RoPE, SwiGLU; Qwen2's q/k/v biases,
+Qwen3's q/k norms). The loss's knobs (λ, α, γ) live here too, so one object describes what `model(...)` computes.
 """
 
 from __future__ import annotations
@@ -181,28 +173,20 @@ class ModelConfig:
         self._validate_family(need)
         if self.is_dense:
             need(self.num_key_value_heads > 0, "num_key_value_heads", "must be positive")
-            need(
-                self.num_attention_heads % self.num_key_value_heads == 0,
-                "num_key_value_heads",
-                f"must divide num_attention_heads={self.num_attention_heads}",
-            )
-            need(
-                self.head_dim > 0 and self.head_dim % 2 == 0, "head_dim", "must be a positive even number (RoPE pairs)"
-            )
+            divides = f"must divide num_attention_heads={self.num_attention_heads}"
+            need(self.num_attention_heads % self.num_key_value_heads == 0, "num_key_value_heads", divides)
+            even = self.head_dim > 0 and self.head_dim % 2 == 0
+            need(even, "head_dim", "must be a positive even number (RoPE pairs)")
             need(self.n_routed_experts == 0, "n_routed_experts", f"must be 0 for dense model_type {self.model_type}")
             need(self.num_nextn_predict_layers == 0, "num_nextn_predict_layers", "MTP is a DeepSeek-V3 feature")
         else:
-            need(
-                self.q_lora_rank is None or self.q_lora_rank > 0, "q_lora_rank", "must be positive or null (no q LoRA)"
-            )
+            q_rank = self.q_lora_rank
+            need(q_rank is None or q_rank > 0, "q_lora_rank", "must be positive or null (no q LoRA)")
             for name in ("kv_lora_rank", "qk_nope_head_dim", "v_head_dim", "qk_rope_head_dim"):
                 need(getattr(self, name) > 0, name, "must be positive")
             need(self.qk_rope_head_dim % 2 == 0, "qk_rope_head_dim", "must be even (RoPE rotates pairs)")
-            need(
-                0 <= self.first_k_dense_replace <= self.num_hidden_layers,
-                "first_k_dense_replace",
-                f"must be in [0, num_hidden_layers={self.num_hidden_layers}]",
-            )
+            in_range = f"must be in [0, num_hidden_layers={self.num_hidden_layers}]"
+            need(0 <= self.first_k_dense_replace <= self.num_hidden_layers, "first_k_dense_replace", in_range)
             need(self.moe_layer_freq >= 1, "moe_layer_freq", "must be >= 1")
             need(self.num_nextn_predict_layers >= 0, "num_nextn_predict_layers", "must be >= 0")
             if self.n_routed_experts > 0:
@@ -217,19 +201,15 @@ class ModelConfig:
         need(not self.mlp_bias or mt == "llama", "mlp_bias", "MLP biases are implemented for llama only")
         if self.is_deepseek:
             need(not self.attention_bias, "attention_bias", "biases on MLA projections are not implemented in r1")
-            need(
-                self.moe_layer_freq == 1, "moe_layer_freq", "must be 1 (every layer from first_k_dense_replace is MoE)"
-            )
+            every = "must be 1 (every layer from first_k_dense_replace is MoE)"
+            need(self.moe_layer_freq == 1, "moe_layer_freq", every)
         if mt == "deepseek_v3":
             need(self.scoring_func == "sigmoid", "scoring_func", "deepseek_v3 routes with 'sigmoid' scores")
             need(self.topk_method == "noaux_tc", "topk_method", "deepseek_v3 routes with 'noaux_tc'")
         elif mt == "deepseek_v2":
             need(self.scoring_func == "softmax", "scoring_func", "deepseek_v2 routes with 'softmax' scores")
-            need(
-                self.topk_method in ("greedy", "group_limited_greedy"),
-                "topk_method",
-                "deepseek_v2 routes with 'greedy' or 'group_limited_greedy'",
-            )
+            greedy = self.topk_method in ("greedy", "group_limited_greedy")
+            need(greedy, "topk_method", "deepseek_v2 routes with 'greedy' or 'group_limited_greedy'")
             need(not self.norm_topk_prob, "norm_topk_prob", "deepseek_v2 never renormalises the top-k weights")
 
     def _validate_moe(self, need) -> None:
@@ -247,9 +227,8 @@ class ModelConfig:
             f"{self.num_experts_per_tok}: top-k would pick masked experts",
         )
         if self.topk_method == "noaux_tc" and self.n_group > 1:
-            need(
-                per_group >= 2, "n_group", "noaux_tc scores a group by its top-2 experts: needs >= 2 experts per group"
-            )
+            top2 = "noaux_tc scores a group by its top-2 experts: needs >= 2 experts per group"
+            need(per_group >= 2, "n_group", top2)
         need(self.routed_scaling_factor > 0, "routed_scaling_factor", "must be positive")
 
     def _validate_rope(self, need) -> None:
@@ -260,35 +239,26 @@ class ModelConfig:
         if kind in ("yarn", "llama3"):
             rs = self.rope_scaling
             need(float(rs.get("factor", 0)) >= 1, "rope_scaling", "factor must be >= 1")
-            need(
-                int(rs.get("original_max_position_embeddings", 0)) > 0,
-                "rope_scaling",
-                "needs original_max_position_embeddings > 0",
-            )
+            original = int(rs.get("original_max_position_embeddings", 0))
+            need(original > 0, "rope_scaling", "needs original_max_position_embeddings > 0")
 
     # ----------------------------------------------------------------------------------------- HF I/O
     def to_hf_dict(self) -> dict[str, Any]:
         """The `config.json` transformers reads for this architecture (and DeepSeek's own code, for V2/V3)."""
+
+        def own(names: str) -> dict[str, Any]:  # fields that are config.json keys of the same name
+            return {n: getattr(self, n) for n in names.split()}
+
         d: dict[str, Any] = {
             "architectures": [HF_ARCHITECTURES[self.model_type]],
-            "model_type": self.model_type,
-            "vocab_size": self.vocab_size,
-            "hidden_size": self.hidden_size,
-            "intermediate_size": self.intermediate_size,
-            "num_hidden_layers": self.num_hidden_layers,
-            "num_attention_heads": self.num_attention_heads,
-            "num_key_value_heads": self.num_key_value_heads,
+            **own("model_type vocab_size hidden_size intermediate_size num_hidden_layers num_attention_heads"),
+            **own("num_key_value_heads"),
             "hidden_act": "silu",
-            "max_position_embeddings": self.max_position_embeddings,
-            "rms_norm_eps": self.rms_norm_eps,
-            "rope_theta": self.rope_theta,
+            **own("max_position_embeddings rms_norm_eps rope_theta"),
             "rope_scaling": dict(self.rope_scaling) if self.rope_scaling else None,
-            "tie_word_embeddings": self.tie_word_embeddings,
+            **own("tie_word_embeddings"),
             "attention_dropout": 0.0,
-            "bos_token_id": self.bos_token_id,
-            "eos_token_id": self.eos_token_id,
-            "pad_token_id": self.pad_token_id,
-            "initializer_range": self.initializer_range,
+            **own("bos_token_id eos_token_id pad_token_id initializer_range"),
             "torch_dtype": "float32",
             "use_cache": True,
         }
@@ -304,36 +274,19 @@ class ModelConfig:
             moe = self.n_routed_experts > 0
             d.update(
                 attention_bias=False,
-                q_lora_rank=self.q_lora_rank,
-                kv_lora_rank=self.kv_lora_rank,
-                qk_nope_head_dim=self.qk_nope_head_dim,
-                qk_rope_head_dim=self.qk_rope_head_dim,
-                v_head_dim=self.v_head_dim,
+                **own("q_lora_rank kv_lora_rank qk_nope_head_dim qk_rope_head_dim v_head_dim"),
                 head_dim=self.qk_rope_head_dim,
                 rope_interleave=True,
-                n_routed_experts=self.n_routed_experts,
-                n_shared_experts=self.n_shared_experts,
-                num_experts_per_tok=self.num_experts_per_tok,
-                moe_intermediate_size=self.moe_intermediate_size,
+                **own("n_routed_experts n_shared_experts num_experts_per_tok moe_intermediate_size"),
                 # without routed experts every layer is dense, which transformers spells as all layers "first"
                 first_k_dense_replace=self.first_k_dense_replace if moe else self.num_hidden_layers,
-                moe_layer_freq=self.moe_layer_freq,
-                n_group=self.n_group,
-                topk_group=self.topk_group,
-                scoring_func=self.scoring_func,
-                topk_method=self.topk_method,
-                norm_topk_prob=self.norm_topk_prob,
-                routed_scaling_factor=self.routed_scaling_factor,
-                num_nextn_predict_layers=self.num_nextn_predict_layers,
+                **own("moe_layer_freq n_group topk_group scoring_func topk_method norm_topk_prob"),
+                **own("routed_scaling_factor num_nextn_predict_layers"),
                 aux_loss_alpha=self.seq_aux_loss_alpha,
                 seq_aux=True,
                 ep_size=1,
             )
-        d["r1"] = {
-            "mtp_loss_weight": self.mtp_loss_weight,
-            "seq_aux_loss_alpha": self.seq_aux_loss_alpha,
-            "bias_update_speed": self.bias_update_speed,
-        }
+        d["r1"] = own("mtp_loss_weight seq_aux_loss_alpha bias_update_speed")
         return d
 
     @classmethod

@@ -1,20 +1,11 @@
 """What a Hugging Face `config.json` means, family by family, as transformers 5.25 reads it.
 
-transformers fills every key a file omits from the family's config class (`Qwen2Config`, `DeepseekV3Config`, …),
-and its modeling code decides what each key does; some behaviour is hard-wired there instead of configured (Qwen2
-always has q/k/v biases whatever `attention_bias` says, DeepseekV2 always routes with softmax, DeepseekV3 always
-with sigmoid and bias-corrected group-limited top-k). `FAMILIES` holds each class's defaults (tests compare them
-with the installed classes) and `read_hf_config` turns a file's dict into ModelConfig fields:
-
-- keys r1 implements become fields, the family's defaults filling what the file omits;
-- keys that change the computation in a way r1 does not implement (sliding-window layers, another activation,
-  another RoPE type, MLA biases, …) are a ConfigError naming the key and the file, never a silent default;
-- keys that do not change the computation (use_cache, output_router_logits, pretraining_tp, ep_size, …) are
-  accepted, as are keys the family's class does not know (transformers keeps them as unused attributes).
-
-Keys DeepSeek's own modeling code reads but transformers does not (`scoring_func`, `topk_method` for V3,
-`moe_layer_freq`, `norm_topk_prob` for V2) must agree with what transformers hard-wires: the two readings of
-the file would otherwise differ, and r1 refuses to pick one silently.
+`FAMILIES` holds each config class's defaults (tests compare them with the installed classes); `read_hf_config` turns
+a file's dict into ModelConfig fields. Keys r1 implements become fields; keys that change the computation in a way r1
+does not implement (sliding windows, another activation or RoPE type, MLA biases, …) are a ConfigError naming the key
+and the file, never a silent default; keys that do not change it are accepted. Behaviour transformers hard-wires
+(Qwen2's q/k/v biases, V2's softmax, V3's sigmoid routing) must agree with the keys DeepSeek's own code reads
+(`scoring_func`, `topk_method`, …): the two readings would otherwise differ, and r1 refuses to pick one silently.
 """
 
 from __future__ import annotations
@@ -26,126 +17,43 @@ from typing import Any
 from r1.errors import ConfigError
 
 # Keys of transformers' PreTrainedConfig base class: bookkeeping, never the architecture.
-BASE_KEYS = frozenset(
-    {
-        "architectures",
-        "chunk_size_feed_forward",
-        "dtype",
-        "id2label",
-        "is_encoder_decoder",
-        "label2id",
-        "output_hidden_states",
-        "problem_type",
-        "return_dict",
-        "transformers_version",
-        "torch_dtype",
-        "_name_or_path",
-        "output_attentions",
-        "auto_map",
-        "model_type",
-    }
-)
-
+BASE_KEYS = frozenset({
+    "architectures", "chunk_size_feed_forward", "dtype", "id2label", "is_encoder_decoder", "label2id",
+    "output_hidden_states", "problem_type", "return_dict", "transformers_version", "torch_dtype", "_name_or_path",
+    "output_attentions", "auto_map", "model_type",
+})  # fmt: skip
 _DENSE_COMMON = {
-    "hidden_act": "silu",
-    "initializer_range": 0.02,
-    "rms_norm_eps": 1e-6,
-    "use_cache": True,
-    "tie_word_embeddings": False,
-    "rope_parameters": None,
-    "attention_dropout": 0.0,
-    "pad_token_id": None,
-}
+    "hidden_act": "silu", "initializer_range": 0.02, "rms_norm_eps": 1e-6, "use_cache": True,
+    "tie_word_embeddings": False, "rope_parameters": None, "attention_dropout": 0.0, "pad_token_id": None,
+}  # fmt: skip
 _QWEN = {
-    **_DENSE_COMMON,
-    "vocab_size": 151936,
-    "hidden_size": 4096,
-    "intermediate_size": 22016,
-    "num_hidden_layers": 32,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 32,
-    "max_position_embeddings": 32768,
-    "use_sliding_window": False,
-    "sliding_window": 4096,
-    "max_window_layers": 28,
-    "layer_types": None,
-    "bos_token_id": None,
-    "eos_token_id": None,
-}
+    **_DENSE_COMMON, "vocab_size": 151936, "hidden_size": 4096, "intermediate_size": 22016, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 32768, "use_sliding_window": False,
+    "sliding_window": 4096, "max_window_layers": 28, "layer_types": None, "bos_token_id": None, "eos_token_id": None,
+}  # fmt: skip
 _LLAMA = {
-    **_DENSE_COMMON,
-    "vocab_size": 32000,
-    "hidden_size": 4096,
-    "intermediate_size": 11008,
-    "num_hidden_layers": 32,
-    "num_attention_heads": 32,
-    "num_key_value_heads": None,
-    "max_position_embeddings": 2048,
-    "bos_token_id": 1,
-    "eos_token_id": 2,
-    "pretraining_tp": 1,
-    "attention_bias": False,
-    "mlp_bias": False,
-    "head_dim": None,
-}
+    **_DENSE_COMMON, "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 2048, "bos_token_id": 1,
+    "eos_token_id": 2, "pretraining_tp": 1, "attention_bias": False, "mlp_bias": False, "head_dim": None,
+}  # fmt: skip
 _DEEPSEEK_V2 = {
-    **_LLAMA,
-    "vocab_size": 102400,
-    "first_k_dense_replace": 0,
-    "kv_lora_rank": 512,
-    "q_lora_rank": 1536,
-    "n_group": None,
-    "n_routed_experts": 64,
-    "output_router_logits": False,
-    "n_shared_experts": 2,
-    "qk_nope_head_dim": 128,
-    "qk_rope_head_dim": 64,
-    "routed_scaling_factor": 1.0,
-    "topk_group": None,
-    "topk_method": "greedy",
-    "norm_topk_prob": False,
-    "v_head_dim": 128,
-    "num_experts_per_tok": None,
+    **_LLAMA, "vocab_size": 102400, "first_k_dense_replace": 0, "kv_lora_rank": 512, "q_lora_rank": 1536,
+    "n_group": None, "n_routed_experts": 64, "output_router_logits": False, "n_shared_experts": 2,
+    "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "routed_scaling_factor": 1.0, "topk_group": None,
+    "topk_method": "greedy", "norm_topk_prob": False, "v_head_dim": 128, "num_experts_per_tok": None,
     "moe_intermediate_size": 1407,
-}
+}  # fmt: skip
 _DEEPSEEK_V3 = {
-    "vocab_size": 129280,
-    "hidden_size": 7168,
-    "intermediate_size": 18432,
-    "moe_intermediate_size": 2048,
-    "num_hidden_layers": 61,
-    "num_attention_heads": 128,
-    "num_key_value_heads": 128,
-    "n_shared_experts": 1,
-    "n_routed_experts": 256,
-    "output_router_logits": False,
-    "routed_scaling_factor": 2.5,
-    "kv_lora_rank": 512,
-    "q_lora_rank": 1536,
-    "qk_rope_head_dim": 64,
-    "v_head_dim": 128,
-    "qk_nope_head_dim": 128,
-    "n_group": 8,
-    "topk_group": 4,
-    "num_experts_per_tok": 8,
-    "first_k_dense_replace": 3,
-    "norm_topk_prob": True,
-    "hidden_act": "silu",
-    "max_position_embeddings": 4096,
-    "initializer_range": 0.02,
-    "rms_norm_eps": 1e-6,
-    "use_cache": True,
-    "pad_token_id": None,
-    "bos_token_id": 0,
-    "eos_token_id": 1,
-    "pretraining_tp": 1,
-    "tie_word_embeddings": False,
-    "rope_parameters": None,
-    "rope_interleave": True,
-    "attention_bias": False,
-    "attention_dropout": 0.0,
+    "vocab_size": 129280, "hidden_size": 7168, "intermediate_size": 18432, "moe_intermediate_size": 2048,
+    "num_hidden_layers": 61, "num_attention_heads": 128, "num_key_value_heads": 128, "n_shared_experts": 1,
+    "n_routed_experts": 256, "output_router_logits": False, "routed_scaling_factor": 2.5, "kv_lora_rank": 512,
+    "q_lora_rank": 1536, "qk_rope_head_dim": 64, "v_head_dim": 128, "qk_nope_head_dim": 128, "n_group": 8,
+    "topk_group": 4, "num_experts_per_tok": 8, "first_k_dense_replace": 3, "norm_topk_prob": True, "hidden_act": "silu",
+    "max_position_embeddings": 4096, "initializer_range": 0.02, "rms_norm_eps": 1e-6, "use_cache": True,
+    "pad_token_id": None, "bos_token_id": 0, "eos_token_id": 1, "pretraining_tp": 1, "tie_word_embeddings": False,
+    "rope_parameters": None, "rope_interleave": True, "attention_bias": False, "attention_dropout": 0.0,
     "num_mtp_layers": 1,
-}
+}  # fmt: skip
 
 
 @dataclass(frozen=True)

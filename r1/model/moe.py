@@ -8,10 +8,8 @@ Routing for one token u (spec §4), in fp32:
     i_1..i_k = top-k of the masked z;  w_j = s_{i_j} (raw score)  → / Σ w (norm_topk_prob) → × routed_scaling_factor
     MoE(u) = Σ_j w_j Expert_{i_j}(u) + Shared(u)
 
-Dispatch groups the (token, expert) pairs by expert and runs each expert once on all of its tokens: as two
-batched GEMMs over per-expert blocks padded to the busiest expert's load, or as a loop over experts when padding
-would cost too much or each expert has enough tokens of its own (see `_dispatch`; the kernels are in
-`kernels/experts.py`). Decoding (`decode`) chooses among the same kernels and a grouped GEMM, without gradients.
+Dispatch runs each expert once on all of its tokens (`_dispatch` picks padded batched GEMMs or a loop; the kernels
+are in `kernels/experts.py`; docs/architecture.md, "Expert dispatch"); `decode` adds a grouped GEMM, no gradients.
 Balancing: after each optimizer step the trainer calls `update_bias` with the step's global load counts:
 b_i += γ·sign(mean(c) − c_i). The complementary sequence-wise loss α·Σ_i f_i P_i (eqs. 17–20) is computed here.
 """

@@ -1,13 +1,9 @@
 """Shared prompts: score many completions of a few prompts in one forward that runs each prompt once.
 
-A GRPO rollout holds G completions of each prompt. Scoring them as G full sequences runs every prompt token G
-times through every layer; here the batch is two streams of tokens, flattened into one row [1, N]:
-    prompts      [P, Tp]   each distinct prompt once, right-padded
-    completions  [B, Tc]   row b continues prompt `row_prompt[b]`, positions prompt_len + 0, 1, …
-Token-wise work (embeddings, norms, projections, MLP/MoE) runs once on all N = P·Tp + B·Tc tokens. Attention
-splits the streams: prompts attend causally to themselves; a completion token attends to its prompt's keys
-(gathered per row, so their gradients add up over the G rows) and causally to its own row. The result equals
-scoring each row as prompt + completion, up to float rounding; the model never needs to know which rows share.
+The batch is two token streams flattened into one row [1, N]: prompts [P, Tp] (each distinct prompt once) and
+completions [B, Tc] (row b continues prompt `row_prompt[b]`). Token-wise work runs once on all N tokens; a completion
+token attends to its prompt's keys (gathered per row, so their gradients add up over the G rows) and causally to its
+own row. The result equals scoring each row as prompt + completion, up to float rounding.
 """
 
 from __future__ import annotations

@@ -1,30 +1,18 @@
-"""Weight-only int8 / int4 quantisation: the quantised weight the accessor hands out, and its checkpoint format.
+"""Weight-only int8 / int4 quantisation: the quantised weight the accessor hands out, and its checkpoint format
+(docs/architecture.md, "Quantised weights").
 
-W ≈ q·s, symmetric (no zero point): int8 with one scale per output row, or int4 with one scale per group of 32, 64
-or 128 input columns. What is quantised: every linear of the main layers (attention projections, dense MLPs, shared
-and routed experts). What stays in full precision: embeddings, norms, routers, the vocabulary head, the MTP
-modules (speculative decoding's draft, trained apart), and MLA's `kv_b_proj`, which the absorbed attention reads as
-per-head matrices (W_UK contracted over its *output* rows, no weight-only kernel computes that; vLLM dequantises it
-at load for the same reason). It is 0.15% of DeepSeek-V3's weights.
+W ≈ q·s, symmetric: int8 per output row, int4 per group of 32/64/128 input columns. Full precision stays on the
+embeddings, norms, routers, head, MTP modules and MLA's `kv_b_proj` (the absorbed attention contracts W_UK over its
+*output* rows, which no weight-only kernel computes; vLLM dequantises it too).
 
-Compute. `QuantizedWeight.linear` runs torch's CPU kernels (`_weight_int8pack_mm`: int8 per row;
-`_weight_int4pack_mm_for_cpu`: int4 in groups) on bf16 activations, cast there and back: of fp32, fp16 and bf16
-activations torch 2.13 vectorises them for bf16 only (AVX512, measured: with fp32 the int8 kernel took 10-20x the
-time of an fp32 GEMM, with fp16 14-25x that of bf16). At more than `KERNEL_ROWS` rows (prefill, scoring), and where
-the kernels are not faster (`kernel_path`, measured once per process), the weight is dequantised and multiplied by
-one GEMM in the activations' dtype. Decoding at batch 1 reads every weight it uses once per token, so reading a
-quarter or an eighth of the bytes is what can make it faster (benchmarks/bench_quant.py).
+Compute: torch's CPU int kernels on bf16 activations, the only dtype torch 2.13 vectorises them for (AVX512: with
+fp32 the int8 kernel took 10-20x an fp32 GEMM). Above `KERNEL_ROWS` rows, or where the kernels are not faster
+(`kernel_path`, measured once), the weight is dequantised into one GEMM. `QuantizedWeight` answers the few torch
+operations the model applies to weights (`F.linear`, `torch.cat` along rows, `.t()`, `torch.stack`, `@`,
+`torch._grouped_mm`); any other gets the dequantised weight.
 
-How the model reaches it. `weight(module)` of a `QuantizedLinear` is its `QuantizedWeight`, which answers the few
-torch operations the model applies to weights: `F.linear`, `torch.cat` along rows (the decode copies
-[q_a | kv_a], [gate | up]), `.t()` / `torch.stack` / `@` / `torch._grouped_mm` (the routed experts' stacks in
-`kernels/experts.py`). Any other operation gets the dequantised weight (correct, and only on paths decoding does
-not take, such as the padded expert kernel of a full-sequence forward).
-
-On disk: the compressed-tensors `pack-quantized` format that transformers and vLLM read (`weight_packed` int32
-words of 32/bits values each, offset to unsigned; `weight_scale` [N, groups]; `weight_shape`): a `QuantizedLinear`'s
-state dict is that layout. Reading also accepts the `int-quantized` / `naive-quantized` formats (an int8 `weight`
-with its `weight_scale`). config.json's `quantization_config`, both ways: r1/model/quant_config.py.
+On disk: compressed-tensors `pack-quantized` (`weight_packed`, `weight_scale`, `weight_shape`), which transformers
+and vLLM read; `int-quantized` / `naive-quantized` are read too. `quantization_config`: r1/model/quant_config.py.
 """
 
 from __future__ import annotations

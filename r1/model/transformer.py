@@ -431,12 +431,9 @@ def meta_model(cfg: ModelConfig) -> Transformer:
 
 @contextlib.contextmanager
 def meta_modules():
-    """Build modules on the meta device without running their initialisers.
-
-    nn.Linear and nn.Embedding initialise themselves in their constructors, and on meta tensors those initialisers
-    go through torch's Python reference kernels, which import torch._dynamo: about a second the first time in a
-    process, for values nobody reads. They are skipped while the tree is built.
-    """
+    """Build modules on the meta device without running their initialisers: on meta tensors nn.Linear's and
+    nn.Embedding's go through torch's Python reference kernels, which import torch._dynamo (about a second the first
+    time in a process, for values nobody reads)."""
     saved = nn.Linear.reset_parameters, nn.Embedding.reset_parameters
     nn.Linear.reset_parameters = nn.Embedding.reset_parameters = _no_init  # type: ignore[method-assign]
     try:

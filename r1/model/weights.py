@@ -1,15 +1,9 @@
 """The one way model code reads a weight, and the inference copies built from weights.
 
-Every kernel that multiplies by a parameter gets it from `weight(module)` (or `linear(x, module)`), including the
-fused paths that concatenate or stack several modules' weights. That is `module.weight`: a tensor, or for a
-`QuantizedLinear` a `QuantizedWeight` (r1/model/quant.py), which runs the int8/int4 kernels for the torch
-operations the model applies to weights, so no path can bypass it.
-
-`FusedWeights` holds what decoding reuses step after step instead of rebuilding it per call: [q_a | kv_a] and
-[gate | up] concatenations, the routed experts stacked for batched GEMMs, the head in another dtype, each under
-the module whose decode path reads it. Which copies a model wants is the model's business
-(`Transformer.fused_weights`, each module's `fusion()`); this class only keeps them fresh and within a memory
-budget.
+Every kernel that multiplies by a parameter gets it from `weight(module)` (or `linear(x, module)`), the fused paths
+included: a tensor, or a `QuantizedWeight` (r1/model/quant.py) running the int kernels, so no path can bypass it.
+`FusedWeights` keeps the copies decoding reuses ([q_a | kv_a], [gate | up], stacked experts, the head in another
+dtype) fresh and within a memory budget; which copies a model wants is the model's business (`fusion()`).
 """
 
 from __future__ import annotations
@@ -41,12 +35,9 @@ def linear(x: torch.Tensor, module: nn.Linear) -> torch.Tensor:
 
 
 def fused_linear(x: torch.Tensor, *layers: nn.Linear) -> list[torch.Tensor]:
-    """Apply several projections of the same input as one GEMM, then split.
-
-    One matmul instead of several saves kernel launches and, under autocast, repeated casts of `x`; at CPU scale
-    those dominate. The weights stay separate parameters, so checkpoints keep their per-projection names; the
-    concatenation is part of the graph, so gradients reach each of them.
-    """
+    """Apply several projections of the same input as one GEMM, then split: fewer launches and (under autocast)
+    casts of `x`, which dominate at CPU scale. The weights stay separate parameters (checkpoint names unchanged) and
+    the concatenation is part of the graph, so each gets its gradient."""
     weights = [weight(m) for m in layers]
     if not all(isinstance(w, torch.Tensor) for w in weights):  # quantised: concatenating packed weights per call
         return [linear(x, m) for m in layers]  # would cost more than the launches it saves

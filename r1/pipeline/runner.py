@@ -1,14 +1,8 @@
-"""The pipeline runner: a recipe's stages, in order, into one run folder.
+"""The pipeline runner: a recipe's stages, in order, into one run folder (`run_recipe(recipe, cfg, start=, until=)`).
 
-    run_recipe(recipe, cfg)                            # every stage not done yet
-    run_recipe(recipe, cfg, start="r1-zero")           # rerun from that stage (those before it must be done)
-    run_recipe(recipe, cfg, until="eval-base")         # stop after that stage
-
-The run folder holds `config.yaml` (the recipe's settings), what each stage wrote, `summary.json` (what each stage
-recorded, its time, `status`: complete, partial or failed) and `report.md`: the recipe's headline, then each stage's
-own section. Running into a folder again continues it: the stages that finished there are kept (they are not run
-again), the others run; a folder made with other settings is refused. A stage that fails leaves `status: failed`
-with the stage and the error in summary.json and a FAILED report that names them, then the error propagates.
+The folder holds `config.yaml`, what each stage wrote, `summary.json` (each stage's record and time, `status`:
+complete, partial or failed) and `report.md`. Running into a folder again keeps the stages that finished and refuses
+other settings; a failing stage leaves `status: failed` and a FAILED report naming it, then the error propagates.
 """
 
 from __future__ import annotations

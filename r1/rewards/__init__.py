@@ -1,14 +1,8 @@
-"""Rewards: named scorers, pure per-sample functions `(completion, item) -> float` or batched stateful ones
-`(completions, items) -> list[float]` (a reward model), composed by weights by `build_reward` (see `registry`).
-
-`r1.rewards.judge.judge` gives the one verdict per (completion, item) that the rule rewards, the evaluator and GRPO's
-statistics share: extracted answer, correct (None for an open-ended item), format, reasoning / summary, reasons,
-reflects. (The function is not re-exported here: `r1.rewards.judge` stays the module.)
-
-Families, one module each: `accuracy` (answers checked by rule or by a task's verifier), `format` (`format`,
-`boxed_format`, `tag_count`), `language` (`language_consistency`, R1 stage 2), `length` (`cosine_length`,
-`soft_overlong`), `repetition`, `code` (programs run in `sandbox`). `answers` holds answer extraction and
-comparison, shared with evaluation.
+"""Rewards: named scorers, per-sample `(completion, item) -> float` or batched `(completions, items) -> list[float]`
+(a reward model), composed by weight by `build_reward` (`registry`). The one verdict they share with the evaluator
+and GRPO is `r1.rewards.judge.judge` (not re-exported: `r1.rewards.judge` stays the module). Families, one module
+each: `accuracy`, `format`, `language`, `length`, `repetition`, `code` (run in `sandbox`); `answers` extracts and
+compares answers.
 """
 
 from r1.rewards import accuracy, code, format, language, length, repetition  # noqa: F401 - registers the rewards

@@ -1,12 +1,8 @@
-"""The accuracy reward: 1.0 iff the completion's final answer is right, else 0.0.
+"""The accuracy reward: 1.0 iff the completion's final answer is right, else 0.0 [R1v1 §2.2.2].
 
-R1 checks math answers by rule, in a specified format (a box), against the reference, 1/0 [R1v1 §2.2.2; recipe §2.2];
-open-r1, TRL and verl use Math-Verify for this [recipe §5 row 7]. The verdict is `r1.rewards.judge.judge`'s, the same
-one the evaluator and GRPO's logged accuracy use: the answer is taken where the item's template puts it (`<answer>`
-for the R1-Zero templates, `\\boxed{}` for R1's) and checked by the task's verifier, else `answers_match` against the
-reference. An item with no reference answer and no verifier (an open-ended prompt) has no verdict and earns 0.0
-here: every sample of such a prompt gets the same 0, so it moves no GRPO advantage; score those prompts with a model
-reward (a batched scorer, see `r1.rewards.registry`).
+The verdict is `r1.rewards.judge.judge`'s, the one the evaluator and GRPO's logged accuracy use. An open-ended item
+(no reference, no verifier) earns 0.0 for every sample, so it moves no GRPO advantage; score such prompts with a
+model reward (a batched scorer, see `r1.rewards.registry`).
 """
 
 from __future__ import annotations
@@ -34,9 +30,8 @@ def answer_mode(name: str, mode: str) -> str | None:
 def accuracy(mode: str = "template") -> RewardFn:
     """1.0 iff the final answer (mode: template | auto | answer_tag | boxed) is right by the verifier or reference.
 
-    `template` (default): where the item's template puts the answer (`meta.template`; the tag, else the box, for an
-    item without one). `answer_tag` counts only `<answer>…</answer>`, `boxed` only `\\boxed{}`, `auto` the tag, else
-    the box. Open-ended items (no reference, no verifier) earn 0.0.
+    `template` (default): where the item's template puts the answer (the tag, else the box, without one); `auto`:
+    the tag, else the box. Open-ended items (no reference, no verifier) earn 0.0.
     """
     override = answer_mode("accuracy", mode)
 

@@ -1,40 +1,21 @@
-"""Final answers: extract them from completions, compare them with references, and normalise them for voting.
+"""Final answers: extract them from completions, compare them with references, and normalise them for voting, so that
+the `accuracy` reward, the evaluator and rejection sampling agree on what "the model's answer" is and when it is right.
 
-Used by the `accuracy` reward, by the evaluator (pass@k, cons@k) and by rejection sampling, so that all three
-agree on what "the model's answer" is and when it is right.
+Extraction (`extract_answer`): only the text after the LAST `</think>` (a think block never closed: no answer); the
+last complete `<answer>` block (`mode="answer_tag"`), the last `\\boxed{}` / `\\fbox{}` (`"boxed"`), or the tag else
+the box (`"auto"`); a box inside the answer block wins over the text around it.
 
-Extraction (`extract_answer`). The R1-Zero template puts the answer in `<answer>…</answer>` [R1v1 Table 1]; the R1
-chat usage asks for `\\boxed{}` in the summary after `</think>` [R1-README §6]. Rules, in this order:
+Comparison (`answers_match`): Math-Verify with the answer wrapped as ONE LaTeX expression, because on a bare string
+`math_verify.parse` takes the LAST number, so `"2+3=6, so 5"` would be 5 and any hedge would collect credit; wrapped,
+`"3 or 5"` is the set {3, 5}. Further rules:
+* two plain numbers compare exactly as fractions (non-integers within 1e-6 relative), ~150x faster than Math-Verify;
+* an equation counts only as `variable = value` against a non-equation (Math-Verify accepts any right-hand side);
+* inputs that could make SymPy run for minutes (exponent towers, huge factorials, long strings) compare as strings;
+* Math-Verify's `signal.alarm` timeouts work only in the main thread; any exception means "no match";
+* plain words compare only as strings (Math-Verify would make `stop` equal `post`); last resort, normalised strings;
+* results and parsed references are memoised.
 
-* If the completion contains `</think>`, only the text after the LAST `</think>` is searched: drafts inside the
-  reasoning are not answers. If it opens `<think>` and never closes it, the model is still thinking: no answer.
-* `mode="answer_tag"`: the content of the last complete `<answer>…</answer>` block (the innermost one when tags are
-  nested); an answer outside the tags does not count. `mode="boxed"`: the last `\\boxed{…}` / `\\fbox{…}`
-  (balanced braces). `mode="auto"`: the answer tag if there is one, else the last box.
-* A box inside the answer block wins over the text around it (`<answer>so \\boxed{5}</answer>` → `5`).
-* Whitespace is stripped; an empty answer is None.
-
-Comparison (`answers_match`). Math-Verify [OR1 rewards.py; VERL math_verify.py] with the extracted answer wrapped as
-ONE LaTeX expression (`$…$`). Why wrapped: on a bare string `math_verify.parse` searches for the LAST number, so
-`"2+3=6, so 5"` parses as 5, `"7 - 2 = 4"` as 4 and `"3 or 5"` as 5 — any hedge would collect credit. Wrapped, the
-whole answer must be equal: `"3 or 5"` is the set {3, 5}, `"7 - 2 = 4"` an equation. Further rules:
-
-* Both sides plain numbers (`-1,234.5`, `1e3`, `7/2`, unicode minus, `$`, trailing `.`): compared exactly as
-  fractions — integers must be equal, non-integers may differ by 1e-6 relative — without Math-Verify. This is the
-  common case for arithmetic tasks and ~150x faster (8 µs vs 1.2 ms per pair, measured on distinct integers).
-* An equation in the prediction counts only as `variable = value` (`x = 5`, `\\theta=\\pi`) when the reference is
-  not an equation: Math-Verify on its own accepts any right-hand side, so `3+3=5` would match 5.
-* Inputs that could make SymPy run for minutes (exponent towers like `10^{10^{10}}`, huge literal exponents or
-  factorials, very long strings) skip Math-Verify and are compared as strings.
-* Math-Verify's timeouts use `signal.alarm`, which only works in the main thread; elsewhere they are disabled (the
-  screen above is then the guard). Any exception means "no match": `answers_match` never raises.
-* Plain words (`yes`, `\\text{east}`) are compared only as strings: Math-Verify reads them as products of symbols,
-  so `stop` would equal `post`.
-* Last resort: exact match of the normalised strings (case-folded, spaces and `\\text{}` removed).
-* Results are memoised (answers up to 512 characters), and so are parsed references.
-
-Voting (`normalize_answer`). One canonical key per answer: a reduced fraction or integer for numbers (`1/2`, `0.5`,
-`\\frac12` → `1/2`), SymPy's printed form for other parseable maths, else the normalised string.
+Voting (`normalize_answer`): a reduced fraction for numbers, SymPy's printed form for other maths, else the string.
 """
 
 from __future__ import annotations
@@ -65,7 +46,6 @@ AnswerMode = Literal["auto", "answer_tag", "boxed"]
 _log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------------------- extraction
-
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 
@@ -129,7 +109,6 @@ def extract_answer(text: str, mode: AnswerMode = "auto") -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------------- normalisation
-
 _NUM_RE = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?(?:[eE][+-]?\d+)?|[+-]?\.\d+(?:[eE][+-]?\d+)?")
 _FRAC_RE = re.compile(r"([+-]?)\\[dt]?frac\s*(?:\{\s*([+-]?\d+)\s*\}|(\d))\s*(?:\{\s*([+-]?\d+)\s*\}|(\d))")
 _PREFIX_RE = re.compile(r"^(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:=]?\s*", re.IGNORECASE)

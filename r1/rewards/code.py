@@ -1,17 +1,9 @@
-"""The code reward: run the completion's program against the item's tests in the local sandbox.
+"""The code reward: run the completion's program against the item's tests in the local sandbox (`run_python`).
 
-R1 compiles code and runs it against predefined test cases as its code accuracy reward [R1v1 §2.2.2; recipe §2.2];
-open-r1's `code_reward` does the same in a remote sandbox and scores the fraction of tests passed [OR1 rewards.py].
-Here the sandbox is `r1.rewards.sandbox.run_python` (a contained local process; see its docstring for what is
-contained and how).
-
-* The program is the last ```python (or ```py, ```python3) fenced block after `</think>`; if there is none, the last
-  unlabelled fence. No block: 0.0.
-* Tests are `item["meta"]["tests"]`: a list of `{"input": stdin, "output": expected stdout}` (compared line by line
-  with trailing whitespace and trailing blank lines ignored), or assert-style Python as a string (one test) or a list
-  of strings (one test each), appended to the program; a test passes when the program exits with status 0.
-* The reward is the fraction of tests passed, or 1/0 with `all_or_nothing=True`. Tests run in a small thread pool
-  (`workers`, default 2: each one is a separate process).
+The program is the last ```python (or py, python3) fence after `</think>`, else the last unlabelled one (none: 0.0).
+Tests (`item["meta"]["tests"]`) are stdin/stdout pairs (compared line by line, trailing whitespace ignored) or
+assert-style Python, one test per string; the reward is the fraction passed (1/0 with `all_or_nothing=True`), run
+`workers` processes at a time.
 """
 
 from __future__ import annotations

@@ -1,26 +1,11 @@
-"""Format rewards: `format` (R1-Zero tags), `boxed_format` (R1 chat usage) and `tag_count` (partial credit).
+"""Format rewards: `format` (R1-Zero tags), `boxed_format` (R1 chat usage) and `tag_count` (open-r1's 0.25 a tag).
 
-Sources. R1-Zero's format reward requires the reasoning inside `<think>…</think>` and the answer inside
-`<answer>…</answer>` [R1v1 §2.2.2, Table 1; Nat Methods Eq. 4]. R1's chat usage instead pre-fills `<think>\\n`, and
-asks for the final answer in `\\boxed{}` in the summary after `</think>` [R1-README §6]. `tag_count` is open-r1's
-shaping reward, 0.25 per tag [OR1 rewards.py `tag_count_reward`].
-
-The pre-fill pitfall. open-r1's `format_reward` is an exact regex `^<think>\\n.*?\\n</think>\\n<answer>…$`; with a
-chat template that puts `<think>` in the prompt the completion never starts with `<think>`, so the reward is 0
-forever (open-r1 #235; recipe §6 item 6). Here every format reward takes `think_prefilled`:
-
-* `True`: the prompt ends with `<think>`; the completion is judged as `"<think>" + completion` (so a completion that
-  opens `<think>` again has a repeated tag and fails).
-* `False`: the completion must open `<think>` itself.
-* `None` (default): decided per item. A `prompt` string ending in `<think>` means pre-filled, any other `prompt`
-  string means not; `item["meta"]["think_prefilled"]` decides otherwise; when neither says (chat `messages`, whose
-  template is applied later), both forms are accepted.
-
-We also accept any whitespace around and between the blocks (the open-r1 regex demands exact newlines, another way to
-be stuck at 0), but nothing else: no text outside the blocks, each tag exactly once, no nesting.
-
-The rules themselves are the judge's (`r1.rewards.judge.tags_format_ok`, `boxed_format_ok`): the evaluator's format
-rate and GRPO's logged `format_rate` are these rewards, under the item's template.
+The pre-fill pitfall: open-r1's `format_reward` regex demands the completion start with `<think>`, so with a
+template that puts `<think>` in the prompt it is 0 forever (open-r1 #235). Here every format reward takes
+`think_prefilled`: `True` judges `"<think>" + completion` (a repeated opener fails), `False` needs the completion to
+open it, `None` decides per item (a `prompt` ending in `<think>`, else `meta.think_prefilled`; chat `messages`
+accept both). Any whitespace around and between the blocks is accepted, nothing else. The rules are the judge's
+(`tags_format_ok`, `boxed_format_ok`), so the evaluator's format rate and GRPO's `format_rate` are these rewards.
 """
 
 from __future__ import annotations

@@ -1,34 +1,16 @@
 """The judge: one verdict per (completion, item), used by the rule rewards, the evaluator, GRPO's statistics and the
-main job's style tables, so that "right", "well formatted", "reasons" and "re-checks" mean the same everywhere.
+main job's style tables, so that "right", "well formatted", "reasons" and "re-checks" mean the same everywhere
+(docs/architecture.md, "One judge").
 
-    judge(completion, item, template=None) -> Verdict(answer, correct, format_ok, reasoning, summary, reasons,
-                                                      reflects, truncated, template)
-
-The rules, each decided once:
-
-* Which template. `template` if given (a name of `r1.tasks.templates.TEMPLATES`), else the one the item was rendered
-  with (`meta.template`, set by `apply_template`), else none. `"none"` (GRPO's "items bring their own prompts")
-  is the same as not giving one.
-* Reasoning and summary: `r1.engine.reasoning.split_reasoning` (the rule `r1 chat`, the server and the API use),
-  with `in_think` from the template (the R1 chat template opens `<think>`; the R1-Zero prompts do not). Without a
-  template, the prompt opened the block iff the item's `prompt` ends with `<think>` (or `meta.think_prefilled`).
-* `reasons`: the reasoning part is non-empty after stripping whitespace. `reflects`: a reflection word
-  (`REFLECTION_WORDS`: "wait" and the other self-checks R1-style traces use; English whole words, any case; Chinese
-  as substrings) occurs in the reasoning. A word in the final answer is not a re-check, so `reflects` implies
-  `reasons`.
-* The answer: `r1.rewards.answers.extract_answer` (after the last `</think>`) in the template's answer format:
-  the R1-Zero templates put it in `<answer>…</answer>` and nothing else counts; R1's chat usage boxes it
-  (`\\boxed{}` in the summary); without a template, the tag, else the box. When the prompt opened `<think>` and the
-  completion never closes it, the model is still thinking: no answer (as `split_reasoning` has it).
-* `correct`: the task's verifier (one registered with `r1.rewards.registry.register_verifier`, else the task's own
-  `verify`, reasoning-gym's included), else `answers_match` against the reference (any of a list). An item with
-  neither a verifier nor a reference `answer` (an open-ended prompt, scored by a reward model or a rubric) gets
-  `correct=None`: no accuracy verdict, not a wrong one. A verifier that raises judges the answer wrong (logged).
-* `format_ok`: the R1-Zero templates: exactly `<think>…</think>` then `<answer>…</answer>` (each tag once, a
-  non-empty answer, only whitespace around); R1's: one think block (the prompt's `<think>` or a leading one) then a
-  summary holding a non-empty `\\boxed{}`; no template: an answer can be extracted. The `format` and `boxed_format`
-  rewards are these same rules (`tags_format_ok`, `boxed_format_ok`).
-* `truncated`: the completion hit the token limit (`finish_reason == "length"`), None when the caller did not say.
+* Which template: `template` if given, else the item's `meta.template`, else none (`"none"` is the same).
+* Reasoning and summary: `r1.engine.reasoning.split_reasoning`, the server's rule. `reflects` (a word of
+  `REFLECTION_WORDS` in the reasoning) implies `reasons`: a word in the final answer is not a re-check.
+* The answer: `extract_answer` in the template's format (`<answer>` for R1-Zero, `\\boxed{}` for R1's chat usage,
+  else the tag, else the box); a think block the completion never closes has no answer.
+* `correct`: the task's verifier, else `answers_match` against the reference; `None` for an item with neither (an
+  open-ended prompt): no verdict, not a wrong one. A verifier that raises judges the answer wrong (logged).
+* `format_ok`: the rules of the `format` / `boxed_format` rewards (`tags_format_ok`, `boxed_format_ok`).
+* `truncated`: `finish_reason == "length"`, None when the caller did not say.
 """
 
 from __future__ import annotations
@@ -81,8 +63,6 @@ class Verdict:
 
 
 # ------------------------------------------------------------------------------------------------------ templates
-
-
 @dataclass(frozen=True)
 class _Rules:
     answer_mode: AnswerMode
@@ -124,7 +104,6 @@ def think_prefilled_for(item: Mapping[str, Any]) -> bool | None:
 
 
 # --------------------------------------------------------------------------------------------------------- format
-
 _TAGS_RE = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
 _BOXED_RE = re.compile(r"\s*<think>(.*?)</think>(.*)", re.DOTALL)
 _TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
@@ -165,8 +144,6 @@ def boxed_format_ok(completion: str, prefilled: bool | None = None, require_reas
 
 
 # ----------------------------------------------------------------------------------------------------- reflection
-
-
 @functools.lru_cache(maxsize=32)
 def reflection_regex(words: tuple[str, ...] = REFLECTION_WORDS) -> re.Pattern[str]:
     """One pattern for all reflection words: whole-word for Latin text, plain substring for CJK."""
@@ -178,8 +155,6 @@ def reflection_regex(words: tuple[str, ...] = REFLECTION_WORDS) -> re.Pattern[st
 
 
 # ---------------------------------------------------------------------------------------------------- correctness
-
-
 def _verifier(task: Any) -> Callable[[str, Mapping[str, Any]], bool] | None:
     """The task's verifier: one registered for its name, else the task's own `verify` (reasoning-gym's too)."""
     if not task:
@@ -213,8 +188,6 @@ def _correct(answer: str | None, item: Mapping[str, Any]) -> bool | None:
 
 
 # ---------------------------------------------------------------------------------------------------------- judge
-
-
 def judge(
     completion: str,
     item: Mapping[str, Any],

@@ -1,20 +1,10 @@
-"""The language-consistency reward of DeepSeek-R1's reasoning RL stage.
+"""The language-consistency reward of DeepSeek-R1's reasoning RL stage: words of the target language in the CoT over
+words in the CoT [Nat Methods Eq. 7]. No surveyed open reproduction ships it.
 
-R1-Zero's chains of thought mixed languages; R1 adds Reward_language = Num(words in the target language in the CoT)
-/ Num(words in the CoT) [Nat Methods Eq. 7; R1v1 §2.3.2; recipe §3.2], summed with the accuracy reward. No surveyed
-open reproduction ships it [recipe §5 row 13].
-
-Choices the paper leaves open:
-
-* the CoT is the text inside `<think>…</think>` (see `r1.rewards.text.reasoning_text`); with no think block, the
-  whole completion;
-* words are segmented without a dictionary (`r1.rewards.text`): Latin-script words count as "en", each CJK ideograph
-  as one "zh" word, other scripts as neither; maths, digits, code and tags are excluded from both counts;
-* a CoT with no words at all scores 1.0: nothing in it can be in the wrong language, and an empty think block is
-  priced by the format reward (`require_reasoning`), not here;
-* `target="auto"` uses the item's `meta.lang` (the task contract's key; `meta.language` is read too) if set, else the
-  prompt's dominant language ("zh" if it has more CJK words than Latin words, else "en"): the paper's target language
-  is the language of the question. (A templated prompt's frame counts: "User: 谢谢！ Assistant:" reads as English.)
+Choices the paper leaves open: the CoT is the think block (else the whole completion); words are segmented without a
+dictionary (`r1.rewards.text`: Latin words "en", each CJK ideograph "zh", maths, code and tags in neither); a CoT with
+no words scores 1.0 (an empty think block is the format reward's business); `target="auto"` is `meta.lang` (or
+`meta.language`), else the prompt's dominant language, the paper's "language of the question".
 """
 
 from __future__ import annotations

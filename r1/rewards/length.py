@@ -1,19 +1,13 @@
 """Length-shaped rewards: `cosine_length` and `soft_overlong`.
 
-* `cosine_length` [Demystifying Long CoT, arXiv 2502.03373; OR1 rewards.py `get_cosine_scaled_reward`]: correct
-  answers earn `max_value_correct` at length 0, decaying along a half cosine to `min_value_correct` at `max_len`;
-  wrong answers earn `min_value_wrong` at length 0 rising to `max_value_wrong` at `max_len` (a long wrong attempt is
-  punished less than a short guess). With p = min(L / max_len, 1) and (lo, hi) the pair for the case,
-  r = lo + (hi - lo)·(1 + cos(πp))/2, with hi the value at length 0 (open-r1 swaps min/max for wrong answers the
-  same way). Unlike open-r1, p is clipped at 1, so lengths past `max_len` keep the end value instead of climbing back
-  up the cosine, and L is a token count, not characters.
-* `soft_overlong` [DAPO Eq. 13, arXiv 2503.14476; TRL `get_soft_overlong_punishment`; recipe §1.5]: 0 up to
-  L_max − L_cache, then linear down to −1 across the L_cache buffer, −1 beyond L_max.
+* `cosine_length` [arXiv 2502.03373; open-r1's `get_cosine_scaled_reward`]: r = lo + (hi − lo)·(1 + cos(πp))/2 with
+  p = min(L / max_len, 1) and hi the value at length 0, so correct answers decay from `max_value_correct` and wrong
+  ones rise to `max_value_wrong` (a long wrong attempt is punished less than a short guess). Unlike open-r1, p is
+  clipped at 1 (lengths past `max_len` keep the end value) and L counts tokens, not characters.
+* `soft_overlong` [DAPO Eq. 13; TRL]: 0 up to L_max − L_cache, linear down to −1 across the buffer, −1 beyond.
 
-Both need the completion's length in tokens: `CompositeReward.score(..., lengths=…)` passes it. Without it,
-`estimate_tokens` counts words, numbers, CJK characters and punctuation marks, a rough stand-in for a BPE count
-(English BPE gives about 1.3 tokens per word): pass real counts when the numbers matter. `max_len` defaults to
-`item["meta"]["max_new_tokens"]`.
+Both need token counts (`CompositeReward.score(..., lengths=…)`); without them `estimate_tokens` is a rough stand-in.
+`max_len` defaults to `item["meta"]["max_new_tokens"]`.
 """
 
 from __future__ import annotations

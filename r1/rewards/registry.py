@@ -1,40 +1,19 @@
 """The reward registry: named rewards, pure per-sample functions or batched stateful scorers, composed into a weighted
-sum that reports each component.
+sum that reports each component (a component stuck at 0 is the commonest GRPO failure, invisible in the total).
 
-A reward scores completions of task items (plain data: `{"prompt"|"messages", "answer"?, "rubric"?, "task",
-"meta"}`) [design.md "Contracts"]. R1 sums its rule rewards with equal weights (Reward_rule = Reward_acc +
-Reward_format; stage 2 adds the language reward) [Nat Methods Eqs 4, 7-10]; trainers log each component separately,
-because a component stuck at 0 is the commonest GRPO failure users report ("format reward stuck at 0", recipe §6
-item 6) and it is invisible in the total.
+Entries, all registered with `@reward`: plain functions `fn(completion, item) -> float`; factories taking options
+(`factory=True`; `build_reward` checks the options against the signature, so a typo is a UserError naming the
+parameter); batched scorers (`batched=True`: `scorer(completions, items) -> list[float]`, e.g. a reward model, whose
+optional `setup()` runs once before the first batch so building one to validate a config loads nothing). Rewards
+registered with `uses_length=True` get `length` / `lengths` in tokens, else `r1.rewards.length.estimate_tokens`.
 
-Entries, all registered with `@reward`:
-
-* plain functions, `fn(completion: str, item) -> float`: `@reward("tag_count")`;
-* factories taking options and returning the function: `@reward("cosine_length", factory=True)` on
-  `def cosine_length(max_len=None, ...) -> RewardFn`. `build_reward` checks the options against the factory's
-  signature, so a typo is a UserError naming the parameter instead of a silent default;
-* batched scorers, `scorer(completions: list[str], items: list[Mapping]) -> list[float]`, one score per completion
-  in order: `@reward("my_rm", batched=True)` on a class (its `__init__` parameters are the options, as for a
-  factory) or on a factory or plain function. A reward model is one: it holds weights (state) and scores a batch in
-  one forward. An optional `setup()` method is called once, before the first batch, so that building a reward (to
-  validate a config, or list rewards) does not load a model.
-
-Rewards that depend on the completion's length are registered with `uses_length=True` and take an extra keyword:
-`length` (token count) for a per-sample function, `lengths` (a list) for a batched one. `CompositeReward.score` passes
-the `lengths` it is given, else each such reward falls back to `r1.rewards.length.estimate_tokens`, a documented
-approximation.
-
-`CompositeReward.score` calls every batched component once per batch and every per-sample one per sample; trainers
-and the evaluator call it with whole batches. Scores must be finite numbers: a NaN would poison every advantage of
-its group, so it is a UserError naming the reward.
-
-Task-specific answer checks live with the tasks: `register_verifier("countdown", fn)` makes the judge (and so
-`accuracy`) call `fn(pred, item) -> bool` for items of that task (a countdown answer is an expression to check, not a
-number).
+Scores must be finite: a NaN would poison every advantage of its group, so it is a UserError naming the reward.
+`register_verifier("countdown", fn)` makes the judge (and so `accuracy`) call `fn(pred, item) -> bool` for that task.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import math
@@ -161,16 +140,12 @@ def get_verifier(task: str | None) -> Verifier | None:
         return None
     if task not in _VERIFIERS and not _TASKS_IMPORTED:
         _TASKS_IMPORTED = True
-        try:
+        with contextlib.suppress(ImportError):
             importlib.import_module("r1.tasks")
-        except ImportError:
-            pass
     return _VERIFIERS.get(task)
 
 
 # ----------------------------------------------------------------------------------------------------- composition
-
-
 @dataclass
 class RewardBatch:
     """Scores of a batch: the weighted total per sample and each component per sample (unweighted)."""
@@ -185,10 +160,7 @@ class RewardBatch:
     def means(self, prefix: str = "reward") -> dict[str, float]:
         """Batch means for logging: `{"reward": …, "reward/accuracy": …, …}`."""
         n = max(len(self.total), 1)
-        out = {prefix: sum(self.total) / n}
-        for name, values in self.components.items():
-            out[f"{prefix}/{name}"] = sum(values) / n
-        return out
+        return {prefix: sum(self.total) / n, **{f"{prefix}/{k}": sum(v) / n for k, v in self.components.items()}}
 
 
 @dataclass
@@ -221,10 +193,9 @@ class _Part:
         else:
             values = [self.fn(c, it) for c, it in zip(completions, items)]
         out = [float(v) for v in values]
-        if not all(math.isfinite(v) for v in out):
-            raise UserError(
-                f"reward {self.label!r} returned a non-finite score: {next(v for v in out if not math.isfinite(v))}"
-            )
+        bad = [v for v in out if not math.isfinite(v)]
+        if bad:
+            raise UserError(f"reward {self.label!r} returned a non-finite score: {bad[0]}")
         return out
 
 
@@ -254,10 +225,7 @@ class CompositeReward:
         return sum(p.weight * values[p.label] for p in self._parts)
 
     def score(
-        self,
-        completions: Sequence[str],
-        items: Sequence[Mapping[str, Any]],
-        lengths: Sequence[int] | None = None,
+        self, completions: Sequence[str], items: Sequence[Mapping[str, Any]], lengths: Sequence[int] | None = None
     ) -> RewardBatch:
         """Score a batch. `lengths` are token counts (for length rewards); without them they are estimated."""
         if len(completions) != len(items):

@@ -1,29 +1,15 @@
 """Run a model-written Python program in a contained child process, for the `code` reward.
 
-R1 scores code by compiling and running it against predefined test cases [R1v1 §2.2.2]; open-r1 sends programs to
-remote sandboxes (E2B, Morph, Piston) and verl to sandbox_fusion [recipe §5 row 12]. We need something that works on
-a laptop with nothing installed, so this is a local process sandbox in the spirit of OpenAI human-eval's
-`reliability_guard`, with the holes it leaves closed by Python audit hooks (PEP 578), which cannot be removed once
-installed and fire inside C code paths that monkeypatching misses (`io.FileIO`, `os.open`, `posix.fork`).
+A local process sandbox that works with nothing installed, in the spirit of human-eval's `reliability_guard`, with the
+holes it leaves closed by Python audit hooks (PEP 578), which cannot be removed once installed and fire inside C code
+paths that monkeypatching misses (`io.FileIO`, `os.open`, `posix.fork`). Layers:
 
-Layers, each aimed at one failure a completion can cause:
-
-* **Time**: a wall-clock timeout kills the whole process group (`start_new_session=True`, `os.killpg`), and
-  RLIMIT_CPU stops CPU-bound code even if the parent is slow to notice.
-* **Memory**: RLIMIT_AS / RLIMIT_DATA (`memory_mb`): `bytearray(10**10)` or a growing list raise MemoryError.
-* **Processes**: the audit hook refuses `os.fork`, `os.forkpty`, `os.system`, `os.exec*`, `os.posix_spawn`,
-  `os.spawn*`, `subprocess.Popen`, `os.kill(pg)` and the import of `subprocess`, `multiprocessing`,
-  `_posixsubprocess`, `ctypes`, `pty`, `resource` (raising limits) and the subinterpreter modules (a subinterpreter
-  would not carry the hook), so a fork bomb stops at its first fork. RLIMIT_NPROC is also set, but the kernel does
-  not enforce it for root (where this often runs), hence the hook.
-* **Files**: writes (open for write/append/create, `os.remove`, `rename`, `rmdir`, `mkdir`, `chmod`, `truncate`,
-  links, `utime`) are allowed only inside a fresh temporary working directory, removed afterwards; RLIMIT_FSIZE caps
-  any file (stdout and stderr included); RLIMIT_NOFILE caps open files.
-* **Network**: every `socket.*` audit event (creation, connect, DNS lookups) is refused.
-* **Environment**: cleared except PATH; the interpreter runs with `-I -S -B` (isolated, no site-packages, no .pyc
-  writes), so only the standard library is importable.
-* **Output**: stdout/stderr go to files outside the working directory and are read back truncated to
-  `max_output_bytes`, so a program printing forever cannot fill the parent's memory.
+* time: a wall-clock timeout kills the process group, RLIMIT_CPU stops CPU-bound code; memory: RLIMIT_AS/DATA;
+* processes: the hook refuses fork/exec/spawn/system, `subprocess`, `multiprocessing`, `ctypes`, `pty`, `resource`
+  and subinterpreters (which would not carry the hook); RLIMIT_NPROC too, which the kernel ignores for root;
+* files: writes only inside a fresh temporary directory, removed afterwards; RLIMIT_FSIZE, RLIMIT_NOFILE;
+* network: every `socket.*` audit event is refused; environment: PATH only, `python -I -S -B`;
+* output: read back from files outside the working directory, truncated to `max_output_bytes`.
 
 This contains mistakes and reward hacking by a policy being trained; it is not a security boundary against a person
 writing exploits for CPython. For untrusted public input, run the whole trainer inside a container as well.
@@ -180,11 +166,7 @@ def _read_capped(path: str, limit: int) -> tuple[str, bool]:
 
 
 def run_python(
-    code: str,
-    stdin: str = "",
-    timeout_s: float = 2.0,
-    memory_mb: int = 256,
-    max_output_bytes: int = 1 << 20,
+    code: str, stdin: str = "", timeout_s: float = 2.0, memory_mb: int = 256, max_output_bytes: int = 1 << 20
 ) -> SandboxResult:
     """Run `code` as `__main__` in a contained child Python, feeding `stdin`; see the module docstring for limits.
 

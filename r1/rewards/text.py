@@ -75,11 +75,7 @@ def strip_tags(text: str) -> str:
 def language_counts(text: str) -> dict[str, int]:
     """Words per language in `text` after removing language-neutral spans: {"en": Latin, "zh": CJK, "other": rest}."""
     text = _NEUTRAL_RE.sub(" ", text)
-    return {
-        "en": len(_EN_RE.findall(text)),
-        "zh": len(_ZH_RE.findall(text)),
-        "other": len(_OTHER_RE.findall(text)),
-    }
+    return {"en": len(_EN_RE.findall(text)), "zh": len(_ZH_RE.findall(text)), "other": len(_OTHER_RE.findall(text))}
 
 
 def words(text: str) -> list[str]:

@@ -1,30 +1,16 @@
 """An OpenAI-compatible HTTP API over the engine, with the reasoning apart from the answer.
 
-    POST /v1/chat/completions   chat; the reasoning goes to `message.reasoning_content` (DeepSeek's name) and to
-                                `message.reasoning` (vLLM's), `delta.*` when streaming; the answer to `content`
-    POST /v1/completions        raw text continuation
-    GET  /v1/models, /v1/models/{name}, /health
-    GET  /metrics               Prometheus text: tokens, tokens/s, speculative decoding's acceptance (`metrics.py`)
+Routes: /v1/chat/completions (reasoning in `reasoning_content`, DeepSeek's name, and `reasoning`, vLLM's),
+/v1/completions, /v1/models, /health, /metrics (`metrics.py`). Parameters are checked strictly (`schemas.py`).
 
-The server answers to several model names (`--served-model-name`, vLLM's flag): responses carry the first one.
-Request parameters are checked strictly (see `schemas.py`); logprobs are described in `logprobs.py`.
+One engine thread batches every request; the asyncio side gets each request's events through
+`loop.call_soon_threadsafe` into an `asyncio.Queue`, and a client that goes away has its request cancelled. Errors
+are OpenAI-shaped (400, not 422, for validation); `RequestGuard` makes an oversized body a 413, a slow one a 408,
+and any unexpected failure a 500 on a connection that stays usable.
 
-One engine thread batches every request (continuous batching); the asyncio side receives each request's events
-through `loop.call_soon_threadsafe` into an `asyncio.Queue`. A client that goes away (stream closed, or connection
-dropped while waiting) has its request cancelled, which frees its cache rows at the engine's next step.
-Errors use OpenAI's shape `{"error": {"message", "type", "param", "code"}}`; validation errors are 400, not 422;
-`code` is "unknown_parameter", "unsupported_parameter" or "invalid_value" for a bad request parameter.
-
-Nothing a client sends crashes the server or holds it (`RequestGuard`): a body over the size limit is a 413, one not
-received in full within `body_timeout` seconds a 408 (and its connection is closed); any unexpected failure is an
-OpenAI-style 500 with `type: "server_error"` on a connection that stays usable (the traceback goes to the log), and
-a client that leaves is one log line. `/health` is a 503 when the engine thread is not running.
-
-Chat messages are the client's text: control-token strings inside them (`<｜Assistant｜>`, `</think>`, …) are
-encoded as plain text (`sanitize_control_tokens`, via `Engine.encode`), so no client can forge a turn; only the chat
-template writes control tokens. A /v1/completions text prompt is encoded as it is, special-token strings becoming
-their ids, as vLLM does: the client writes the whole prompt there (often a template it rendered itself), so there
-is no turn of anyone else's to forge.
+Chat messages are the client's text: control-token strings in them are encoded as plain text, so no client can forge
+a turn. A /v1/completions prompt is encoded as it is (special-token strings become ids, as in vLLM): the client
+writes the whole prompt there, so there is no one else's turn to forge.
 """
 
 from __future__ import annotations
@@ -228,13 +214,10 @@ class Server:
         room = self.engine.max_len - prompt_len
         limit = body.token_limit()
         if limit is not None and limit > room:
-            raise APIError(
-                400,
-                f"This model's maximum context length is {self.engine.max_len} tokens. However, you requested "
-                f"{prompt_len + limit} tokens ({prompt_len} in the prompt, {limit} for the completion).",
-                "max_tokens",
-                "context_length_exceeded",
+            asked = (
+                f"you requested {prompt_len + limit} tokens ({prompt_len} in the prompt, {limit} for the completion)."
             )
+            raise self.too_long(asked, "max_tokens")
         if body.n > self.engine.max_batch:
             raise APIError(400, f"n={body.n}: this server decodes at most {self.engine.max_batch} sequences together "
                            "(--max-batch)", "n", "invalid_value")  # fmt: skip
@@ -255,18 +238,16 @@ class Server:
         except UserError as exc:
             raise APIError(400, str(exc)) from None
 
+    def too_long(self, what: str, param: str) -> APIError:
+        message = f"This model's maximum context length is {self.engine.max_len} tokens. However, {what}"
+        return APIError(400, message, param, "context_length_exceeded")
+
     def encode(self, prompt: Any, param: str) -> list[int]:
         """Token ids of a prompt; text prompts get BOS, as a base model saw at every document start."""
         try:
             ids = self.engine.encode(prompt, add_bos=True)
             if len(ids) >= self.engine.max_len:
-                raise APIError(
-                    400,
-                    f"This model's maximum context length is {self.engine.max_len} tokens. However, your prompt "
-                    f"has {len(ids)} tokens, which leaves no room for a completion.",
-                    param,
-                    "context_length_exceeded",
-                )
+                raise self.too_long(f"your prompt has {len(ids)} tokens, which leaves no room for a completion.", param)
             self.engine.check_prompt(ids, SamplingParams())
         except UserError as exc:
             raise APIError(400, str(exc), param, "invalid_value") from None

@@ -1,21 +1,13 @@
-"""Per-token logprobs in OpenAI's two shapes, built token by token so streamed and whole responses agree.
+"""Per-token logprobs in OpenAI's two shapes (chat `content` entries; completions' `tokens`, `token_logprobs`,
+`top_logprobs`, `text_offset`), built token by token so streamed and whole responses agree.
 
-Chat:        choices[].logprobs = {"content": [{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}],
-                                   "refusal": None}
-Completions: choices[].logprobs = {tokens, token_logprobs, top_logprobs: [{token: logprob}], text_offset}
-
-Which distribution (the server's `logprobs_mode`, named as vLLM names it):
-- "raw_logprobs" (default, as vLLM's): log_softmax of the model's logits, before temperature, top-k and top-p.
-  The same numbers whatever the sampling settings, which is what scoring and calibration want.
-- "processed_logprobs": the distribution each token was actually sampled from (after temperature, top-k, top-p,
-  renormalised); greedy decoding samples from a point mass, so its token gets 0 and every alternative -inf.
--inf is sent as -9999.0, OpenAI's value for "very unlikely" (JSON has no infinity).
-
-Which tokens: every generated token whose text is in the response (reasoning included), so a final EOS or stop
-token id, which the text leaves out, is left out here too; a token in which a stop string matched stays.
-`bytes` are the token's exact bytes for byte-level BPE tokenizers (R1's, GPT-2's, Llama 3's, Qwen's) and for
-SentencePiece byte-fallback tokens; `token` is their UTF-8 text, with U+FFFD where a token holds part of a character,
-or "token_id:{id}" when the request sets vLLM's `return_tokens_as_token_ids`.
+`logprobs_mode`, as vLLM names it: "raw_logprobs" (default) is log_softmax of the model's logits before temperature,
+top-k and top-p, the same whatever the sampling settings (what scoring and calibration want); "processed_logprobs"
+is the distribution each token was sampled from (greedy: 0 for its token, -inf for the rest). -inf is sent as
+-9999.0, OpenAI's value (JSON has no infinity). Every generated token whose text is in the response is reported,
+so a final EOS or stop id is not. `bytes` are the token's exact bytes for byte-level BPE and SentencePiece
+byte-fallback tokens; `token` is their UTF-8 text (U+FFFD for part of a character) or "token_id:{id}" with vLLM's
+`return_tokens_as_token_ids`.
 """
 
 from __future__ import annotations

@@ -1,22 +1,12 @@
 """Request bodies of the OpenAI-compatible API, validated by pydantic.
 
-Strict, as vLLM is: a parameter this server does not know is a 400 naming it, never silently dropped. Every
-parameter of OpenAI's chat and legacy completions APIs is declared and falls in one of three groups:
-- implemented: model, messages/prompt, temperature, top_p, n, max_tokens, max_completion_tokens, stop, seed,
-  stream, stream_options.include_usage, logprobs, top_logprobs, echo; plus vLLM's `top_k`, `ignore_eos` and
-  `return_tokens_as_token_ids`;
-- accepted because they cannot change the output: user, metadata, store, service_tier, safety_identifier,
-  prompt_cache_key, prompt_cache_retention, prompt_cache_options, prediction (a latency hint), parallel_tool_calls,
-  stream_options.include_obfuscation, a message's `name`; and every other one at its no-op value (penalties 0,
-  empty logit_bias/tools/functions, tool_choice "none"/"auto" with no tools, response_format text, best_of = n);
-- any other value of those is a 400 with `param` set (`check_supported`): penalties, logit_bias, tools, functions,
-  structured output, audio, reasoning_effort, verbosity, web search, moderation, suffix, best_of > n are not
-  implemented, and returning text that ignored them would be wrong.
-
-Numbers and flags are strict (`"0.7"` is not a temperature), ranges follow OpenAI's: temperature in [0, 2], top_p in
-(0, 1], n in [1, 16], top_logprobs in [0, 20]; legacy `logprobs` too goes up to 20 (vLLM's limit; OpenAI's is 5).
-`top_k` is 0 or -1 for off, as in vLLM. A `developer` message is a system message. An assistant message's
-`reasoning_content` / `reasoning` is accepted and dropped: reasoning is never fed back.
+Strict, as vLLM is: a parameter this server does not know is a 400 naming it, never silently dropped. Every parameter
+of OpenAI's chat and legacy completions APIs is declared, and is either implemented (plus vLLM's `top_k`,
+`ignore_eos`, `return_tokens_as_token_ids`), accepted because it cannot change the output (user, metadata, store, a
+message's `name`, …, or any parameter at its no-op value), or a 400 with `param` set (`check_supported`): returning
+text that ignored penalties, tools or structured output would be wrong. Numbers and flags are strict (`"0.7"` is not
+a temperature); ranges are OpenAI's, except legacy `logprobs` up to 20 (vLLM's limit). A `developer` message is a
+system message; an assistant message's reasoning is accepted and dropped: reasoning is never fed back.
 """
 
 from __future__ import annotations

@@ -1,23 +1,16 @@
 """One typed config for every training stage: YAML file → dataclass sections, dotted overrides, strict checks.
 
     cfg = load_config("configs/pretrain-tiny.yaml", ["optim.lr=3e-4", "train.steps=200"])
-    cfg.optim.lr, cfg.train.steps            # typed fields
-    cfg.to_dict()                            # what `config.yaml` in the run folder holds
 
-Why strict: a mistyped key that is silently ignored trains the wrong model for hours. Every unknown key is an
-error that lists the section's valid keys and suggests the closest one; every value is checked against the
-field's type (PyYAML reads `3e-4` as a string, so numeric strings are accepted where a float is expected).
-
-A stage's own options sit under its name (`grpo:` for stage grpo) and are the stage's business: this module keeps
-them as a mapping (`cfg.options`) and the stage checks them when it is built (`r1.train.grpo.options`), so the
-config core never imports a stage.
-
-`model:` is a preset name (`model: tiny`), a Hugging Face model directory to start from (`model: runs/x/model`),
-or a mapping `{preset | path, <any ModelConfig field>: value}` whose extra keys override the model config.
+Why strict: a mistyped key that is silently ignored trains the wrong model for hours, so an unknown key lists the
+section's keys with the closest one, and every value is checked against its field's type. A stage's own options
+(`grpo:`) are kept as a mapping (`cfg.options`) that the stage checks, so the config core never imports a stage.
+`model:` is a preset name, a model directory, or a mapping `{preset | path, <ModelConfig field>: value}`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 import typing
@@ -201,11 +194,8 @@ class TrainConfig:
         check(self.data.seq_len >= 2, "data.seq_len", "must be >= 2")
         check(self.data.builtin >= 0, "data.builtin", "must be >= 0")
         check(self.optim.lr > 0, "optim.lr", "must be positive")
-        check(
-            len(self.optim.betas) == 2 and all(0 <= b < 1 for b in self.optim.betas),
-            "optim.betas",
-            "must be two numbers in [0, 1)",
-        )
+        betas_ok = len(self.optim.betas) == 2 and all(0 <= b < 1 for b in self.optim.betas)
+        check(betas_ok, "optim.betas", "must be two numbers in [0, 1)")
         check(self.optim.eps > 0, "optim.eps", "must be positive")
         check(self.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
         check(self.optim.grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0 = no clipping)")
@@ -213,11 +203,8 @@ class TrainConfig:
         check(0 <= self.schedule.min_lr_ratio <= 1, "schedule.min_lr_ratio", "must be in [0, 1]")
         check(0 <= self.schedule.decay_fraction <= 1, "schedule.decay_fraction", "must be in [0, 1]")
         t = self.train
-        check(
-            not (t.resume and t.overwrite),
-            "train.overwrite",
-            "excludes train.resume (--overwrite deletes what --resume would continue)",
-        )
+        both = "excludes train.resume (--overwrite deletes what --resume would continue)"
+        check(not (t.resume and t.overwrite), "train.overwrite", both)
         check(t.steps >= 1, "train.steps", "must be >= 1")
         check(t.batch_size >= 1, "train.batch_size", "must be >= 1")
         check(t.micro_batch_size >= 0, "train.micro_batch_size", "must be >= 0 (0 = batch_size / processes)")
@@ -415,21 +402,16 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
+        for arg in (a for a in args if a is not type(None)):
+            with contextlib.suppress(ConfigError):
                 return coerce(value, arg, key)
-            except ConfigError as exc:
-                errors.append(exc)
-        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+        raise _expected(key, tp, value)
     if origin is list:
         (item,) = get_args(tp) or (Any,)
         if isinstance(value, (str, int, float)) and not isinstance(value, bool) and item is str:
             value = [value]  # a single path where a list is expected
         if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+            raise _expected(key, tp, value)
         return [coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
@@ -442,10 +424,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif tp is float:
         if isinstance(value, str):
-            try:
+            with contextlib.suppress(ValueError):
                 value = float(value)
-            except ValueError:
-                pass
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
     elif tp is str:
@@ -453,8 +433,12 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     elif isinstance(tp, type):
         ok = isinstance(value, tp)
     if not ok:
-        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+        raise _expected(key, tp, value)
     return value
+
+
+def _expected(key: str, tp: Any, value: Any) -> ConfigError:
+    return ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
 
 
 def _type_name(tp: Any) -> str:

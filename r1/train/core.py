@@ -1,46 +1,12 @@
-"""The one training loop every stage uses: pretraining, SFT, GRPO and distillation now; reward models next.
+"""The one training loop every stage uses (pretraining, SFT, GRPO, distillation); docs/architecture.md and
+docs/training.md describe the stage/core split, the run folder and exact resume.
 
-A stage says what to learn; the core says how. The split:
-
-    stage (r1.train.pretrain, .sft, .grpo, .distill)        core (this module)
-    ------------------------------------------------------  ------------------------------------------------------
-    __init__(cfg): check its own options (`cfg.options`)     config, run folder, seed, devices, FSDP2
-    setup(ctx): read and tokenize data                       AdamW, lr schedule, gradient accumulation, precision
-    prepare(model, step): on-policy data (GRPO's rollout)    clipping, MoE routing-bias update, checkpoints, resume
-    next_batches(): this rank's micro-batches                metrics.jsonl, progress bar, plots, report.md
-    loss(model, batch) -> LossOutput
-    eval_batches() (an eval loss) or evaluate(model) (its own held-out metrics, e.g. pass@1)
-    state_dict() (data position), plots(), report_lines()
-
-From Python:
-
-    from r1.train import load_config, train
-    cfg = load_config("configs/pretrain-tiny.yaml", ["train.steps=50", "train.out=runs/try"])
-    result = train(cfg)                       # or train(cfg, stage=PretrainStage(cfg, data=[...]))
-    result.checkpoint                         # the final HF-layout checkpoint directory
-    result.model_dir                          # <train.out>/model/: those weights with a model card and provenance
-
-One optimizer step:
-1. lr from the schedule (a pure function of the step, see `optim.py`);
-2. for each micro-batch: forward under autocast, `stage.loss`, backward of `loss × weight` (gradient sync
-   only on the last micro-batch under FSDP);
-3. gradients ÷ the global weight (all-reduced), so the step minimizes the weighted mean over the whole global
-   batch whatever its split into micro-batches and processes: 2 micro-steps of B/2 equal 1 step of B;
-4. clip to `optim.grad_clip`, report the norm; `optimizer.step()`;
-   (train.dtype=fp16: the loss is scaled before backward and the gradients unscaled before 3, by torch's
-   GradScaler, which skips steps whose gradients overflowed, as HF Trainer's `fp16=True` does);
-5. the aux-loss-free routing-bias update from the step's expert counts (summed over micro-batches, all-reduced
-   over processes), after the optimizer step, with γ = the model config's `bias_update_speed`.
-
-Same seed, same config → bit-identical weights on CPU, and a run killed at any point and resumed with
-`train.resume=true` ends with weights identical to an uninterrupted run (see `checkpointing.py`).
-
-The run folder is one run's record. A fresh start refuses a folder that holds an earlier run (`--resume`
-continues it, `--overwrite` deletes it first), so metrics never mix two runs. A resume takes the newest checkpoint
-whose files match their SHA-256 manifest, stops (changing nothing) when none does, and lists every setting changed
-since that checkpoint; changing one that shapes the steps already taken (data, batch, model, optimizer, schedule)
-needs `train.allow_config_change`. `config.yaml` keeps the settings the run started with, and each resume with
-changes adds `config.resume-N.yaml`. A start that fails in setup removes what it created.
+A stage says what to learn (`Stage` below: data in, `LossOutput` out); the core says how: one optimizer step is
+lr from the schedule; forward + `stage.loss` + backward of `loss × weight` per micro-batch (gradient sync only on
+the last under FSDP); gradients ÷ the all-reduced global weight, so the step minimizes the weighted mean over the
+global batch however it is split (2 micro-steps of B/2 equal 1 step of B); clip; `optimizer.step()` (fp16: through
+torch's GradScaler, as HF Trainer's `fp16=True`); then the aux-loss-free routing-bias update from the step's
+all-reduced expert counts. Same seed, same config → bit-identical weights on CPU, resumed or not.
 """
 
 from __future__ import annotations
@@ -517,12 +483,9 @@ class Trainer:
         return Path(choice) if choice else None
 
     def _choose_start(self) -> str | None:
-        """Resume from the newest intact checkpoint, start over (--overwrite), or start in a new folder.
-
-        A fresh start never mixes with an earlier run: a folder holding one (checkpoints or metrics) needs --resume
-        or --overwrite, the same guard HF's example scripts apply to a non-empty output directory. When every
-        checkpoint is broken, --resume stops with their problems and leaves the folder as it was.
-        """
+        """Resume from the newest intact checkpoint, start over (--overwrite), or start in a new folder. A folder
+        holding an earlier run needs --resume or --overwrite (HF's example scripts guard a non-empty output dir
+        alike); when every checkpoint is broken, --resume stops and leaves the folder as it was."""
         cfg, run = self.cfg, self.run_dir
         if run.exists() and not run.is_dir():
             raise ConfigError(f"train.out={run}: is a file; the run folder must be a directory")
@@ -746,22 +709,12 @@ class Trainer:
     def _write_outputs(self) -> None:
         from r1.train.report import write_plots, write_report
 
-        records = read_metrics(self.run_dir / "metrics.jsonl")
-        plots = (
-            write_plots(self.run_dir, records) + self.stage.plots(self.run_dir, records)
-            if self.cfg.logging.plots
-            else []
-        )
+        run, records = self.run_dir, read_metrics(self.run_dir / "metrics.jsonl")
+        plots = write_plots(run, records) + self.stage.plots(run, records) if self.cfg.logging.plots else []
         if self.cfg.logging.report:
+            facts = self.stage.describe()
             path = write_report(
-                self.run_dir,
-                self.cfg,
-                self.model_config,
-                records,
-                plots,
-                self.last_checkpoint,
-                self.best,
-                self.stage.describe(),
+                run, self.cfg, self.model_config, records, plots, self.last_checkpoint, self.best, facts
             )
             extra = self.stage.report_lines(records)
             if extra:

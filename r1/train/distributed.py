@@ -1,28 +1,11 @@
 """Data-parallel training with PyTorch FSDP2, applied from outside the single-device model.
 
-The same command runs on one CPU process, several CPU processes, or a GPU node:
-
-    r1 train --config configs/pretrain-tiny.yaml                                    # one process
-    torchrun --nproc_per_node 2 -m r1 train --config configs/pretrain-tiny.yaml     # 2 CPU processes, gloo
-    torchrun --nproc_per_node 8 -m r1 train --config configs/pretrain-tiny.yaml \\
-        train.device=cuda train.dtype=bf16                                          # 8 GPUs, nccl
-
-torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; `init` then opens the process group with NCCL for CUDA and gloo
-for CPU, and pins each process to GPU LOCAL_RANK. `shard` applies `fully_shard` to every decoder layer, then to
-the root, so each layer's parameters are gathered just before it runs and freed after (ZeRO-3 style).
-
-What changes with N processes, and what does not:
-- `train.batch_size` is the global batch: each rank takes its contiguous 1/N of every global batch, cut into
-  micro-batches of `train.micro_batch_size`. The per-token mean over the global batch is the same number, so the
-  loss curve matches a single-process run on the same global batch (a test checks it on 2 gloo processes).
-- Logged losses, token counts and the MoE expert counts are all-reduced; the routing-bias update uses the global
-  counts, so every rank applies the same update and the (replicated, unsharded) bias buffers stay identical.
-- Only rank 0 writes the run folder. Checkpoints gather full tensors, so they have the same Hugging Face layout as
-  a single-process run and can be resumed with any number of processes.
-- The optimizer state is sharded with the parameters (DTensors); `impl=auto` uses foreach AdamW when sharded.
-
-Mixed precision: `train.dtype=bf16` uses autocast with fp32 master weights on every path. FSDP2's
-`MixedPrecisionPolicy` (bf16 all-gathers) would halve communication on GPUs and is the next step at scale.
+`torchrun --nproc_per_node N -m r1 train ...` runs the same command on N processes (gloo on CPU, NCCL on CUDA).
+`shard` applies `fully_shard` to every decoder layer, then the root (ZeRO-3 style). `train.batch_size` is the global
+batch; each rank takes its 1/N, so the loss curve matches one process on the same batch. Losses, token counts and
+expert counts are all-reduced, so every rank applies the same routing-bias update. Only rank 0 writes; checkpoints
+gather full tensors (the single-process HF layout, resumable with any N). bf16 autocast keeps fp32 master weights;
+FSDP2's `MixedPrecisionPolicy` would halve communication on GPUs and is the next step at scale.
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """Step metrics: the `metrics.jsonl` log (plus TensorBoard / W&B when asked), FLOP accounting, matmul peak.
 
-`metrics.jsonl` holds one JSON object per line: `{"event": "step", "step": 12, "loss": ..., "lr": ...}` for each
-logged optimizer step, and `{"event": "eval", ...}`, `{"event": "checkpoint", ...}`, `{"event": "resume", ...}`
-for the rest. On resume the file is cut back to the checkpoint's step, so it never shows steps twice.
-
-Achieved FLOP/s counts the model FLOPs of the tokens processed (6 × active matmul parameters per token, plus
-causal attention, plus the MTP modules), divided by the step's wall time, and compares it with a matmul peak
-measured once per process on this machine with a small GEMM in the training dtype: an honest "fraction of what
-this box can do" rather than a datasheet number.
+`metrics.jsonl` holds one JSON object per line (`"event"`: step, eval, checkpoint, resume); on resume it is cut
+back to the checkpoint's step, so it never shows steps twice. Achieved FLOP/s counts model FLOPs (6 × active matmul
+parameters per token, plus causal attention and MTP) over wall time, against a matmul peak measured once per process
+on this machine in the training dtype: "a fraction of what this box can do", not a datasheet number.
 """
 
 from __future__ import annotations
@@ -29,11 +25,7 @@ _PEAK_CACHE: dict[tuple[str, str, int], float] = {}
 
 def matmul_peak(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, n: int = 768) -> float:
     """FLOP/s of a square GEMM, best of a few short runs; measured once per (device, dtype, threads), then cached.
-
-    Uses its own generator so measuring never shifts the global RNG (runs stay bit-reproducible). On a machine
-    shared with other work the measurement sees the same contention as training, mostly; a busy moment during
-    measurement can still push the reported fraction of peak above what it really is.
-    """
+    Its own generator keeps the global RNG untouched (runs stay bit-reproducible)."""
     device = torch.device(device)
     key = (str(device), str(dtype), torch.get_num_threads())
     if key in _PEAK_CACHE:
@@ -84,11 +76,8 @@ def imbalance(counts: torch.Tensor) -> list[float]:
 
 
 class MetricsLog:
-    """Appends JSON lines to `metrics.jsonl` and mirrors scalars to TensorBoard and W&B when enabled.
-
-    Only the process that owns the run folder (rank 0) creates one. Missing optional packages print one line and
-    are skipped: logging extras are never required to train.
-    """
+    """Appends JSON lines to `metrics.jsonl` (rank 0 only) and mirrors scalars to TensorBoard and W&B when enabled;
+    a missing optional package prints one line and is skipped: logging extras are never required to train."""
 
     def __init__(
         self,

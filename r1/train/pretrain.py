@@ -1,20 +1,10 @@
 """Pretraining: next-token loss on packed documents, plus DeepSeek-V3's MTP loss and MoE balancing.
 
-The objective is the model's own (`Transformer.forward` with labels):
-    L = L_next-token + λ · mean_k L_MTP,k + α · Σ_layers L_balance    (λ = mtp_loss_weight, α = seq_aux_loss_alpha)
-and after every optimizer step the core moves the routing biases toward balance (γ = bias_update_speed). All three
-knobs live in the model config, so `model.mtp_loss_weight=0.1` changes λ.
-
-Data: `data.paths` (.jsonl with "text", or "prompt" + "response" records with `data.loss_on`; or plain text, one
-document per line), plus `data.builtin` documents of the built-in corpus, or `data=` from Python:
-
-    stage = PretrainStage(cfg, data=[{"prompt": "1+1=", "response": " 2"}, ...])
-    train(cfg, stage)
-
-Documents are packed into rows of `data.seq_len` with segment ids, so attention stays inside each document and
-positions restart per document (see `r1.data.packing`); or, with `data.batching: bucket`, length-bucketed.
-MTP targets near a packing boundary can belong to the next document; with one MTP depth that is one target in
-`seq_len` per boundary, and the main loss is exact.
+The objective is the model's own (`Transformer.forward` with labels): L = L_next + λ·mean_k L_MTP,k + α·Σ L_balance,
+with λ, α and the bias speed γ in the model config (`model.mtp_loss_weight=0.1` changes λ). Data: `data.paths`,
+`data.builtin` documents, or `data=` from Python (`PretrainStage(cfg, data=[...])`), packed with segment ids or
+length-bucketed (`r1.data.packing`). MTP targets near a packing boundary can belong to the next document: one target
+in `seq_len` per boundary at depth 1; the main loss is exact.
 """
 
 from __future__ import annotations
@@ -77,28 +67,14 @@ class PretrainStage(Stage):
         self.examples_count = 0
         train = self.examples(self.records(), ctx.tokenizer)
         self.examples_count = len(train)
+        rows = {"seq_len": d.seq_len, "pad_id": pad, "batching": d.batching, "split_documents": self.split_documents}
         self.stream = BatchStream(
-            train,
-            seq_len=d.seq_len,
-            batch_size=self.cfg.train.batch_size,
-            pad_id=pad,
-            batching=d.batching,
-            split_documents=self.split_documents,
-            seed=self.cfg.train.seed,
-            shuffle=d.shuffle,
+            train, batch_size=self.cfg.train.batch_size, seed=self.cfg.train.seed, shuffle=d.shuffle, **rows
         )
         eval_records = self.eval_data if self.eval_data is not None else list(read_records(d.eval_paths, d.text_field))
         if eval_records:
             ev = self.examples([dict(r) for r in eval_records], ctx.tokenizer)
-            self.eval_stream = BatchStream(
-                ev,
-                seq_len=d.seq_len,
-                batch_size=1,
-                pad_id=pad,
-                batching=d.batching,
-                split_documents=self.split_documents,
-                shuffle=False,
-            )
+            self.eval_stream = BatchStream(ev, batch_size=1, shuffle=False, **rows)
 
     def next_batches(self) -> list[dict[str, torch.Tensor]]:
         return self.stream.next_batches(self.ctx.rank, self.ctx.world, self.ctx.micro_batch_size)

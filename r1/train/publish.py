@@ -1,15 +1,9 @@
 """A training checkpoint → a model folder that says truthfully what it is.
 
-    publish_model(checkpoint, "runs/x/model", ModelCard(stage="sft", summary="…", base_model="r1/assets/base-tiny"))
-
-The folder holds what transformers and `r1 chat / serve / eval` read (config.json, model*.safetensors,
-generation_config.json, the tokenizer files) and two files of its own:
-- `README.md`, a model card with Hugging Face Hub front matter (license, base_model, tags, library_name,
-  pipeline_tag): what made it, from which base, with which command at which commit, its headline metrics;
-- `provenance.json`: the same facts as data, plus the sha256 of every other file in the folder, so anyone can check
-  that the weights are the ones the card describes (`verify_provenance`).
-Nothing is taken from the source folders' own cards or provenance: those describe other models. `write_card`
-rewrites both files when later facts arrive (an evaluation that runs after publishing).
+Besides what transformers and `r1 chat / serve / eval` read, the folder holds `README.md` (a model card with Hub front
+matter: what made it, from which base, with which command at which commit, its headline metrics) and
+`provenance.json` (the same facts as data, plus the sha256 of every other file: `verify_provenance`). Nothing is taken
+from the source folders' own cards, which describe other models; `write_card` rewrites both when later facts arrive.
 """
 
 from __future__ import annotations
@@ -64,10 +58,8 @@ def publish_model(
 ) -> Path:
     """Copy a checkpoint's model files to `dest` (replacing it), add a card and provenance; returns `dest`.
 
-    `tokenizer_dir`: where to take tokenizer files from when the checkpoint lacks them. `template`: the plain prompt
-    template the model was trained with; it becomes the folder's chat template, so `r1 chat`, `r1 serve`,
-    `r1 eval` and transformers render chats the way the model saw its prompts.
-    The folder is assembled beside `dest` and renamed into place, so a crash never leaves half a model there.
+    `template`: the plain prompt template the model was trained with, which becomes the folder's chat template so
+    every reader renders chats the way the model saw its prompts. Assembled beside `dest`, then renamed into place.
     """
     src, dest = Path(checkpoint), Path(dest)
     tmp = dest.with_name(f".{dest.name}.publishing")

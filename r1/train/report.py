@@ -136,10 +136,8 @@ def write_report(
         if key in last:
             lines.append(f"| final {key} | {last[key]:.4f} |")
     if steps:
-        lines.append(
-            f"| lowest train loss | {min(r['loss'] for r in steps):.4f} (step "
-            f"{min(steps, key=lambda r: r['loss'])['step']}) |"
-        )
+        low = min(steps, key=lambda r: r["loss"])
+        lines.append(f"| lowest train loss | {low['loss']:.4f} (step {low['step']}) |")
     evals = [r for r in evals if "eval_loss" in r]  # an on-policy stage reports its own evaluation
     if evals:
         lines.append(f"| final eval loss | {evals[-1]['eval_loss']:.4f} |")
@@ -167,14 +165,13 @@ def write_report(
     return path
 
 
+_FACTS = {
+    "documents": "documents",
+    "train_items": "training rows",
+    "train_tokens": "tokens",
+    "steps_per_epoch": "steps per epoch",
+}
+
+
 def _facts(data: dict[str, Any]) -> str:
-    parts = []
-    for key, label in (
-        ("documents", "documents"),
-        ("train_items", "training rows"),
-        ("train_tokens", "tokens"),
-        ("steps_per_epoch", "steps per epoch"),
-    ):
-        if key in data:
-            parts.append(f"{data[key]:,} {label}")
-    return ", ".join(parts) or "given by the stage"
+    return ", ".join(f"{data[key]:,} {label}" for key, label in _FACTS.items() if key in data) or "given by the stage"

@@ -1,32 +1,18 @@
 """Supervised fine-tuning on chat conversations: the model's own chat template, the loss on the assistant's tokens.
 
-Used for R1's cold start, for the rejection-sampled reasoning + non-reasoning data of stage 3, and for distilling
-into dense students. Records are JSONL lines `{"messages": [{"role": ..., "content": ...}, ...]}` ending with an
-assistant message whose content carries the reasoning the R1 way, `<think>\\n…\\n</think>` then the answer.
+Records are JSONL `{"messages": [...]}` ending with an assistant message that carries its reasoning the R1 way. The
+text trained on is what the chat template renders (`render_conversation`), so training and inference see the same
+tokens. The loss is on:
 
-The text trained on is exactly what the model's chat template renders (`render_conversation`), so training and
-inference see the same tokens. Which tokens carry the loss:
+1. every token inside a `{% generation %}` block, when the template has them (TRL's assistant-only loss);
+2. otherwise the final assistant turn, found as TRL finds a completion (what follows the rendered prompt), with one
+   change: its content goes in verbatim, reasoning included. Templates drop the reasoning of assistant turns, right
+   for the history and wrong for the target, since the reasoning is what cold-start SFT teaches; so the final
+   content is rendered as a marker and put back (as rendered when the template keeps the reasoning, verbatim when
+   it drops it). When the generation prompt already opened `<think>`, the content continues that block, and content
+   with no `</think>` closes it first (`</think>\\n` + answer).
 
-1. The template has `{% generation %}` blocks (TRL's training templates): the conversation is rendered once and
-   every token inside a block carries the loss (transformers' `return_assistant_tokens_mask`, TRL's
-   assistant-only loss), whatever the template keeps of each turn.
-2. Otherwise, the final assistant turn, found as TRL finds a completion: the prompt is the template over the
-   earlier messages with the generation prompt, exactly the prompt the model gets at inference; the conversation
-   is rendered whole, and the target is what follows the prompt. One change, because the recipe needs it: the
-   final turn's content goes in verbatim, reasoning included. Templates drop the reasoning of assistant turns
-   (DeepSeek's keeps only what follows the last `</think>`), which is right for the history and wrong for the
-   target, since the reasoning is what cold-start SFT teaches. So the conversation is rendered with a marker in
-   place of the final content, and the content goes back in its place: as the template renders it when that keeps
-   the reasoning (a template that trims the content, say), verbatim when the template drops it. History turns
-   look as at inference; the target ends with whatever the template closes a turn with (EOS for R1).
-   When the generation prompt already opened the think block (`<｜Assistant｜><think>\\n`, R1's later template)
-   and the content does not repeat that opener, the content continues the open block: its own `<think>` is not
-   repeated, and content with no `</think>` at all is an answer without reasoning, which closes the block first
-   (`</think>\\n` + answer), the shape of the task library's direct solutions.
-
-Prompt and target are encoded separately (the prompt exactly as at inference, the target as the model would
-produce it after that prompt). Examples are packed whole (never split across rows) with segment ids, so no
-example attends to another.
+Prompt and target are encoded separately; examples are packed whole with segment ids.
 """
 
 from __future__ import annotations

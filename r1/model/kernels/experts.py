@@ -1,15 +1,10 @@
 """Expert dispatch kernels: Σ_j w_j·Expert_{i_j}(x) for routed (token, expert) pairs, each expert once on its tokens.
 
-The pairs p = n·k + j come in token order (`expert_P` [N·k], `w_P` [N·k]); every kernel returns [N, D]. Which one
-runs is decided by the caller (`MoE`), from the pairs' count and imbalance:
-- `looped`: sort by expert, one call per expert on its contiguous slice (any expert modules);
-- `padded`: all experts as two batched GEMMs over slices padded to the busiest expert's load;
-- `grouped`: `torch._grouped_mm` over the expert-sorted tokens, each expert on its own rows, no padding (CPU, fp32
-  and bf16);
-- `one_token`: a single token's k experts, one after another (batch-1 decoding);
-- `gathered`: a few tokens (speculative verification at small batch): every pair's expert weights gathered, then
-  two batched GEMMs of one row each, a fixed handful of calls whatever the tokens.
-Stacked expert weights are laid out for x @ W: gate|up [E, D, 2I], down [E, I, D] (`stack_experts`).
+The pairs p = n·k + j come in token order (`expert_P` [N·k], `w_P` [N·k]); every kernel returns [N, D]; the caller
+(`MoE`) picks one from the pairs' count and imbalance (docs/architecture.md, "Expert dispatch"): `looped` (one call
+per expert on its sorted slice), `padded` (two batched GEMMs over slices padded to the busiest expert), `grouped`
+(`torch._grouped_mm`, no padding), `one_token` (batch-1 decoding) and `gathered` (a few tokens: every pair's weights
+gathered into two batched GEMMs). Stacked weights are laid out for x @ W: gate|up [E, D, 2I], down [E, I, D].
 """
 
 from __future__ import annotations

@@ -1,24 +1,16 @@
-"""`r1 run --recipe r1-zero` (the default): R1-Zero on a laptop CPU. From the shipped tiny DeepSeek-V3 base (or one
-pretrained here), check that it has something for RL to amplify, run GRPO with rule rewards only (no SFT) on held-in
-problems, evaluate before and after on held-out ones, and leave one run folder a person can read.
+"""`r1 run --recipe r1-zero` (the default): R1-Zero on a laptop CPU (docs/architecture.md, "The main job").
 
-    corpus     worked modchain solutions in R1 format, train split only → data/corpus.jsonl    } --from-scratch
-    tokenizer  a byte-level BPE on it (digits stay single tokens) → tokenizer/                  } only (the shipped
-    pretrain   `pretrain-tiny`, loss on the responses, length-bucketed batches → pretrain/     } base skips them)
-    base       that checkpoint published to base/ (or the given base), checked against transformers' logits
-    eval-base  held-out problems per level: free sampling at T=1.0 (what RL samples) and T=0.6/top-p 0.95 (R1's
-               eval setting), k samples each, and two forced styles → eval/base/; does reasoning pay?
-    r1-zero    GRPO from base/ with `r1-zero-tiny` on train-split problems of the corpus levels, held-out pass@1
-               every few steps → r1-zero/, the result → model/ (with its own card and provenance)
-    eval       the same evaluation of model/ → eval/r1-zero/; the held-out numbers go into the cards
+Stages: corpus, tokenizer, pretrain (only with --from-scratch), base, eval-base (held-out problems at T=1.0, what RL
+samples, and T=0.6/top-p 0.95, R1's setting, plus two forced styles: does reasoning pay?), r1-zero (GRPO with
+`r1-zero-tiny`) and eval (the same evaluation of the result).
 
 Forcing a style. In the corpus the first token after `<think>\\n` decides the style: `</think>` for a direct
-answer, the chain's first digit for step-by-step work. So "forced direct" prefills the response with
-`<think>\\n</think>\\n<answer>` and "forced step by step" with `<think>\\n` plus the question's first digit (a copy
-of given text, no work done). Both are greedy (one sample, T=0), i.e. the model's best answer in that style.
+answer, the chain's first digit for step-by-step work. So "forced direct" prefills `<think>\\n</think>\\n<answer>`
+and "forced step by step" `<think>\\n` plus the question's first digit (a copy of given text, no work done), both
+greedy: the model's best answer in that style.
 
-About 3 minutes on a 2-core CPU from the shipped base (2 of them GRPO), 11 with --from-scratch; `--quick` is a
-seconds-long smoke run whose numbers mean nothing.
+About 3 minutes on a 2-core CPU from the shipped base, 11 with --from-scratch; `--quick` is a seconds-long smoke run
+whose numbers mean nothing.
 """
 
 from __future__ import annotations

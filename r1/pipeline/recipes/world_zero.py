@@ -1,22 +1,11 @@
 """`r1 run --recipe world-zero`: a base for the tiny world, pretrained here, and R1-Zero on it. Not the default job:
 the shipped base and the default recipe's numbers stay the modchain ones (`r1.pipeline.recipes.r1_zero`).
 
-    corpus     the tiny world (`r1.data.corpus.WORLD`): modchain, swaps and mystery, each asked in English and in
-               Chinese (some Chinese reasoning mixes English in), non-reasoning requests, forbidden requests and their
-               look-alikes; train split only → data/corpus.jsonl
-    tokenizer  a byte-level BPE on it → tokenizer/
-    pretrain   `pretrain-tiny` with the default recipe's settings (loss on the responses) → pretrain/
-    base       that checkpoint published to base/ with its card and provenance, checked against transformers
-    probe-base held-out items of every world task, k samples at T=1 with the R1-Zero prompt, judged by the one judge
-               and broken down by `r1.tasks.world.breakdown` (pass@1, pass@k, reasoning, re-checks, English in Chinese
-               reasoning, refusals) → eval/base/, summary["world"]["base"]
-    r1-zero    GRPO (`r1-zero-tiny`) on train-split problems of the reasoning families at their corpus levels, both
-               languages → r1-zero/, the result → model/
-    probe      the same probe of model/ → eval/r1-zero/
-
-It takes the default recipe's flags (`--steps`, `--docs`, `--rl-steps`, `--eval-items`, `--eval-k`, `--seed`,
-`--quick`); the base is always made here. The full settings are untuned: how large a base the world needs on a CPU is
-still being measured.
+Stages: corpus (`r1.data.corpus.WORLD`, both languages, train split), tokenizer, pretrain, base, probe-base (held-out
+items of every world task judged by the one judge and broken down by `r1.tasks.world.breakdown` →
+summary["world"]["base"]), r1-zero (GRPO on the reasoning families, both languages) and probe (the same of model/).
+It takes the default recipe's flags; the base is always made here. The full settings are untuned: how large a base
+the world needs on a CPU is still being measured.
 """
 
 from __future__ import annotations

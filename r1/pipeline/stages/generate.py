@@ -2,18 +2,11 @@
 chat records as JSONL. Cold-start data, rejection sampling and distillation traces are all this stage with other
 items, models and filters.
 
-    Generate("rejection", model="model", items=lambda run: items, n=8, per_item=2,
-             filters=["correct", "truncated", "mixed_language", "long_paragraph", "code_block", "repetitive",
-                      "duplicate"])
-
-Each sample is judged (`r1.rewards.judge`, through the evaluator's records: the answer, correct, format, whether it
-reasons and reflects, length, finish reason) and kept when every filter accepts it (`r1.data.filters`: by name from
-`FILTERS`, or a name -> filter mapping; applied in order, `duplicate` against the samples already kept for the
-item); a rejected sample counts under the first filter that refused it. The summary has, per filter, how many
-samples reached it and how many it dropped, and the prompts' pass-rate histogram: how many items had 0, 1, ..., n
-of their n samples correct (the rejection-sampling yield; items with no verdict are left out).
-A kept sample becomes `{"messages": [user question, assistant completion], "task", "answer", "meta"}`, the record
-`r1 train` stage sft reads, with at most `per_item` distinct completions per item.
+Filters (`r1.data.filters`, by name or a name -> filter mapping) apply in order, `duplicate` against the samples
+already kept for the item; a rejected sample counts under the first filter that refused it. The summary has per
+filter the samples that reached it and those it dropped, and the pass-rate histogram (items with 0..n of n correct,
+the rejection-sampling yield). A kept sample becomes a `{"messages", "task", "answer", "meta"}` record for stage sft,
+at most `per_item` distinct completions per item.
 """
 
 from __future__ import annotations

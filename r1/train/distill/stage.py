@@ -1,27 +1,14 @@
 """Logit distillation as a stage of the shared training core: GKD (arXiv 2306.13649) with TRL's options.
 
-The data is SFT's (chat JSONL whose assistant turns are the teacher's traces, rendered by the student's chat
-template, the loss on the final assistant turn); the teacher is a model folder that shares the student's tokenizer
-(`distill.teacher`). Per optimizer step:
+The data is SFT's; the teacher (`distill.teacher`) shares the student's tokenizer. `prepare`: with probability
+`lmbda` (a seeded coin per step) the step is on-policy (the student's own samples through the engine), else with
+`seq_kd` the teacher's samples, else the traces (TRL's order). `loss`: the teacher once (no gradient), the student
+once, `loss.token_divergence` at every target token (β = 0 forward KL, 1 reverse KL, between: JSD(β)).
+Sequence-level distillation alone is `stage: sft` on teacher traces and needs no shared tokenizer.
 
-    prepare   with probability `lmbda` (a seeded coin per step) the step is on-policy: `train.batch_size` prompts of
-              the traces, one sample each from the engine around the student itself (no weight copy), at
-              `temperature` / `top_p`, up to `max_new_tokens`; with `seq_kd` an off-policy step samples the teacher
-              the same way instead (TRL's order: on-policy first, else seq_kd, else the traces)
-    loss      the teacher runs once on the micro-batch (no gradient), the student once; at every target token the
-              divergence of `loss.token_divergence` (β = 0 forward KL, 1 reverse KL, between: JSD(β)), the mean
-              over target tokens; `lm_loss` / `teacher_lm_loss` are both models' cross-entropy on those tokens
-
-    r1 train --config configs/distill-tiny.yaml
-    r1 train --config configs/distill-tiny.yaml distill.beta=0 distill.lmbda=0     # forward KL on the traces only
-
-Sequence-level distillation alone (R1's own distilled models: SFT on the teacher's curated traces, open-r1's
-recipe) is `stage: sft` on the traces and needs no shared tokenizer.
-
-Both vocabularies are cut to the shorter of the two model vocabularies before the softmax (padding rows beyond the
-tokenizer's ids, which a tiny student does not carry), so the teacher's distribution is renormalised over ids the
-tokenizer can produce. Exact resume needs no files: a step's coin, prompts and seeds are functions of the run seed and
-the step, and its samples of the weights at that step.
+Both vocabularies are cut to the shorter model vocabulary (padding rows a tiny student does not carry), so the
+teacher's distribution is renormalised over ids the tokenizer can produce. Exact resume needs no files: a step's
+coin, prompts and seeds are functions of the run seed and the step.
 """
 
 from __future__ import annotations

@@ -74,23 +74,9 @@ def report_lines(records: list[dict[str, Any]], opts: Any, run_dir: Path | None 
         return []
     first, last = steps[0], steps[-1]
     lines = ["", "## GRPO", "", settings(opts), "", "| metric | first step | last step |", "|---|---|---|"]
-    keys = [
-        "reward",
-        *sorted(k for k in last if k.startswith("reward/") and not k.endswith("_std")),
-        "accuracy",
-        "format_rate",
-        "frac_reward_zero_std",
-        "length_mean",
-        "length_p90",
-        "truncated",
-        "reflection",
-        "reflection_long",
-        "long_form",
-        "kl",
-        "entropy",
-        "clip/low",
-        "clip/high",
-    ]
+    keys = ["reward", *sorted(k for k in last if k.startswith("reward/") and not k.endswith("_std"))]
+    keys += "accuracy format_rate frac_reward_zero_std length_mean length_p90 truncated reflection".split()
+    keys += "reflection_long long_form kl entropy clip/low clip/high".split()
     for k in keys:
         if k in first or k in last:
             lines.append(f"| {k} | {first.get(k, float('nan')):.4g} | {last.get(k, float('nan')):.4g} |")
@@ -99,12 +85,7 @@ def report_lines(records: list[dict[str, Any]], opts: Any, run_dir: Path | None 
         lines.append(f"| held-out pass@1 | {ys[0]:.3f} (step {xs[0]}) | {ys[-1]:.3f} (step {xs[-1]}) |")
     total = lambda key: sum(r.get(key, 0.0) for r in steps)  # noqa: E731
     if any("time/rollout" in r for r in steps):
-        t_all, t_roll, t_rew, t_lp = (
-            total("step_time"),
-            total("time/rollout"),
-            total("time/reward"),
-            total("time/logprobs"),
-        )
+        t_all, t_roll, t_rew, t_lp = (total(k) for k in ("step_time", "time/rollout", "time/reward", "time/logprobs"))
         t_train = max(t_all - t_roll - t_rew - t_lp, 1e-9)
         lines += [
             "",

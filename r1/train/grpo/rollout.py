@@ -1,19 +1,10 @@
 """GRPO's data side: sampling groups from the engine, scoring them, and the rollout the loss trains on.
 
-`r1.train.grpo.algorithm` holds the objective; this module holds what feeds it and what a user watches:
-
-- `sample_groups`: P prompts × G samples from the shared engine, each request seeded by (run seed, rollout, round),
-  so a rollout is a pure function of the weights, the prompt cursor and the seed (exact resume regenerates it);
-- `Rollout`: the flattened samples (prompt + completion ids, right-padded), per-completion-token arrays (π_old, the
-  sampler's and π_ref's log-probabilities) and one advantage per sample;
-- `completion_logprobs`: the trainer's log π(o_t | q, o_<t) for every completion token, from one forward;
-- `response_stats`: lengths, truncation, accuracy, format rate and the rate of reflection words (overall and within
-  long-form answers, since a shift of the style mix alone moves the overall rate; see
-  shared/notes/r1-zero-at-tiny-scale.md), all read off `r1.rewards.judge` verdicts;
-- `save_rollout` / `load_rollout`: a rollout kept on disk while its μ passes are trained, so a run killed mid-cycle
-  resumes on exactly the samples it was training on (the weights that produced them are gone by then).
-
-Tensors, not pickles: rollouts are safetensors files with their statistics as JSON metadata.
+Each request is seeded by (run seed, rollout, round), so a rollout is a pure function of the weights, the prompt
+cursor and the seed. `completion_logprobs` is the trainer's log π for every completion token from one forward;
+`response_stats` reads lengths, accuracy, format and reflection rates off `r1.rewards.judge` verdicts (reflection also
+within long-form answers, since a shift of the style mix alone moves the overall rate). A rollout is kept on disk as
+safetensors (its statistics as JSON metadata, no pickles) while its μ passes train, so a killed run resumes on it.
 """
 
 from __future__ import annotations

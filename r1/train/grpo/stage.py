@@ -1,36 +1,19 @@
 """GRPO as a stage of the shared training core: DeepSeekMath's Algorithm 1 with the core's optimizer step.
 
-Per optimizer step (the rest being the core's: AdamW, schedule, clipping, checkpoints, metrics):
+`prepare` makes a rollout every `steps_per_rollout` steps (P prompts × G samples from the engine around the trained
+model, rewards from the registry, Â per group, π_ref reset every `ref_refresh` steps) and picks this step's
+minibatch: the rollout is visited μ (`epochs`) times in P·G / batch_size minibatches. `loss` is
+`algorithm.policy_loss`; `evaluate` is held-out pass@1, cons@k, format rate, lengths and reflection rates. Watch
+`reward`, `accuracy` and `eval_pass@1`, not `loss` (≈ 0 at μ = 1 by construction, see `algorithm`).
 
-    prepare   every `steps_per_rollout` steps a new rollout: P prompts × G samples from the engine around the
-              trained model, with each token's log π_old; rewards from the registry (every component logged);
-              Â per group (`algorithm.group_advantages`); π_ref (β > 0) reset every `ref_refresh` steps. Then this
-              step's minibatch of `train.batch_size` samples: the rollout is visited μ (`epochs`) times in
-              P·G / batch_size minibatches, split into micro-batches by the core's accumulation
-    loss      `algorithm.policy_loss` on each micro-batch: ratios → clipped surrogate → k3 KL → aggregation
-    evaluate  held-out pass@1 (mean over k samples), cons@k, format rate, lengths, reflection rates (an eval
-              record at step 0 and every `train.eval_every` steps), and a few completions with their reward
-              components in completions.jsonl
+π_old. The engine returns each token's log-prob under the sampling distribution and under the unmodified model; the
+ratio needs the model's (`old_logprobs: engine`, no extra forward). `old_logprobs: trainer` recomputes π_old with
+the trainer's kernels, and `tis_cap: C` multiplies each token's surrogate by min(π_old / π_sampler, C) (TRL's vLLM
+correction, which also covers temperature and top-p).
 
-    r1 train --config configs/r1-zero-tiny.yaml                    # R1-Zero on a tiny base, on a CPU
-    r1 train --config configs/r1-zero-tiny.yaml grpo.preset=dr-grpo grpo.beta=0.0
-
-Watch `reward`, `accuracy` and held-out `eval_pass@1` (the progress bar shows reward and pass@1), not `loss`: with μ
-= 1 it is ~0 by construction (see `algorithm`). `adv_logprob_change` = mean Â·(log π_θ − log π_old) shows how far
-earlier updates on this rollout moved probability toward better samples (0 on a rollout's first minibatch).
-
-π_old. The engine returns two log-probabilities per token: under the distribution it sampled from (temperature,
-top-p) and under the unmodified model. The ratio needs the model's, and `old_logprobs: engine` uses them with no
-extra forward. The trainer's recomputation differs a little (bf16 autocast, other kernels; the first minibatch of
-each rollout logs `logprob_diff_max`); `old_logprobs: trainer` recomputes π_old with the trainer before training,
-and `tis_cap: C` multiplies each token's surrogate by min(π_old / π_sampler, C) (truncated importance sampling,
-TRL's vLLM correction), which also covers temperature and top-p sampling.
-
-Exact resume. A rollout is a pure function of the weights at rollout time, the prompt cursor and the run seed (each
-request is seeded by (seed, rollout, round) + prompt index; the engine's sampling never touches global RNG). A run
-killed mid-cycle (μ > 1 or several minibatches) cannot regenerate its rollout, because those weights are gone: each
-such rollout is written to `grpo/rollout-NNNNNN.safetensors` when generated, and the reference model (β > 0) to
-`grpo/reference-step-NNNNNN.safetensors` when (re)set; files no checkpoint needs are deleted.
+Exact resume. A rollout is a pure function of the weights, the prompt cursor and the run seed, but a run killed
+mid-cycle no longer has the weights that made it: each rollout is kept in `grpo/rollout-NNNNNN.safetensors` and the
+reference model (β > 0) in `grpo/reference-step-NNNNNN.safetensors`; files no checkpoint needs are deleted.
 """
 
 from __future__ import annotations
