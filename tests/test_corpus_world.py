@@ -113,8 +113,10 @@ def test_non_reasoning_records_verify() -> None:
     records = build_world_corpus(1200, seed=1, tasks={"general": 1, "general_zh": 1, "safety": 1, "safety_zh": 1})
     by_prompt: dict[str, dict] = {}
     for name in ("general", "general_zh", "safety", "safety_zh"):
-        for it in get_task(name).generate(2000, seed=1, difficulty="mix", split="train"):
-            by_prompt[f"{name}|{it['prompt']}"] = it
+        task = get_task(name)
+        for level in task.levels:  # every distinct train question of each kind
+            for it in task.generate(800, seed=1, difficulty=level, split="train"):
+                by_prompt[f"{name}|{it['prompt']}"] = it
     for r in records:
         question = r["prompt"].rsplit(" Assistant:", 1)[0].split("User: ", 1)[1]
         item = by_prompt.get(f"{r['task']}|{question}") or by_prompt.get(f"{r['task']}|{question.rstrip('.')}")
