@@ -5,7 +5,7 @@ Corpus (`r1.data.corpus.build_world_corpus`, settings overridable as JSON), a by
 `<out>/pretrain/checkpoints/step-N/`, a complete model folder for `benchmarks/world_probe.py` and
 `benchmarks/world_grpo.py`. `r1 run --recipe world-zero` makes a base the same way inside a run folder, with its card.
 
-    python benchmarks/world_base.py --out runs/world-a --docs 100000 --steps 8000
+    python benchmarks/world_base.py --out runs/world-a --docs 40000 --steps 3000
     python benchmarks/world_base.py --out runs/world-b --corpus '{"english": {"phrases": 0.2, "switch": 0.2}}'
 """
 
@@ -23,8 +23,8 @@ import torch
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True)
-    p.add_argument("--docs", type=int, default=100000)
-    p.add_argument("--steps", type=int, default=8000)
+    p.add_argument("--docs", type=int, default=40000)
+    p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch-size", type=int, default=12)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=50)

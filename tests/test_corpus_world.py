@@ -113,8 +113,10 @@ def test_non_reasoning_records_verify() -> None:
     records = build_world_corpus(1200, seed=1, tasks={"general": 1, "general_zh": 1, "safety": 1, "safety_zh": 1})
     by_prompt: dict[str, dict] = {}
     for name in ("general", "general_zh", "safety", "safety_zh"):
-        for it in get_task(name).generate(2000, seed=1, difficulty="mix", split="train"):
-            by_prompt[f"{name}|{it['prompt']}"] = it
+        task = get_task(name)
+        for level in task.levels:  # every distinct train question of each kind
+            for it in task.generate(800, seed=1, difficulty=level, split="train"):
+                by_prompt[f"{name}|{it['prompt']}"] = it
     for r in records:
         question = r["prompt"].rsplit(" Assistant:", 1)[0].split("User: ", 1)[1]
         item = by_prompt.get(f"{r['task']}|{question}") or by_prompt.get(f"{r['task']}|{question.rstrip('.')}")
@@ -159,3 +161,16 @@ def test_the_language_reward_of_stage_2_measures_the_mixing_the_corpus_puts_in(c
     short = {"prompt": "User: 谢谢！ Assistant:", "meta": {"lang": "zh"}}
     assert reward("<think>\n不客气\n</think>\n<answer>不客气！</answer>", short) == 1.0
     assert dominant_language(short["prompt"]) == "en"  # what the reward targeted before it read meta.lang
+
+
+def test_every_held_out_word_mapping_of_the_general_requests_is_taught_by_a_train_question() -> None:
+    # a held-out request is a new pairing of a phrasing and a word; the word's mapping (bird -> BIRD, bird -> 鸟)
+    # must be asked in train questions too (in either language), or no base could answer it. Within a level an
+    # answer names its mapping: BIRD is only ever "bird in capitals", 鸟 only "bird in Chinese".
+    from r1.tasks.world import heldout
+
+    for level in ("format", "translate"):
+        taught = {it["answer"] for name in ("general", "general_zh")
+                  for it in get_task(name).generate(3000, seed=0, difficulty=level, split="train")}  # fmt: skip
+        asked = [it for it in heldout(30, seed=1, families=["general"]) if it["meta"]["difficulty"] == level]
+        assert len(asked) >= 15 and {it["answer"] for it in asked} <= taught, level

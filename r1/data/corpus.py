@@ -31,8 +31,8 @@ non-reasoning requests (r1.tasks.general) and the world's forbidden requests wit
 (r1.tasks.safety); worked solutions by `r1.tasks.synthetic.worked.write_solution`, which ends every chain of thought
 with a sentence in its language. Some Chinese solutions mix English in (`english`: the phrases, or every line from some
 step on) at a set rate, the base behaviour R1-Zero's language mixing grows from; `language_mixing` measures it the way
-the language-consistency reward does. The world's mix is untuned (`r1 run --recipe world-zero`, benchmarks/world_*.py
-measure it); `DEFAULT_*` stay the main job's modchain-only corpus, byte for byte.
+the language-consistency reward does. The world's shares were measured with benchmarks/world_base.py and world_probe.py
+(see `WORLD_FAMILY_SHARES`); `DEFAULT_*` stay the main job's modchain-only corpus, byte for byte.
 
 Records are `{"prompt", "response", "task", "level", "style", "answer", "lang", "english"}` (`english`: how a
 Chinese chain of thought mixes English, "none" otherwise). `prompt` is the templated question (ends
@@ -63,14 +63,18 @@ DEFAULT_LEVELS: dict[str, str | dict[str, float]] = {"modchain": {"2": 1.0, "3":
 DEFAULT_TEMPLATE = "r1-zero-short"
 
 # The tiny world: shares of documents per task, levels per family, styles per family, English in Chinese reasoning.
-WORLD_FAMILY_SHARES: dict[str, float] = {"modchain": 0.22, "swaps": 0.26, "mystery": 0.26, "general": 0.16,
+# A direct answer is ~10 tokens against ~60 for a worked solution: at 16% of the documents the requests were 6% of
+# the loss and the base answered them ignoring the question (pass@1 3%); at 45% it reads them (47%), and the
+# reasoning families' pass@1 / pass@4 stayed where they were (benchmarks/world_base.py, 3000 steps).
+WORLD_FAMILY_SHARES: dict[str, float] = {"modchain": 0.13, "swaps": 0.16, "mystery": 0.16, "general": 0.45,
                                          "safety": 0.10}  # fmt: skip
 WORLD_LEVELS: dict[str, str | dict[str, float]] = {
     "modchain": {"2": 1.0, "3": 1.0, "4": 1.5, "5": 2.0},
     "swaps": {"1": 1.0, "2": 1.0, "3": 1.5, "4": 2.0, "5": 2.0},
     "mystery": {"1": 1.0, "2": 1.0, "3": 1.5, "4": 2.0, "5": 2.0},
     "equation": {"1": 1.0, "2": 1.5, "3": 2.0, "4": 2.0},
-    "general": "mix",
+    # the kinds held out are new pairings to answer; greetings are a fixed set (train only), lists need counting
+    "general": {"format": 2.0, "name": 0.5, "translate": 1.5, "list": 3.0, "greet": 0.5},
     "safety": "mix",
 }
 WORLD_MIX: dict[str, dict[str, float]] = {

@@ -5,7 +5,7 @@ queries answered without a chain of thought; recipe §3.3), at the size of the t
 
 | level     | e.g.                                                   | answer                          |
 |-----------|--------------------------------------------------------|---------------------------------|
-| format    | Write cat in capital letters. / 用汉字写出数字 7。        | CAT / 七                         |
+| format    | Write cat in capital letters. / 用汉字写出数字7。         | CAT / 七                         |
 | name      | Name a fruit. / 说出一种动物。                            | any member of the category      |
 | translate | Translate apple into Chinese. / “猫”用英文怎么说？        | 苹果 / cat                       |
 | list      | List three colors. / 列出从 3 到 6 的整数。              | any three colors / 3、4、5、6     |
@@ -67,6 +67,17 @@ GREETINGS: list[tuple[str, str, str]] = [  # (lang, prompt, reply)
     ("zh", "再见！", "再见！祝你愉快！"),
 ]
 LIST_SEP = {"en": ", ", "zh": "、"}
+# Two phrasings per language for each mapping (bird -> BIRD, 7 -> seven): the split key is the question, so with one
+# each a word's mapping was held out in both languages for some words (BLUE, WHITE) and never taught at all.
+FORMAT_PHRASINGS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("upper", "en"): ("Write {} in capital letters.", "Write {} in upper case."),
+    ("upper", "zh"): ("把 {} 写成大写字母。", "{} 的大写是什么？"),
+    ("lower", "en"): ("Write {} in small letters.", "Write {} in lower case."),
+    ("lower", "zh"): ("把 {} 写成小写字母。", "{} 的小写是什么？"),
+    ("number", "zh"): ("用汉字写出数字{}。", "数字{}用汉字怎么写？"),
+    ("number_en", "en"): ("Write the number {} as a word.", "Spell the number {} as a word."),
+    ("number_en", "zh"): ("用英文单词写出数字{}。", "数字{}用英文单词怎么写？"),
+}
 GREET_KEY = "general:greetings"  # split_of(GREET_KEY) == "train" (tests check it)
 
 
@@ -122,18 +133,15 @@ class General(Task):
     def _format(self, rng: random.Random, lang: str) -> Item:
         kind = rng.choice(["upper", "lower", "number", "number_en"])
         word = rng.choice(WORDS)[0]
-        if kind == "upper":
-            q = f"把 {word} 写成大写字母。" if lang == "zh" else f"Write {word} in capital letters."
-            return {"question": q, "answer": word.upper(), "meta": {"accept": [word.upper()]}}
-        if kind == "lower":
-            big = word.upper()
-            q = f"把 {big} 写成小写字母。" if lang == "zh" else f"Write {big} in small letters."
-            return {"question": q, "answer": word, "meta": {"accept": [word]}}
+        if kind in ("upper", "lower"):
+            source, answer = (word, word.upper()) if kind == "upper" else (word.upper(), word)
+            q = rng.choice(FORMAT_PHRASINGS[kind, lang]).format(source)
+            return {"question": q, "answer": answer, "meta": {"accept": [answer]}}
         n = rng.randrange(len(NUMBERS_EN))
-        if kind == "number" and lang == "zh":
-            return {"question": f"用汉字写出数字{n}。", "answer": NUMBERS_ZH[n], "meta": {"accept": [NUMBERS_ZH[n]]}}
-        q = f"用英文单词写出数字{n}。" if lang == "zh" else f"Write the number {n} as a word."
-        return {"question": q, "answer": NUMBERS_EN[n], "meta": {"accept": [NUMBERS_EN[n]]}}
+        kind = "number" if kind == "number" and lang == "zh" else "number_en"  # in English, a number has one form
+        answer = NUMBERS_ZH[n] if kind == "number" else NUMBERS_EN[n]
+        q = rng.choice(FORMAT_PHRASINGS[kind, lang]).format(n)
+        return {"question": q, "answer": answer, "meta": {"accept": [answer]}}
 
     def _name(self, rng: random.Random, lang: str) -> Item:
         category = rng.choice(sorted(CATEGORIES))

@@ -4,8 +4,9 @@ the shipped base and the default recipe's numbers stay the modchain ones (`r1.pi
 Stages: corpus (`r1.data.corpus.WORLD`, both languages, train split), tokenizer, pretrain, base, probe-base (held-out
 items of every world task judged by the one judge and broken down by `r1.tasks.world.breakdown` →
 summary["world"]["base"]), r1-zero (GRPO on the reasoning families, both languages) and probe (the same of model/).
-It takes the default recipe's flags; the base is always made here. The full settings are untuned: how large a base
-the world needs on a CPU is still being measured.
+It takes the default recipe's flags; the base is always made here. The full sizes (40,000 documents, 3,000 steps:
+~1.6M tokens, 18 min at one thread on a loaded 2-core AVX512 CPU) are those benchmarks/world_base.py measured the
+world's mix with.
 """
 
 from __future__ import annotations
@@ -35,15 +36,15 @@ EXAMPLE = "球在2号杯子下面。先交换1和2，最后交换2和3。球现�
 
 @dataclass
 class Config:
-    """The job's settings, written to config.yaml. Pretraining as the default recipe's; sizes for the world's longer
-    documents (untuned)."""
+    """The job's settings, written to config.yaml. Pretraining as the default recipe's; sizes as measured for the world
+    (benchmarks/world_base.py)."""
 
     out: str
     seed: int = 0
     preset: str = "tiny"
     quick: bool = False
-    corpus_docs: int = 100000
-    steps: int = 8000  # pretraining steps
+    corpus_docs: int = 40000
+    steps: int = 3000  # pretraining steps
     rl_steps: int = 100  # GRPO steps; 0 = stop after probing the base
     rl_eval_every: int = 20
     batch_size: int = 12
