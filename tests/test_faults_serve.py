@@ -14,11 +14,11 @@ import asyncio
 import json
 import logging
 import socket
-import time
 
 import httpx
 import openai
 import pytest
+from serving import wait_idle
 
 from r1.engine import Engine
 from r1.engine.adapters import make_generate_fn
@@ -82,15 +82,6 @@ def server_log():
     yield handler
     logger.removeHandler(handler)
     logger.setLevel(level)
-
-
-def wait_idle(engine: Engine, within: float = 3.0) -> bool:
-    deadline = time.time() + within
-    while time.time() < deadline:
-        if engine.num_active() == 0 and engine.num_pending() == 0:
-            return True
-        time.sleep(0.01)
-    return False
 
 
 class Raw:
@@ -318,7 +309,7 @@ def test_a_body_that_stops_coming_is_a_408_and_frees_the_connection(url, engine,
         assert head.get("connection") == "close" and raw.closed_by_server()
     finally:
         raw.close()
-    assert httpx.get(url + "/health").json()["status"] == "ok" and wait_idle(engine)
+    assert httpx.get(url + "/health").json()["status"] == "ok" and wait_idle(engine, 3.0)
 
 
 def test_a_declared_oversized_body_is_refused_before_it_is_read(url):
@@ -348,7 +339,7 @@ def test_an_engine_failure_is_an_openai_500_on_a_connection_that_stays_usable(ur
         assert raw.response()[0] == 200  # same connection
     finally:
         raw.close()
-    assert wait_idle(engine)
+    assert wait_idle(engine, 3.0)
     (logged,) = server_log.lines("generation failed")  # the operator gets the traceback, once
     assert logged.exc_info is not None and "illegal memory access" in str(logged.exc_info[1])
 
@@ -371,7 +362,7 @@ def test_a_bug_in_the_server_is_an_openai_500_not_plain_text(served, monkeypatch
         assert raw.response()[0] == 200  # the connection was kept, not reset
     finally:
         raw.close()
-    assert wait_idle(engine)
+    assert wait_idle(engine, 3.0)
     logged = server_log.lines("unexpected server error")
     assert [r.getMessage() for r in logged] == ["POST /v1/chat/completions: unexpected server error",
                                                 "POST /v1/completions: unexpected server error"]  # fmt: skip
@@ -403,7 +394,7 @@ def test_a_failure_mid_stream_is_an_error_event_then_done(url, engine, monkeypat
     assert "out of memory" in events[-2]["error"]["message"]
     assert all("choices" in e for e in events[:-2])
     monkeypatch.undo()
-    assert wait_idle(engine)
+    assert wait_idle(engine, 3.0)
     assert stream_events(url, CHAT)[-1] == "[DONE]"
 
 
@@ -431,12 +422,12 @@ def test_a_client_that_leaves_is_one_log_line_and_frees_its_rows(url, engine, se
     body = {"model": "tiny", "messages": MSG, "max_tokens": 200, "ignore_eos": True}
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(url + "/v1/chat/completions", json=body, timeout=0.2)
-    assert wait_idle(engine)
+    assert wait_idle(engine, 3.0)
     with httpx.stream("POST", url + "/v1/chat/completions", json={**body, "stream": True}, timeout=30) as r:
         lines = r.iter_lines()
         for _ in range(3):
             next(lines)
-    assert wait_idle(engine)
+    assert wait_idle(engine, 3.0)
     (waited,) = server_log.lines("the client disconnected before its response; its request was cancelled")
     assert waited.getMessage().startswith("POST /v1/chat/completions: ")
     assert len(server_log.lines("the client disconnected during a stream; 1 request(s) cancelled")) == 1

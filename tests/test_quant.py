@@ -376,38 +376,14 @@ def test_chat_serve_eval_and_load_accept_the_folder(folders, tmp_path, capsys):
 
 @pytest.mark.slow  # a fresh interpreter importing torch and uvicorn: several seconds
 def test_r1_serve_command_serves_the_folder(folders):
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    import httpx
     import openai
+    from serving import r1_serve
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "r1", "serve", "--model", str(folders[4]), "--port", str(port), "--max-len", "128",
-           "--max-batch", "2", "--threads", "1", "--log-level", "warning"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
-        while True:
-            assert proc.poll() is None, proc.stdout.read()
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.time() < deadline, "r1 serve did not come up"
-            time.sleep(0.2)
+    args = ("--max-len", "128", "--max-batch", "2", "--threads", "1", "--log-level", "warning")
+    with r1_serve(str(folders[4]), *args) as base:
         client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=60)
         r = client.chat.completions.create(model="r1", messages=[{"role": "user", "content": "3*3 mod 10"}])
         assert r.choices[0].message.content is not None
-    finally:
-        proc.terminate()
-        proc.wait(20)
 
 
 # ============================================================================================ bad input

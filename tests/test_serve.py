@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import httpx
 import openai
 import pytest
+from serving import wait_idle
 
 from r1.cli import main as cli
 from r1.engine import Engine
@@ -33,15 +33,6 @@ def served(tmp_path_factory, one_thread):
 @pytest.fixture(scope="module")
 def client(served):
     return openai.OpenAI(base_url=served[0] + "/v1", api_key="unused", max_retries=0, timeout=30)
-
-
-def wait_idle(engine: Engine, within: float = 1.5) -> bool:
-    deadline = time.time() + within
-    while time.time() < deadline:
-        if engine.num_active() == 0 and engine.num_pending() == 0:
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_health_and_models(served, client):

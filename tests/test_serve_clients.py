@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import openai
 import pytest
 import torch
+from serving import r1_serve, wait_idle
 
 from r1.data.tokenizer_corpus import default_training_text
 from r1.engine import Engine
@@ -99,15 +96,6 @@ def served(hf_dir, one_thread):
 @pytest.fixture(scope="module")
 def client(served):
     return openai.OpenAI(base_url=served[0] + "/v1", api_key="unused", max_retries=0, timeout=60)
-
-
-def wait_idle(engine: Engine, within: float = 2.0) -> bool:
-    deadline = time.time() + within
-    while time.time() < deadline:
-        if engine.num_active() == 0 and engine.num_pending() == 0:
-            return True
-        time.sleep(0.01)
-    return False
 
 
 @torch.inference_mode()
@@ -311,35 +299,16 @@ def test_64_concurrent_streams(served):
     assert not errors, errors[:3]
     assert all(finish == "length" for _, finish, _ in results)
     assert [n for _, _, n in results] == [8 if i % 2 == 0 else 0 for i in range(64)]
-    assert wait_idle(engine) and engine.scheduler.rows == []  # every cache row freed
+    assert wait_idle(engine, 2.0) and engine.scheduler.rows == []  # every cache row freed
 
 
 @pytest.mark.slow  # a fresh interpreter importing torch: ~3-7 s; the fixture above serves the same names in-process
 def test_r1_serve_answers_the_readme_example(hf_dir):
     """`r1 serve --model DIR` as a user runs it, and the README's client call, `model="r1"`, unchanged."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "r1", "serve", "--model", str(hf_dir), "--port", str(port), "--max-len", "128",
-           "--max-batch", "4", "--threads", "1", "--log-level", "warning"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
-        while True:
-            assert proc.poll() is None, proc.stdout.read()
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.time() < deadline, "r1 serve did not come up"
-            time.sleep(0.2)
+    args = ("--max-len", "128", "--max-batch", "4", "--threads", "1", "--log-level", "warning")
+    with r1_serve(str(hf_dir), *args) as base:
         client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=60)
         r = client.chat.completions.create(model="r1", messages=[{"role": "user", "content": "What is 7*8?"}])
         assert r.model == "r1" and r.choices[0].message.content is not None
         assert r.choices[0].message.reasoning_content is None  # the README reads it so; ChatML has no <think>
         assert [m.id for m in client.models.list().data] == ["r1", hf_dir.name]
-    finally:
-        proc.terminate()
-        proc.wait(20)
