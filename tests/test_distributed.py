@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,9 +13,7 @@ from safetensors import safe_open
 from r1.model.checkpoint import load_pretrained
 from r1.train import train
 from r1.train.config import load_config
-from r1.train.testing import tiny_overrides, token_corpus, write_jsonl
-
-ROOT = Path(__file__).resolve().parents[1]
+from r1.train.testing import tiny_overrides, token_corpus, torchrun, write_jsonl
 
 
 def _losses(run: Path) -> list[float]:
@@ -37,24 +32,7 @@ def test_two_process_fsdp2_resumes_and_matches_single_process(tmp_path):
     for late in ("step-000004", "step-000005"):
         shutil.rmtree(tmp_path / "ddp" / "checkpoints" / late)
     # one process: micro-batch 4; two processes: 2 sequences each, as 2 accumulated micro-batches of 1
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "r1.train.cli",
-        *tiny_overrides(tmp_path / "ddp"),
-        *common,
-        "train.micro_batch_size=1",
-        "train.resume=true",
-    ]
-    proc = subprocess.run(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300
-    )
+    proc = torchrun(*tiny_overrides(tmp_path / "ddp"), *common, "train.micro_batch_size=1", "train.resume=true")
     assert proc.returncode == 0, proc.stdout[-3000:]
 
     one, two = _losses(tmp_path / "single"), _losses(tmp_path / "ddp")

@@ -452,34 +452,14 @@ def test_grpo_from_a_bf16_checkpoint(tmp_path, ckpts):
 def test_fp16_loss_scaling_agrees_across_fsdp2_processes(tmp_path):
     """GradScaler under FSDP2: an overflow on one rank's shard skips the step on every rank (the found-inf flag
     is all-reduced), so 2 processes skip the same steps and follow the single-process losses."""
-    import os
-    import subprocess
-    import sys
 
     from r1.train.config import load_config
-    from r1.train.testing import tiny_overrides, write_jsonl
+    from r1.train.testing import tiny_overrides, torchrun, write_jsonl
 
-    root = Path(__file__).resolve().parents[1]
     data = write_jsonl(tmp_path / "train.jsonl", token_corpus())
     common = [f"data.paths=[{data}]", "train.steps=4", "train.dtype=fp16"]
     train(load_config(None, [*tiny_overrides(tmp_path / "one"), *common]))
-    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "r1.train.cli",
-        *tiny_overrides(tmp_path / "two"),
-        *common,
-        "train.micro_batch_size=1",
-    ]
-    proc = subprocess.run(
-        cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300
-    )
+    proc = torchrun(*tiny_overrides(tmp_path / "two"), *common, "train.micro_batch_size=1")
     assert proc.returncode == 0, proc.stdout[-3000:]
     runs = {}
     for name in ("one", "two"):

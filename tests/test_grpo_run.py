@@ -8,9 +8,6 @@ bookkeeping path.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,9 +16,7 @@ import torch
 from r1.engine.testing import tiny_tokenizer
 from r1.model import Transformer, preset
 from r1.model.checkpoint import load_pretrained, save_pretrained
-from r1.train.testing import TINY_MODEL, assert_identical, state_copy, train_run, write_config
-
-ROOT = Path(__file__).resolve().parents[1]
+from r1.train.testing import TINY_MODEL, assert_identical, killed_runs, state_copy, train_run, write_config
 
 
 def _base_model(tmp: Path, eos: bool = True) -> Path:
@@ -207,29 +202,7 @@ def test_dynamic_sampling_refills_and_stops_at_the_round_cap(tmp_path):
 def test_sigkill_mid_rollout_and_at_a_boundary_then_resume_gives_identicalstate_copy(reference, tmp_path):
     config, _, ref = reference
     kills = {"mid-rollout": 3, "boundary": 5}  # resume from step 2 (rollout 0 half done) and from step 4 (boundary)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = {
-        name: subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "r1.train.cli",
-                "--config",
-                str(config),
-                f"train.out={tmp_path / name}",
-                f"debug.kill_at_step={step}",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name, step in kills.items()
-    }
-    for name, p in procs.items():
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == -9, f"{name}: exit {p.returncode}\n{err[-2000:]}"
+    killed_runs(config, tmp_path, {name: [f"debug.kill_at_step={step}"] for name, step in kills.items()})
     for name in kills:
         result = train_run(config, tmp_path / name, "train.resume=true")
         assert_identical(result.model, ref)

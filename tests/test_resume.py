@@ -5,9 +5,7 @@ a run folder is never silently mixed with an earlier run, and a resume keeps the
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from r1.errors import CheckpointError
 from r1.train.checkpointing import latest_checkpoint, verify
 from r1.train.testing import (
     assert_identical,
+    killed_runs,
     state_copy,
     tiny_overrides,
     token_corpus,
@@ -25,8 +24,6 @@ from r1.train.testing import (
     write_config,
     write_jsonl,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _config_file(tmp: Path) -> Path:
@@ -61,30 +58,10 @@ def test_sigkill_anywhere_then_resume_gives_identicalstate_copy(reference, tmp_p
         "mid-checkpoint-write": (4, "checkpoint"),
         "mid-final-checkpoint": (6, "checkpoint"),
     }
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = {
-        name: subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "r1.train.cli",
-                "--config",
-                str(config),
-                f"train.out={tmp_path / name}",
-                f"debug.kill_at_step={step}",
-                f"debug.kill_where={where}",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name, (step, where) in kills.items()
+    overrides = {
+        name: [f"debug.kill_at_step={step}", f"debug.kill_where={where}"] for name, (step, where) in kills.items()
     }
-    for name, p in procs.items():  # launched together: the interpreter start-ups overlap
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == -9, f"{name}: exit {p.returncode}\n{err[-2000:]}"
+    killed_runs(config, tmp_path, overrides)
     ckpts = tmp_path / "mid-checkpoint-write" / "checkpoints"
     assert (ckpts / "step-000004.tmp").is_dir() and not (ckpts / "step-000004.tmp" / "COMPLETE").exists()
     assert latest_checkpoint(tmp_path / "mid-checkpoint-write").name == "step-000002"

@@ -7,7 +7,10 @@ whole runs (checkpoints, resume, two processes) in seconds.
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +94,35 @@ def train_run(config: str | Path, out: str | Path, *extra: str) -> Any:
     from r1.train.core import train
 
     return train(load_config(config, [f"train.out={out}", *extra]))
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def torchrun(*overrides: str, nproc: int = 2) -> subprocess.CompletedProcess:
+    """`r1 train` under `torchrun --standalone --nproc_per_node nproc` with these overrides, one thread per rank; the
+    finished process (stdout and stderr together)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+    cmd = [*run, "-m", "r1.train.cli", *overrides]
+    return subprocess.run(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300
+    )
+
+
+def killed_runs(config: str | Path, out: Path, kills: dict[str, list[str]]) -> None:
+    """Start `r1 train --config config train.out=out/NAME ARGS` for every NAME: ARGS of `kills` together (their
+    interpreter start-ups overlap) and require each to die by SIGKILL (the `debug.kill_*` options in ARGS)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = {}
+    for name, args in kills.items():
+        cmd = [sys.executable, "-m", "r1.train.cli", "--config", str(config), f"train.out={out / name}", *args]
+        procs[name] = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+    for name, p in procs.items():
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == -9, f"{name}: exit {p.returncode}\n{err.decode(errors='replace')[-2000:]}"
 
 
 def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
