@@ -15,28 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_errors import one_error, r1
 
-from r1.cli import main as r1_main
 from r1.errors import UserError
 from r1.readers import iter_jsonl, parse_yaml, read_json, read_text
 from r1.train.testing import tiny_overrides, token_corpus, write_config, write_jsonl
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 BASE = Path(__file__).resolve().parents[1] / "r1" / "assets" / "base-tiny"
-
-
-def r1(capsys, *argv: str) -> tuple[int, list[str]]:
-    """Exit status and the non-blank stderr lines of `r1 ARGV` run in this process."""
-    capsys.readouterr()
-    rc = r1_main(list(argv))
-    return rc, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-
-
-def one_error(rc: int, err: list[str], *culprits: str) -> str:
-    assert rc == 2 and len(err) == 1 and err[0].startswith("error: "), (rc, err)
-    for culprit in culprits:
-        assert culprit in err[0], (culprit, err[0])
-    return err[0]
 
 
 def train_config(tmp_path: Path, *extra: str, data: list[dict] | None = None) -> Path:

@@ -19,10 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
+from cli_errors import one_error, r1
 from safetensors.torch import load_file, save_file
 
 from r1.chat import ChatSession
-from r1.cli import main as r1_main
 from r1.engine import Engine
 from r1.engine.reasoning import split_reasoning
 from r1.engine.sampling import SamplingParams
@@ -36,23 +36,6 @@ MAX_LEN = 256
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     return save_tiny(tmp_path_factory.mktemp("cli") / "tiny", max_len=MAX_LEN)
-
-
-def r1(capsys, *argv: str) -> tuple[int, list[str]]:
-    """Exit status and the non-blank stderr lines of `r1 ARGV` run in this process."""
-    capsys.readouterr()
-    try:
-        rc = r1_main(list(argv))
-    except SystemExit as exc:  # argparse
-        rc = int(exc.code or 0)
-    return rc, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-
-
-def one_error(rc: int, err: list[str], *culprits: str) -> str:
-    assert rc == 2 and len(err) == 1 and err[0].startswith("error: "), (rc, err)
-    for culprit in culprits:
-        assert culprit in err[0], (culprit, err[0])
-    return err[0]
 
 
 def run_r1(*argv: str | bytes, stdin: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
