@@ -25,6 +25,14 @@ class Run:
         """A path of the run folder (absolute paths stay as they are)."""
         return self.out / where
 
+    def engine(self, model: str | Path) -> Any:
+        """The engine a stage samples `model` with: the run's threads, no speculation (a seeded sample must not depend
+        on the batch; `r1.engine.speculative`)."""
+        from r1.engine import Engine
+
+        threads = getattr(self.config, "threads", None)
+        return Engine.from_pretrained(self.path(model), max_batch=64, max_len=512, threads=threads, speculative="off")
+
     def memo(self, key: str, make: Callable[[], Any]) -> Any:
         if key not in self.cache:
             self.cache[key] = make()

@@ -96,14 +96,13 @@ class Probe(Stage):
         self.outputs = (f"eval/{label}",)
 
     def run(self, run: Run) -> None:
-        from r1.engine import Engine
         from r1.engine.adapters import make_generate_fn
         from r1.eval.evaluate import evaluate
         from r1.eval.report import write_report
         from r1.tasks.world import breakdown
 
         c, items = run.config, heldout(run)
-        engine = Engine.from_pretrained(run.path(self.model), max_batch=64, max_len=512, speculative="off")
+        engine = run.engine(self.model)
         result = evaluate(items, make_generate_fn(engine), k=c.eval_k, temperature=1.0, top_p=1.0, progress=False,
                           max_new_tokens=c.max_new_tokens, template=c.template, seed=c.seed)  # fmt: skip
         write_report(result, run.path(self.outputs[0]))

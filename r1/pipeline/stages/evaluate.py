@@ -38,15 +38,12 @@ class Evaluate(Stage):
         self.outputs = (f"eval/{self.label}",)
 
     def run(self, run: Run) -> None:
-        from r1.engine import Engine
         from r1.engine.adapters import make_generate_fn
         from r1.eval.evaluate import evaluate
         from r1.eval.report import write_report
 
         items = self.items(run)
-        engine = Engine.from_pretrained(
-            run.path(self.model), max_batch=64, max_len=512, threads=run.config.threads, speculative="off"
-        )
+        engine = run.engine(self.model)
         generate = with_prefill(make_generate_fn(engine))
         table: Table = {}
         for run_name, kw in self.runs(run, items).items():

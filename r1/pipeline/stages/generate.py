@@ -45,15 +45,12 @@ class Generate(Stage):
 
     def run(self, run: Run) -> None:
         from r1.data.corpus import write_corpus
-        from r1.engine import Engine
         from r1.engine.adapters import make_generate_fn
         from r1.eval.evaluate import evaluate
         from r1.tasks.base import question_of
 
         items = self.items(run)
-        engine = Engine.from_pretrained(
-            run.path(self.model), max_batch=64, max_len=512, threads=run.config.threads, speculative="off"
-        )
+        engine = run.engine(self.model)
         sampling = dict(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens)
         result = evaluate(
             items,
