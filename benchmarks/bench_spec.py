@@ -1,7 +1,7 @@
 """MTP speculative decoding vs plain decoding: same weights, same prompts, one process, interleaved rounds.
 
     python benchmarks/bench_spec.py                                   # the shipped base (tiny, MTP depth 1)
-    python benchmarks/bench_spec.py --model /work/models/small-mtp    # a `small` model pretrained with MTP
+    python benchmarks/bench_spec.py --model runs/small-mtp/model    # `small` with MTP: r1 train --config pretrain-small
 
 Prompts are in-distribution for a model pretrained on the built-in corpus: held-in modchain problems (levels 4-6)
 in the step-by-step style, opened with their first step, so the model writes the remaining steps and the answer
