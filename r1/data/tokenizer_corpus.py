@@ -7,8 +7,10 @@ multi-byte text alike.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from r1.tokenizer import ANSWER_CLOSE, ANSWER_OPEN, ASSISTANT, EOS, THINK_CLOSE, THINK_OPEN, USER
 
@@ -44,6 +46,8 @@ _ZH_PHRASES = [
     "让我们一步一步地思考。", "首先，我们要理解这个问题。", "我再检查一遍。", "所以答案是正确的。",
     "等一下，我算错了。", "这个方法更简单。", "最后的结果是", "我们可以用加法来计算。",
 ]  # fmt: skip
+# the English and Chinese sentence templates are data, filled in by _english_sentence / _chinese_sentence
+_SENTENCES: dict[str, list[str]] = json.loads(Path(__file__).with_name("sentences.json").read_text("utf-8"))
 _EMOJI = ["🎉", "✅", "🙂", "🤔", "👍", "❌", "🔢", "⭐", "💡", "📚"]
 
 
@@ -125,41 +129,31 @@ def _worked_solution(rng: random.Random) -> str:
     return f"{question}\n{response}"
 
 
+def _numbers(a: int, b: int) -> dict[str, int]:
+    """What the sentence templates say about a and b, in either language."""
+    return {"a": a, "b": b, "sum": a + b, "difference": a - b, "distance": abs(a - b), "product": a * b,
+            "quotient": a // b, "remainder": a % b, "square": a * a, "double": 2 * a, "max": max(a, b),
+            "off_by_one": a - b + 1}  # fmt: skip
+
+
 def _english_sentence(rng: random.Random) -> str:
     a, b = rng.randint(0, 40), rng.randint(1, 40)
     name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
-    sentences = [
-        f"{_english_number(a).capitalize()} plus {_english_number(b)} equals {_english_number(a + b)}.",
-        f"{name} has {a} {item} and buys {b} more, so {name} has {a + b} {item}.",
-        f"The number {a} is {'even' if a % 2 == 0 else 'odd'}.",
-        f"The number {a} is {'' if _is_prime(a) else 'not '}a prime number.",
-        f"Is {a} greater than {b}? {'Yes' if a > b else 'No'}, because {max(a, b)} is the larger one.",
-        f"The sum of {a} and {b} is {a + b}, and their product is {a * b}.",
-        f"The difference between {a} and {b} is {abs(a - b)}.",
-        f"{a} divided by {b} is {a // b} with a remainder of {a % b}.",
-        f"The square of {a} is {a * a}. Half of {2 * a} is {a}.",
-        f"Let me check the answer again: {a} + {b} = {a + b}. Correct {rng.choice(_EMOJI)}",
-        f"Wait, I made a mistake. {a} - {b} is {a - b}, not {a - b + 1}.",
-        f"{rng.choice(_CHECKS)} {rng.choice(_OPENERS)}",
-    ]
-    return rng.choice(sentences)
+    words = {"name": name, "item": item, "A_words": _english_number(a).capitalize(), "b_words": _english_number(b),
+             "sum_words": _english_number(a + b), "parity": "even" if a % 2 == 0 else "odd",
+             "prime": "" if _is_prime(a) else "not ", "greater": "Yes" if a > b else "No",
+             "emoji": rng.choice(_EMOJI), "check": rng.choice(_CHECKS), "opener": rng.choice(_OPENERS)}  # fmt: skip
+    return rng.choice(_SENTENCES["en"]).format(**_numbers(a, b), **words)
 
 
 def _chinese_sentence(rng: random.Random) -> str:
     a, b = rng.randint(0, 49), rng.randint(1, 49)
     item, name = rng.choice(_ZH_ITEMS), rng.choice(_ZH_NAMES)
-    sentences = [
-        f"{_chinese_number(a)}加{_chinese_number(b)}等于{_chinese_number(a + b)}。",
-        f"{_chinese_number(a)}乘以{_chinese_number(b % 10)}等于{a * (b % 10)}。",
-        f"{name}有{a}{item}，又买了{b}{item}，一共有{a + b}{item}。",
-        f"{name}有{a + b}{item}，送给朋友{b}{item}，还剩{a}{item}。",
-        f"数字{a}是{'偶数' if a % 2 == 0 else '奇数'}。",
-        f"{a}除以{b}得{a // b}，余数是{a % b}。",
-        f"{a}和{b}的和是{a + b}，差是{a - b}。",
-        f"我们一步一步地计算：{a} + {b} = {a + b}，答案是{a + b}。{rng.choice(_EMOJI)}",
-        f"{rng.choice(_ZH_PHRASES)}{rng.choice(_ZH_PHRASES)}",
-    ]
-    return rng.choice(sentences)
+    words = {"name": name, "item": item, "a_words": _chinese_number(a), "b_words": _chinese_number(b),
+             "sum_words": _chinese_number(a + b), "digit_words": _chinese_number(b % 10), "digit_product": a * (b % 10),
+             "parity": "偶数" if a % 2 == 0 else "奇数", "emoji": rng.choice(_EMOJI),
+             "phrase": rng.choice(_ZH_PHRASES), "phrase2": rng.choice(_ZH_PHRASES)}  # fmt: skip
+    return rng.choice(_SENTENCES["zh"]).format(**_numbers(a, b), **words)
 
 
 _CORPUS_KINDS: list[tuple[float, Callable[[random.Random], str]]] = [
