@@ -47,7 +47,6 @@ SPECIAL_TOKENS = [BOS, EOS, PAD, USER, ASSISTANT, THINK_OPEN, THINK_CLOSE, ANSWE
 REASONING_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 
 # What the model is prompted with: R1's usage notes ask that every response starts with "<think>\n".
-GENERATION_PROMPT = f"{ASSISTANT}{THINK_OPEN}\n"
 
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "tokenizer_config.json"
@@ -415,12 +414,8 @@ class IncrementalDecoder:
     def flush(self) -> str:
         """Return whatever is held back (possibly with U+FFFD for a truncated character) and start over."""
         emitted, full = self._decode_window()
-        self.reset()
+        self._ids, self._read = [], 0
         return full[len(emitted) :]
-
-    def reset(self) -> None:
-        self._ids = []
-        self._read = 0
 
     def _decode_window(self) -> tuple[str, str]:
         decode = self._tokenizer.decode

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors import safe_open
+from trainer_fixtures import tiny_overrides, token_corpus, torchrun, write_jsonl
 
 from r1.model.checkpoint import load_pretrained
 from r1.train import train
 from r1.train.config import load_config
-from r1.train.testing import tiny_overrides, token_corpus, torchrun, write_jsonl
 
 
 def _losses(run: Path) -> list[float]:

@@ -18,6 +18,7 @@ import httpx
 import openai
 import pytest
 import torch
+from trainer_fixtures import assert_identical, state_copy, tiny_config, token_corpus, train_run, write_config
 
 from r1 import dtypes
 from r1.cli import main as cli
@@ -31,7 +32,6 @@ from r1.serve.cli import generation_defaults, serve_in_thread
 from r1.tokenizer import Tokenizer
 from r1.train import train
 from r1.train.pretrain import PretrainStage
-from r1.train.testing import assert_identical, state_copy, tiny_config, token_corpus, train_run, write_config
 
 BASE = Path(__file__).resolve().parents[1] / "r1" / "assets" / "base-tiny"
 LOW = (torch.bfloat16, torch.float16)
@@ -453,8 +453,9 @@ def test_fp16_loss_scaling_agrees_across_fsdp2_processes(tmp_path):
     """GradScaler under FSDP2: an overflow on one rank's shard skips the step on every rank (the found-inf flag
     is all-reduced), so 2 processes skip the same steps and follow the single-process losses."""
 
+    from trainer_fixtures import tiny_overrides, torchrun, write_jsonl
+
     from r1.train.config import load_config
-    from r1.train.testing import tiny_overrides, torchrun, write_jsonl
 
     data = write_jsonl(tmp_path / "train.jsonl", token_corpus())
     common = [f"data.paths=[{data}]", "train.steps=4", "train.dtype=fp16"]

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 from cli_errors import one_error, r1
+from trainer_fixtures import tiny_overrides, token_corpus, write_config, write_jsonl
 
 from r1.errors import UserError
 from r1.readers import iter_jsonl, parse_yaml, read_json, read_text
-from r1.train.testing import tiny_overrides, token_corpus, write_config, write_jsonl
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 BASE = Path(__file__).resolve().parents[1] / "r1" / "assets" / "base-tiny"

@@ -13,6 +13,7 @@ import math
 
 import pytest
 import torch
+from trainer_fixtures import TINY_MODEL
 
 from r1.engine import Engine, SamplingParams
 from r1.engine.testing import tiny_tokenizer
@@ -36,7 +37,6 @@ from r1.train.grpo.rollout import (
     response_stats,
     reward_stats,
 )
-from r1.train.testing import TINY_MODEL
 
 
 @pytest.fixture(scope="module")

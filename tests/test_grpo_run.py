@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from trainer_fixtures import TINY_MODEL, assert_identical, killed_runs, state_copy, train_run, write_config
 
 from r1.engine.testing import tiny_tokenizer
 from r1.model import Transformer, preset
 from r1.model.checkpoint import load_pretrained, save_pretrained
-from r1.train.testing import TINY_MODEL, assert_identical, killed_runs, state_copy, train_run, write_config
 
 
 def _base_model(tmp: Path, eos: bool = True) -> Path:

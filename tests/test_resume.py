@@ -11,10 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from r1.errors import CheckpointError
-from r1.train.checkpointing import latest_checkpoint, verify
-from r1.train.testing import (
+from trainer_fixtures import (
     assert_identical,
     killed_runs,
     state_copy,
@@ -24,6 +21,9 @@ from r1.train.testing import (
     write_config,
     write_jsonl,
 )
+
+from r1.errors import CheckpointError
+from r1.train.checkpointing import latest_checkpoint, verify
 
 
 def _config_file(tmp: Path) -> Path:

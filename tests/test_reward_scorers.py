@@ -12,6 +12,7 @@ import math
 
 import pytest
 import torch
+from trainer_fixtures import train_run, write_config, write_jsonl
 
 from r1.assets import ASSETS
 from r1.errors import UserError
@@ -19,7 +20,6 @@ from r1.eval import evaluate
 from r1.rewards import build_reward, get_reward, reward, reward_help
 from r1.rewards.judge import judge
 from r1.tasks import apply_template, get_task
-from r1.train.testing import train_run, write_config, write_jsonl
 
 BASE = ASSETS / "base-tiny"
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from trainer_fixtures import tiny_config
 
 from r1.errors import ConfigError
 from r1.model import Transformer
 from r1.train.config import ScheduleSection, TrainConfig, config_changes, load_config, model_config, shaping
 from r1.train.optim import lr_factor, param_groups
-from r1.train.testing import tiny_config
 
 
 def test_shipped_configs_load_and_round_trip():

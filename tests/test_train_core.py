@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 import yaml
+from trainer_fixtures import state_copy, tiny_config, tiny_overrides, token_corpus, write_jsonl
 
 from r1.cli import COMMANDS
 from r1.cli import main as r1_main
@@ -17,7 +18,6 @@ from r1.train import TrainConfig, train
 from r1.train.config import load_config
 from r1.train.pretrain import PretrainStage
 from r1.train.sft import SFTStage
-from r1.train.testing import state_copy, tiny_config, tiny_overrides, token_corpus, write_jsonl
 
 
 def run(tmp_path, name, docs=None, **extra):

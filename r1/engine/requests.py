@@ -49,10 +49,6 @@ class Completion:
     def num_prompt_tokens(self) -> int:
         return len(self.prompt_ids)
 
-    @property
-    def num_generated_tokens(self) -> int:
-        return sum(len(s.tokens) for s in self.samples)
-
 
 @dataclass
 class TokenEvent:

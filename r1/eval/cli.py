@@ -207,15 +207,13 @@ def replay_generate_fn(samples: list[list[dict[str, Any]]]) -> GenerateFn:
     return generate
 
 
-def engine_generate_fn(model_dir: str, device: str = "cpu", dtype: str = "auto") -> GenerateFn:
+def engine_generate_fn(model_dir: str, dtype: str = "auto") -> GenerateFn:
     """A GenerateFn backed by the project engine, loading the model and tokenizer in `model_dir`."""
     from r1.assets import model_path
     from r1.engine import Engine
     from r1.engine.adapters import make_generate_fn
 
-    return make_generate_fn(
-        Engine.from_pretrained(model_path(model_dir), dtype=dtype, device=device, speculative="off")
-    )
+    return make_generate_fn(Engine.from_pretrained(model_path(model_dir), dtype=dtype, speculative="off"))
 
 
 def template_for_model(model_dir: str | Path) -> tuple[str, str]:

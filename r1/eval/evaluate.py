@@ -3,7 +3,7 @@
 The generator is a plain callable (`GenerateFn`): `generate_fn(items, n, params)` gets templated items, the samples
 per item and `{"temperature", "top_p", "max_new_tokens", "seed"}` (`seed` = run seed + the batch's first index, so
 batches differ but a rerun repeats) and returns per item `n` samples `{"text", "num_tokens", "finish_reason"}` or
-plain strings. Without `num_tokens`, lengths are counted with `count_tokens`, else as words (the report says which).
+plain strings. Without `num_tokens`, lengths are counted as words (the report says which).
 
 Every sample is judged by `r1.rewards.judge.judge` under the template (given, else the item's `meta.template`).
 Items without a reference or verifier have no accuracy verdict: they count in `n_open`, not in pass@k / cons@k.
@@ -75,7 +75,6 @@ def evaluate(
     reward_spec: Any = None,
     progress: bool = True,
     batch_size: int = 16,
-    count_tokens: Callable[[str], int] | None = None,
     reflection_words: Sequence[str] | None = None,
 ) -> EvalResult:
     """Sample `k` completions per item, judge them, report the metrics overall, per task and per difficulty.
@@ -112,8 +111,8 @@ def evaluate(
                     )
             samples = [[_as_sample(s) for s in raw_samples] for raw_samples in outputs]
             flat = [s for item_samples in samples for s in item_samples]
-            exact_lengths &= count_tokens is not None or all(s["num_tokens"] is not None for s in flat)
-            lengths = [_length(s, count_tokens) for s in flat]
+            exact_lengths &= all(s["num_tokens"] is not None for s in flat)
+            lengths = [_length(s) for s in flat]
             rewards = _score(reward, [s["text"] for s in flat], [item for item in batch for _ in range(k)], lengths)
             for offset, (item, item_samples) in enumerate(zip(batch, samples)):
                 rows = slice(offset * k, (offset + 1) * k)
@@ -165,10 +164,8 @@ def health_warning(result: EvalResult, other_templates: Sequence[str] = ()) -> s
     return None
 
 
-def _length(sample: Sample, count_tokens: Callable[[str], int] | None) -> int:
-    if sample["num_tokens"] is not None:
-        return int(sample["num_tokens"])
-    return count_tokens(sample["text"]) if count_tokens else len(sample["text"].split())
+def _length(sample: Sample) -> int:
+    return len(sample["text"].split()) if sample["num_tokens"] is None else int(sample["num_tokens"])
 
 
 def _judge(

@@ -205,11 +205,8 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return latest
 
 
-def read_state(path: Path, check: bool = True) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(trainer_state.json, trainer_state.safetensors) of a checkpoint, verified first unless `check=False` (the
-    caller just did)."""
-    if check:
-        verify(path)
+def read_state(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(trainer_state.json, trainer_state.safetensors) of a checkpoint that `latest_checkpoint` or `verify` passed."""
     state = read_json(Path(path) / STATE_JSON)
     with safe_open(str(Path(path) / STATE_TENSORS), framework="pt") as sf:
         tensors = {k: sf.get_tensor(k) for k in sf.keys()}  # noqa: SIM118 (safe_open is not a dict)

@@ -609,7 +609,7 @@ class Trainer:
         return model.train()
 
     def _resume(self, path: Path) -> int:
-        state, tensors = ckpt.read_state(path, check=False)  # verified when it was chosen
+        state, tensors = ckpt.read_state(path)
         if "python_random" in state:
             v, internal, gauss = state["python_random"]
             random.setstate((v, tuple(internal), gauss))
@@ -624,7 +624,6 @@ class Trainer:
         self.tokens_seen = int(state.get("tokens", 0))
         self.elapsed = float(state.get("elapsed", 0.0))
         self.last_checkpoint = path
-        self.resumed = {"from": str(path), "step": int(state["step"])}
         return int(state["step"])
 
     def _open_log(self, resume_from: Path | None, step: int) -> None:

@@ -1,4 +1,4 @@
-"""Small fixtures for tests and examples of the trainer: a very small V3 model and a random token corpus.
+"""Fixtures for the trainer's tests: a very small V3 model and a random token corpus.
 
 A training step of this model on 4 × 64 tokens takes a few milliseconds on one CPU thread, so tests can run
 whole runs (checkpoints, resume, two processes) in seconds.
@@ -96,7 +96,7 @@ def train_run(config: str | Path, out: str | Path, *extra: str) -> Any:
     return train(load_config(config, [f"train.out={out}", *extra]))
 
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def torchrun(*overrides: str, nproc: int = 2) -> subprocess.CompletedProcess:
