@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import stat
 from pathlib import Path
 
@@ -30,6 +31,7 @@ SMALL_GRPO = [
     "train.eval_every=0",
     "train.dtype=fp32",  # bf16 autocast is slow on CPUs without AVX-512 BF16; the recipe itself is unchanged
 ]
+PAPER_SFT = ["train.batch_size=2", "data.seq_len=256", "train.dtype=fp32"]
 # name → (the documented command's own overrides, the overrides that make it a seconds-long run)
 DOCUMENTED = {
     "pretrain-tiny": ([], ["data.builtin=200", "train.batch_size=2", "data.seq_len=64"]),
@@ -38,6 +40,11 @@ DOCUMENTED = {
     "distill-tiny": ([], ["train.batch_size=2", "distill.max_new_tokens=8"]),
     "r1-zero-tiny": ([], SMALL_GRPO),
     "r1-zero-nature": (["model.path=base-tiny"], SMALL_GRPO),  # documented: model.path=/path/to/base
+    # the R1 stages at the paper's scale: documented with the paths of real data, here the shipped model and data
+    "r1-cold-start-sft": (["model.path=base-tiny", "data.paths=[r1/assets/sft-tiny.jsonl]"], PAPER_SFT),
+    "r1-reasoning-rl": (["model.path=base-tiny", "data.paths=[]", "data.eval_paths=[]"], SMALL_GRPO),
+    "r1-rejection-sft": (["model.path=base-tiny", "data.paths=[r1/assets/sft-tiny.jsonl]"], PAPER_SFT),
+    "r1-all-scenario-rl": (["model.path=base-tiny", "data.paths=[]", "data.eval_paths=[]"], SMALL_GRPO),
 }
 
 
@@ -68,7 +75,9 @@ def test_config_runs_as_documented(name, tmp_path, monkeypatch, capsys):
     verify_provenance(model)
     made = json.loads((model / "provenance.json").read_text())
     assert made["stage"] == shipped["stage"] and made["metrics"]["steps"] == 2
-    assert made["command"] == f"r1 train --config {config} " + " ".join([*documented, *fast, *FAST, f"train.out={out}"])
+    assert made["command"] == f"r1 train --config {config} " + shlex.join(
+        [*documented, *fast, *FAST, f"train.out={out}"]
+    )
     meta = yaml.safe_load((model / "README.md").read_text().split("---\n")[1])
     assert meta["pipeline_tag"] == "text-generation" and shipped["stage"] in meta["tags"]
     assert made["config"]["model"]["path"] == ran["model"]["path"]
