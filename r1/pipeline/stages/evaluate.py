@@ -16,7 +16,7 @@ from typing import Any
 from r1.pipeline.stage import Run, Stage
 
 Table = dict[str, dict[str, dict[str, Any]]]
-KEYS = ("pass@", "cons@", "format_rate", "length_mean", "truncated_share")
+KEYS = ("pass@", "cons@", "format_rate", "length_mean", "truncated_share", "reward_mean")  # reward: a run's reward_spec
 
 
 @dataclass
@@ -226,15 +226,17 @@ def before_after(e: dict[str, Any], base: Table, final: Table, title: str) -> li
 def eval_section(e: dict[str, Any], tab: Table, title: str, name: str) -> list[str]:
     k = e["k"]
     cell = lambda run, key: lambda lv: pct(tab[lv].get(run, {}).get(key))  # noqa: E731
-    free = {
-        "pass@1 T=1.0": cell("free_t1.0", "pass@1"),
-        f"pass@{k} T=1.0": cell("free_t1.0", f"pass@{k}"),
-        f"cons@{k} T=1.0": cell("free_t1.0", f"cons@{k}"),
-        "pass@1 T=0.6": cell("free_t0.6", "pass@1"),
-        f"pass@{k} T=0.6": cell("free_t0.6", f"pass@{k}"),
-        "forced direct": cell("forced_direct", "pass@1"),
-        "forced steps": cell("forced_steps", "pass@1"),
+    ran = {r for cells in tab.values() for r in cells}  # a recipe that runs fewer evaluations gets no empty columns
+    columns = {
+        "pass@1 T=1.0": ("free_t1.0", "pass@1"),
+        f"pass@{k} T=1.0": ("free_t1.0", f"pass@{k}"),
+        f"cons@{k} T=1.0": ("free_t1.0", f"cons@{k}"),
+        "pass@1 T=0.6": ("free_t0.6", "pass@1"),
+        f"pass@{k} T=0.6": ("free_t0.6", f"pass@{k}"),
+        "forced direct": ("forced_direct", "pass@1"),
+        "forced steps": ("forced_steps", "pass@1"),
     }
+    free = {header: cell(run, key) for header, (run, key) in columns.items() if run in ran}
     style = {
         "reasons": cell("free_t1.0", "think_share"),
         "accuracy when reasoning": cell("free_t1.0", "acc_long"),

@@ -47,6 +47,7 @@ class Generate(Stage):
         from r1.data.corpus import write_corpus
         from r1.engine.adapters import make_generate_fn
         from r1.eval.evaluate import evaluate
+        from r1.tasks import apply_template
         from r1.tasks.base import question_of
 
         items = self.items(run)
@@ -93,6 +94,9 @@ class Generate(Stage):
             for t in texts
         ]
         write_corpus(run.path(self.outputs[0]), records)
+        shown = [apply_template(it, self.template) if self.template else it for it in items]
+        encode = lambda it: engine.encode(it["messages"]) if it.get("messages") else engine.encode(it["prompt"], True)  # noqa: E731
+        prompt_tokens = sum(len(encode(it)) for it in shown)
         run.summary[self.name] = {
             "path": self.outputs[0],
             "model": self.model,
@@ -105,6 +109,8 @@ class Generate(Stage):
             "records": len(records),
             "items_kept": sum(bool(t) for t in kept.values()),
             "pass@1": result.overall["pass@1"],
+            "prompt_tokens": prompt_tokens,  # each prompt once: its prefill is shared by its n samples
+            "generated_tokens": sum(s["num_tokens"] for s in result.samples),
         }
 
     def report(self, run: Run) -> list[str]:

@@ -77,7 +77,7 @@ class Train(Stage):
         if self.key not in run.summary:
             return []
         if "curve" not in run.summary[self.key]:
-            return lm_lines(run.summary[self.key], run.out, made_here=True)
+            return lm_lines(run.summary[self.key], run.out, made_here=True, title=self.title)
         return self.rl_lines(run)
 
     def rl_lines(self, run: Run) -> list[str]:
@@ -139,15 +139,16 @@ def rl_summary(result: Any, records: list[dict[str, Any]], plots: list[str]) -> 
     }
 
 
-def lm_lines(p: dict[str, Any], out: Path, made_here: bool) -> list[str]:
-    """The pretraining paragraph and its plots (those in this run folder)."""
+def lm_lines(p: dict[str, Any], out: Path, made_here: bool, title: str = "") -> list[str]:
+    """The pretraining (or `title`'s) paragraph and its plots (those in this run folder)."""
     loss = p.get("final_lm_loss")
     if loss is None:
         return []
     lines = [
-        f"**Pretraining**: {p['steps']} steps, {p['tokens']:,} tokens in {p['seconds']:.0f} s "
+        *([""] if title else []),
+        f"**{title or 'Pretraining'}**: {p['steps']} steps, {p['tokens']:,} tokens in {p['seconds']:.0f} s "
         f"({p['tokens_per_s']:,} tokens/s), loss on responses only; final next-token loss {loss:.3f}"
-        + ("." if made_here else " (when the base was made).")
+        + ("." if made_here else " (when the base was made)."),
     ]
     return lines + [f"![{Path(x).stem}]({x})" for x in p.get("plots", []) if (out / x).is_file()]
 
