@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="run folder (default runs/default-<time>)")
     p.add_argument("--from", dest="start", metavar="STAGE", help="rerun from this stage (those before it are kept)")
     p.add_argument("--until", metavar="STAGE", help="stop after this stage")
-    recipe.add_arguments(p)
+    for name in RECIPES:  # the default recipe's flags are every recipe's; others may add their own
+        get_recipe(name).add_arguments(p)
     p.set_defaults(func=_main)
 
 

@@ -7,7 +7,11 @@ import importlib
 from r1.pipeline.stage import Recipe
 
 # recipe name -> module defining RECIPE; imported when run
-RECIPES: dict[str, str] = {"r1-zero": "r1.pipeline.recipes.r1_zero", "world-zero": "r1.pipeline.recipes.world_zero"}
+RECIPES: dict[str, str] = {
+    "r1-zero": "r1.pipeline.recipes.r1_zero",
+    "world-zero": "r1.pipeline.recipes.world_zero",
+    "r1": "r1.pipeline.recipes.r1",
+}
 
 
 def get_recipe(name: str) -> Recipe:

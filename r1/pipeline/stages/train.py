@@ -77,7 +77,7 @@ class Train(Stage):
         if self.key not in run.summary:
             return []
         if "curve" not in run.summary[self.key]:
-            return lm_lines(run.summary[self.key], run.out, made_here=True)
+            return lm_lines(run.summary[self.key], run.out, made_here=True, title=self.title or "Pretraining")
         return self.rl_lines(run)
 
     def rl_lines(self, run: Run) -> list[str]:
@@ -139,13 +139,13 @@ def rl_summary(result: Any, records: list[dict[str, Any]], plots: list[str]) -> 
     }
 
 
-def lm_lines(p: dict[str, Any], out: Path, made_here: bool) -> list[str]:
-    """The pretraining paragraph and its plots (those in this run folder)."""
+def lm_lines(p: dict[str, Any], out: Path, made_here: bool, title: str = "Pretraining") -> list[str]:
+    """The paragraph of a next-token training stage (pretraining, SFT) and its plots (those in this run folder)."""
     loss = p.get("final_lm_loss")
     if loss is None:
         return []
     lines = [
-        f"**Pretraining**: {p['steps']} steps, {p['tokens']:,} tokens in {p['seconds']:.0f} s "
+        f"**{title}**: {p['steps']} steps, {p['tokens']:,} tokens in {p['seconds']:.0f} s "
         f"({p['tokens_per_s']:,} tokens/s), loss on responses only; final next-token loss {loss:.3f}"
         + ("." if made_here else " (when the base was made).")
     ]
