@@ -70,7 +70,7 @@ def test_r1_is_a_recipe_not_the_default_and_its_stages_follow_the_paper(tmp_path
     assert (
         names
         == "base eval-base r1-zero eval-r1-zero cold-start-samples cold-start dev1 eval-dev1 dev2 eval-dev2 \
-rejection sft-data dev3 eval-dev3 report".split()
+rejection filter-check sft-data dev3 eval-dev3 report".split()
     )
     cfg.ablation = True
     names = [s.name for s in stages(cfg)]

@@ -111,7 +111,7 @@ class Probe(Stage):
 
         c, items = run.config, heldout(run)
         engine = run.engine(self.model)
-        result = evaluate(items, make_generate_fn(engine), k=c.eval_k, temperature=1.0, top_p=1.0, progress=False,
+        result = evaluate(items, make_generate_fn(engine), k=c.eval_k, temperature=1.0, top_p=1.0, progress=True,
                           max_new_tokens=c.max_new_tokens, template=self.template or c.template,
                           seed=c.seed)  # fmt: skip
         write_report(result, run.path(self.outputs[0]))
