@@ -36,7 +36,7 @@ from r1.data.tokenizer_corpus import _CHECKS, _OPENERS, _ZH_PHRASES, _chinese_se
 from r1.rewards.text import THINK_CLOSE, THINK_OPEN, language_counts, words
 from r1.tasks.base import Item, get_task
 
-__all__ = ["Case", "defect_cases", "measure"]
+__all__ = ["Case", "cases_from", "defect_cases", "measure"]
 
 TASKS = {"en": ("word", "arith", "linear", "modchain"), "zh": ("word_zh",)}
 MIXING_RATES = (0.15, 0.3, 0.5)
@@ -218,7 +218,34 @@ def defect_cases(n_clean: int = 200, n_defective: int = 100, seed: int = 0) -> l
     return cases
 
 
-def _judge(cases: list[Case]) -> None:
+def cases_from(records: list[Mapping[str, Any]], template: str, n_defective: int = 50, seed: int = 0) -> list[Case]:
+    """Cases made of a run's own kept completions (the generate stage's chat records): each record clean once (the
+    item's other kept completion, if any, as `kept`), and `n_defective` records per defect with it injected (a
+    duplicate is a near-copy of the record's own text), judged under `template`. The clean ones passed the filters
+    when they were kept, so on these cases precision can only fall through a defect-free refusal, and what is
+    measured is recall on the run's own kind of text; `defect_cases` has the near misses precision needs."""
+    rng = random.Random(f"filter-cases|{seed}")
+    texts: dict[str, list[str]] = {}
+    for r in records:
+        texts.setdefault(r["messages"][0]["content"], []).append(r["messages"][1]["content"])
+
+    def case(r: Mapping[str, Any], defect: str | None) -> Case:
+        question, text = r["messages"][0]["content"], r["messages"][1]["content"]
+        item = {"task": r["task"], "answer": r["answer"], "meta": {**r["meta"], "question": question}}
+        others = [t for t in texts[question] if t != text][:1]
+        if defect is None:
+            return Case(item, text, None, "stop", others)
+        bad, finish = _inject(defect, text, text, _lang(item), rng)
+        return Case(item, bad, defect, finish, [text] if defect == "duplicate" else others)
+
+    cases = [case(r, None) for r in records]
+    for defect in DEFECT_FILTERS:
+        cases += [case(r, defect) for r in rng.sample(records, min(n_defective, len(records)))]
+    _judge(cases, template)
+    return cases
+
+
+def _judge(cases: list[Case], template: str | None = None) -> None:
     """Give each case the evaluator's record (answer, correct, format, finish reason, ...): the cases are replayed as
     the generator's output."""
     from r1.eval.evaluate import evaluate
@@ -228,7 +255,7 @@ def _judge(cases: list[Case]) -> None:
     def replay(batch: list[Item], n: int, params: dict[str, Any]) -> list[list[dict[str, Any]]]:
         return [[{"text": c.text, "finish_reason": c.finish_reason} for c in [next(pending)]] for _ in batch]
 
-    samples = evaluate([c.item for c in cases], replay, k=1, template=None, progress=False).samples
+    samples = evaluate([c.item for c in cases], replay, k=1, template=template, progress=False).samples
     for case, sample in zip(cases, samples):
         case.sample = sample
 

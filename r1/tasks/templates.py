@@ -10,6 +10,9 @@
 - "r1" (DeepSeek-R1 README, usage recommendations): no system prompt; the user turn is the question plus an
   instruction to reason step by step and box the final answer. The tokenizer's chat template opens the assistant
   turn with `<think>\\n`, so the completion continues the reasoning.
+- "r1-plain": the `User: … Assistant:` frame of "r1-zero-short" with R1's answer format: the reasoning in the think
+  block, then a summary holding the boxed answer. No instruction asks for it: a model learns it from cold-start SFT,
+  as R1 did (`r1 run --recipe r1`, its Dev1–Dev3).
 
 How a completion is judged under each template (where the answer is, what the format is) is `TEMPLATE_FORMATS`,
 applied by `r1.rewards.judge`.
@@ -29,8 +32,8 @@ R1_ZERO_PREAMBLE = (
     "<think> reasoning process here </think> <answer> answer here </answer>."
 )
 R1_INSTRUCTION = "\nPlease reason step by step, and put your final answer within \\boxed{}."
-TEMPLATES = ("r1-zero", "r1-zero-short", "r1")
-PLAIN_TEMPLATES = ("r1-zero", "r1-zero-short")  # plain-text prompts ending in `Assistant:`; same answer format
+TEMPLATES = ("r1-zero", "r1-zero-short", "r1", "r1-plain")
+PLAIN_TEMPLATES = ("r1-zero", "r1-zero-short", "r1-plain")  # plain-text prompts ending in `Assistant:`
 # What each template asks of the completion, the one place `r1.rewards.judge` reads it from: the answer format
 # ("tags": `<think>…</think> <answer>…</answer>`; "boxed": `\boxed{}` in the summary after `</think>`, as
 # `Task.solution`'s answer formats) and whether the prompt leaves the model inside an open `<think>`.
@@ -38,6 +41,7 @@ TEMPLATE_FORMATS: dict[str, tuple[str, bool]] = {
     "r1-zero": ("tags", False),
     "r1-zero-short": ("tags", False),
     "r1": ("boxed", True),
+    "r1-plain": ("boxed", False),
 }
 
 

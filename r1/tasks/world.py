@@ -100,9 +100,20 @@ def _mean(xs: Sequence[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
+def has_summary(completion: str) -> bool:
+    """Whether a completion tells the reader its result in words after the reasoning (R1's summary), not only as a
+    bare `<answer>` tag or box: some word outside the think block, the answer tags and the box."""
+    from r1.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, words
+
+    after = completion.rsplit(THINK_CLOSE, 1)[1] if THINK_CLOSE in completion else ""
+    after = re.sub(re.escape(ANSWER_OPEN) + ".*?" + re.escape(ANSWER_CLOSE), " ", after, flags=re.DOTALL)
+    return bool(words(re.sub(r"\\boxed\{[^{}]*\}", " ", after)))
+
+
 def breakdown(samples: Sequence[Mapping[str, Any]], items: Sequence[Item], k: int) -> dict[str, dict[str, Any]]:
-    """Per group, from `r1.eval.evaluate`'s sample records (`item` indexes `items`; `correct`, `reasons` and
-    `reflects` are the judge's verdict): groups "family/lang/level", "family/lang", "family" and "all-reasoning".
+    """Per group, from `r1.eval.evaluate`'s sample records (`item` indexes `items`; `correct`, `reasons`,
+    `reflects`, `pred` and `format_ok` are the judge's verdict): groups "family/lang/level", "family/lang", "family",
+    "all-reasoning" and, over the reasoning families, "all-reasoning:LANG" and "all-reasoning:level LEVEL".
     Rates are fractions; None where a group has no such samples."""
     from r1.tasks.safety import is_refusal
 
@@ -120,21 +131,26 @@ def breakdown(samples: Sequence[Mapping[str, Any]], items: Sequence[Item], k: in
             "mixing": language_mixing(s["text"], lang) if s["reasons"] else None,
             "refusal": is_refusal(s["pred"]),
             "label": meta.get("label"),
+            "pred": s.get("pred"),
+            "format": bool(s.get("format_ok")),
+            "summary": has_summary(s["text"]),
         }
         keys = [f"{family}/{lang}/{level}", f"{family}/{lang}", family]
         if family in REASONING_FAMILIES:
-            keys.append("all-reasoning")
+            keys += ["all-reasoning", f"all-reasoning:{lang}", f"all-reasoning:level {level}"]
         for key in keys:
             groups.setdefault(key, []).append(rec)
     return {key: _stats(recs, k) for key, recs in sorted(groups.items())}
 
 
 def _stats(recs: list[dict[str, Any]], k: int) -> dict[str, Any]:
-    from r1.eval.metrics import pass_at_k
+    from r1.eval.metrics import cons_at_k, pass_at_k
 
     by_item: dict[int, list[bool]] = {}
+    preds: dict[int, list[str | None]] = {}
     for r in recs:
         by_item.setdefault(r["item"], []).append(r["correct"])
+        preds.setdefault(r["item"], []).append(r["pred"])
     longs = [r for r in recs if r["long"]]
     shorts = [r for r in recs if not r["long"]]
     waits = [r for r in longs if r["wait"]]
@@ -147,6 +163,10 @@ def _stats(recs: list[dict[str, Any]], k: int) -> dict[str, Any]:
         "samples": len(recs),
         "pass@1": _mean([r["correct"] for r in recs]),
         f"pass@{k}": _mean([pass_at_k(len(v), sum(v), min(k, len(v))) for v in by_item.values()]),
+        f"cons@{k}": _mean([cons_at_k(preds[i], v) for i, v in by_item.items()]),
+        "format": _mean([r["format"] for r in recs]),
+        "summary": _mean([r["summary"] for r in recs]),
+        "wait": _mean([r["wait"] for r in recs]),
         "length": _mean([r["tokens"] for r in recs]),
         "reasons": _mean([r["long"] for r in recs]),
         "acc_long": _mean([r["correct"] for r in longs]),

@@ -66,6 +66,32 @@ def draw(out: Path, records: list[dict[str, Any]], plots: list[Plot]) -> list[Pa
     return written
 
 
+def bars(path: Path, title: str, groups: list[str], values: dict[str, list[float | None]]) -> Path:
+    """A bar chart, one panel per metric of `values` (name → a value per group, None drawn as no bar), one bar per
+    group (a pipeline's stages), as `path`. Rates in [0, 1] are drawn in %."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(values), figsize=(2.2 * len(values) + 1, 3.2), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (name, ys) in zip(axes[0], values.items()):
+        heights = [100 * y if y is not None else 0.0 for y in ys]
+        ax.bar(range(len(groups)), heights, color=[colors[i % len(colors)] for i in range(len(groups))])
+        ax.set_xticks(range(len(groups)), groups, rotation=45, ha="right", fontsize=7)
+        ax.set(title=name, ylim=(0, 100))
+        ax.title.set_fontsize(8)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("%")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def _points(records: list[dict[str, Any]], metric: str | tuple[list, list]) -> tuple[list, list]:
     if isinstance(metric, str):
         return series(records, metric, "eval" if metric.startswith("eval_") else "step")

@@ -11,6 +11,7 @@ RECIPES: dict[str, str] = {
     "r1-zero": "r1.pipeline.recipes.r1_zero",
     "world-zero": "r1.pipeline.recipes.world_zero",
     "distill": "r1.pipeline.recipes.distill",
+    "r1": "r1.pipeline.recipes.r1",
 }
 
 

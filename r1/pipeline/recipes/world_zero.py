@@ -88,11 +88,19 @@ class WorldCorpus(Stage):
 
 
 class Probe(Stage):
-    """The world's held-out items, k samples each at T=1 from the model folder `model` → eval/<label>/, and their
-    breakdown per family, language and level → summary["world"][label]."""
+    """The world's held-out items, k samples each at T=1 from the model folder `model` with its prompt `template`
+    (default the run's) → eval/<label>/, and their breakdown per family, language and level →
+    summary["world"][label]."""
 
-    def __init__(self, name: str, model: str | Path, label: str, then: Callable[[Run], None] | None = None) -> None:
-        self.name, self.model, self.label, self.then = name, model, label, then
+    def __init__(
+        self,
+        name: str,
+        model: str | Path,
+        label: str,
+        then: Callable[[Run], None] | None = None,
+        template: str | None = None,
+    ) -> None:
+        self.name, self.model, self.label, self.then, self.template = name, model, label, then, template
         self.outputs = (f"eval/{label}",)
 
     def run(self, run: Run) -> None:
@@ -103,8 +111,9 @@ class Probe(Stage):
 
         c, items = run.config, heldout(run)
         engine = run.engine(self.model)
-        result = evaluate(items, make_generate_fn(engine), k=c.eval_k, temperature=1.0, top_p=1.0, progress=False,
-                          max_new_tokens=c.max_new_tokens, template=c.template, seed=c.seed)  # fmt: skip
+        result = evaluate(items, make_generate_fn(engine), k=c.eval_k, temperature=1.0, top_p=1.0, progress=True,
+                          max_new_tokens=c.max_new_tokens, template=self.template or c.template,
+                          seed=c.seed)  # fmt: skip
         write_report(result, run.path(self.outputs[0]))
         run.summary.setdefault("world", {})[self.label] = breakdown(result.samples, items, c.eval_k)
         if self.then is not None:
@@ -157,18 +166,22 @@ def rl_heldout(run: Run) -> list[dict[str, Any]]:
     return [it for it in heldout(run) if trained(it)]
 
 
-def rl_overrides(run: Run) -> list[str]:
+def rl_overrides(
+    run: Run, model: str | Path = "base", folder: str = "r1-zero", steps: int | None = None, template: str | None = None
+) -> list[str]:
+    """GRPO on the world's reasoning prompts (`write_rl_data`) from the model folder `model` into `folder`; R1-Zero
+    by default (the run's base, template, `rl_steps`)."""
     c = run.config
     return [
-        f"model.path={run.path('base')}",
+        f"model.path={run.path(model)}",
         f"data.paths=[{run.path('data/rl.jsonl')}]",
         f"data.eval_paths=[{run.path('data/heldout-rl.jsonl')}]",
-        f"grpo.template={c.template}",
+        f"grpo.template={template or c.template}",
         f"grpo.max_new_tokens={c.max_new_tokens}",
         f"grpo.eval_items={len(rl_heldout(run))}",
         f"grpo.eval_k={c.eval_k}",
-        f"train.out={run.path('r1-zero')}",
-        f"train.steps={c.rl_steps}",
+        f"train.out={run.path(folder)}",
+        f"train.steps={c.rl_steps if steps is None else steps}",
         f"train.eval_every={c.rl_eval_every}",
     ]
 

@@ -59,7 +59,7 @@ class Generate(Stage):
             k=self.n,
             template=self.template,
             seed=run.config.seed,
-            progress=False,
+            progress=True,
             **sampling,
         )
         filters = self.filters
