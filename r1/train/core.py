@@ -600,6 +600,7 @@ class Trainer:
     def _build_model(self, resume_from: Path | None) -> Transformer:
         cfg = self.cfg
         torch.manual_seed(cfg.train.seed)
+        random.seed(cfg.train.seed)  # checkpoints store its state; unseeded, two equal runs would differ
         source = resume_from or (Path(cfg.model.path) if cfg.model.path else None)
         if source is not None:  # fp32 master weights whatever the checkpoint stores (bf16, fp16, FP8)
             model = load_pretrained(source, config=self.model_config, device=self.device, dtype=torch.float32)
