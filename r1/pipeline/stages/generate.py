@@ -43,6 +43,16 @@ class Generate(Stage):
         self.inputs, self.outputs = (self.model,), (self.out,)
         self.filters = resolve_filters(self.filters)
 
+    def plan(self, run: Run):
+        from r1.pipeline import plan
+
+        if run.scale == "paper":  # R1's rejection sampling: ~600k reasoning traces kept [recipe.md §3.3]
+            note = "R1's rejection sampling, assumed: 1.2M samples (~600k kept at a 50% yield; not published)"
+            return plan.Plan(*plan.model_from(run, None), forward=1_200_000 * plan.PAPER_EVAL_TOKENS, note=note)
+        forward = len(self.items(run)) * self.n * self.max_new_tokens
+        note = f"{self.n} samples per item ≤ {self.max_new_tokens} tokens"
+        return plan.Plan(*plan.model_from(run, run.path(self.model)), forward=forward, note=note)
+
     def run(self, run: Run) -> None:
         from r1.data.corpus import write_corpus
         from r1.engine.adapters import make_generate_fn
