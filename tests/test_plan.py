@@ -7,10 +7,12 @@ import argparse
 import math
 import shutil
 
+import pytest
+
 from r1.assets import ASSETS
 from r1.cli import main as cli
 from r1.pipeline.plan import PAPER_EVAL, PAPER_EVAL_TOKENS, plan_recipe
-from r1.pipeline.recipes import get_recipe
+from r1.pipeline.recipes import RECIPES, get_recipe
 from r1.pipeline.recipes.r1_zero import heldout
 from r1.pipeline.stage import Run
 from r1.train.config import load_config
@@ -66,7 +68,7 @@ def test_tiny_plan_counts_pretraining_rows(tmp_path):
     pre = {s.name: s for s in recipe.stages(cfg)}["pretrain"].config(Run(out=tmp_path / "run", config=cfg))
     assert rows["pretrain"]["steps"] == 300
     assert rows["pretrain"]["tokens_trained"] == 300 * pre.train.batch_size * pre.data.seq_len
-    assert rows["r1-zero"]["model"] == "tiny"  # the base the pretraining stage would publish
+    assert rows["r1-zero"]["model"] == "base (tiny)"  # the folder the pretraining stage would publish, its shape
 
 
 def test_paper_plan_is_deepseek_v3_on_the_paper_configs(tmp_path, capsys):
@@ -88,3 +90,28 @@ def test_paper_plan_is_deepseek_v3_on_the_paper_configs(tmp_path, capsys):
 def test_scale_needs_plan(capsys):
     assert cli(["run", "--scale", "paper"]) != 0
     assert "error: --scale goes with --plan" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_plans_every_stage_that_runs_a_model(name, tmp_path):
+    recipe, parser = get_recipe(name), argparse.ArgumentParser()
+    get_recipe("r1-zero").add_arguments(parser)  # `r1 run`'s options, whichever the recipe (r1.pipeline.cli)
+    args = parser.parse_args([])
+    args.out = str(tmp_path / "run")
+    cfg = recipe.config(args)
+    for scale in ("tiny", "paper"):
+        rows = plan_recipe(recipe, cfg, scale)
+        assert [n for n, r in rows if r is None] == [n for n in ("corpus", "tokenizer") if n in dict(rows)]
+        if scale == "paper":
+            assert {round(r["active_params"] / 1e9, 2) for _, r in rows if r is not None} == {37.55}
+
+
+def test_generate_plans_its_samples(tmp_path):
+    from r1.pipeline.recipes.r1_zero import Config
+    from r1.pipeline.stages.generate import Generate
+
+    gen = Generate("traces", "model", lambda run: heldout(run)[:10], "data/traces.jsonl", n=4, max_new_tokens=32)
+    run = Run(out=tmp_path, config=Config(out=str(tmp_path)))
+    assert gen.plan(run).counts()["tokens_forward"] == 10 * 4 * 32
+    paper = gen.plan(Run(out=tmp_path, config=run.config, scale="paper")).counts()
+    assert paper["tokens_forward"] == gen.paper_samples * PAPER_EVAL_TOKENS and paper["tokens_trained"] == 0

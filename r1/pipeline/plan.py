@@ -68,6 +68,8 @@ def model_from(run: Run, path: str | Path | None, preset: str | None = None) -> 
     else:
         found = (PAPER_MODEL, make_preset(PAPER_MODEL)) if run.scale == "paper" else ("tiny", make_preset("tiny"))
     run.cache["plan/model"] = found
+    if path is not None and found[0] != Path(path).name and preset is None:  # a folder not made yet: its shape
+        return f"{Path(path).name} ({found[0]})", found[1]
     return found
 
 
@@ -121,7 +123,8 @@ def plan_lines(recipe: Recipe, scale: str, rows: list[tuple[str, dict[str, Any] 
     """The plan as a table, then the sum and each stage's note."""
     lines = [
         f"plan: recipe {recipe.name} at {scale} scale (nothing trained or read but configs; models counted on the "
-        "meta device). FLOPs ≈ 6·N_active·trained + 2·N_active·forward-only tokens, at the length limits.",
+        "meta device). FLOPs ≈ 6·N_active·trained + 2·N_active·forward-only tokens, at the length limits; – : no "
+        "model compute.",
         "",
         "| stage | config | model | parameters (active) | steps | tokens trained | tokens forward-only | FLOPs |",
         "|---|---|---|---:|---:|---:|---:|---:|",
@@ -129,7 +132,7 @@ def plan_lines(recipe: Recipe, scale: str, rows: list[tuple[str, dict[str, Any] 
     total = 0.0
     for name, r in rows:
         if r is None:
-            lines.append(f"| {name} | – | – | – | – | – | – | 0 |")
+            lines.append(f"| {name} | – | – | – | – | – | – | – |")
             continue
         total += r["flops"]
         steps = "–" if r["steps"] is None else f"{r['steps']:,}"
