@@ -75,12 +75,15 @@ GRPO = [
 LOSS_RTOL, WEIGHT_ATOL = 1e-5, 1e-4  # the weights': a tenth of one Adam step at this lr
 
 
-@pytest.mark.slow  # ~40 s on a shared 2-core machine: a single-process run, then torchrun's two
+@pytest.mark.slow  # ~80 s on a shared 2-core machine: a single-process run, then torchrun's two, twice
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
-def test_two_process_grpo_matches_single_process(tmp_path):
+def test_two_process_grpo_matches_single_process_and_resumes(tmp_path):
     train(load_config(None, [*GRPO, f"train.out={tmp_path / 'one'}"]))
-    proc = torchrun(*GRPO, f"train.out={tmp_path / 'two'}")
-    assert proc.returncode == 0, proc.stdout[-3000:]
+    # the two processes stop after step 1, in the middle of the first rollout, and resume from that checkpoint: the
+    # rollout and the reference come back from the files rank 0 wrote
+    for more in (["train.steps=1"], ["train.resume=true"]):
+        proc = torchrun(*GRPO, f"train.out={tmp_path / 'two'}", *more)
+        assert proc.returncode == 0, proc.stdout[-3000:]
 
     def records(run: Path, event: str) -> list[dict]:
         lines = (run / "metrics.jsonl").read_text().splitlines()
@@ -95,7 +98,8 @@ def test_two_process_grpo_matches_single_process(tmp_path):
     for key in ("loss", "pg_loss", "kl_loss", "kl", "grad_norm"):
         torch.testing.assert_close(torch.tensor([r[key] for r in two]), torch.tensor([r[key] for r in one]),
                                    rtol=LOSS_RTOL, atol=1e-9, msg=key)  # fmt: skip
-    evals = [records(tmp_path / run, "eval") for run in ("one", "two")]
+    assert [r["step"] for r in records(tmp_path / "two", "resume")] == [1]
+    evals = [[e for e in records(tmp_path / run, "eval") if e["step"] != 1] for run in ("one", "two")]
     assert [e["step"] for e in evals[0]] == [e["step"] for e in evals[1]] == [0, 2, 3]
     for a, b in zip(*evals):  # held-out samples sharded by process, the same pass@1
         assert (a["eval_pass@1"], a["eval_pass@2"], a["eval_length_mean"]) == (
