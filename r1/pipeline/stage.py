@@ -20,6 +20,7 @@ class Run:
     summary: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)
+    scale: str = "tiny"  # what `plan` counts: this recipe's own configs, or their paper-scale counterparts
 
     def path(self, where: str | Path) -> Path:
         """A path of the run folder (absolute paths stay as they are)."""
@@ -54,6 +55,10 @@ class Stage:
     def report(self, run: Run) -> list[str]:
         """Its section of report.md (markdown lines); shown when the stage has run."""
         return []
+
+    def plan(self, run: Run) -> Any:
+        """What it would compute, without running (`r1.pipeline.plan.Plan`); None: no model compute."""
+        return None
 
     def done(self, run: Run) -> bool:
         return all(run.path(p).exists() for p in self.outputs)

@@ -11,7 +11,9 @@ FSDP2's `MixedPrecisionPolicy` would halve communication on GPUs and is the next
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -96,13 +98,28 @@ def broadcast_object(obj, info: DistInfo):
     return box[0]
 
 
-def full_model_state(model: nn.Module, info: DistInfo) -> dict[str, torch.Tensor]:
-    """Full fp32 tensors on the CPU of rank 0 (empty elsewhere); a collective when sharded."""
+def full_model_state(model: nn.Module, info: DistInfo, everywhere: bool = False) -> dict[str, torch.Tensor]:
+    """Full fp32 tensors on the CPU of rank 0 (empty elsewhere; `everywhere`: on every rank, on the model's
+    device); a collective when sharded."""
     if not info.enabled:
         return {k: v.detach().cpu() for k, v in model.state_dict().items()}
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=not everywhere))
+
+
+def shard_map(fn: Callable[[list, int], Sequence[Any]], items: Sequence[Any], info: DistInfo) -> list[Any]:
+    """`fn(block, offset)` on this rank's contiguous block of `items` (`offset`: its first index, so per-item seeds
+    stay those of one process), then every rank's results in order, on every rank: the work of one process spread
+    over all of them (rollouts, held-out samples, log-probabilities)."""
+    n = len(items)
+    a, b = n * info.rank // info.world, n * (info.rank + 1) // info.world
+    mine = list(fn(list(items[a:b]), a)) if b > a else []
+    if not info.enabled:
+        return mine
+    parts: list[Any] = [None] * info.world
+    dist.all_gather_object(parts, mine)
+    return [x for part in parts for x in part]
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer, info: DistInfo) -> dict[str, torch.Tensor]:

@@ -103,6 +103,15 @@ class Probe(Stage):
         self.name, self.model, self.label, self.then, self.template = name, model, label, then, template
         self.outputs = (f"eval/{label}",)
 
+    def plan(self, run: Run):
+        from r1.pipeline import plan
+
+        c = run.config
+        if run.scale == "paper":  # the world's probe is R1's benchmark evaluation at the paper's scale
+            return plan.Plan(*plan.model_from(run, None), "R1 eval", forward=plan.paper_eval_tokens())
+        forward = len(heldout(run)) * c.eval_k * c.max_new_tokens
+        return plan.Plan(*plan.model_from(run, run.path(self.model)), forward=forward)
+
     def run(self, run: Run) -> None:
         from r1.engine.adapters import make_generate_fn
         from r1.eval.evaluate import evaluate

@@ -37,6 +37,18 @@ class Evaluate(Stage):
     def __post_init__(self) -> None:
         self.outputs = (f"eval/{self.label}",)
 
+    def plan(self, run: Run):
+        from r1.pipeline import plan
+
+        if run.scale == "paper":  # the model the stages before planned, on R1's benchmarks
+            benchmarks = ", ".join(f"{b} {n}×{k}" for b, (n, k) in plan.PAPER_EVAL.items())
+            note = f"R1's protocol: {benchmarks} ≤ {plan.PAPER_EVAL_TOKENS:,} tokens"
+            return plan.Plan(*plan.model_from(run, None), "R1 eval", forward=plan.paper_eval_tokens(), note=note)
+        runs = self.runs(run, self.items(run))
+        forward = sum(len(kw["items"]) * kw.get("k", 1) for kw in runs.values()) * self.max_new_tokens
+        note = f"{len(runs)} runs ({', '.join(runs)}) ≤ {self.max_new_tokens} tokens"
+        return plan.Plan(*plan.model_from(run, run.path(self.model)), forward=forward, note=note)
+
     def run(self, run: Run) -> None:
         from r1.engine.adapters import make_generate_fn
         from r1.eval.evaluate import evaluate

@@ -38,10 +38,24 @@ class Generate(Stage):
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 256
+    # samples at the paper's scale (`r1 run --plan --scale paper`): R1's rejection sampling kept ~600k reasoning
+    # traces [recipe.md §3.3]; the samples drawn are not published: 1.2M assumes a 50% yield
+    paper_samples: int = 1_200_000
 
     def __post_init__(self) -> None:
         self.inputs, self.outputs = (self.model,), (self.out,)
         self.filters = resolve_filters(self.filters)
+
+    def plan(self, run: Run):
+        from r1.pipeline import plan
+
+        if run.scale == "paper":
+            note = f"{self.paper_samples:,} samples ≤ {plan.PAPER_EVAL_TOKENS:,} tokens (see `Generate.paper_samples`)"
+            forward = self.paper_samples * plan.PAPER_EVAL_TOKENS
+            return plan.Plan(*plan.model_from(run, None), forward=forward, note=note)
+        forward = len(self.items(run)) * self.n * self.max_new_tokens
+        note = f"{self.n} samples per item ≤ {self.max_new_tokens} tokens"
+        return plan.Plan(*plan.model_from(run, run.path(self.model)), forward=forward, note=note)
 
     def run(self, run: Run) -> None:
         from r1.data.corpus import write_corpus

@@ -25,6 +25,14 @@ class Base(Stage):
         self.folder = Path(given) if given else Path("base")
         self.outputs = (self.folder / "config.json",)
 
+    def plan(self, run: Run):
+        from r1.pipeline import plan
+
+        if run.scale == "paper":
+            return plan.Plan(*plan.model_from(run, None, plan.PAPER_MODEL), note="DeepSeek-V3-Base, given")
+        made = "given" if self.given else "published from the pretraining stage"
+        return plan.Plan(*plan.model_from(run, run.path(self.folder)), note=made)
+
     def run(self, run: Run) -> None:
         from r1.model.checkpoint import load_pretrained
         from r1.model.info import model_info

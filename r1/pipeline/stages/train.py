@@ -40,6 +40,7 @@ class Train(Stage):
     prepare: Callable[[Run], None] | None = None
     publish: tuple[str, Callable[[Run], ModelCard], Callable[[Run], Path]] | None = None
     template: str | None = None
+    paper: str | None = None  # its paper-scale config (`r1 run --plan --scale paper`; else plan.PAPER_CONFIGS)
 
     def __post_init__(self) -> None:
         self.outputs = (self.folder, *((self.publish[0],) if self.publish else ()))
@@ -49,6 +50,21 @@ class Train(Stage):
         from r1.train import load_config
 
         return load_config(config_path(self.config_name), [*self.overrides(run), *shared_overrides(run.config)])
+
+    def plan(self, run: Run):
+        from r1.pipeline import plan
+        from r1.train import load_config
+
+        if run.scale != "paper":
+            return plan.train_plan(run, self.config(run), self.config_name)
+        name = self.paper or plan.PAPER_CONFIGS.get(self.config_name)
+        if name is not None:
+            return plan.train_plan(run, load_config(name), name)
+        model = plan.model_from(run, None, plan.PAPER_MODEL)
+        if self.config(run).stage == "pretrain":
+            note = "DeepSeek-V3's pretraining, 14.8T tokens (V3 report)"
+            return plan.Plan(*model, "DeepSeek-V3", None, plan.PAPER_PRETRAIN_TOKENS, 0, note)
+        return plan.Plan(*model, note=f"no paper-scale config for {self.config_name}: not counted")
 
     def run(self, run: Run) -> None:
         from r1.io import atomic_write_text

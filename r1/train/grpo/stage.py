@@ -37,6 +37,7 @@ from torch import nn
 from r1.dtypes import autocast_dtype
 from r1.errors import ConfigError, UserError
 from r1.io import atomic_path
+from r1.train import distributed
 from r1.train.config import TrainConfig
 from r1.train.core import LossOutput, Stage, StageContext
 from r1.train.grpo import report
@@ -89,8 +90,11 @@ class GRPOStage(Stage):
     def setup(self, ctx: StageContext) -> None:
         super().setup(ctx)
         o, cfg = self.opt, self.cfg
-        if ctx.world > 1:
-            raise UserError("stage grpo runs in one process for now (the engine needs the full weights)")
+        self.dist = distributed.DistInfo(rank=ctx.rank, world=ctx.world)
+        # under FSDP2 the engine samples from a full copy, loaded with the gathered weights before each rollout and
+        # evaluation (`_sampler`); made here, before the core shards ctx.model in place
+        self.full = copy.deepcopy(ctx.model).requires_grad_(False) if ctx.world > 1 else None
+        self.synced_at = -1  # the step whose weights `full` holds
         if ctx.tokenizer is None:
             raise UserError("stage grpo needs a tokenizer: set model.path to a checkpoint with one, or data.tokenizer")
         n, B = o.prompts_per_rollout * o.group_size, cfg.train.batch_size
@@ -179,14 +183,15 @@ class GRPOStage(Stage):
                 raise UserError(f"resume: {path} is missing; the checkpoint was taken in the middle of that rollout")
             self.rollout = load_rollout(path)
         elif self.rollout is None or self.rollout_steps_done >= self.steps_per_rollout:
-            self.rollout = self._new_rollout(model)
+            self.rollout = self._new_rollout(self._sampler(model, step))
         k = self.rollout_steps_done
         epoch, j = divmod(k, self.minibatches)
         g = torch.Generator().manual_seed(round_seed(self.cfg.train.seed, self.rollout_index, 1000 + epoch))
-        B = self.cfg.train.batch_size
+        B, world, rank = self.cfg.train.batch_size, self.ctx.world, self.ctx.rank
         rows = torch.randperm(len(self.rollout), generator=g)[j * B : (j + 1) * B]
+        rows = rows[rank * B // world : (rank + 1) * B // world]  # this rank's share of the minibatch
         mb = self.ctx.micro_batch_size
-        self.micro = [self.rollout.rows(rows[s : s + mb]) for s in range(0, B, mb)]
+        self.micro = [self.rollout.rows(rows[s : s + mb]) for s in range(0, len(rows), mb)]
         self.first_pass = k == 0 and self.opt.old_logprobs == "engine"
         self.rollout_steps_done = k + 1
         self.this_step.update(self.rollout.stats)
@@ -247,6 +252,7 @@ class GRPOStage(Stage):
 
     # ------------------------------------------------------------------------------------------ rollouts
     def _new_rollout(self, model: nn.Module) -> Rollout:
+        """`model`: the policy's weights, whole (`_sampler`); each process samples its share of the prompts."""
         o, seed = self.opt, self.cfg.train.seed
         r = self.rollout_index + 1
         self._sync_reference(model, r * self.steps_per_rollout)
@@ -259,13 +265,7 @@ class GRPOStage(Stage):
             idx = self._take_prompts(o.prompts_per_rollout)
             t0 = time.perf_counter()
             with self._generating(model):
-                groups = sample_groups(
-                    self._engine(model),
-                    [self.prompt_ids[i] for i in idx],
-                    o.group_size,
-                    params,
-                    round_seed(seed, r, rnd),
-                )
+                groups = self._sample(model, [self.prompt_ids[i] for i in idx], params, round_seed(seed, r, rnd))
             t1 = time.perf_counter()
             samples = [s for grp in groups for s in grp]
             items = [self.items[i] for i in idx for _ in range(o.group_size)]
@@ -307,10 +307,17 @@ class GRPOStage(Stage):
             self.this_step[f"warn/{name}"] = 1.0
             if self.ctx.rank == 0:
                 print(f"\nwarning (grpo, rollout {r}): {message}", file=sys.stderr, flush=True)
-        if self.steps_per_rollout > 1:  # a checkpoint may land mid-cycle: keep the samples it trains on
+        if self.steps_per_rollout > 1 and self.ctx.rank == 0:  # a checkpoint may land mid-cycle: keep its samples
             save_rollout(self._path("rollout", r), rollout)
             self._prune()
         return rollout
+
+    def _sample(self, model: nn.Module, prompts: list[list[int]], params: Any, seed: int) -> list[list[Any]]:
+        """G samples per prompt, each process sampling its block: prompt j is seeded `seed + j` however it is split."""
+        engine, G = self._engine(model), self.opt.group_size
+        return distributed.shard_map(
+            lambda block, at: sample_groups(engine, block, G, params, seed + at), prompts, self.dist
+        )
 
     def _judge(self, samples: list[Any], items: list[dict[str, Any]], scored: Any, seen: dict[str, Any]) -> None:
         from r1.rewards.judge import judge
@@ -343,18 +350,28 @@ class GRPOStage(Stage):
             sampler_logprobs=packed["sampler_logprobs"],
             trainable=trainable,
         )
-        chunk = self.ctx.micro_batch_size
         if o.old_logprobs == "trainer":
             rollout.engine_logprobs = rollout.old_logprobs
-            rollout.old_logprobs = forward_logprobs(model, packed, chunk, self.autocast)
+            rollout.old_logprobs = self._logprobs(model, packed)
             mask = completion_mask(packed["completion_lens"])
             diff = (rollout.old_logprobs - rollout.engine_logprobs).abs() * mask
             rollout.stats.update(
                 {"logprob_diff_max": float(diff.max()), "logprob_diff_mean": float(diff.sum() / mask.sum())}
             )
         if self.reference is not None:
-            rollout.ref_logprobs = forward_logprobs(self.reference, packed, chunk, self.autocast)
+            rollout.ref_logprobs = self._logprobs(self.reference, packed)
         return rollout
+
+    def _logprobs(self, model: nn.Module, packed: dict[str, torch.Tensor]) -> torch.Tensor:
+        """`forward_logprobs` over the whole rollout, each process scoring its block of rows ([N, C])."""
+        C = packed["model_logprobs"].shape[1]
+
+        def block(rows: list[int], at: int) -> list[torch.Tensor]:
+            part = {k: v[at : at + len(rows)] for k, v in packed.items()}
+            lp = forward_logprobs(model, part, self.ctx.micro_batch_size, self.autocast)
+            return list(torch.nn.functional.pad(lp, (0, C - lp.shape[1])))
+
+        return torch.stack(distributed.shard_map(block, list(range(len(packed["input_ids"]))), self.dist))
 
     def _take_prompts(self, n: int) -> list[int]:
         """The next n prompt indices: a fresh seeded permutation of the pool every epoch."""
@@ -370,6 +387,16 @@ class GRPOStage(Stage):
         return out
 
     # ------------------------------------------------------------------------------------------ engine, reference
+    def _sampler(self, model: nn.Module, step: int) -> nn.Module:
+        """The policy as one module that the engine can run: itself in one process; under FSDP2 the full copy, loaded
+        with the weights gathered after `step` optimizer steps (once per step)."""
+        if self.full is None:
+            return model
+        if self.synced_at != step:
+            self.full.load_state_dict(distributed.full_model_state(model, self.dist, everywhere=True))
+            self.synced_at = step
+        return self.full
+
     def _sampling(self, temperature: float, top_p: float, max_tokens: int):
         from r1.engine import SamplingParams
 
@@ -433,6 +460,8 @@ class GRPOStage(Stage):
 
     def _save_reference(self, step: int) -> None:
         self.ref_step = step
+        if self.ctx.rank != 0:  # one writer; every process holds the same reference
+            return
         path = self._path("reference", step)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
@@ -468,10 +497,18 @@ class GRPOStage(Stage):
         o = self.opt
         if not self.eval_items:
             return None
+        model = self._sampler(model, step)
+        generate = make_generate_fn(self._engine(model))
+
+        def sharded(items: list, n: int, sampling: dict[str, Any]) -> list:  # each process samples its share
+            return distributed.shard_map(
+                lambda block, at: generate(block, n, {**sampling, "seed": sampling["seed"] + at}), items, self.dist
+            )
+
         with self._generating(model):
             res = evaluate(
                 self.eval_items,
-                make_generate_fn(self._engine(model)),
+                sharded,
                 k=o.eval_k,
                 temperature=o.eval_temperature,
                 top_p=o.eval_top_p,
