@@ -10,7 +10,7 @@ import pytest
 
 from r1.cli import build_parser
 from r1.cli import main as cli
-from r1.data.refine import refine
+from r1.data.refine import refine, rewrite
 from r1.errors import UserError
 from r1.pipeline.cli import DEFAULT
 from r1.pipeline.recipes import RECIPES, get_recipe
@@ -57,8 +57,16 @@ def test_refine_keeps_an_english_sample_adds_its_summary_and_drops_what_it_canno
     assert out.endswith(f"The answer is \\boxed{{{item['answer']}}}.")
     zh = get_task("swaps_zh").generate(1, seed=1, difficulty="2", split="train")[0]
     odd = f"<think>\nLet me think about the cups one at a time.\n</think>\n<answer>{zh['answer']}</answer>"
-    assert refine(odd, zh) is None  # English no table translates: an annotator's job, not ours
+    assert refine(odd, zh) is None  # English no table translates
     assert refine("<think>\n</think>\n<answer>3</answer>", zh) is None  # nothing to refine
+    lucky = f"<think>\n交换3：1：2：3 wait, 3\n</think>\n<answer>{zh['answer']}</answer>"  # right answer, wrong work
+    assert refine(lucky, zh) is None
+    task_zh = get_task("swaps_zh")
+    assert rewrite(lucky, zh) == write_solution(task_zh, zh, "check", "boxed")  # the annotator's post-edit
+    assert rewrite(odd, zh) == write_solution(task_zh, zh, "steps", "boxed")
+    mystery = get_task("mystery_zh").generate(1, seed=1, difficulty="3", split="train")[0]
+    redo = "<think>\n嗯，等等，我检查一下：1，不是3。\n算错了，重新算一遍。\n</think>\n<answer>1</answer>"
+    assert rewrite(redo, mystery) == write_solution(get_task("mystery_zh"), mystery, "verify", "boxed", slipped=True)
 
 
 def test_r1_is_a_recipe_not_the_default_and_its_stages_follow_the_paper(tmp_path) -> None:
@@ -119,7 +127,8 @@ def test_a_quick_r1_recipe_runs_every_stage_and_reports_them(tmp_path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "complete" and list(summary["world"]) == ["base", "r1-zero", "dev1", "dev2", "dev3"]
     cold, refined = summary["cold-start-samples"], summary["cold-start"]
-    assert cold["passed"] == refined["samples"] > 0 and refined["refined"] > 0
+    assert cold["records"] == refined["samples"] > 0
+    assert sum(n for key, n in refined.items() if "/" in key) == refined["samples"]
     rej = summary["rejection"]
     assert list(rej["filters"]) == ["correct", "mixed_language", "long_paragraph", "code_block", "truncated",
                                     "repetitive", "duplicate"] and len(rej["pass_histogram"]) == 3  # fmt: skip

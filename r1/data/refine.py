@@ -6,8 +6,10 @@ annotators, for the tiny world only: it keeps the sample's own lines (its steps,
 checks), translates the lines and phrases the world writes in English back into the prompt's language, line by line,
 from the item's own renderings (`meta.steps_en` → `meta.steps`, the task's check phrases, `worked.WAIT`,
 `CONCLUSION`, `REDO`), ends the reasoning with its conclusion and adds the one-line summary with the boxed answer
-(`worked.finish(..., "boxed")`). A sample whose reasoning still mixes languages after that is dropped (None): an
-annotator would rewrite it, a table cannot.
+(`worked.finish(..., "boxed")`). It returns None for a sample whose reasoning still mixes languages after that, or
+does not hold the item's steps in order (a right answer reached by wrong work, which an annotator would not pass);
+`rewrite` is then the annotator's post-edit: the item's own worked solution in the prompt's language, in the style
+the sample attempted (steps; a slip caught with "wait"; a check of the result and, when it failed, the redo).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from r1.rewards.language import language_ratio
 from r1.rewards.text import reasoning_text
-from r1.tasks.synthetic.worked import CONCLUSION, REDO, WAIT, finish
+from r1.tasks.synthetic.worked import CONCLUSION, REDO, WAIT, finish, write_solution
 
 MAX_FOREIGN = 0.1  # the mixed_language filter's threshold: a refined chain keeps at most this share of other words
 
@@ -57,7 +59,7 @@ def _to_chinese(line: str, meta: Mapping[str, Any], task: Any) -> str:
 
 def refine(text: str, record: Mapping[str, Any]) -> str | None:
     """The readable form of a correct sample `text` of the item in `record` (`answer`, `task`, `meta.lang`), or None
-    when its reasoning cannot be made single-language (see the module docstring)."""
+    when its reasoning cannot be made single-language or does not work the item's steps (see the module docstring)."""
     from r1.tasks.base import get_task
 
     meta = record.get("meta") or {}
@@ -74,6 +76,34 @@ def refine(text: str, record: Mapping[str, Any]) -> str | None:
             lines = lines[:-1]  # a conclusion stating another answer: the summary's is the checked one
         lines.append(conclusion)
     think = "\n".join(lines)
-    if 1.0 - language_ratio(think, lang) > MAX_FOREIGN:
+    if 1.0 - language_ratio(think, lang) > MAX_FOREIGN or not works_steps(think, meta):
         return None
     return finish(think, answer, lang, "boxed")
+
+
+def works_steps(reasoning: str, meta: Mapping[str, Any]) -> bool:
+    """Whether `reasoning` writes each of the item's steps (`meta.steps`: prefix and result, in its language) in
+    order; slips and redone passes may come between them."""
+    at = 0
+    for prefix, result in meta.get("steps") or []:
+        found = reasoning.find(f"{prefix}{result}", at)
+        if found < 0:
+            return False
+        at = found + len(f"{prefix}{result}")
+    return True
+
+
+def rewrite(text: str, record: Mapping[str, Any]) -> str:
+    """The item's worked solution (`worked.write_solution`, the prompt's language, a boxed summary) in the style of
+    the sample `text`: "verify" when it checks its result (and slipped when it redid the work), "check" when it says
+    "wait", else "steps"."""
+    from r1.tasks.base import get_task
+
+    task, lang = get_task(str(record["task"])), str((record.get("meta") or {}).get("lang", "en"))
+    intro = getattr(task, "check_intro", {})
+    item = {"task": record["task"], "answer": record["answer"], "meta": record.get("meta") or {}}
+    if getattr(task, "can_verify", False) and any(intro.get(x, "\0").strip() in text for x in ("en", "zh")):
+        slipped = REDO["en"] in text or REDO[lang] in text
+        return write_solution(task, item, "verify", "boxed", slipped=slipped)
+    style = "check" if WAIT["en"].strip(" ,") in text or WAIT["zh"].strip(" ，") in text else "steps"
+    return write_solution(task, item, style, "boxed")

@@ -87,8 +87,24 @@ def train_items(run: Run, per_level: int, salt: int) -> list[dict[str, Any]]:
     return rl_items(per_level, seed=run.config.seed + salt)
 
 
+def cold_items(run: Run) -> list[dict[str, Any]]:
+    """The cold start's prompts, each with the prefill that starts a worked solution (`r1.tasks.world.forced_prefill`:
+    `<think>` and the first step's words up to its first number): the paper's "prompting for detailed answers", for
+    an R1-Zero that mostly answers directly (docs/LOG.md, session 9)."""
+    from r1.data.corpus import prompt_for
+    from r1.tasks.world import forced_prefill
+
+    c, out = run.config, []
+    for item in train_items(run, c.cold_items_per_level, salt=1):
+        prefill = forced_prefill(item, "steps")
+        meta = {**item["meta"], "template": c.template, "prefill": prefill}
+        out.append({**item, "prompt": prompt_for(item, c.template) + prefill, "meta": meta})
+    return out
+
+
 class Refine(Stage):
-    """Cold-start data: each kept R1-Zero sample of `source` rewritten by `r1.data.refine.refine` → `out`."""
+    """Cold-start data: each kept R1-Zero sample of `source` in the readable format (`r1.data.refine`): its own
+    lines when they work the item's steps and can be put in one language, else the annotator's rewrite → `out`."""
 
     def __init__(self, name: str, source: str, out: str) -> None:
         self.name, self.source, self.out = name, source, out
@@ -98,35 +114,31 @@ class Refine(Stage):
         from collections import Counter
 
         from r1.data.corpus import read_corpus, write_corpus
-        from r1.data.refine import refine
+        from r1.data.refine import refine, rewrite
 
-        records, kept, langs = read_corpus(run.path(self.source)), [], Counter()
+        records, kept, counts = read_corpus(run.path(self.source)), [], Counter()
         for r in records:
-            text = refine(r["messages"][1]["content"], r)
-            if text is not None:
-                kept.append({**r, "messages": [r["messages"][0], {"role": "assistant", "content": text}]})
-                langs[r["meta"].get("lang", "en")] += 1
+            sample = r["messages"][1]["content"]
+            text = refine(sample, r)
+            counts["own lines" if text is not None else "rewritten", r["meta"].get("lang", "en")] += 1
+            text = text if text is not None else rewrite(sample, r)
+            kept.append({**r, "messages": [r["messages"][0], {"role": "assistant", "content": text}]})
         if not kept:
-            raise UserError(f"{self.name}: no sample of {self.source} survived; R1-Zero got too few right")
+            raise UserError(f"{self.name}: {self.source} is empty: R1-Zero got no train prompt right")
         write_corpus(run.path(self.out), kept)
-        run.summary[self.name] = {
-            "path": self.out,
-            "samples": len(records),
-            "refined": len(kept),
-            "dropped_still_mixed": len(records) - len(kept),
-            "by_language": dict(langs),
-        }
+        run.summary[self.name] = {"path": self.out, "samples": len(records),
+                                  **{f"{how}/{lang}": n for (how, lang), n in sorted(counts.items())}}  # fmt: skip
 
     def report(self, run: Run) -> list[str]:
         r = run.summary.get(self.name)
         if not r:
             return []
-        langs = ", ".join(f"{n} {lang}" for lang, n in sorted(r["by_language"].items()))
-        return [
-            f"**Refined** (`{r['path']}`): {r['refined']} of {r['samples']} kept samples rewritten into the "
-            f"readable format ({langs}); {r['dropped_still_mixed']} dropped, their reasoning still mixed after "
-            "the line-by-line rewrite (`r1.data.refine`, the stand-in for the paper's annotators)."
-        ]
+        parts = ", ".join(f"{n} {key.replace('/', ' in ')}" for key, n in r.items() if "/" in key)
+        return [f"**Refined** (`{r['path']}`): {r['samples']} kept samples in the readable format: {parts} (own "
+                "lines: the sample's reasoning, translated line by line into the prompt's language where the world "
+                "wrote English; rewritten: the sample's reasoning did not work the item's steps or stayed mixed, "
+                "so the stand-in annotator wrote the item's worked solution in the sample's style; "
+                "`r1.data.refine`)."]  # fmt: skip
 
 
 class SFTData(Stage):
@@ -251,7 +263,8 @@ def rl_overrides(run: Run, model: str, folder: str, language: float | None) -> l
     c = run.config
     if language is None:
         return wz.rl_overrides(run, base_path(run), folder, c.rl_steps)
-    reward = f"{{accuracy: {{mode: boxed}}, boxed_format: 0.1, language_consistency: {language}}}"
+    fmt = "boxed_format: {weight: 0.1, require_reasoning: true}"  # R1's format: a reasoning process, then a summary
+    reward = f"{{accuracy: {{mode: boxed}}, {fmt}, language_consistency: {language}}}"
     return [*wz.rl_overrides(run, model, folder, c.dev2_steps, R1_TEMPLATE), f"grpo.reward={reward}"]
 
 
@@ -296,10 +309,6 @@ def stages(c: Config) -> list[Stage]:
     ]
     base = Base(str(Path(c.base).absolute()) if c.base else None, wz.base_card, c.template, c.preset)
 
-    def sample(name: str, model: str, per_level: int, salt: int, out: str, k: int, **kw: Any) -> Generate:
-        items = partial(train_items, per_level=per_level, salt=salt)
-        return Generate(name, model, items, out, n=k, max_new_tokens=c.max_new_tokens, **kw)
-
     def rl(label: str, language: float) -> list[Stage]:
         overrides = partial(rl_overrides, model="models/dev1", folder=label, language=language)
         return model_stages(label, "r1-zero-tiny", overrides, R1_TEMPLATE)
@@ -307,36 +316,38 @@ def stages(c: Config) -> list[Stage]:
     def sft(label: str, data: str) -> list[Stage]:
         return model_stages(label, "sft-tiny", partial(sft_overrides, data=data, folder=label), R1_TEMPLATE)
 
+    def generate(
+        name: str, model: str, items: Any, out: str, k: int, filters: list[str], template: str | None
+    ) -> Generate:
+        return Generate(name, model, items, out, k, 2, filters, template, max_new_tokens=c.max_new_tokens)
+
     r1_zero = partial(rl_overrides, model="", folder="r1-zero", language=None)
     return [
         *(pretraining if c.base is None else []),
         base,
         wz.Probe("eval-base", Path(base.folder), "base"),
         *model_stages("r1-zero", "r1-zero-tiny", r1_zero, c.template, wz.write_rl_data),
-        sample(
+        generate(
             "cold-start-samples",
             "models/r1-zero",
-            c.cold_items_per_level,
-            1,
+            cold_items,
             "data/cold-start-raw.jsonl",
             c.cold_k,
-            filters=["correct", "complete", "reasons"],
-            template=c.template,
+            ["correct", "complete", "reasons"],
+            None,
         ),  # fmt: skip
         Refine("cold-start", "data/cold-start-raw.jsonl", "data/cold-start.jsonl"),
         *sft("dev1", "data/cold-start.jsonl"),
         *rl("dev2", LANGUAGE_WEIGHT["dev2"]),
         *(rl("ablation", LANGUAGE_WEIGHT["ablation"]) if c.ablation else []),
-        sample(
+        generate(
             "rejection",
             "models/dev2",
-            c.rejection_items_per_level,
-            2,
+            partial(train_items, per_level=c.rejection_items_per_level, salt=2),
             "data/rejection.jsonl",
             c.rejection_k,
-            per_item=2,
-            filters=["correct", *DEFECT_FILTERS],
-            template=R1_TEMPLATE,
+            ["correct", *DEFECT_FILTERS],
+            R1_TEMPLATE,
         ),  # fmt: skip
         FilterCheck("data/rejection.jsonl"),
         SFTData("data/rejection.jsonl", "data/sft-dev3.jsonl"),

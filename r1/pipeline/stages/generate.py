@@ -5,8 +5,9 @@ items, models and filters.
 Filters (`r1.data.filters`, by name or a name -> filter mapping) apply in order, `duplicate` against the samples
 already kept for the item; a rejected sample counts under the first filter that refused it. The summary has per
 filter the samples that reached it and those it dropped, and the pass-rate histogram (items with 0..n of n correct,
-the rejection-sampling yield). A kept sample becomes a `{"messages", "task", "answer", "meta"}` record for stage sft,
-at most `per_item` distinct completions per item.
+the rejection-sampling yield). An item may carry a prefill (`meta.prefill`, already at the end of its prompt, with
+template None): it is put back in front of each sample, as the evaluation stage does. A kept sample becomes a
+`{"messages", "task", "answer", "meta"}` record for stage sft, at most `per_item` distinct completions per item.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class Generate(Stage):
         from r1.data.corpus import write_corpus
         from r1.engine.adapters import make_generate_fn
         from r1.eval.evaluate import evaluate
+        from r1.pipeline.stages.evaluate import with_prefill
         from r1.tasks import apply_template
         from r1.tasks.base import question_of
 
@@ -69,7 +71,7 @@ class Generate(Stage):
         sampling = dict(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens)
         result = evaluate(
             items,
-            make_generate_fn(engine),
+            with_prefill(make_generate_fn(engine)),
             k=self.n,
             template=self.template,
             seed=run.config.seed,
