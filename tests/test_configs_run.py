@@ -45,6 +45,7 @@ DOCUMENTED = {
     "r1-reasoning-rl": (["model.path=base-tiny", "data.paths=[]", "data.eval_paths=[]"], SMALL_GRPO),
     "r1-rejection-sft": (["model.path=base-tiny", "data.paths=[r1/assets/sft-tiny.jsonl]"], PAPER_SFT),
     "r1-all-scenario-rl": (["model.path=base-tiny", "data.paths=[]", "data.eval_paths=[]"], SMALL_GRPO),
+    "r1-distill-sft": (["model.path=base-tiny", "data.paths=[r1/assets/sft-tiny.jsonl]"], PAPER_SFT),
 }
 
 

@@ -29,6 +29,15 @@ def test_sft_stages_hold_the_paper_numbers(name, samples, epochs):
     assert c.train.steps == math.ceil(samples * epochs / c.train.batch_size)
 
 
+def test_distillation_holds_the_paper_numbers():
+    """R1v2 App. B.4.3: SFT only, cosine to 1/10, 32,768 tokens, batch 64; Table 6: R1-Distill-Qwen-32B's lr 6e-5."""
+    c = load_config("r1-distill-sft")
+    assert c.stage == "sft" and c.model.preset == "qwen2.5-32b" and c.optim.lr == 6e-5
+    assert c.schedule.kind == "cosine" and c.schedule.min_lr_ratio == 0.1
+    assert c.train.batch_size == 64 and c.data.seq_len == 32768 and c.data.batching == "bucket"
+    assert c.train.steps == math.ceil(804_745 * 2 / 64)
+
+
 @pytest.mark.parametrize(
     ("name", "steps", "temperature", "prompts"),
     [

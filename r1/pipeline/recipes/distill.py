@@ -34,6 +34,9 @@ from r1.pipeline.stages.train import Train
 from r1.train.publish import MODCHAIN_EXAMPLE, ModelCard
 
 STUDENTS = ("tiny-qwen2-xs", "tiny-qwen2-s", "tiny-qwen2", "tiny-llama")
+# `--plan --scale paper`: each tiny student stands for one of the paper's, with its initial lr [R1v2 Table 6]
+PAPER_STUDENTS = {"tiny-qwen2-xs": ("qwen2.5-1.5b", 1e-4), "tiny-qwen2-s": ("qwen2.5-7b", 8e-5),
+                  "tiny-qwen2": ("qwen2.5-32b", 6e-5), "tiny-llama": ("llama-3.1-8b", 5e-5)}  # fmt: skip
 NON_REASONING = ("general", "general_zh", "safety", "safety_zh")
 PROMPTS, TRACES = "data/prompts.jsonl", "distill/traces.jsonl"
 # the judge's verdict and the defect filters R1 names for its SFT data (§2.3.3): correct, readable, one language; a
@@ -93,7 +96,7 @@ def distill_stages(teacher: str | Path, d: Distill, prefix: str = "") -> list[St
     evaluate = evaluator(d)
     stages: list[Stage] = [
         Prompts(f"{p}prompts", d, p + PROMPTS),
-        Generate(f"{p}traces", str(teacher), partial(read_items, p + PROMPTS), p + TRACES, n=d.samples,
+        Generate(f"{p}traces", str(teacher), partial(prompt_items, d), p + TRACES, n=d.samples,
                  per_item=d.per_item, filters=TRACE_FILTERS, template=d.template, max_new_tokens=d.max_new_tokens),
         evaluate(f"{p}eval-teacher", teacher, f"{p}teacher", "the teacher"),
     ]  # fmt: skip
@@ -104,11 +107,17 @@ def distill_stages(teacher: str | Path, d: Distill, prefix: str = "") -> list[St
         stages += [
             Train(f"{p}sft-{student}", "sft-tiny", partial(sft_overrides, d, student, teacher, p), f"{p}sft_{student}",
                   f"{p}sft/{student}", f"SFT of {student} on the traces", publish=(folder, card, tokenizer),
-                  template=d.template),
+                  template=d.template, paper="r1-distill-sft", paper_overrides=paper_student(student)),
             evaluate(f"{p}eval-{student}", folder, f"{p}{student}", f"student {student}"),
         ]  # fmt: skip
     models = {"teacher": teacher, **{s: f"{p}students/{s}" for s in d.students}}
     return [*stages, Speed(f"{p}speed", models, d, p)]
+
+
+def paper_student(student: str) -> tuple[str, ...]:
+    """The paper-scale distillation config's overrides for the student `student` stands for (none: its own preset)."""
+    preset, lr = PAPER_STUDENTS.get(student, (student, None))
+    return (f"model.preset={preset}", "model.path=null", *((f"optim.lr={lr}",) if lr else ()))
 
 
 def evaluator(d: Distill) -> Any:
@@ -126,13 +135,19 @@ class Prompts(Stage):
 
     def run(self, run: Run) -> None:
         from r1.data.corpus import write_corpus
-        from r1.tasks.base import get_task
 
-        d, seed = self.d, run.config.seed
-        items = get_task("modchain").generate(d.prompts, seed=seed, difficulty=d.levels, split="train")
-        items += get_task("general").generate(d.general, seed=seed, split="train") if d.general else []
+        items = prompt_items(self.d, run)
         write_corpus(run.path(self.outputs[0]), items)
         run.summary[self.name] = {"path": self.outputs[0], "tasks": dict(Counter(it["task"] for it in items))}
+
+
+def prompt_items(d: Distill, run: Run) -> list[dict[str, Any]]:
+    """The prompts of every arm (also written by the prompts stage, to inspect): seeded, so computed, not read back."""
+    from r1.tasks.base import get_task
+
+    seed = run.config.seed
+    items = get_task("modchain").generate(d.prompts, seed=seed, difficulty=d.levels, split="train")
+    return items + (get_task("general").generate(d.general, seed=seed, split="train") if d.general else [])
 
 
 def read_items(path: str, run: Run) -> list[dict[str, Any]]:
@@ -194,6 +209,14 @@ class Speed(Stage):
 
     def done(self, run: Run) -> bool:
         return self.name in run.summary
+
+    def plan(self, run: Run) -> Any:
+        from r1.pipeline import plan
+
+        forward = len(self.models) * (64 + 4) * self.d.max_new_tokens  # the timed prompts and the warm-up, per model
+        teacher = None if run.scale == "paper" else run.path(self.models["teacher"])
+        model = plan.model_from(run, teacher, plan.PAPER_MODEL if teacher is None else None)
+        return plan.Plan(*model, forward=forward, note=f"decode speed of {len(self.models)} models, as the teacher")
 
     def run(self, run: Run) -> None:
         from r1.engine.adapters import make_generate_fn

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -218,13 +219,18 @@ class FilterCheck(Stage):
         return lines + [f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['tp']} | {v['fn']} |" for k, v in rows]
 
 
-def epoch_steps(run: Run, data: str, epochs: int, batch_size: int = 8, seq_len: int = 256) -> int:
-    """Optimizer steps for `epochs` passes over `data` as stage sft packs it (the shipped sft-tiny's rows)."""
+def epoch_steps(run: Run, data: str, epochs: int, expected: int = 0, batch_size: int = 8, seq_len: int = 256) -> int:
+    """Optimizer steps for `epochs` passes over `data` as stage sft packs it (the shipped sft-tiny's rows). Before the
+    data exist (`r1 run --plan`): the upper bound of `expected` examples, one row each."""
+    import math
+
     from r1.data.corpus import read_corpus
     from r1.data.packing import BatchStream
     from r1.tokenizer import Tokenizer as BPE
     from r1.train.sft import render_conversation
 
+    if not run.path(data).is_file():
+        return max(1, epochs * math.ceil(expected / batch_size))
     tok = BPE.load(base_path(run))
     examples = [render_conversation(r["messages"], tok) for r in read_corpus(run.path(data))]
     stream = BatchStream(
@@ -245,9 +251,9 @@ def base_path(run: Run) -> Path:
     return run.path(Path(run.config.base).absolute() if run.config.base else Path("base"))
 
 
-def sft_overrides(run: Run, data: str, folder: str) -> list[str]:
-    """`sft-tiny` from the base on `data` for `sft_epochs` epochs."""
-    steps = epoch_steps(run, data, run.config.sft_epochs)
+def sft_overrides(run: Run, data: str, folder: str, expected: Callable[[Run], int]) -> list[str]:
+    """`sft-tiny` from the base on `data` (at most `expected(run)` examples) for `sft_epochs` epochs."""
+    steps = epoch_steps(run, data, run.config.sft_epochs, expected(run))
     return [
         f"model.path={base_path(run)}",
         f"data.paths=[{run.path(data)}]",
@@ -313,8 +319,14 @@ def stages(c: Config) -> list[Stage]:
         overrides = partial(rl_overrides, model="models/dev1", folder=label, language=language)
         return model_stages(label, "r1-zero-tiny", overrides, R1_TEMPLATE)
 
-    def sft(label: str, data: str) -> list[Stage]:
-        return model_stages(label, "sft-tiny", partial(sft_overrides, data=data, folder=label), R1_TEMPLATE)
+    def sft(label: str, data: str, expected: Callable[[Run], int]) -> list[Stage]:
+        overrides = partial(sft_overrides, data=data, folder=label, expected=expected)
+        return model_stages(label, "sft-tiny", overrides, R1_TEMPLATE)
+
+    def kept(items: Callable[[Run], list], run: Run) -> int:  # a Generate stage keeps ≤ 2 samples per item
+        return 2 * len(items(run))
+
+    rejection_items = partial(train_items, per_level=c.rejection_items_per_level, salt=2)
 
     def generate(
         name: str, model: str, items: Any, out: str, k: int, filters: list[str], template: str | None
@@ -337,13 +349,13 @@ def stages(c: Config) -> list[Stage]:
             None,
         ),  # fmt: skip
         Refine("cold-start", "data/cold-start-raw.jsonl", "data/cold-start.jsonl"),
-        *sft("dev1", "data/cold-start.jsonl"),
+        *sft("dev1", "data/cold-start.jsonl", partial(kept, cold_items)),
         *rl("dev2", LANGUAGE_WEIGHT["dev2"]),
         *(rl("ablation", LANGUAGE_WEIGHT["ablation"]) if c.ablation else []),
         generate(
             "rejection",
             "models/dev2",
-            partial(train_items, per_level=c.rejection_items_per_level, salt=2),
+            rejection_items,
             "data/rejection.jsonl",
             c.rejection_k,
             ["correct", *DEFECT_FILTERS],
@@ -351,7 +363,7 @@ def stages(c: Config) -> list[Stage]:
         ),  # fmt: skip
         FilterCheck("data/rejection.jsonl"),
         SFTData("data/rejection.jsonl", "data/sft-dev3.jsonl"),
-        *sft("dev3", "data/sft-dev3.jsonl"),
+        *sft("dev3", "data/sft-dev3.jsonl", lambda run: kept(rejection_items, run) + 2 * c.general_items),
         StageReport(),
     ]
 

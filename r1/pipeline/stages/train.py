@@ -41,6 +41,7 @@ class Train(Stage):
     publish: tuple[str, Callable[[Run], ModelCard], Callable[[Run], Path]] | None = None
     template: str | None = None
     paper: str | None = None  # its paper-scale config (`r1 run --plan --scale paper`; else plan.PAPER_CONFIGS)
+    paper_overrides: tuple[str, ...] = ()  # over the paper-scale config (a student's preset and lr, say)
 
     def __post_init__(self) -> None:
         self.outputs = (self.folder, *((self.publish[0],) if self.publish else ()))
@@ -59,7 +60,7 @@ class Train(Stage):
             return plan.train_plan(run, self.config(run), self.config_name)
         name = self.paper or plan.PAPER_CONFIGS.get(self.config_name)
         if name is not None:
-            return plan.train_plan(run, load_config(name), name)
+            return plan.train_plan(run, load_config(name, list(self.paper_overrides)), name)
         model = plan.model_from(run, None, plan.PAPER_MODEL)
         if self.config(run).stage == "pretrain":
             note = "DeepSeek-V3's pretraining, 14.8T tokens (V3 report)"
