@@ -52,7 +52,7 @@ def test_world_zero_is_a_recipe_but_not_the_default_and_starts_from_the_shipped_
 def test_the_shipped_world_base_is_what_its_provenance_says() -> None:
     verify_provenance(BUILTIN_WORLD)  # every file's sha256, the card included
     made = json.loads((BUILTIN_WORLD / "provenance.json").read_text())
-    assert "r1 run --recipe world-zero" in made["command"] and made["commit"]
+    assert made["command"].startswith("r1 run --recipe world-zero --from-scratch --rl-steps 0") and made["commit"]
     # today's defaults are the settings that made it (what --from-scratch rebuilds)
     defaults = {k: v for k, v in asdict(Config("out")).items() if k not in ("out", "base", "rl_steps")}
     assert {k: made["config"][k] for k in defaults} == defaults and made["config"].get("base") is None
