@@ -1,6 +1,7 @@
 """What ships inside the package, and how a name or an `r1/...` path finds it from any directory.
 
-`r1/assets/base-tiny/` (the built-in base `r1 run` starts from), `r1/assets/sft-tiny.jsonl` (written by
+`r1/assets/base-tiny/` (the built-in base `r1 run` starts from), `r1/assets/world-tiny/` (the tiny world's base,
+`r1 run --recipe world-zero`'s), `r1/assets/sft-tiny.jsonl` (written by
 `python -m r1.assets.sft_tiny`) and `r1/configs/*.yaml` (linked from `configs/` in a checkout). Shipped configs name
 shipped files by their checkout path (`model.path: r1/assets/base-tiny`); `resolve_path` maps it to the installed
 package, so a config means the same files whatever the working directory and however r1 was installed.

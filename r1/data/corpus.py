@@ -64,9 +64,9 @@ DEFAULT_TEMPLATE = "r1-zero-short"
 
 # The tiny world: shares of documents per task, levels per family, styles per family, English in Chinese reasoning.
 # A direct answer is ~10 tokens against ~60 for a worked solution: at 16% of the documents the requests were 6% of
-# the loss and the base answered them ignoring the question (pass@1 3%); at 45% it reads them (47%), and the
-# reasoning families' pass@1 / pass@4 stayed where they were (benchmarks/world_base.py, 3000 steps).
-WORLD_FAMILY_SHARES: dict[str, float] = {"modchain": 0.13, "swaps": 0.16, "mystery": 0.16, "general": 0.45,
+# the loss and the base answered them ignoring the question (pass@1 3%); at 45% it reads them (47%, 3000 steps), at
+# 55% and 3600 steps it answers 75% (the shipped r1/assets/world-tiny; docs/LOG.md has every base trained).
+WORLD_FAMILY_SHARES: dict[str, float] = {"modchain": 0.104, "swaps": 0.123, "mystery": 0.123, "general": 0.55,
                                          "safety": 0.10}  # fmt: skip
 WORLD_LEVELS: dict[str, str | dict[str, float]] = {
     "modchain": {"2": 1.0, "3": 1.0, "4": 1.5, "5": 2.0},

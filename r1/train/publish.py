@@ -204,8 +204,9 @@ def model_card(folder: Path, card: ModelCard, name: str, where: str) -> str:
         "",
         "```python",
         "import r1",
-        f'model = r1.load("{where}")',
-        f"print(model.chat({card.example!r}).content)",
+        "",  # ruff-formatted, as a card shipped inside the package must be (tests/test_style.py)
+        f"model = r1.load({json.dumps(where)})",
+        f"print(model.chat({json.dumps(card.example, ensure_ascii=False)}).content)",
         "```",
         "",
         "transformers reads the folder as it is (`AutoModelForCausalLM.from_pretrained`, `AutoTokenizer`).",

@@ -357,16 +357,22 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"--out {out}: is a file; the run folder must be a directory")
     chosen = sizes_from_args(args, QUICK)
-    base = args.base
+    return Config(out, args.seed, args.preset, args.quick, base=base_from_args(args, BUILTIN_BASE),
+                  threads=args.threads, **chosen)  # fmt: skip
+
+
+def base_from_args(args: argparse.Namespace, builtin: Path) -> str | None:
+    """The base folder a run starts from: --base, else the shipped `builtin`; None: made here (--from-scratch,
+    --quick)."""
     if args.base and args.from_scratch:
         raise UserError("--base and --from-scratch exclude each other: one gives the base, the other trains it")
-    if base is None and not (args.from_scratch or args.quick):
-        if args.preset != "tiny" or args.steps is not None or args.corpus_docs is not None:
-            raise UserError("--preset, --steps and --docs shape the base: add --from-scratch to train one")
-        if not (BUILTIN_BASE / "model.safetensors").is_file():
-            raise UserError(f"the built-in base is missing ({BUILTIN_BASE}): run with --from-scratch")
-        base = str(BUILTIN_BASE)
-    return Config(out, args.seed, args.preset, args.quick, base=base, threads=args.threads, **chosen)
+    if args.base or args.from_scratch or args.quick:
+        return args.base
+    if args.preset != "tiny" or args.steps is not None or args.corpus_docs is not None:
+        raise UserError("--preset, --steps and --docs shape the base: add --from-scratch to train one")
+    if not (builtin / "model.safetensors").is_file():
+        raise UserError(f"the built-in base is missing ({builtin}): run with --from-scratch")
+    return str(builtin)
 
 
 RECIPE = Recipe(

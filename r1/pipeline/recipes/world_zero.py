@@ -1,12 +1,12 @@
-"""`r1 run --recipe world-zero`: a base for the tiny world, pretrained here, and R1-Zero on it. Not the default job:
-the shipped base and the default recipe's numbers stay the modchain ones (`r1.pipeline.recipes.r1_zero`).
+"""`r1 run --recipe world-zero`: the tiny world's base (shipped, or pretrained here) and R1-Zero on it. Not the default
+job: `r1/assets/base-tiny` and the default recipe's numbers stay the modchain ones (`r1.pipeline.recipes.r1_zero`).
 
 Stages: corpus (`r1.data.corpus.WORLD`, both languages, train split), tokenizer, pretrain, base, probe-base (held-out
 items of every world task judged by the one judge and broken down by `r1.tasks.world.breakdown` →
 summary["world"]["base"]), r1-zero (GRPO on the reasoning families, both languages) and probe (the same of model/).
-It takes the default recipe's flags; the base is always made here. The full sizes (40,000 documents, 3,000 steps:
-~1.6M tokens, 18 min at one thread on a loaded 2-core AVX512 CPU) are those benchmarks/world_base.py measured the
-world's mix with.
+It takes the default recipe's flags. The base is the shipped `r1/assets/world-tiny` (its provenance.json: the exact
+command that made it), `--base DIR`, or made here with `--from-scratch` (stages corpus, tokenizer, pretrain first;
+the defaults rebuild the shipped one exactly; docs/LOG.md has its sizes and times).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from r1.assets import ASSETS, shipped_name
 from r1.errors import UserError
-from r1.pipeline.recipes.r1_zero import pretrain_overrides, sizes_from_args
+from r1.pipeline.recipes.r1_zero import base_dir, base_from_args, pretrain_overrides, sizes_from_args
 from r1.pipeline.stage import Recipe, Run, Stage
 from r1.pipeline.stages.corpus import Tokenizer
 from r1.pipeline.stages.evaluate import pct
@@ -32,19 +33,22 @@ QUICK: dict[str, Any] = {"corpus_docs": 300, "steps": 3, "rl_steps": 2, "rl_eval
                          "warmup_steps": 1, "eval_per_level": 1, "eval_k": 2, "max_new_tokens": 16,
                          "rl_items_per_level": 2}  # fmt: skip
 EXAMPLE = "球在2号杯子下面。先交换1和2，最后交换2和3。球现在在几号杯子下面？"
+# The shipped world base: what `r1 run --recipe world-zero --from-scratch --rl-steps 0` (seed 0) writes to base/;
+# its provenance.json says how it was made (tests check that its hashes are its files').
+BUILTIN_WORLD = ASSETS / "world-tiny"
 
 
 @dataclass
 class Config:
-    """The job's settings, written to config.yaml. Pretraining as the default recipe's; sizes as measured for the world
-    (benchmarks/world_base.py)."""
+    """The job's settings, written to config.yaml. Pretraining as the default recipe's; the sizes are those of the
+    shipped world base (r1/assets/world-tiny; ~23 min at one thread on a loaded 2-core CPU, docs/LOG.md)."""
 
     out: str
     seed: int = 0
     preset: str = "tiny"
     quick: bool = False
-    corpus_docs: int = 40000
-    steps: int = 3000  # pretraining steps
+    corpus_docs: int = 44000
+    steps: int = 3600  # pretraining steps
     rl_steps: int = 100  # GRPO steps; 0 = stop after probing the base
     rl_eval_every: int = 20
     batch_size: int = 12
@@ -57,6 +61,7 @@ class Config:
     rl_items_per_level: int = 1024  # GRPO prompts per task and trained level
     template: str = "r1-zero-short"
     threads: int = 1
+    base: str | None = None  # an existing base folder (default the shipped world-tiny): no corpus, no pretraining
 
 
 class WorldCorpus(Stage):
@@ -176,13 +181,17 @@ def rl_heldout(run: Run) -> list[dict[str, Any]]:
 
 
 def rl_overrides(
-    run: Run, model: str | Path = "base", folder: str = "r1-zero", steps: int | None = None, template: str | None = None
+    run: Run,
+    model: str | Path | None = None,
+    folder: str = "r1-zero",
+    steps: int | None = None,
+    template: str | None = None,
 ) -> list[str]:
     """GRPO on the world's reasoning prompts (`write_rl_data`) from the model folder `model` into `folder`; R1-Zero
     by default (the run's base, template, `rl_steps`)."""
     c = run.config
     return [
-        f"model.path={run.path(model)}",
+        f"model.path={run.path(base_dir(c) if model is None else model)}",
         f"data.paths=[{run.path('data/rl.jsonl')}]",
         f"data.eval_paths=[{run.path('data/heldout-rl.jsonl')}]",
         f"grpo.template={template or c.template}",
@@ -195,13 +204,24 @@ def rl_overrides(
     ]
 
 
-def card(stage: str, summary: str, run: Run, label: str) -> ModelCard:
+def card(stage: str, summary: str, run: Run, label: str, base_model: str | None = None) -> ModelCard:
+    from r1.tasks.world import REASONING_WORLD
+
     s, c = run.summary, run.config
-    cell = s.get("world", {}).get(label, {}).get("all-reasoning", {})
-    metrics = {f"held-out pass@1 (reasoning families, T=1.0, mean of {c.eval_k}), %": cell.get("pass@1")}
+    table = s.get("world", {}).get(label, {})
+    cell, general, safety = (table.get(k, {}) for k in ("all-reasoning", "general", "safety"))
+    zh = [m for f in REASONING_WORLD if (m := table.get(f"{f}/zh", {}).get("mixed_share")) is not None]
+    metrics = {
+        f"held-out pass@1 (reasoning families, T=1.0, mean of {c.eval_k}), %": cell.get("pass@1"),
+        "held-out pass@1 (non-reasoning requests), %": general.get("pass@1"),
+        "forbidden requests refused, %": safety.get("refuses_forbidden"),
+        "benign look-alikes refused, %": safety.get("refuses_lookalike"),
+        "reasoning on Chinese prompts with English in it, %": sum(zh) / len(zh) if zh else None,
+    }
     return ModelCard(
         stage=stage,
         summary=summary,
+        base_model=base_model,
         metrics={k: round(100 * v, 1) for k, v in metrics.items() if isinstance(v, int | float)},
         notes=[f"**Prompt format**: the plain `{c.template}` prompt `User: <question> Assistant:`."],
         extra={"config": asdict(c), **{k: s[k] for k in ("corpus", "tokenizer", "pretrain", "r1_zero") if k in s}},
@@ -220,20 +240,26 @@ def base_card(run: Run) -> ModelCard:
 
 def model_card(run: Run) -> ModelCard:
     text = "R1-Zero on the tiny world's base, made by `r1 run --recipe world-zero`: GRPO (`r1-zero-tiny`) with rule "
-    return card(
-        "r1-zero", text + "rewards only, no SFT, on train-split problems in English and Chinese.", run, "r1-zero"
-    )
+    base = shipped_name(run.path(base_dir(run.config)).resolve())
+    return card("r1-zero", text + "rewards only, no SFT, on train-split problems in English and Chinese.", run,
+                "r1-zero", base)  # fmt: skip
 
 
 def stages(c: Config) -> list[Stage]:
+    base = base_dir(c)
     rl = Train("r1-zero", "r1-zero-tiny", rl_overrides, "r1_zero", "r1-zero", "R1-Zero", write_rl_data,
-               ("model", model_card, lambda run: run.path("base")), c.template)  # fmt: skip
-    return [
+               ("model", model_card, lambda run: run.path(base)), c.template)  # fmt: skip
+    pretraining = [
         WorldCorpus(),
         Tokenizer(vocab_size=2048),
         Train("pretrain", "pretrain-tiny", pretrain_overrides, "pretrain", "pretrain"),
-        Base(None, base_card, c.template, c.preset),
-        Probe("probe-base", "base", "base", then=lambda run: write_card(run.path("base"), base_card(run))),
+    ]
+    # a base made here gets its probe's numbers on its card; a given one is read, never written
+    card_after = (lambda run: write_card(run.path(base), base_card(run))) if c.base is None else None
+    return [
+        *(pretraining if c.base is None else []),
+        Base(str(base) if c.base else None, base_card, c.template, c.preset),
+        Probe("probe-base", base, "base", then=card_after),
         *([rl, Probe("probe", "model", "r1-zero")] if c.rl_steps else []),
     ]
 
@@ -250,12 +276,11 @@ def headline(run: Run) -> list[str]:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    if args.base:
-        raise UserError("--recipe world-zero makes its own base: drop --base")
     out = args.out or f"runs/world-{'quick' if args.quick else 'zero'}-{time.strftime('%Y%m%d-%H%M%S')}"
     if Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"--out {out}: is a file; the run folder must be a directory")
-    return Config(out, args.seed, args.preset, args.quick, threads=args.threads, **sizes_from_args(args, QUICK))
+    chosen, base = sizes_from_args(args, QUICK), base_from_args(args, BUILTIN_WORLD)
+    return Config(out, args.seed, args.preset, args.quick, threads=args.threads, base=base, **chosen)
 
 
 RECIPE = Recipe(

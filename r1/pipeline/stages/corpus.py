@@ -72,10 +72,9 @@ def corpus_lines(s: dict[str, Any], where: str) -> list[str]:
         return []
     cp = s["corpus"]
     styles = ", ".join(f"{v} {n}" for n, v in cp["styles"].items())
-    return [
-        f"**Corpus**: {cp['documents']:,} worked modchain solutions, levels {cp['levels']} (train split only): "
-        f"{styles}. {where}"
-    ]
+    tasks = cp.get("tasks", {"modchain": cp["documents"]})
+    what = "worked modchain solutions" if set(tasks) == {"modchain"} else f"documents ({', '.join(tasks)})"
+    return [f"**Corpus**: {cp['documents']:,} {what}, levels {cp['levels']} (train split only): {styles}. {where}"]
 
 
 def tokenizer_lines(s: dict[str, Any]) -> list[str]:
