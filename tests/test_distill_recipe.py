@@ -4,6 +4,9 @@ and `--compare`'s second arm (the student's own base + R1-Zero) with both arms' 
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,10 +15,13 @@ import transformers
 from r1.cli import main as cli
 from r1.model.checkpoint import load_pretrained
 from r1.pipeline.recipes.distill import QUICK_DISTILL, TRACE_FILTERS, Distill, distill_stages, matmul_params
+from r1.pipeline.runner import run_recipe
+from r1.pipeline.stage import Recipe
 from r1.rewards.judge import judge
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 STUDENT = "tiny-qwen2-xs"
+BASE = Path(__file__).parents[1] / "r1" / "assets" / "base-tiny"
 
 
 @pytest.fixture(scope="module")
@@ -66,30 +72,59 @@ def test_students_are_transformers_models_in_the_distilled_table(run_dir):
     assert 0 <= cell["reward_mean"] <= 1 and {"pass@1", "cons@2", "length_mean"} <= set(cell)
 
 
-def test_compare_counts_both_arms_compute_from_what_they_trained_and_sampled(run_dir):
+def test_compare_counts_each_arms_compute_from_what_it_trained_and_sampled(run_dir):
     s, report = summary(run_dir), (run_dir / "report.md").read_text()
-    c = s["compare"]
+    c, f = s["compare"], s["compare"]["flops"]
     n_s = matmul_params(run_dir / "students" / STUDENT)
-    assert c["N_student"] == n_s == matmul_params(run_dir / "base")
-    assert c["a"]["SFT"] == 6 * n_s * s[f"sft_{STUDENT}"]["tokens"]
-    assert c["a"]["teacher sampling"] == 2 * c["N_teacher"] * (
-        s["traces"]["prompt_tokens"] + s["traces"]["generated_tokens"]
-    )
-    assert c["b"]["pretraining"] == 6 * n_s * s["pretrain"]["tokens"]
+    assert c["N_student"] == n_s == matmul_params(run_dir / "base") == matmul_params(run_dir / "distilled-base")
+    g = s["traces"]
+    assert f["teacher sampling"] == 2 * c["N_teacher"] * (g["prompt_tokens"] + g["generated_tokens"])
+    assert f["SFT"] == 6 * n_s * s[f"sft_{STUDENT}"]["tokens"] and f["pretraining"] == 6 * n_s * s["pretrain"]["tokens"]
+    assert f["SFT of the base"] == 6 * n_s * s["sft_base"]["tokens"]
     steps = [json.loads(x) for x in (run_dir / "r1-zero" / "metrics.jsonl").read_text().splitlines()]
     rl_tokens = sum(r["tokens"] for r in steps if r.get("event") == "step")
-    assert c["b"]["GRPO sampling"] == 2 * n_s * rl_tokens and c["b"]["GRPO updates"] == 8 * n_s * rl_tokens  # β > 0
-    assert "## Distillation vs RL on the student (tiny-qwen2-xs)" in report and "| (a) distilled |" in report
-    assert {"rl-base", "rl", "teacher", STUDENT} <= set(s["eval"]["tables"])
+    assert f["GRPO sampling"] == 2 * n_s * rl_tokens and f["GRPO updates"] == 8 * n_s * rl_tokens  # β > 0
+    assert c["arms"]["a"]["flops"] == f["teacher sampling"] + f["SFT"]
+    assert c["arms"]["b"]["flops"] == f["pretraining"] + f["GRPO sampling"] + f["GRPO updates"]
+    assert c["seconds"]["SFT"] > 0 and c["seconds"]["GRPO sampling"] > 0 and c["seconds"]["teacher sampling"] >= 0
+    assert "## Distillation vs RL on the student (tiny-qwen2-xs)" in report
+    assert all(f"| {row} |" in report for row in ("(a) distilled from scratch", "(b) R1-Zero on its own base"))
+    assert {"rl-base", "rl", "sft-base", "teacher", STUDENT} <= set(s["eval"]["tables"])
     assert json.loads((run_dir / "model" / "config.json").read_text())["model_type"] == "qwen2"
 
 
+def test_a_distill_run_continues_from_its_last_stage_with_the_same_numbers(run_dir, tmp_path):
+    out = tmp_path / "again"
+    shutil.copytree(run_dir, out)
+    args = ["run", "--recipe", "distill", "--quick", "--students", STUDENT, "--compare", STUDENT, "--out", str(out)]
+    assert cli([*args, "--from", "compute"]) == 0
+    again = summary(out)
+    assert again["compare"] == summary(run_dir)["compare"] and again["speed"] == summary(run_dir)["speed"]
+    assert list(again["seconds"])[:-1] == list(summary(run_dir)["seconds"])[:-1]
+
+
+@dataclass
+class Host:
+    """The settings a host recipe has (any recipe's: out, seed, threads)."""
+
+    out: str
+    seed: int = 0
+    threads: int = 1
+
+
 def test_distill_stages_append_to_another_recipe_under_a_prefix(tmp_path):
-    stages = distill_stages(tmp_path / "model", Distill(students=["tiny-qwen2-xs", "tiny-llama"]), prefix="distill/")
-    names = [st.name for st in stages]
-    assert len(set(names)) == len(names) and all(n.startswith("distill/") for n in names)
+    d = Distill(**{**QUICK_DISTILL, "students": [STUDENT], "general": 0})
+    host = Recipe("host", "a recipe ending in distillation", lambda c: distill_stages(BASE, d, "distill/"),
+                  lambda p: None, lambda a: None)  # fmt: skip
+    s = run_recipe(host, Host(str(tmp_path / "run")))
+    names = list(s["seconds"])[:-1]
+    assert s["status"] == "complete" and all(n.startswith("distill/") for n in names)
     assert names[:3] == ["distill/prompts", "distill/traces", "distill/eval-teacher"]
-    assert [st.outputs for st in stages[:2]] == [("distill/data/prompts.jsonl",), ("distill/distill/traces.jsonl",)]
+    assert (tmp_path / "run" / "distill" / "students" / STUDENT / "config.json").is_file()
+    assert f"| {STUDENT} |" in (tmp_path / "run" / "report.md").read_text()
+    assert list(s["distill/speed"]["models"]) == ["teacher", STUDENT] and s["distill/prompts"]["tasks"] == {
+        "modchain": QUICK_DISTILL["prompts"]
+    }
 
 
 @pytest.mark.parametrize(

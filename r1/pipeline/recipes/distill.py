@@ -17,6 +17,7 @@ matmul parameters a token passes through) and wall time.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from r1.errors import UserError
+from r1.io import atomic_write_text
 from r1.pipeline.recipes import r1_zero
 from r1.pipeline.stage import Recipe, Run, Stage
 from r1.pipeline.stages.corpus import Corpus, levels
@@ -57,10 +59,10 @@ class Distill:
     """What distillation depends on; the defaults are the measured run's (docs/LOG.md)."""
 
     students: list[str] = field(default_factory=lambda: list(STUDENTS))
-    prompts: int = 4096  # reasoning prompts (modchain, train split, `levels`)
+    prompts: int = 8192  # reasoning prompts (modchain, train split, `levels`)
     general: int = 512  # non-reasoning requests (task general, train split)
     levels: str = "2-6"
-    samples: int = 4  # teacher samples per prompt, at T 1.0 (what RL samples; the filters keep the good ones)
+    samples: int = 2  # teacher samples per prompt, at T 1.0 (what RL samples; the filters keep the good ones)
     per_item: int = 2  # distinct kept traces per prompt
     sft_steps: int = 500
     sft_batch: int = 8  # sequences of 256 tokens, examples packed whole
@@ -206,9 +208,7 @@ class Speed(Stage):
 
     def __init__(self, name: str, models: dict[str, str | Path], d: Distill, prefix: str) -> None:
         self.name, self.models, self.d, self.prefix = name, models, d, prefix
-
-    def done(self, run: Run) -> bool:
-        return self.name in run.summary
+        self.outputs = (f"{prefix}distill/speed.json",)
 
     def plan(self, run: Run) -> Any:
         from r1.pipeline import plan
@@ -238,17 +238,17 @@ class Speed(Stage):
                            "decode_tokens_per_s": round(tokens / (time.perf_counter() - t0))}  # fmt: skip
         traces = read_items(self.prefix + TRACES, run) if d.students else []
         run.summary[self.name] = {"models": rows, "traces_by_task": dict(Counter(r["task"] for r in traces))}
+        atomic_write_text(run.path(self.outputs[0]), json.dumps(run.summary[self.name], indent=2) + "\n")
 
     def report(self, run: Run) -> list[str]:
-        return distilled_table(run, self.prefix)
+        return distilled_table(run, self.d.eval_k, self.prefix)
 
 
-def distilled_table(run: Run, p: str = "") -> list[str]:
+def distilled_table(run: Run, k: int, p: str = "") -> list[str]:
     """The paper's table of distilled models at tiny scale: the teacher, then each student (and the compared arm)."""
     s = run.summary
     speed = s.get(f"{p}speed", {}).get("models", {})
     tables = s.get("eval", {}).get("tables", {})
-    k = s.get("eval", {}).get("k")
     g = s.get(f"{p}traces", {})
     lines = [
         "",
@@ -275,7 +275,8 @@ def distilled_table(run: Run, p: str = "") -> list[str]:
 # ================================================================================================ --compare
 def compare_stages(c: Config) -> list[Stage]:
     """(b): the compared student's own base, pretrained as the teacher's base was (the r1-zero recipe's corpus and
-    pretraining stage, its preset = the student, the teacher's tokenizer), then R1-Zero GRPO on the same prompts."""
+    pretraining stage, its preset = the student, the teacher's tokenizer), then R1-Zero GRPO on the same prompts; and
+    (a'), the paper's own setting (its students start from a pretrained base): SFT of that base on the traces."""
     d = c.distill
     evaluate = evaluator(d)
     teacher = lambda run: run.path(c.teacher)  # noqa: E731
@@ -287,6 +288,9 @@ def compare_stages(c: Config) -> list[Stage]:
         Train("r1-zero", "r1-zero-tiny", compare_rl_overrides, "r1_zero", "r1-zero", f"R1-Zero on {c.compare}",
               publish=("model", compare_card, teacher), template=c.template),
         evaluate("eval-rl", "model", "rl", f"R1-Zero on {c.compare}"),
+        Train("sft-base", "sft-tiny", compare_sft_overrides, "sft_base", "sft-base", f"SFT of {c.compare}'s own base "
+              "on the traces", publish=("distilled-base", compare_card, teacher), template=c.template),
+        evaluate("eval-sft-base", "distilled-base", "sft-base", f"{c.compare}'s own base distilled"),
         Compute(),
     ]  # fmt: skip
 
@@ -319,16 +323,30 @@ def compare_rl_overrides(run: Run) -> list[str]:
     ]
 
 
+def compare_sft_overrides(run: Run) -> list[str]:
+    """`configs/sft-tiny.yaml` (fine-tuning a pretrained base) on the student's base and the teacher's traces."""
+    d = run.config.distill
+    return [
+        f"model.path={run.path('base')}",
+        f"data.paths=[{run.path(TRACES)}]",
+        f"train.steps={d.sft_steps}",
+        f"train.batch_size={d.sft_batch}",
+        f"train.out={run.path('sft-base')}",
+    ]
+
+
 def compare_card(run: Run) -> ModelCard:
     c = run.config
-    rl = "r1_zero" in run.summary
+    then = {"pretrain": ".", "r1-zero": ", then R1-Zero GRPO on the distillation prompts.",
+            "sft": ", then SFT on the teacher's traces."}  # fmt: skip
+    stage = "sft" if "sft_base" in run.summary else "r1-zero" if "r1_zero" in run.summary else "pretrain"
     return ModelCard(
-        stage="r1-zero" if rl else "pretrain",
+        stage=stage,
         summary=f"A `{c.compare}` student's own base, pretrained by `r1 run --recipe distill --compare` on the corpus "
-        "the teacher's base was pretrained on" + (", then R1-Zero GRPO on the distillation prompts." if rl else "."),
+        f"the teacher's base was pretrained on{then[stage]}",
         metrics={},
         notes=["**Prompt format**: the plain `r1-zero-short` prompt `User: <question> Assistant:`."],
-        extra={k: run.summary[k] for k in ("corpus", "pretrain", "r1_zero") if k in run.summary},
+        extra={k: run.summary[k] for k in ("corpus", "pretrain", "r1_zero", "sft_base") if k in run.summary},
         tags=["r1-zero", "modchain", "tiny"],
         example=MODCHAIN_EXAMPLE,
     )
@@ -344,35 +362,52 @@ def matmul_params(folder: Path) -> int:
     return model_info(cfg).active_without_embeddings + cfg.vocab_size * cfg.hidden_size
 
 
+# the arms: (row, the eval label, the parts of the compute they spent); the pretraining of (a') and (b) is one run
+ARMS = {
+    "a": ("(a) distilled from scratch", None, ("teacher sampling", "SFT")),
+    "a'": ("(a') distilled into its own base", "sft-base", ("pretraining", "teacher sampling", "SFT of the base")),
+    "b": ("(b) R1-Zero on its own base", "rl", ("pretraining", "GRPO sampling", "GRPO updates")),
+}
+
+
 class Compute(Stage):
-    """FLOPs of both arms (summary["compare"]): (a) teacher sampling 2·N_t·(prompt + generated tokens) + SFT
-    6·N_s·tokens; (b) pretraining 6·N_s·tokens + GRPO rollouts 2·N_s·tokens + its updates 6·N_s·tokens and the
-    reference's forward 2·N_s·tokens (β > 0). Evaluations are not counted on either side."""
+    """FLOPs of the arms (summary["compare"]): teacher sampling 2·N_t·(prompt + generated tokens), SFT
+    6·N_s·tokens, pretraining 6·N_s·tokens, GRPO rollouts 2·N_s·tokens and its updates 6·N_s·tokens plus the
+    reference's forward 2·N_s·tokens (β > 0); and the seconds of each part. Evaluations are counted on no side."""
 
     name = "compute"
-
-    def done(self, run: Run) -> bool:
-        return "compare" in run.summary
+    outputs = ("compare.json",)
 
     def run(self, run: Run) -> None:
         from r1.train import load_config
         from r1.train.grpo.options import resolve_options
         from r1.train.metrics import read_metrics
 
+        def steps(folder: str) -> list[dict[str, Any]]:
+            return [r for r in read_metrics(run.path(f"{folder}/metrics.jsonl")) if r.get("event") == "step"]
+
         c, s = run.config, run.summary
         n_t, n_s = matmul_params(run.path(c.teacher)), matmul_params(run.path("base"))
         g = s["traces"]
-        sampling_tokens = g["prompt_tokens"] + g["generated_tokens"]
-        sft = s[f"sft_{c.compare}"]["tokens"]
-        steps = [r for r in read_metrics(run.path("r1-zero/metrics.jsonl")) if r.get("event") == "step"]
-        rl_tokens = sum(r["tokens"] for r in steps)  # prompt + completion of every rollout sample
+        rl_tokens = sum(r["tokens"] for r in steps("r1-zero"))  # prompt + completion of every rollout sample
         ref = 2 if resolve_options(load_config(run.path("r1-zero.yaml")).options).beta > 0 else 0
-        tokens = {"teacher sampling": sampling_tokens, "SFT": sft, "pretraining": s["pretrain"]["tokens"],
+        tokens = {"teacher sampling": g["prompt_tokens"] + g["generated_tokens"],
+                  "SFT": s[f"sft_{c.compare}"]["tokens"], "SFT of the base": s["sft_base"]["tokens"],
+                  "pretraining": s["pretrain"]["tokens"],
                   "GRPO rollouts": rl_tokens}  # fmt: skip
-        a = {"teacher sampling": 2 * n_t * sampling_tokens, "SFT": 6 * n_s * sft}
-        b = {"pretraining": 6 * n_s * tokens["pretraining"], "GRPO sampling": 2 * n_s * rl_tokens,
-             "GRPO updates": (6 + ref) * n_s * rl_tokens}  # fmt: skip
-        s["compare"] = {"student": c.compare, "N_teacher": n_t, "N_student": n_s, "a": a, "b": b, "tokens": tokens}
+        flops = {"teacher sampling": 2 * n_t * tokens["teacher sampling"], "SFT": 6 * n_s * tokens["SFT"],
+                 "SFT of the base": 6 * n_s * tokens["SFT of the base"], "pretraining": 6 * n_s * tokens["pretraining"],
+                 "GRPO sampling": 2 * n_s * rl_tokens, "GRPO updates": (6 + ref) * n_s * rl_tokens}  # fmt: skip
+        # the optimizer steps' time, without the evaluations some trainings run between them
+        folders = {"SFT": f"sft/{c.compare}", "SFT of the base": "sft-base", "pretraining": "pretrain",
+                   "GRPO sampling": "r1-zero"}  # fmt: skip
+        seconds = {"teacher sampling": g.get("seconds"), "GRPO updates": 0.0}  # GRPO's one time is under sampling
+        seconds |= {name: round(sum(r["step_time"] for r in steps(f)), 1) for name, f in folders.items()}
+        arms = {key: {"flops": sum(flops[p] for p in parts), "seconds": sum(seconds[p] or 0 for p in parts)}
+                for key, (_, _, parts) in ARMS.items()}  # fmt: skip
+        s["compare"] = {"student": c.compare, "N_teacher": n_t, "N_student": n_s, "tokens": tokens, "flops": flops,
+                        "seconds": seconds, "arms": arms}  # fmt: skip
+        atomic_write_text(run.path(self.outputs[0]), json.dumps(s["compare"], indent=2) + "\n")
 
     def report(self, run: Run) -> list[str]:
         return compare_lines(run)
@@ -380,34 +415,31 @@ class Compute(Stage):
 
 def compare_lines(run: Run) -> list[str]:
     s, c = run.summary, run.config
-    cmp, sec = s.get("compare"), s.get("seconds", {})
+    cmp = s.get("compare")
     if not cmp:
         return []
-    k = s["eval"]["k"]
-    wall = {"teacher sampling": sec.get("traces"), "SFT": sec.get(f"sft-{c.compare}"),
-            "pretraining": sec.get("pretrain"), "GRPO sampling": sec.get("r1-zero"), "GRPO updates": None}  # fmt: skip
-    tables = s["eval"]["tables"]
+    k, tables = c.distill.eval_k, s["eval"]["tables"]
 
     def cell(label: str, run_name: str, key: str) -> str:
         return pct(tables.get(label, {}).get("trained", {}).get(run_name, {}).get(key))
 
     rows = []
-    for arm, label, parts in (("(a) distilled", c.compare, cmp["a"]), ("(b) R1-Zero on its own base", "rl", cmp["b"])):
-        flops = sum(parts.values())
-        seconds = sum(v for n, v in wall.items() if n in parts and v is not None)
-        rows.append(f"| {arm} | {flops:.3g} | {seconds:.0f} | {cell(label, 'free_t0.6', 'pass@1')} | "
+    for key, (arm, label, _) in ARMS.items():
+        label, a = label or c.compare, cmp["arms"][key]
+        rows.append(f"| {arm} | {a['flops']:.3g} | {a['seconds']:.0f} | {cell(label, 'free_t0.6', 'pass@1')} | "
                     f"{cell(label, 'free_t0.6', f'cons@{k}')} | {cell(label, 'free_t1.0', 'pass@1')} |")  # fmt: skip
-    fa, fb = sum(cmp["a"].values()), sum(cmp["b"].values())
-    parts = "; ".join(f"{n} {v:.3g}" for n, v in {**cmp["a"], **cmp["b"]}.items())
+    ratio = cmp["arms"]["b"]["flops"] / max(cmp["arms"]["a"]["flops"], 1)
+    parts = "; ".join(f"{n} {v:.3g}" for n, v in cmp["flops"].items())
     return [
         "",
         f"## Distillation vs RL on the student ({c.compare})",
         "",
-        f"(a) the teacher's traces, SFT from scratch; (b) the student's own base, pretrained on the teacher's base's "
-        f"corpus, then {s.get('r1_zero', {}).get('steps', '?')} R1-Zero GRPO steps on the same prompts. (b) used "
-        f"{fb / max(fa, 1):.1f}× the FLOPs of (a). FLOPs: 6·N·tokens to train, 2·N·tokens to sample (N: "
-        f"{cmp['N_teacher']:,} teacher, {cmp['N_student']:,} student); {parts}. Wall time of the stages, s. Held-out "
-        f"pass@1 (T 0.6, mean of {k}), cons@{k}, pass@1 at T 1.0, in %:",
+        f"(a) the teacher's traces, SFT from scratch; (a') the same SFT of the student's own base (pretrained on the "
+        f"teacher's base's corpus); (b) that base, then {s.get('r1_zero', {}).get('steps', '?')} R1-Zero GRPO steps on "
+        f"the same prompts. (b) used {ratio:.1f}× the FLOPs of (a). FLOPs: 6·N·tokens to train, 2·N·tokens to sample "
+        f"(N: {cmp['N_teacher']:,} teacher, {cmp['N_student']:,} student); {parts}. Wall time: sampling and judging "
+        "the traces, and the optimizer steps (without the evaluations between them), s. Held-out pass@1 (T 0.6, "
+        f"mean of {k}), cons@{k}, pass@1 at T 1.0, in %:",
         "",
         f"| arm | FLOPs | wall s | pass@1 | cons@{k} | pass@1 T=1.0 |",
         "|---|---:|---:|---:|---:|---:|",

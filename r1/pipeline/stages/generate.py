@@ -12,6 +12,7 @@ template None): it is put back in front of each sample, as the evaluation stage 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,7 @@ class Generate(Stage):
 
         items = self.items(run)
         engine = run.engine(self.model)
+        began = time.perf_counter()
         sampling = dict(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens)
         result = evaluate(
             items,
@@ -78,6 +80,7 @@ class Generate(Stage):
             progress=True,
             **sampling,
         )
+        seconds = time.perf_counter() - began
         filters = self.filters
         reached, rejected = dict.fromkeys(filters, 0), dict.fromkeys(filters, 0)
         kept: dict[int, list[str]] = {}
@@ -127,6 +130,7 @@ class Generate(Stage):
             "pass@1": result.overall["pass@1"],
             "prompt_tokens": prompt_tokens,  # each prompt once: its prefill is shared by its n samples
             "generated_tokens": sum(s["num_tokens"] for s in result.samples),
+            "seconds": round(seconds, 1),  # sampling and judging
         }
 
     def report(self, run: Run) -> list[str]:
