@@ -5,7 +5,8 @@
 batch; each rank takes its 1/N, so the loss curve matches one process on the same batch. Losses, token counts and
 expert counts are all-reduced, so every rank applies the same routing-bias update. Only rank 0 writes; checkpoints
 gather full tensors (the single-process HF layout, resumable with any N). bf16 autocast keeps fp32 master weights;
-FSDP2's `MixedPrecisionPolicy` would halve communication on GPUs and is the next step at scale.
+FSDP2's `MixedPrecisionPolicy` would halve communication on GPUs and is the next step at scale. Work that is not a
+batch (GRPO's sampling, scoring and held-out evaluation) is split with `shard_map` and gathered on every rank.
 """
 
 from __future__ import annotations

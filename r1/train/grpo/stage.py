@@ -14,6 +14,11 @@ correction, which also covers temperature and top-p).
 Exact resume. A rollout is a pure function of the weights, the prompt cursor and the run seed, but a run killed
 mid-cycle no longer has the weights that made it: each rollout is kept in `grpo/rollout-NNNNNN.safetensors` and the
 reference model (β > 0) in `grpo/reference-step-NNNNNN.safetensors`; files no checkpoint needs are deleted.
+
+Several processes (torchrun). The policy trains FSDP2-sharded; the engine and the reference run on whole copies
+(`_sampler`), and every process samples and scores its block of the rollout and of each evaluation batch with one
+process's seeds (`distributed.shard_map`), so each holds the single-process rollout and trains its share of the
+minibatch. Rank 0 alone writes the rollout and reference files.
 """
 
 from __future__ import annotations
