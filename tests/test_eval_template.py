@@ -53,7 +53,7 @@ def test_a_model_that_runs_to_the_length_limit_gets_a_one_line_warning(tmp_path,
     share, rest = re.fullmatch(r"warning: (\d+)% of samples hit max_new_tokens \(6\): (.*)", warnings[0]).groups()
     assert int(share) > 50 and rest == (
         "the prompt format (template r1) may not be the one this model was trained on; try --template r1-zero or "
-        "--template r1-zero-short"
+        "--template r1-zero-short or --template r1-plain"
     )
 
 
