@@ -147,9 +147,12 @@ def prompt_items(d: Distill, run: Run) -> list[dict[str, Any]]:
     """The prompts of every arm (also written by the prompts stage, to inspect): seeded, so computed, not read back."""
     from r1.tasks.base import get_task
 
-    seed = run.config.seed
-    items = get_task("modchain").generate(d.prompts, seed=seed, difficulty=d.levels, split="train")
-    return items + (get_task("general").generate(d.general, seed=seed, split="train") if d.general else [])
+    def make() -> list[dict[str, Any]]:
+        seed = run.config.seed
+        items = get_task("modchain").generate(d.prompts, seed=seed, difficulty=d.levels, split="train")
+        return items + (get_task("general").generate(d.general, seed=seed, split="train") if d.general else [])
+
+    return run.memo(f"distill-prompts-{d.prompts}-{d.general}-{d.levels}", make)
 
 
 def read_items(path: str, run: Run) -> list[dict[str, Any]]:

@@ -225,9 +225,11 @@ class FilterCheck(Stage):
         return lines + [f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['tp']} | {v['fn']} |" for k, v in rows]
 
 
-def epoch_steps(run: Run, data: str, epochs: int, expected: int = 0, batch_size: int = 8, seq_len: int = 256) -> int:
+def epoch_steps(
+    run: Run, data: str, epochs: int, expected: Callable[[Run], int], batch_size: int = 8, seq_len: int = 256
+) -> int:
     """Optimizer steps for `epochs` passes over `data` as stage sft packs it (the shipped sft-tiny's rows). Before the
-    data exist (`r1 run --plan`): the upper bound of `expected` examples, one row each."""
+    data exist (`r1 run --plan`): the upper bound of `expected(run)` examples, one row each."""
     import math
 
     from r1.data.corpus import read_corpus
@@ -236,7 +238,7 @@ def epoch_steps(run: Run, data: str, epochs: int, expected: int = 0, batch_size:
     from r1.train.sft import render_conversation
 
     if not run.path(data).is_file():
-        return max(1, epochs * math.ceil(expected / batch_size))
+        return max(1, epochs * math.ceil(expected(run) / batch_size))
     tok = BPE.load(base_path(run))
     examples = [render_conversation(r["messages"], tok) for r in read_corpus(run.path(data))]
     stream = BatchStream(
@@ -261,7 +263,7 @@ def sft_overrides(run: Run, data: str, folder: str, expected: Callable[[Run], in
     """`sft-tiny` from the base on `data` (at most `expected(run)` examples) for `sft_epochs` epochs (at least
     `sft_min_steps`) at `sft_lr`."""
     c = run.config
-    steps = max(epoch_steps(run, data, c.sft_epochs, expected(run)), c.sft_min_steps)
+    steps = max(epoch_steps(run, data, c.sft_epochs, expected), c.sft_min_steps)
     return [
         f"optim.lr={c.sft_lr}",
         f"model.path={base_path(run)}",
